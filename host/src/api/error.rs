@@ -1,0 +1,116 @@
+//! The one HTTP error type: every domain error maps to a status and a stable code here, and the
+//! client gets `{"error": {"code", "message"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A server-side failure: details go to the log, the client gets a short message.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the host could not complete the request; try again",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::components::Error> for ApiError {
+    fn from(e: crate::components::Error) -> Self {
+        use crate::components::Error as E;
+        use crate::engine::LoadError;
+        match e {
+            E::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
+            E::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "component_too_large",
+                e.to_string(),
+            ),
+            E::Load(LoadError::NotAComponent(_)) => {
+                ApiError::bad_request("not_a_component", e.to_string())
+            }
+            E::Load(LoadError::Incompatible(_)) => {
+                ApiError::bad_request("incompatible_component", e.to_string())
+            }
+            E::Load(LoadError::Io(_)) | E::Store(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::executions::StartError> for ApiError {
+    fn from(e: crate::executions::StartError) -> Self {
+        use crate::executions::StartError as E;
+        match e {
+            E::WorkflowNotFound(_) => ApiError::not_found("workflow_not_found", e.to_string()),
+            E::NameConflict(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "execution_name_conflict",
+                e.to_string(),
+            ),
+            E::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+            E::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::callbacks::Error> for ApiError {
+    fn from(e: crate::callbacks::Error) -> Self {
+        use crate::callbacks::Error as E;
+        match e {
+            E::NotFound => ApiError::not_found("callback_not_found", e.to_string()),
+            E::AlreadyCompleted => ApiError::new(
+                StatusCode::CONFLICT,
+                "callback_already_completed",
+                e.to_string(),
+            ),
+            E::TimedOut => ApiError::new(StatusCode::CONFLICT, "callback_timed_out", e.to_string()),
+            E::ExecutionEnded => {
+                ApiError::new(StatusCode::CONFLICT, "execution_ended", e.to_string())
+            }
+            E::PayloadTooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            E::Store(e) => ApiError::internal(e),
+        }
+    }
+}

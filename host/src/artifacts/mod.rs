@@ -1,0 +1,312 @@
+//! Artifacts on the local disk, with presigned URLs that the host serves.
+//!
+//! Layout: `<root>/<tenant>/<execution>/<key>` plus a `<key>.meta` file holding the content
+//! type. A reference is `artifact://<execution>/<key>`; a reference never crosses tenants
+//! because every lookup is made under the caller's tenant folder.
+//!
+//! A presigned URL carries its expiry and an HMAC-SHA256 over tenant, reference and expiry,
+//! keyed by a secret that is created once in the data folder. The disk store does not encrypt
+//! content at rest: it relies on the data folder's permissions (0700) and on disk encryption
+//! where the operator wants it.
+
+use crate::ids::{ExecutionId, TenantId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid artifact key {0:?}: use 1-200 characters of [A-Za-z0-9._-/], no '..' segment")]
+    BadKey(String),
+    #[error("invalid artifact reference {0:?}: expected artifact://<execution>/<key>")]
+    BadReference(String),
+    #[error("artifact {0} not found")]
+    NotFound(String),
+    #[error("artifact link expired or its signature is wrong")]
+    BadSignature,
+    #[error("artifact storage: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `artifact://<execution>/<key>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactRef {
+    pub execution: ExecutionId,
+    pub key: String,
+}
+
+const SCHEME: &str = "artifact://";
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && !key.starts_with('/')
+        && !key.ends_with(".meta")
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+}
+
+fn valid_execution(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl ArtifactRef {
+    /// # Errors
+    /// [`Error::BadReference`] when `raw` is not a well-formed reference.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let bad = || Error::BadReference(raw.chars().take(300).collect());
+        let rest = raw.strip_prefix(SCHEME).ok_or_else(bad)?;
+        let (execution, key) = rest.split_once('/').ok_or_else(bad)?;
+        if !valid_execution(execution) || !valid_key(key) {
+            return Err(bad());
+        }
+        Ok(Self {
+            execution: ExecutionId::from_raw(execution),
+            key: key.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ArtifactRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SCHEME}{}/{}", self.execution, self.key)
+    }
+}
+
+pub struct DiskArtifacts {
+    root: PathBuf,
+    secret: Vec<u8>,
+    public_url: String,
+}
+
+impl DiskArtifacts {
+    /// Opens the store under `root`, creating its signing secret on first use.
+    ///
+    /// # Errors
+    /// When the folder or the secret cannot be created.
+    pub fn open(root: &Path, public_url: String) -> Result<Self, Error> {
+        std::fs::create_dir_all(root)?;
+        let secret_path = root.join(".signing-key");
+        let secret = match std::fs::read(&secret_path) {
+            Ok(s) if s.len() >= 32 => s,
+            _ => {
+                let mut s = vec![0u8; 32];
+                rand::fill(&mut s[..]);
+                let mut f = std::fs::File::create(&secret_path)?;
+                f.write_all(&s)?;
+                f.sync_all()?;
+                s
+            }
+        };
+        Ok(Self {
+            root: root.to_path_buf(),
+            secret,
+            public_url,
+        })
+    }
+
+    fn path(&self, tenant: &TenantId, r: &ArtifactRef) -> PathBuf {
+        self.root
+            .join(tenant.as_str())
+            .join(r.execution.as_str())
+            .join(&r.key)
+    }
+
+    /// Stores `content` and returns its reference. Writing the same key again replaces it.
+    ///
+    /// # Errors
+    /// A bad key or an I/O failure.
+    pub fn put(
+        &self,
+        tenant: &TenantId,
+        execution: &ExecutionId,
+        key: &str,
+        content_type: &str,
+        content: &[u8],
+    ) -> Result<ArtifactRef, Error> {
+        if !valid_key(key) {
+            return Err(Error::BadKey(key.chars().take(300).collect()));
+        }
+        let r = ArtifactRef {
+            execution: execution.clone(),
+            key: key.to_string(),
+        };
+        let path = self.path(tenant, &r);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_synced(
+            &path.with_extension(meta_ext(&path)),
+            content_type.as_bytes(),
+        )?;
+        write_synced(&path, content)?;
+        Ok(r)
+    }
+
+    /// The content and content type of an artifact of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the tenant has no such artifact.
+    pub fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+        let path = self.path(tenant, r);
+        let content = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(r.to_string()),
+            _ => Error::Io(e),
+        })?;
+        let content_type = std::fs::read_to_string(path.with_extension(meta_ext(&path)))
+            .unwrap_or_else(|_| "application/octet-stream".into());
+        Ok((content, content_type))
+    }
+
+    fn signature(&self, tenant: &TenantId, r: &ArtifactRef, expires: i64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key");
+        mac.update(format!("{tenant}\n{r}\n{expires}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// A URL that fetches the artifact until `expires_in_seconds` from now.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such artifact.
+    pub fn presign(
+        &self,
+        tenant: &TenantId,
+        r: &ArtifactRef,
+        expires_in_seconds: u64,
+    ) -> Result<String, Error> {
+        if !self.path(tenant, r).exists() {
+            return Err(Error::NotFound(r.to_string()));
+        }
+        let expires = crate::journal::now_ms() / 1000 + expires_in_seconds.min(366 * 86_400) as i64;
+        let sig = self.signature(tenant, r, expires);
+        Ok(format!(
+            "{}/v1/artifacts/{}/{}/{}?expires={expires}&sig={sig}",
+            self.public_url.trim_end_matches('/'),
+            tenant,
+            r.execution,
+            r.key
+        ))
+    }
+
+    /// Checks a presigned link and returns the artifact.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] when the link expired or was altered.
+    pub fn fetch_signed(
+        &self,
+        tenant: &TenantId,
+        r: &ArtifactRef,
+        expires: i64,
+        sig: &str,
+    ) -> Result<(Vec<u8>, String), Error> {
+        let expected = self.signature(tenant, r, expires);
+        let fresh = expires >= crate::journal::now_ms() / 1000;
+        if !fresh || !constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+            return Err(Error::BadSignature);
+        }
+        self.get(tenant, r)
+    }
+}
+
+fn meta_ext(path: &Path) -> String {
+    match path.extension() {
+        Some(ext) => format!("{}.meta", ext.to_string_lossy()),
+        None => "meta".into(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (DiskArtifacts, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "aegis-art-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        (
+            DiskArtifacts::open(&dir, "http://host".into()).unwrap(),
+            dir,
+        )
+    }
+
+    #[test]
+    fn references_round_trip_and_reject_traversal() {
+        let r = ArtifactRef::parse("artifact://ex_1/reports/final.md").unwrap();
+        assert_eq!(r.key, "reports/final.md");
+        assert_eq!(r.to_string(), "artifact://ex_1/reports/final.md");
+        for bad in [
+            "artifact://ex_1/../x",
+            "artifact://ex_1//x",
+            "s3://b/k",
+            "artifact://ex_1/a b",
+            "artifact://../k",
+        ] {
+            assert!(ArtifactRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn put_get_and_presigned_fetch() {
+        let (s, _dir) = store();
+        let t = TenantId::from_raw("t1");
+        let r = s
+            .put(
+                &t,
+                &ExecutionId::from_raw("ex_1"),
+                "report.md",
+                "text/markdown",
+                b"# hi",
+            )
+            .unwrap();
+        assert_eq!(
+            s.get(&t, &r).unwrap(),
+            (b"# hi".to_vec(), "text/markdown".to_string())
+        );
+        assert!(matches!(
+            s.get(&TenantId::from_raw("t2"), &r),
+            Err(Error::NotFound(_))
+        ));
+        let url = s.presign(&t, &r, 60).unwrap();
+        let query = url.split_once('?').unwrap().1;
+        let expires: i64 = query
+            .split('&')
+            .next()
+            .unwrap()
+            .trim_start_matches("expires=")
+            .parse()
+            .unwrap();
+        let sig = query.split("sig=").nth(1).unwrap();
+        assert!(s.fetch_signed(&t, &r, expires, sig).is_ok());
+        assert!(matches!(
+            s.fetch_signed(&t, &r, expires + 1, sig),
+            Err(Error::BadSignature)
+        ));
+        let past = crate::journal::now_ms() / 1000 - 1;
+        let old_sig = s.signature(&t, &r, past);
+        assert!(matches!(
+            s.fetch_signed(&t, &r, past, &old_sig),
+            Err(Error::BadSignature)
+        ));
+    }
+}

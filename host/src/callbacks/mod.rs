@@ -1,0 +1,196 @@
+//! Callbacks: completing, failing and heartbeating them from the outside, and timing them out.
+//!
+//! The callback id is the only capability needed, so every path checks it strictly: an id that
+//! does not exist, or a callback that already ended, is refused and changes nothing. Each
+//! transition is a conditional write (the operation must still be STARTED), so a completion
+//! racing a timeout or a duplicate delivery has exactly one winner.
+
+use crate::executions::Runtime;
+use crate::ids::{CallbackId, ExecutionId};
+use crate::journal::{
+    ErrorRecord, Event, EventType, Operation, Status, error_details, now_ms, result_details,
+};
+use crate::store::{self, Batch, CallbackRecord, Condition, Timer, TimerKind};
+use serde_json::json;
+use std::sync::Arc;
+
+/// What the outside world says about a callback.
+#[derive(Clone, Debug)]
+pub enum Completion {
+    Succeed(String),
+    Fail(ErrorRecord),
+    Heartbeat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("callback not found")]
+    NotFound,
+    #[error("callback already completed")]
+    AlreadyCompleted,
+    #[error("callback timed out before it was completed")]
+    TimedOut,
+    #[error("the execution of this callback has ended")]
+    ExecutionEnded,
+    #[error("callback result is {0} bytes; the limit is {max}", max = crate::engine::host::MAX_PAYLOAD)]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+fn refusal(status: Status) -> Error {
+    match status {
+        Status::TimedOut => Error::TimedOut,
+        Status::Cancelled | Status::Stopped => Error::ExecutionEnded,
+        _ => Error::AlreadyCompleted,
+    }
+}
+
+/// Applies an outside completion to the callback `raw_id`, then wakes its execution.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::AlreadyCompleted`], [`Error::TimedOut`] or
+/// [`Error::ExecutionEnded`]; in each case nothing changed.
+pub async fn complete(
+    rt: &Arc<Runtime>,
+    raw_id: &str,
+    completion: Completion,
+) -> Result<CallbackRecord, Error> {
+    if !CallbackId::is_well_formed(raw_id) {
+        return Err(Error::NotFound);
+    }
+    if let Completion::Succeed(payload) = &completion
+        && payload.len() > crate::engine::host::MAX_PAYLOAD
+    {
+        return Err(Error::PayloadTooLarge(payload.len()));
+    }
+    let id = CallbackId::from_raw(raw_id);
+    let this = rt.clone();
+    let (record, woke) = tokio::task::spawn_blocking(move || apply(&this, &id, completion))
+        .await
+        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+    if woke {
+        rt.wake(record.execution_id.clone());
+    }
+    Ok(record)
+}
+
+fn apply(
+    rt: &Runtime,
+    id: &CallbackId,
+    completion: Completion,
+) -> Result<(CallbackRecord, bool), Error> {
+    let record = rt.store.callback(id)?.ok_or(Error::NotFound)?;
+    if record.status != Status::Started {
+        return Err(refusal(record.status));
+    }
+    let op = rt
+        .store
+        .operation(&record.execution_id, &record.op_id)?
+        .ok_or(Error::NotFound)?;
+    let now = now_ms();
+    let mut batch = Batch {
+        conditions: vec![
+            Condition::ExecutionRunning,
+            Condition::OperationStatus {
+                op_id: op.id.clone(),
+                status: Status::Started,
+            },
+        ],
+        ..Batch::default()
+    };
+    let woke = match completion {
+        Completion::Heartbeat => {
+            let Some(hb) = record.heartbeat_timeout_ms else {
+                return Ok((record, false));
+            };
+            let timer = Timer {
+                fire_at: now + hb as i64,
+                execution_id: record.execution_id.clone(),
+                op_id: op.id.clone(),
+                kind: TimerKind::CallbackHeartbeat,
+            };
+            batch.set_timers.push(timer.clone());
+            commit_or_explain(rt, id, &record.execution_id, batch)?;
+            rt.scheduler.add(timer);
+            false
+        }
+        Completion::Succeed(payload) => {
+            close(&mut batch, &record, op, Ok(payload));
+            commit_or_explain(rt, id, &record.execution_id, batch)?;
+            true
+        }
+        Completion::Fail(error) => {
+            close(&mut batch, &record, op, Err((Status::Failed, error)));
+            commit_or_explain(rt, id, &record.execution_id, batch)?;
+            true
+        }
+    };
+    Ok((record, woke))
+}
+
+/// Commits, and on a lost race reports what the callback became instead.
+fn commit_or_explain(
+    rt: &Runtime,
+    id: &CallbackId,
+    execution: &ExecutionId,
+    batch: Batch,
+) -> Result<(), Error> {
+    match rt.store.commit(execution, batch) {
+        Ok(()) => Ok(()),
+        Err(store::Error::ConditionFailed(_)) => {
+            let now = rt.store.callback(id)?.ok_or(Error::NotFound)?;
+            Err(if now.status == Status::Started {
+                Error::ExecutionEnded
+            } else {
+                refusal(now.status)
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds to `batch` the writes that end a callback: its operation, its event, its record, its
+/// timers, and a wake-up for the execution.
+pub fn close(
+    batch: &mut Batch,
+    record: &CallbackRecord,
+    mut op: Operation,
+    outcome: Result<String, (Status, ErrorRecord)>,
+) {
+    op.end_ts = Some(now_ms());
+    let (event_type, details) = match outcome {
+        Ok(payload) => {
+            op.status = Status::Succeeded;
+            let details = json!({"Result": result_details(&payload)});
+            op.result = Some(payload);
+            (EventType::CallbackSucceeded, details)
+        }
+        Err((status, error)) => {
+            op.status = status;
+            let details = json!({"Error": error_details(&error)});
+            op.error = Some(error);
+            let event = if status == Status::TimedOut {
+                EventType::CallbackTimedOut
+            } else {
+                EventType::CallbackFailed
+            };
+            (event, details)
+        }
+    };
+    batch
+        .events
+        .push(Event::operation(event_type, &op, now_ms(), details));
+    batch.callbacks.push(CallbackRecord {
+        status: op.status,
+        ..record.clone()
+    });
+    batch
+        .clear_timers
+        .push((op.id.clone(), TimerKind::CallbackTimeout));
+    batch
+        .clear_timers
+        .push((op.id.clone(), TimerKind::CallbackHeartbeat));
+    batch.operations.push(op);
+    batch.wake = true;
+}

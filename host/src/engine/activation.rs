@@ -1,0 +1,176 @@
+//! One activation: instantiate the guest, call `run`, and say how it ended.
+//!
+//! The guest gets a WASI context with nothing in it: no preopened folders, no sockets, no
+//! environment, a clock frozen at the epoch and a random source seeded from the execution id.
+//! Real time and randomness reach it only through the recorded `now` and `random` imports, so a
+//! replay sees exactly what the first run saw.
+
+use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, from_info};
+use super::limits::{Exceeded, Limits, Meter};
+use super::{WorkflowComponentPre, exports::aegis::workflow::workflow::RunOutcome};
+use crate::journal::ErrorRecord;
+use rand::SeedableRng;
+use std::time::Duration;
+use wasmtime::UpdateDeadline;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+/// How an activation ended.
+#[derive(Debug, PartialEq)]
+pub enum Ending {
+    Completed(String),
+    Failed(ErrorRecord),
+    Suspended,
+    /// Nothing may be written: the execution ended elsewhere, or storage failed and the
+    /// activation will be tried again.
+    Abandoned {
+        retry: bool,
+        reason: String,
+    },
+}
+
+/// A clock that never moves: guests must use the recorded `now` import.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Bytes of guest stderr kept to explain a trap.
+const STDERR_CAPTURE: usize = 8 * 1024;
+
+fn sandbox(seed: u64, stderr: MemoryOutputPipe) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(seed.rotate_left(17)))
+        .insecure_random_seed(u128::from(seed))
+        .stderr(stderr);
+    builder.build()
+}
+
+fn seed_of(execution: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(execution.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Runs the guest once. Returns how it ended and the activation state (its pending writes,
+/// committed timers and agent dispatches).
+pub fn run(
+    pre: &WorkflowComponentPre<HostState>,
+    activation: Activation,
+    limits: &Limits,
+) -> (Ending, Activation) {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+    let seed = seed_of(activation.execution.id.as_str());
+    let input = activation.execution.input.clone();
+    let state = HostState::new(
+        activation,
+        Meter::new(limits),
+        sandbox(seed, stderr.clone()),
+    );
+    let mut store = wasmtime::Store::new(pre.engine(), state);
+    store.limiter(|s| &mut s.meter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        Ok(if ctx.data_mut().meter.over_deadline() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+
+    let result = pre.instantiate(&mut store).and_then(|bindings| {
+        bindings
+            .aegis_workflow_workflow()
+            .call_run(&mut store, &input)
+    });
+    let HostState {
+        activation, meter, ..
+    } = store.into_data();
+    let ending = classify(result, &activation, &meter, &stderr);
+    (ending, activation)
+}
+
+fn classify(
+    result: wasmtime::Result<RunOutcome>,
+    activation: &Activation,
+    meter: &Meter,
+    stderr: &MemoryOutputPipe,
+) -> Ending {
+    match (&activation.failure, result) {
+        (Some(Failure::Superseded(reason)), _) => Ending::Abandoned {
+            retry: false,
+            reason: reason.clone(),
+        },
+        (Some(Failure::Store(reason)), _) => Ending::Abandoned {
+            retry: true,
+            reason: reason.clone(),
+        },
+        (Some(Failure::NonDeterminism(m)), _) => {
+            Ending::Failed(ErrorRecord::new("Aegis.NonDeterminism", m.clone()))
+        }
+        (Some(Failure::InvalidCall(m)), _) => {
+            Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", m.clone()))
+        }
+        (None, Ok(RunOutcome::Completed(payload))) if payload.len() > MAX_PAYLOAD => {
+            Ending::Failed(ErrorRecord::new(
+                "Execution.ResultTooLarge",
+                format!(
+                    "the workflow returned {} bytes; the limit is {MAX_PAYLOAD}: return an artifact reference",
+                    payload.len()
+                ),
+            ))
+        }
+        (None, Ok(RunOutcome::Completed(payload))) => Ending::Completed(payload),
+        (None, Ok(RunOutcome::Failed(info))) => Ending::Failed(from_info(info)),
+        (None, Ok(RunOutcome::Suspended)) => Ending::Suspended,
+        (None, Err(trap)) => Ending::Failed(match meter.exceeded {
+            Some(Exceeded::Cpu) => ErrorRecord::new(
+                "Aegis.CpuDeadlineExceeded",
+                format!(
+                    "the guest used more than {} ms of CPU in one activation and was stopped",
+                    meter.cpu_deadline.as_millis()
+                ),
+            ),
+            Some(Exceeded::Memory) => ErrorRecord::new(
+                "Aegis.MemoryLimitExceeded",
+                format!(
+                    "the guest tried to grow its memory past the cap of {} MiB and was stopped",
+                    meter.memory_bytes >> 20
+                ),
+            ),
+            None => {
+                let output = String::from_utf8_lossy(&stderr.contents())
+                    .trim()
+                    .to_string();
+                let mut message = format!("the guest trapped: {trap:?}");
+                if !output.is_empty() {
+                    message.push_str("\nguest stderr:\n");
+                    message.push_str(&output);
+                }
+                ErrorRecord::new("Aegis.Trap", message)
+            }
+        }),
+    }
+}

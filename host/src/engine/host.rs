@@ -1,0 +1,879 @@
+//! The imports a guest calls: durable steps, waits, callbacks, contexts, agents, artifacts, time,
+//! randomness and logging.
+//!
+//! Each call consults the replay [`Cursor`]: a recorded outcome is returned as it is; a new call
+//! is recorded in the activation's pending [`Batch`]. The batch is committed (fsynced) before
+//! the guest is told any outcome it could act on: a step's result, a callback id it could hand
+//! out, or an agent dispatch. Starts of waits and contexts ride along with the next commit or the
+//! activation's last one.
+//!
+//! Errors take one of two roads, chosen explicitly: a guest-visible [`ErrorInfo`] inside an
+//! outcome, or a trap that ends the activation with a [`Failure`] recorded beside it.
+
+use super::aegis::workflow::artifacts;
+use super::aegis::workflow::durable::{
+    self, Callback, ContextBegin, Poll, StepAction, StepVerdict,
+};
+use super::aegis::workflow::types::{
+    self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
+};
+use super::limits::Meter;
+use crate::artifacts::{ArtifactRef, DiskArtifacts};
+use crate::ids::CallbackId;
+use crate::journal::replay::{self, Cursor};
+use crate::journal::{
+    ErrorRecord, Event, EventType, Millis, Operation, OperationType, Status, SubType,
+    error_details, now_ms, result_details,
+};
+use crate::store::{Batch, CallbackRecord, Condition, ExecutionRecord, Store, Timer, TimerKind};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+/// Largest result a durable operation may record; bigger payloads belong in artifacts.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+/// Longest operation name.
+const MAX_NAME: usize = 256;
+/// Shortest and longest wait or callback timeout.
+const MIN_TIMEOUT_MS: u64 = 1_000;
+const MAX_TIMEOUT_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// Why the host stopped a guest. Recorded before trapping, read by the activation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// The replay diverged from the journal.
+    NonDeterminism(String),
+    /// The guest broke the calling protocol (unknown operation, bad context).
+    InvalidCall(String),
+    /// The execution stopped or ended elsewhere; this activation's writes are void.
+    Superseded(String),
+    /// Storage failed; the activation is abandoned and tried again later.
+    Store(String),
+}
+
+/// An agent task to send once the callback that receives its answer is durable.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    pub callback_id: CallbackId,
+    pub agent: String,
+    pub input: String,
+}
+
+/// What one activation knows and has done.
+pub struct Activation {
+    pub execution: ExecutionRecord,
+    pub cursor: Cursor,
+    pending: Batch,
+    store: Arc<dyn Store>,
+    artifacts: Arc<DiskArtifacts>,
+    /// Steps whose body is running now (answered `run` and not yet ended).
+    running_steps: HashSet<String>,
+    pub failure: Option<Failure>,
+    /// Timers committed during the activation, for the scheduler.
+    pub committed_timers: Vec<Timer>,
+    pub dispatches: Vec<Dispatch>,
+}
+
+impl Activation {
+    pub fn new(
+        execution: ExecutionRecord,
+        journal: Vec<Operation>,
+        store: Arc<dyn Store>,
+        artifacts: Arc<DiskArtifacts>,
+    ) -> Self {
+        Self {
+            execution,
+            cursor: Cursor::new(journal),
+            pending: Batch::default(),
+            store,
+            artifacts,
+            running_steps: HashSet::new(),
+            failure: None,
+            committed_timers: Vec::new(),
+            dispatches: Vec::new(),
+        }
+    }
+
+    /// Writes still waiting for a commit.
+    pub fn take_pending(&mut self) -> Batch {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Records `failure` and returns the trap that ends the activation.
+    fn trap(&mut self, failure: Failure) -> wasmtime::Error {
+        let message = match &failure {
+            Failure::NonDeterminism(m)
+            | Failure::InvalidCall(m)
+            | Failure::Superseded(m)
+            | Failure::Store(m) => m.clone(),
+        };
+        if self.failure.is_none() {
+            self.failure = Some(failure);
+        }
+        wasmtime::Error::msg(message)
+    }
+
+    fn replay_error(&mut self, e: replay::Error) -> wasmtime::Error {
+        match e {
+            replay::Error::NonDeterminism { .. } => {
+                self.trap(Failure::NonDeterminism(e.to_string()))
+            }
+            other => self.trap(Failure::InvalidCall(other.to_string())),
+        }
+    }
+
+    /// Commits everything pending. Called before the guest learns an outcome it could act on.
+    fn flush(&mut self) -> wasmtime::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.take_pending();
+        batch.conditions.insert(0, Condition::ExecutionRunning);
+        let timers = batch.set_timers.clone();
+        match self.store.commit(&self.execution.id, batch) {
+            Ok(()) => {
+                self.committed_timers.extend(timers);
+                Ok(())
+            }
+            Err(crate::store::Error::ConditionFailed(m)) => Err(self.trap(Failure::Superseded(m))),
+            Err(e) => Err(self.trap(Failure::Store(e.to_string()))),
+        }
+    }
+
+    /// An operation the guest names by id; it must exist.
+    fn known_op(&mut self, id: &str) -> wasmtime::Result<Operation> {
+        match self.cursor.get(id) {
+            Ok(op) => Ok(op.clone()),
+            Err(e) => Err(self.replay_error(e)),
+        }
+    }
+
+    fn record(&mut self, op: &Operation, event: EventType, details: Value) {
+        self.pending
+            .events
+            .push(Event::operation(event, op, now_ms(), details));
+        self.pending.operations.push(op.clone());
+        self.cursor.put(op.clone());
+    }
+
+    fn check_name(&mut self, name: &str) -> wasmtime::Result<()> {
+        if name.len() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "operation name {name:?} must be at most {MAX_NAME} printable characters"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Starts (or finds) an operation: derives its id, checks the journal, validates the name.
+    fn begin(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        op_type: OperationType,
+        sub_type: SubType,
+    ) -> wasmtime::Result<(String, Option<Operation>)> {
+        self.check_name(name)?;
+        let id = self.cursor.next_id(ctx).map_err(|e| self.replay_error(e))?;
+        let existing = self
+            .cursor
+            .expect(&id, op_type, sub_type, name)
+            .map(|op| op.cloned())
+            .map_err(|e| self.replay_error(e))?;
+        Ok((id, existing))
+    }
+
+    fn new_op(
+        &self,
+        id: String,
+        ctx: &str,
+        name: &str,
+        op_type: OperationType,
+        sub_type: SubType,
+    ) -> Operation {
+        let parent = (!ctx.is_empty()).then(|| ctx.to_string());
+        Operation::new(id, parent, name.to_string(), op_type, sub_type, now_ms())
+    }
+
+    fn recorded_outcome(op: &Operation) -> Outcome {
+        match op.status {
+            Status::Succeeded => {
+                Outcome::Succeeded(op.result.clone().unwrap_or_else(|| "null".into()))
+            }
+            _ => Outcome::Failed(to_info(op.error.clone().unwrap_or_else(|| {
+                ErrorRecord::new(
+                    "Aegis.Unknown",
+                    format!("operation {} ended {:?}", op.id, op.status),
+                )
+            }))),
+        }
+    }
+
+    fn step_begin(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        semantics: StepSemantics,
+    ) -> wasmtime::Result<StepAction> {
+        let (id, existing) = self.begin(ctx, name, OperationType::Step, SubType::Step)?;
+        let mut op = match existing {
+            Some(op) => match op.status {
+                Status::Succeeded | Status::Failed => {
+                    return Ok(StepAction::Done(Self::recorded_outcome(&op)));
+                }
+                Status::Pending => return Ok(StepAction::Pending),
+                Status::Started if semantics == StepSemantics::AtMostOnce => {
+                    // The body may have run before a crash; at-most-once forbids running it again.
+                    let mut op = op;
+                    op.attempt += 1;
+                    op.status = Status::Failed;
+                    op.end_ts = Some(now_ms());
+                    op.error = Some(ErrorRecord::new(
+                        "Step.Interrupted",
+                        format!("step {name:?} was interrupted and is at-most-once"),
+                    ));
+                    let details = json!({
+                        "Error": error_details(op.error.as_ref().expect("set above")),
+                        "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
+                    });
+                    self.record(&op, EventType::StepFailed, details);
+                    self.flush()?;
+                    return Ok(StepAction::Done(Self::recorded_outcome(&op)));
+                }
+                _ => op,
+            },
+            None => self.new_op(id.clone(), ctx, name, OperationType::Step, SubType::Step),
+        };
+        op.status = Status::Started;
+        op.next_attempt_ts = None;
+        self.record(&op, EventType::StepStarted, json!({}));
+        if semantics == StepSemantics::AtMostOnce {
+            self.flush()?;
+        }
+        self.running_steps.insert(id.clone());
+        Ok(StepAction::Run((id, op.attempt + 1)))
+    }
+
+    fn step_end(
+        &mut self,
+        id: &str,
+        outcome: Outcome,
+        policy: Option<RetryPolicy>,
+    ) -> wasmtime::Result<StepVerdict> {
+        if !self.running_steps.remove(id) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "step-end for operation {id:?}, which is not running"
+            ))));
+        }
+        let mut op = self.known_op(id)?;
+        op.attempt += 1;
+        let now = now_ms();
+        let outcome = match outcome {
+            Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
+                Outcome::Failed(ErrorInfo {
+                    error_type: "Step.ResultTooLarge".into(),
+                    error_message: format!(
+                        "step {:?} returned {} bytes; the limit is {MAX_PAYLOAD}: store large results as artifacts",
+                        op.name,
+                        payload.len()
+                    ),
+                    error_data: None,
+                })
+            }
+            other => other,
+        };
+        match outcome {
+            Outcome::Succeeded(payload) => {
+                op.status = Status::Succeeded;
+                op.end_ts = Some(now);
+                let details = json!({
+                    "Result": result_details(&payload),
+                    "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
+                });
+                op.result = Some(payload);
+                self.record(&op, EventType::StepSucceeded, details);
+                self.flush()?;
+                Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
+            }
+            Outcome::Failed(info) => {
+                let error = from_info(info);
+                let delay = policy
+                    .as_ref()
+                    .and_then(|p| retry_delay_ms(p, op.attempt, &error.error_type));
+                op.error = Some(error);
+                match delay {
+                    Some(delay) => {
+                        let due = now + delay as Millis;
+                        op.status = Status::Pending;
+                        op.next_attempt_ts = Some(due);
+                        let details = json!({
+                            "Error": error_details(op.error.as_ref().expect("set above")),
+                            "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": delay as f64 / 1000.0},
+                        });
+                        self.record(&op, EventType::StepFailed, details);
+                        self.pending.set_timers.push(Timer {
+                            fire_at: due,
+                            execution_id: self.execution.id.clone(),
+                            op_id: op.id.clone(),
+                            kind: TimerKind::StepRetry,
+                        });
+                        Ok(StepVerdict::RetryScheduled)
+                    }
+                    None => {
+                        op.status = Status::Failed;
+                        op.end_ts = Some(now);
+                        let details = json!({
+                            "Error": error_details(op.error.as_ref().expect("set above")),
+                            "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
+                        });
+                        self.record(&op, EventType::StepFailed, details);
+                        self.flush()?;
+                        Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_timeout(&mut self, what: &str, ms: u64) -> wasmtime::Result<()> {
+        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&ms) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "{what} of {ms} ms is out of range: it must be between 1 s and 366 days"
+            ))));
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, ctx: &str, name: &str, duration_ms: u64) -> wasmtime::Result<Poll> {
+        let (id, existing) = self.begin(ctx, name, OperationType::Wait, SubType::Wait)?;
+        if let Some(op) = existing {
+            return Ok(if op.status == Status::Started {
+                Poll::Pending
+            } else {
+                Poll::Ready(Self::recorded_outcome(&op))
+            });
+        }
+        self.check_timeout("wait duration", duration_ms)?;
+        let mut op = self.new_op(id, ctx, name, OperationType::Wait, SubType::Wait);
+        let end = op.start_ts + duration_ms as Millis;
+        op.scheduled_end_ts = Some(end);
+        let details = json!({
+            "Duration": duration_ms / 1000,
+            "ScheduledEndTimestamp": crate::journal::format_ts(end),
+        });
+        self.record(&op, EventType::WaitStarted, details);
+        self.pending.set_timers.push(Timer {
+            fire_at: end,
+            execution_id: self.execution.id.clone(),
+            op_id: op.id,
+            kind: TimerKind::WaitEnd,
+        });
+        Ok(Poll::Pending)
+    }
+
+    fn callback_create(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        timeout_ms: u64,
+        heartbeat_ms: Option<u64>,
+    ) -> wasmtime::Result<Callback> {
+        let (id, existing) = self.begin(ctx, name, OperationType::Callback, SubType::Callback)?;
+        if let Some(op) = existing {
+            let callback_id = op.callback_id.clone().unwrap_or_default();
+            return Ok(Callback {
+                operation_id: id,
+                callback_id,
+            });
+        }
+        let callback_id = self.start_callback(id.clone(), ctx, name, timeout_ms, heartbeat_ms)?;
+        // The id may be handed out as soon as the guest has it: make it durable first.
+        self.flush()?;
+        Ok(Callback {
+            operation_id: id,
+            callback_id: callback_id.to_string(),
+        })
+    }
+
+    /// Records a new callback operation with its timers.
+    fn start_callback(
+        &mut self,
+        id: String,
+        ctx: &str,
+        name: &str,
+        timeout_ms: u64,
+        heartbeat_ms: Option<u64>,
+    ) -> wasmtime::Result<CallbackId> {
+        self.check_timeout("callback timeout", timeout_ms)?;
+        if let Some(hb) = heartbeat_ms {
+            self.check_timeout("callback heartbeat timeout", hb)?;
+        }
+        let callback_id = CallbackId::generate();
+        let mut op = self.new_op(id, ctx, name, OperationType::Callback, SubType::Callback);
+        op.callback_id = Some(callback_id.to_string());
+        let details = json!({
+            "CallbackId": callback_id.as_str(),
+            "Timeout": timeout_ms / 1000,
+            "HeartbeatTimeout": heartbeat_ms.map(|h| h / 1000),
+        });
+        self.record(&op, EventType::CallbackStarted, details);
+        let execution_id = self.execution.id.clone();
+        self.pending.set_timers.push(Timer {
+            fire_at: op.start_ts + timeout_ms as Millis,
+            execution_id: execution_id.clone(),
+            op_id: op.id.clone(),
+            kind: TimerKind::CallbackTimeout,
+        });
+        if let Some(hb) = heartbeat_ms {
+            self.pending.set_timers.push(Timer {
+                fire_at: op.start_ts + hb as Millis,
+                execution_id: execution_id.clone(),
+                op_id: op.id.clone(),
+                kind: TimerKind::CallbackHeartbeat,
+            });
+        }
+        self.pending.callbacks.push(CallbackRecord {
+            id: callback_id.clone(),
+            tenant: self.execution.tenant.clone(),
+            execution_id,
+            op_id: op.id.clone(),
+            name: name.to_string(),
+            status: Status::Started,
+            heartbeat_timeout_ms: heartbeat_ms,
+        });
+        Ok(callback_id)
+    }
+
+    fn callback_poll(&mut self, id: &str) -> wasmtime::Result<Poll> {
+        let op = self.known_op(id)?;
+        if op.op_type != OperationType::Callback {
+            let msg = format!("callback-poll on operation {id:?}, which is not a callback");
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        Ok(if op.status == Status::Started {
+            Poll::Pending
+        } else {
+            Poll::Ready(Self::recorded_outcome(&op))
+        })
+    }
+
+    fn agent_invoke(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        agent: &str,
+        input: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Poll> {
+        let (id, existing) = self.begin(ctx, name, OperationType::Callback, SubType::Callback)?;
+        if let Some(op) = existing {
+            return self.callback_poll(&op.id);
+        }
+        if input.len() > MAX_PAYLOAD {
+            let msg = format!(
+                "agent input for {name:?} is {} bytes; the limit is {MAX_PAYLOAD}: pass an artifact reference",
+                input.len()
+            );
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        let callback_id = self.start_callback(id, ctx, name, timeout_ms, None)?;
+        self.flush()?;
+        self.dispatches.push(Dispatch {
+            callback_id,
+            agent: agent.to_string(),
+            input,
+        });
+        Ok(Poll::Pending)
+    }
+
+    fn context_enter(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        kind: ContextKind,
+    ) -> wasmtime::Result<ContextBegin> {
+        let sub_type = match kind {
+            ContextKind::RunInChildContext => SubType::RunInChildContext,
+            ContextKind::Parallel => SubType::Parallel,
+            ContextKind::ParallelBranch => SubType::ParallelBranch,
+            ContextKind::Map => SubType::Map,
+            ContextKind::MapIteration => SubType::MapIteration,
+            ContextKind::WaitForCallback => SubType::WaitForCallback,
+        };
+        let (id, existing) = self.begin(ctx, name, OperationType::Context, sub_type)?;
+        match existing {
+            Some(op) if op.status.is_final() => Ok(ContextBegin::Done(Self::recorded_outcome(&op))),
+            Some(_) => {
+                self.cursor.enter_context(&id);
+                Ok(ContextBegin::Run(id))
+            }
+            None => {
+                let op = self.new_op(id.clone(), ctx, name, OperationType::Context, sub_type);
+                self.record(&op, EventType::ContextStarted, json!({}));
+                self.cursor.enter_context(&id);
+                Ok(ContextBegin::Run(id))
+            }
+        }
+    }
+
+    fn context_exit(&mut self, id: &str, outcome: Outcome) -> wasmtime::Result<()> {
+        let mut op = self.known_op(id)?;
+        if op.op_type != OperationType::Context || op.status != Status::Started {
+            let msg = format!("context-exit for operation {id:?}, which is not an open context");
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        op.end_ts = Some(now_ms());
+        match outcome {
+            Outcome::Succeeded(payload) if payload.len() <= MAX_PAYLOAD => {
+                op.status = Status::Succeeded;
+                let details = json!({"Result": result_details(&payload)});
+                op.result = Some(payload);
+                self.record(&op, EventType::ContextSucceeded, details);
+            }
+            Outcome::Succeeded(payload) => {
+                let error = ErrorRecord::new(
+                    "Context.ResultTooLarge",
+                    format!(
+                        "context {:?} returned {} bytes; the limit is {MAX_PAYLOAD}",
+                        op.name,
+                        payload.len()
+                    ),
+                );
+                op.status = Status::Failed;
+                let details = json!({"Error": error_details(&error)});
+                op.error = Some(error);
+                self.record(&op, EventType::ContextFailed, details);
+            }
+            Outcome::Failed(info) => {
+                op.status = Status::Failed;
+                let error = from_info(info);
+                let details = json!({"Error": error_details(&error)});
+                op.error = Some(error);
+                self.record(&op, EventType::ContextFailed, details);
+            }
+        }
+        Ok(())
+    }
+
+    /// A value produced by the host once and replayed after: a step with a reserved name.
+    fn recorded_value(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        produce: impl FnOnce(&mut Self) -> wasmtime::Result<Result<String, ErrorRecord>>,
+    ) -> wasmtime::Result<Result<String, ErrorInfo>> {
+        let (id, existing) = self.begin(ctx, name, OperationType::Step, SubType::Step)?;
+        if let Some(op) = existing.filter(|op| op.status.is_final()) {
+            return Ok(match Self::recorded_outcome(&op) {
+                Outcome::Succeeded(v) => Ok(v),
+                Outcome::Failed(e) => Err(e),
+            });
+        }
+        let mut op = self.new_op(id, ctx, name, OperationType::Step, SubType::Step);
+        self.record(&op, EventType::StepStarted, json!({}));
+        op.attempt = 1;
+        op.end_ts = Some(now_ms());
+        match produce(self)? {
+            Ok(value) => {
+                op.status = Status::Succeeded;
+                let details = json!({"Result": result_details(&value), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
+                op.result = Some(value.clone());
+                self.record(&op, EventType::StepSucceeded, details);
+                Ok(Ok(value))
+            }
+            Err(error) => {
+                op.status = Status::Failed;
+                let details = json!({"Error": error_details(&error), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
+                op.error = Some(error.clone());
+                self.record(&op, EventType::StepFailed, details);
+                Ok(Err(to_info(error)))
+            }
+        }
+    }
+}
+
+/// The delay before the next attempt, or `None` when the failure is final.
+pub fn retry_delay_ms(
+    policy: &RetryPolicy,
+    finished_attempts: u32,
+    error_type: &str,
+) -> Option<u64> {
+    if finished_attempts >= policy.max_attempts {
+        return None;
+    }
+    if !policy.retry_on.is_empty() && !policy.retry_on.iter().any(|t| t == error_type) {
+        return None;
+    }
+    let rate = if policy.backoff_rate.is_finite() && policy.backoff_rate >= 1.0 {
+        policy.backoff_rate
+    } else {
+        1.0
+    };
+    let exp = finished_attempts.saturating_sub(1).min(64) as i32;
+    let raw = policy.initial_delay_ms as f64 * rate.powi(exp);
+    let cap = if policy.max_delay_ms == 0 {
+        MAX_TIMEOUT_MS
+    } else {
+        policy.max_delay_ms.min(MAX_TIMEOUT_MS)
+    };
+    let delay = raw.min(cap as f64) as u64;
+    Some(if policy.jitter && delay > 1 {
+        use rand::RngExt;
+        rand::rng().random_range(delay / 2..=delay)
+    } else {
+        delay
+    })
+}
+
+pub fn to_info(e: ErrorRecord) -> ErrorInfo {
+    ErrorInfo {
+        error_type: e.error_type,
+        error_message: e.error_message,
+        error_data: e.error_data,
+    }
+}
+
+pub fn from_info(e: ErrorInfo) -> ErrorRecord {
+    let mut record = ErrorRecord::new(e.error_type, e.error_message);
+    record.error_data = e.error_data;
+    record
+}
+
+/// The store data of one guest instance.
+pub struct HostState {
+    pub activation: Activation,
+    pub meter: Meter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    pub fn new(activation: Activation, meter: Meter, wasi: WasiCtx) -> Self {
+        Self {
+            activation,
+            meter,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// Runs a host call, keeping its time off the guest's CPU budget.
+    fn timed<R>(
+        &mut self,
+        f: impl FnOnce(&mut Activation) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        let start = Instant::now();
+        let result = f(&mut self.activation);
+        self.meter.host_time += start.elapsed();
+        result
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl durable::Host for HostState {
+    fn step_begin(
+        &mut self,
+        ctx: String,
+        name: String,
+        semantics: StepSemantics,
+    ) -> wasmtime::Result<StepAction> {
+        self.timed(|a| a.step_begin(&ctx, &name, semantics))
+    }
+
+    fn step_end(
+        &mut self,
+        operation_id: String,
+        result: Outcome,
+        policy: Option<RetryPolicy>,
+    ) -> wasmtime::Result<StepVerdict> {
+        self.timed(|a| a.step_end(&operation_id, result, policy))
+    }
+
+    fn wait(&mut self, ctx: String, name: String, duration_ms: u64) -> wasmtime::Result<Poll> {
+        self.timed(|a| a.wait(&ctx, &name, duration_ms))
+    }
+
+    fn callback_create(
+        &mut self,
+        ctx: String,
+        name: String,
+        timeout_ms: u64,
+        heartbeat_timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Callback> {
+        self.timed(|a| a.callback_create(&ctx, &name, timeout_ms, heartbeat_timeout_ms))
+    }
+
+    fn callback_poll(&mut self, operation_id: String) -> wasmtime::Result<Poll> {
+        self.timed(|a| a.callback_poll(&operation_id))
+    }
+
+    fn agent_invoke(
+        &mut self,
+        ctx: String,
+        name: String,
+        agent: String,
+        input: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Poll> {
+        self.timed(|a| a.agent_invoke(&ctx, &name, &agent, input, timeout_ms))
+    }
+
+    fn context_enter(
+        &mut self,
+        ctx: String,
+        name: String,
+        kind: ContextKind,
+    ) -> wasmtime::Result<ContextBegin> {
+        self.timed(|a| a.context_enter(&ctx, &name, kind))
+    }
+
+    fn context_exit(&mut self, operation_id: String, result: Outcome) -> wasmtime::Result<()> {
+        self.timed(|a| a.context_exit(&operation_id, result))
+    }
+
+    fn now(&mut self, ctx: String) -> wasmtime::Result<u64> {
+        self.timed(|a| {
+            let v = a.recorded_value(&ctx, "$now", |_| Ok(Ok(now_ms().to_string())))?;
+            Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
+        })
+    }
+
+    fn random(&mut self, ctx: String) -> wasmtime::Result<u64> {
+        self.timed(|a| {
+            let v = a.recorded_value(&ctx, "$random", |_| {
+                Ok(Ok(rand::random::<u64>().to_string()))
+            })?;
+            Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
+        })
+    }
+
+    fn log(&mut self, ctx: String, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        self.timed(|a| {
+            if a.cursor.is_replaying(&ctx) {
+                return Ok(());
+            }
+            let execution = a.execution.id.as_str();
+            let message: String = message.chars().take(4096).collect();
+            match level {
+                LogLevel::Trace => tracing::trace!(target: "aegis::guest", execution, "{message}"),
+                LogLevel::Debug => tracing::debug!(target: "aegis::guest", execution, "{message}"),
+                LogLevel::Info => tracing::info!(target: "aegis::guest", execution, "{message}"),
+                LogLevel::Warn => tracing::warn!(target: "aegis::guest", execution, "{message}"),
+                LogLevel::Error => tracing::error!(target: "aegis::guest", execution, "{message}"),
+            }
+            Ok(())
+        })
+    }
+}
+
+impl artifacts::Host for HostState {
+    fn put(
+        &mut self,
+        ctx: String,
+        key: String,
+        content_type: String,
+        content: Vec<u8>,
+    ) -> wasmtime::Result<Result<String, ErrorInfo>> {
+        self.timed(|a| {
+            let name = format!("$artifact.put:{key}");
+            a.recorded_value(&ctx, &name, |a| {
+                let tenant = a.execution.tenant.clone();
+                let execution = a.execution.id.clone();
+                Ok(a.artifacts
+                    .put(&tenant, &execution, &key, &content_type, &content)
+                    .map(|r| Value::String(r.to_string()).to_string())
+                    .map_err(|e| ErrorRecord::new("Artifact.PutFailed", e.to_string())))
+            })
+            .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
+        })
+    }
+
+    fn get(&mut self, reference: String) -> wasmtime::Result<Result<Vec<u8>, ErrorInfo>> {
+        self.timed(|a| {
+            let parsed = ArtifactRef::parse(&reference)
+                .map_err(|e| to_info(ErrorRecord::new("Artifact.BadReference", e.to_string())));
+            Ok(parsed.and_then(|r| {
+                a.artifacts
+                    .get(&a.execution.tenant, &r)
+                    .map(|(bytes, _)| bytes)
+                    .map_err(|e| to_info(ErrorRecord::new("Artifact.GetFailed", e.to_string())))
+            }))
+        })
+    }
+
+    fn presign(
+        &mut self,
+        ctx: String,
+        reference: String,
+        expires_in_seconds: u64,
+    ) -> wasmtime::Result<Result<String, ErrorInfo>> {
+        self.timed(|a| {
+            a.recorded_value(&ctx, "$artifact.presign", |a| {
+                let url = ArtifactRef::parse(&reference)
+                    .and_then(|r| {
+                        a.artifacts
+                            .presign(&a.execution.tenant, &r, expires_in_seconds)
+                    })
+                    .map(|url| Value::String(url).to_string())
+                    .map_err(|e| ErrorRecord::new("Artifact.PresignFailed", e.to_string()));
+                Ok(url)
+            })
+            .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max: u32, initial: u64, rate: f64, jitter: bool) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: max,
+            initial_delay_ms: initial,
+            max_delay_ms: 10_000,
+            backoff_rate: rate,
+            jitter,
+            retry_on: vec![],
+        }
+    }
+
+    #[test]
+    fn exponential_backoff_grows_and_is_capped() {
+        let p = policy(10, 1000, 2.0, false);
+        assert_eq!(retry_delay_ms(&p, 1, "E"), Some(1000));
+        assert_eq!(retry_delay_ms(&p, 2, "E"), Some(2000));
+        assert_eq!(retry_delay_ms(&p, 3, "E"), Some(4000));
+        assert_eq!(retry_delay_ms(&p, 6, "E"), Some(10_000));
+        assert_eq!(retry_delay_ms(&p, 10, "E"), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full() {
+        let p = policy(10, 1000, 1.0, true);
+        for _ in 0..100 {
+            let d = retry_delay_ms(&p, 1, "E").unwrap();
+            assert!((500..=1000).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn only_listed_errors_retry() {
+        let mut p = policy(3, 10, 1.0, false);
+        p.retry_on = vec!["Net.Timeout".into()];
+        assert_eq!(retry_delay_ms(&p, 1, "Net.Timeout"), Some(10));
+        assert_eq!(retry_delay_ms(&p, 1, "Bad.Input"), None);
+    }
+}

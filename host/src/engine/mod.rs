@@ -1,0 +1,231 @@
+//! The Wasm engine: wasmtime configured for many short activations of untrusted guests.
+//!
+//! Key items:
+//! - [`Engine`]: one wasmtime engine with the component model, the pooling allocator (instances
+//!   are carved out of pre-reserved slots, so instantiation takes microseconds) and epoch
+//!   interruption (a background thread ticks every [`EPOCH_TICK`]).
+//! - [`Engine::load`]: a component's ready-to-instantiate form, from the in-memory cache, else from
+//!   its precompiled `.cwasm` on disk, else compiled from its `.wasm`. Start-up never recompiles a
+//!   component whose `.cwasm` matches this engine.
+//! - [`activation`]: one run of a guest against its journal.
+//! - [`host`]: the imports the guest calls.
+
+pub mod activation;
+pub mod host;
+mod limits;
+
+pub use limits::Limits;
+
+use crate::ids::ComponentDigest;
+use host::HostState;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+wasmtime::component::bindgen!({
+    world: "workflow-component",
+    path: "../wit/aegis-workflow@0.1.0",
+    imports: { default: trappable },
+});
+
+/// How often the epoch advances; CPU deadlines are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("the component does not implement aegis:workflow/workflow-component: {0}")]
+    Incompatible(String),
+    #[error("component store: {0}")]
+    Io(String),
+}
+
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+    dir: PathBuf,
+    cache: Mutex<HashMap<ComponentDigest, WorkflowComponentPre<HostState>>>,
+}
+
+impl Engine {
+    /// Builds the engine. Components are kept under `dir`.
+    ///
+    /// # Errors
+    /// When wasmtime rejects the configuration or the directory cannot be created.
+    pub fn new(dir: &Path, limits: &Limits) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances);
+        pool.total_core_instances(limits.max_instances * 8);
+        pool.total_memories(limits.max_instances * 2);
+        pool.total_tables(limits.max_instances * 4);
+        pool.max_memory_size(limits.memory_bytes.max(16 << 20));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config).map_err(anyhow::Error::from)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        WorkflowComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("aegis-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            dir: dir.to_path_buf(),
+            cache: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    fn wasm_path(&self, digest: &ComponentDigest) -> PathBuf {
+        self.dir.join(format!("{}.wasm", digest.hex()))
+    }
+
+    fn cwasm_path(&self, digest: &ComponentDigest) -> PathBuf {
+        self.dir.join(format!("{}.cwasm", digest.hex()))
+    }
+
+    /// Validates `bytes` as a workflow component, then stores it and its precompiled form.
+    /// Compiling is slow; call from a blocking thread.
+    ///
+    /// # Errors
+    /// [`LoadError::NotAComponent`] or [`LoadError::Incompatible`] for bad input.
+    pub fn install(&self, bytes: &[u8]) -> Result<ComponentDigest, LoadError> {
+        let digest = ComponentDigest::of(bytes);
+        if !wasmparser_is_component(bytes) {
+            return Err(LoadError::NotAComponent(
+                "the bytes do not start with a component header (\\0asm, layer 1)".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let pre = self.prepare(&component)?;
+        let cwasm = component
+            .serialize()
+            .map_err(|e| LoadError::Io(format!("serialize: {e:#}")))?;
+        write_durably(&self.wasm_path(&digest), bytes)?;
+        write_durably(&self.cwasm_path(&digest), &cwasm)?;
+        self.cache
+            .lock()
+            .expect("component cache poisoned")
+            .insert(digest.clone(), pre);
+        Ok(digest)
+    }
+
+    fn prepare(&self, component: &Component) -> Result<WorkflowComponentPre<HostState>, LoadError> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        WorkflowComponentPre::new(instance_pre)
+            .map_err(|e| LoadError::Incompatible(format!("{e:#}")))
+    }
+
+    /// The ready-to-instantiate form of an installed component.
+    ///
+    /// # Errors
+    /// When the component is not installed here or cannot be loaded.
+    pub fn load(
+        &self,
+        digest: &ComponentDigest,
+    ) -> Result<WorkflowComponentPre<HostState>, LoadError> {
+        if let Some(pre) = self
+            .cache
+            .lock()
+            .expect("component cache poisoned")
+            .get(digest)
+        {
+            return Ok(pre.clone());
+        }
+        let cwasm = self.cwasm_path(digest);
+        // SAFETY: the .cwasm files in our component folder are written only by `install`, from
+        // this engine's own `serialize`; wasmtime checks the engine configuration on load.
+        let component = match unsafe { Component::deserialize_file(&self.engine, &cwasm) } {
+            Ok(component) => component,
+            Err(e) => {
+                tracing::info!(%digest, error = %e, "precompiled component unusable, compiling again");
+                let bytes = std::fs::read(self.wasm_path(digest))
+                    .map_err(|e| LoadError::Io(format!("read component {digest}: {e}")))?;
+                let component = Component::new(&self.engine, &bytes)
+                    .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+                if let Ok(serialized) = component.serialize() {
+                    write_durably(&cwasm, &serialized)?;
+                }
+                component
+            }
+        };
+        let pre = self.prepare(&component)?;
+        self.cache
+            .lock()
+            .expect("component cache poisoned")
+            .insert(digest.clone(), pre.clone());
+        Ok(pre)
+    }
+}
+
+/// A component starts with `\0asm`, then version 0x0d and layer 1 (a core module has layer 0).
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && &bytes[0..4] == b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+/// Writes a file and fsyncs it and its folder, so that a crash never leaves a half file that
+/// later loads.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| LoadError::Io(format!("write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_header_is_told_from_a_core_module() {
+        assert!(wasmparser_is_component(b"\0asm\x0d\0\x01\0rest"));
+        assert!(!wasmparser_is_component(b"\0asm\x01\0\0\0"));
+        assert!(!wasmparser_is_component(b"hello world"));
+    }
+
+    #[test]
+    fn junk_is_not_a_component() {
+        let dir = std::env::temp_dir().join(format!("aegis-engine-{}", std::process::id()));
+        let engine = Engine::new(&dir, &Limits::default()).unwrap();
+        let err = engine.install(b"definitely not wasm").unwrap_err();
+        assert!(matches!(err, LoadError::NotAComponent(_)), "{err}");
+        let err = engine.install(b"\0asm\x0d\0\x01\0garbage").unwrap_err();
+        assert!(matches!(err, LoadError::NotAComponent(_)), "{err}");
+    }
+}

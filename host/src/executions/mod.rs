@@ -1,0 +1,382 @@
+//! Executions: start them, drive them from activation to activation, and finish them.
+//!
+//! [`Runtime::activate`] is the driver, and reads as the life of an execution:
+//! load the execution and its journal → load the component → run the guest (replaying the
+//! journal) → record how the activation ended → hand new timers to the scheduler and send agent
+//! tasks. A wake-up that arrives while an activation runs is not lost: the execution is run
+//! again right after.
+
+use crate::agents::Agents;
+use crate::artifacts::DiskArtifacts;
+use crate::engine::activation::{self, Ending};
+use crate::engine::host::Activation;
+use crate::engine::{Engine, Limits};
+use crate::ids::{ComponentDigest, ExecutionId, TenantId};
+use crate::journal::{
+    ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
+};
+use crate::scheduler::Scheduler;
+use crate::store::{
+    self, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
+};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast};
+
+/// Longest execution timeout (the model's 366 days).
+pub const MAX_EXECUTION_TIMEOUT_SECS: u64 = 366 * 86_400;
+
+/// A request to start an execution.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    pub workflow: String,
+    pub version: Option<u32>,
+    pub input: String,
+    pub name: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("workflow {0:?} not found")]
+    WorkflowNotFound(String),
+    #[error("an execution named {0:?} already exists with different input")]
+    NameConflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+pub struct Runtime {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub artifacts: Arc<DiskArtifacts>,
+    pub agents: Arc<Agents>,
+    pub limits: Limits,
+    pub scheduler: Scheduler,
+    /// Executions with an activation in flight; `true` means "run again when done".
+    running: Mutex<HashMap<ExecutionId, bool>>,
+    /// Bounds concurrent activations to the instance pool.
+    slots: Arc<Semaphore>,
+    finished: broadcast::Sender<ExecutionId>,
+}
+
+impl Runtime {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        artifacts: Arc<DiskArtifacts>,
+        agents: Arc<Agents>,
+        limits: Limits,
+        scheduler: Scheduler,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.max_instances as usize / 2));
+        Self {
+            store,
+            engine,
+            artifacts,
+            agents,
+            limits,
+            scheduler,
+            running: Mutex::new(HashMap::new()),
+            slots,
+            finished: broadcast::channel(4096).0,
+        }
+    }
+
+    /// Carries on every execution that was running or due when the host stopped, and re-arms
+    /// every timer.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn recover(self: &Arc<Self>) -> Result<usize, store::Error> {
+        for timer in self.store.timers()? {
+            self.scheduler.add(timer);
+        }
+        let runnable = self.store.runnable()?;
+        let count = runnable.len();
+        for id in runnable {
+            self.wake(id);
+        }
+        Ok(count)
+    }
+
+    /// Learns when executions finish (for long-polling clients).
+    pub fn subscribe(&self) -> broadcast::Receiver<ExecutionId> {
+        self.finished.subscribe()
+    }
+
+    /// Starts an execution, idempotently by name.
+    ///
+    /// # Errors
+    /// [`StartError`] for an unknown workflow, a name conflict or bad parameters.
+    pub async fn start(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        req: StartRequest,
+    ) -> Result<(ExecutionRecord, bool), StartError> {
+        let timeout = match req.timeout_seconds {
+            Some(0) => {
+                return Err(StartError::Invalid(
+                    "timeout_seconds must be at least 1".into(),
+                ));
+            }
+            Some(s) if s > MAX_EXECUTION_TIMEOUT_SECS => {
+                return Err(StartError::Invalid(format!(
+                    "timeout_seconds must be at most {MAX_EXECUTION_TIMEOUT_SECS} (366 days)"
+                )));
+            }
+            other => other,
+        };
+        let this = self.clone();
+        let tenant = tenant.clone();
+        let created = tokio::task::spawn_blocking(move || -> Result<Created, StartError> {
+            let component = this
+                .store
+                .find_component(&tenant, &req.workflow, req.version)?
+                .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
+            let now = now_ms();
+            let timeout_at = timeout.map(|s| now + s as Millis * 1000);
+            let started_event = Event::execution(
+                EventType::ExecutionStarted,
+                now,
+                json!({"Input": result_details(&req.input), "ExecutionTimeout": timeout}),
+            );
+            Ok(this.store.create_execution(NewExecution {
+                id: ExecutionId::generate(),
+                tenant,
+                name: req.name,
+                workflow: req.workflow,
+                version: component.version,
+                digest: component.digest,
+                input: req.input,
+                now,
+                timeout_at,
+                started_event,
+            })?)
+        })
+        .await
+        .map_err(|e| StartError::Invalid(format!("start failed: {e}")))??;
+        match created {
+            Created::New(record) => {
+                if let Some(at) = record.timeout_at {
+                    self.scheduler.add(store::Timer {
+                        fire_at: at,
+                        execution_id: record.id.clone(),
+                        op_id: String::new(),
+                        kind: store::TimerKind::ExecutionTimeout,
+                    });
+                }
+                self.wake(record.id.clone());
+                Ok((record, true))
+            }
+            Created::Existing(record) => Ok((record, false)),
+            Created::Conflict(record) => Err(StartError::NameConflict(record.name)),
+        }
+    }
+
+    /// Makes sure the execution gets an activation soon.
+    pub fn wake(self: &Arc<Self>, id: ExecutionId) {
+        {
+            let mut running = self.running.lock().expect("running set poisoned");
+            if let Some(again) = running.get_mut(&id) {
+                *again = true;
+                return;
+            }
+            running.insert(id.clone(), false);
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.drive(id).await });
+    }
+
+    async fn drive(self: Arc<Self>, id: ExecutionId) {
+        loop {
+            let permit = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("slots never close");
+            let this = self.clone();
+            let run_id = id.clone();
+            let retry = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                this.activate(&run_id)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(execution = %id, error = %e, "activation panicked");
+                Some(Duration::from_secs(5))
+            });
+            if let Some(delay) = retry {
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let mut running = self.running.lock().expect("running set poisoned");
+            match running.get_mut(&id) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    running.remove(&id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One activation of `id`. Returns a delay when it must be tried again because the
+    /// infrastructure (not the workflow) failed.
+    fn activate(self: &Arc<Self>, id: &ExecutionId) -> Option<Duration> {
+        let retry = Some(Duration::from_secs(1));
+        let execution = match self.store.execution(id) {
+            Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot load execution");
+                return retry;
+            }
+        };
+        let journal = match self.store.operations(id) {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot load journal");
+                return retry;
+            }
+        };
+        let started = now_ms();
+        let wake_seq = execution.wake_seq;
+        let digest = execution.digest.clone();
+        let (ending, mut activation) = match self.engine.load(&digest) {
+            Ok(pre) => {
+                let activation = Activation::new(
+                    execution,
+                    journal,
+                    self.store.clone(),
+                    self.artifacts.clone(),
+                );
+                activation::run(&pre, activation, &self.limits)
+            }
+            Err(e) => {
+                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()));
+                (
+                    ending,
+                    Activation::new(
+                        execution,
+                        journal,
+                        self.store.clone(),
+                        self.artifacts.clone(),
+                    ),
+                )
+            }
+        };
+        let mut batch = activation.take_pending();
+        let invocation = |error: Option<&ErrorRecord>| {
+            let mut details = json!({
+                "StartTimestamp": crate::journal::format_ts(started),
+                "EndTimestamp": crate::journal::format_ts(now_ms()),
+                "RequestId": format!("act_{:016x}", rand::random::<u64>()),
+            });
+            if let Some(e) = error {
+                details["Error"] = error_details(e);
+            }
+            Event::execution(EventType::InvocationCompleted, now_ms(), details)
+        };
+        let mut terminal = false;
+        match ending {
+            Ending::Abandoned {
+                retry: again,
+                reason,
+            } => {
+                tracing::warn!(execution = %id, %reason, "activation abandoned");
+                return if again { retry } else { None };
+            }
+            Ending::Suspended => {
+                batch.events.push(invocation(None));
+                batch.settle = Some(wake_seq);
+            }
+            Ending::Completed(result) => {
+                terminal = true;
+                batch.events.push(invocation(None));
+                batch.events.push(Event::execution(
+                    EventType::ExecutionSucceeded,
+                    now_ms(),
+                    json!({"Result": result_details(&result)}),
+                ));
+                batch.finish = Some(Finish {
+                    status: ExecutionStatus::Succeeded,
+                    result: Some(result),
+                    error: None,
+                });
+                batch.clear_all_timers = true;
+            }
+            Ending::Failed(error) => {
+                terminal = true;
+                tracing::info!(execution = %id, error_type = %error.error_type, "execution failed");
+                let trapped = error.error_type.starts_with("Aegis.");
+                batch.events.push(invocation(trapped.then_some(&error)));
+                batch.events.push(Event::execution(
+                    EventType::ExecutionFailed,
+                    now_ms(),
+                    json!({"Error": error_details(&error)}),
+                ));
+                batch.finish = Some(Finish {
+                    status: ExecutionStatus::Failed,
+                    result: None,
+                    error: Some(error),
+                });
+                batch.clear_all_timers = true;
+            }
+        }
+        batch.conditions.insert(0, Condition::ExecutionRunning);
+        let new_timers = batch.set_timers.clone();
+        match self.store.commit(id, batch) {
+            Ok(()) => {}
+            Err(store::Error::ConditionFailed(reason)) => {
+                tracing::info!(execution = %id, %reason, "execution ended elsewhere during its activation");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot record activation");
+                return retry;
+            }
+        }
+        if terminal {
+            let _ = self.finished.send(id.clone());
+        } else {
+            for timer in activation.committed_timers.drain(..).chain(new_timers) {
+                self.scheduler.add(timer);
+            }
+        }
+        for dispatch in activation.dispatches.drain(..) {
+            let this = self.clone();
+            tokio::runtime::Handle::current().spawn(async move { this.dispatch(dispatch).await });
+        }
+        None
+    }
+
+    async fn dispatch(self: Arc<Self>, dispatch: crate::engine::host::Dispatch) {
+        if let Err(error) = self.agents.dispatch(&dispatch).await {
+            tracing::warn!(agent = %dispatch.agent, %error, "agent dispatch failed");
+            let failure = crate::callbacks::Completion::Fail(error);
+            if let Err(e) =
+                crate::callbacks::complete(&self, dispatch.callback_id.as_str(), failure).await
+            {
+                tracing::warn!(callback = %dispatch.callback_id, error = %e, "cannot record dispatch failure");
+            }
+        }
+    }
+
+    /// Marks an execution finished by an outside event (timeout), and tells waiters.
+    pub fn notify_finished(&self, id: &ExecutionId) {
+        let _ = self.finished.send(id.clone());
+    }
+}
+
+fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {
+    ErrorRecord::new(
+        "Aegis.ComponentUnavailable",
+        format!("component {digest} cannot be loaded: {reason}"),
+    )
+}

@@ -1,0 +1,374 @@
+//! The store contract: behaviour every backend must show. Run here against the embedded store;
+//! a new backend runs the same functions.
+
+use super::*;
+use crate::journal::{EventType, OperationType, SubType, now_ms};
+use serde_json::json;
+
+fn temp_store() -> (sqlite::SqliteStore, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "aegis-store-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    (
+        sqlite::SqliteStore::open(&dir.join("aegis.db")).unwrap(),
+        dir,
+    )
+}
+
+fn new_execution(name: Option<&str>, input: &str) -> NewExecution {
+    NewExecution {
+        id: ExecutionId::generate(),
+        tenant: TenantId::default_tenant(),
+        name: name.map(str::to_owned),
+        workflow: "wf".into(),
+        version: 1,
+        digest: ComponentDigest::of(b"x"),
+        input: input.into(),
+        now: now_ms(),
+        timeout_at: None,
+        started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
+    }
+}
+
+fn created(store: &dyn Store, new: NewExecution) -> ExecutionRecord {
+    match store.create_execution(new).unwrap() {
+        Created::New(r) => r,
+        other => panic!("expected a new execution, got {other:?}"),
+    }
+}
+
+fn step(id: &str, status: Status) -> Operation {
+    let mut op = Operation::new(
+        id.into(),
+        None,
+        "s".into(),
+        OperationType::Step,
+        SubType::Step,
+        now_ms(),
+    );
+    op.status = status;
+    op
+}
+
+#[test]
+fn start_is_idempotent_by_name() {
+    let (store, _dir) = temp_store();
+    let first = created(&store, new_execution(Some("n"), "1"));
+    match store
+        .create_execution(new_execution(Some("n"), "1"))
+        .unwrap()
+    {
+        Created::Existing(r) => assert_eq!(r.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .create_execution(new_execution(Some("n"), "2"))
+            .unwrap(),
+        Created::Conflict(_)
+    ));
+}
+
+#[test]
+fn event_ids_are_consecutive_across_batches() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    for i in 0..3 {
+        let op = step(&i.to_string(), Status::Succeeded);
+        let batch = Batch {
+            events: vec![
+                Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
+                Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
+            ],
+            operations: vec![op],
+            ..Batch::default()
+        };
+        store.commit(&ex.id, batch).unwrap();
+    }
+    let ids: Vec<u64> = store
+        .history(&ex.id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, (1..=7).collect::<Vec<_>>());
+    let page: Vec<u64> = store
+        .history(&ex.id, 3, 2)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(page, vec![4, 5]);
+}
+
+#[test]
+fn a_failed_condition_writes_nothing() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                operations: vec![step("1", Status::Started)],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    let op = step("1", Status::Succeeded);
+    let batch = Batch {
+        conditions: vec![Condition::OperationStatus {
+            op_id: "1".into(),
+            status: Status::Pending,
+        }],
+        events: vec![Event::operation(
+            EventType::StepSucceeded,
+            &op,
+            now_ms(),
+            json!({}),
+        )],
+        operations: vec![op],
+        ..Batch::default()
+    };
+    assert!(matches!(
+        store.commit(&ex.id, batch),
+        Err(Error::ConditionFailed(_))
+    ));
+    assert_eq!(
+        store.operation(&ex.id, "1").unwrap().unwrap().status,
+        Status::Started
+    );
+    assert_eq!(store.history(&ex.id, 0, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn finished_executions_refuse_further_writes() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    let finish = Finish {
+        status: ExecutionStatus::Succeeded,
+        result: Some("1".into()),
+        error: None,
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                finish: Some(finish),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    let late = Batch {
+        conditions: vec![Condition::ExecutionRunning],
+        operations: vec![step("1", Status::Started)],
+        ..Batch::default()
+    };
+    assert!(matches!(
+        store.commit(&ex.id, late),
+        Err(Error::ConditionFailed(_))
+    ));
+    let record = store.execution(&ex.id).unwrap().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.result.as_deref(), Some("1"));
+}
+
+#[test]
+fn wake_and_settle_track_runnable_executions() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    assert_eq!(store.runnable().unwrap(), vec![ex.id.clone()]);
+    // A wake-up after the activation loaded the execution keeps it runnable.
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                wake: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                settle: Some(ex.wake_seq),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.runnable().unwrap(), vec![ex.id.clone()]);
+    let seq = store.execution(&ex.id).unwrap().unwrap().wake_seq;
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                settle: Some(seq),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(store.runnable().unwrap().is_empty());
+}
+
+#[test]
+fn timers_fire_once_and_only_when_due() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    let timer = Timer {
+        fire_at: 1_000,
+        execution_id: ex.id.clone(),
+        op_id: "1".into(),
+        kind: TimerKind::WaitEnd,
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                set_timers: vec![timer.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.timers().unwrap(), vec![timer]);
+    let fire = |now| Batch {
+        conditions: vec![Condition::TimerDue {
+            op_id: "1".into(),
+            kind: TimerKind::WaitEnd,
+            now,
+        }],
+        clear_timers: vec![("1".into(), TimerKind::WaitEnd)],
+        ..Batch::default()
+    };
+    assert!(matches!(
+        store.commit(&ex.id, fire(999)),
+        Err(Error::ConditionFailed(_))
+    ));
+    store.commit(&ex.id, fire(1_000)).unwrap();
+    assert!(matches!(
+        store.commit(&ex.id, fire(2_000)),
+        Err(Error::ConditionFailed(_))
+    ));
+    assert!(store.timers().unwrap().is_empty());
+}
+
+#[test]
+fn callbacks_are_found_by_id_and_listed_while_pending() {
+    let (store, _dir) = temp_store();
+    let ex = created(&store, new_execution(None, "{}"));
+    let cb = CallbackRecord {
+        id: CallbackId::generate(),
+        tenant: ex.tenant.clone(),
+        execution_id: ex.id.clone(),
+        op_id: "1".into(),
+        name: "approval".into(),
+        status: Status::Started,
+        heartbeat_timeout_ms: Some(5_000),
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![cb.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.callback(&cb.id).unwrap(), Some(cb.clone()));
+    assert_eq!(store.pending_callbacks(&ex.id).unwrap(), vec![cb.clone()]);
+    let done = CallbackRecord {
+        status: Status::Succeeded,
+        ..cb.clone()
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![done],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(store.pending_callbacks(&ex.id).unwrap().is_empty());
+}
+
+#[test]
+fn concurrent_commits_are_group_committed_and_all_applied() {
+    let (store, _dir) = temp_store();
+    let store = std::sync::Arc::new(store);
+    let ex = created(&*store, new_execution(None, "{}"));
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            let id = ex.id.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let op = step(&format!("{t}-{i}"), Status::Succeeded);
+                    let ev = Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({}));
+                    store
+                        .commit(
+                            &id,
+                            Batch {
+                                operations: vec![op],
+                                events: vec![ev],
+                                ..Batch::default()
+                            },
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.operations(&ex.id).unwrap().len(), 400);
+    let ids: Vec<u64> = store
+        .history(&ex.id, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, (1..=401).collect::<Vec<_>>());
+}
+
+#[test]
+fn components_get_versions_by_digest() {
+    let (store, _dir) = temp_store();
+    let t = TenantId::default_tenant();
+    let (v1, new1) = store
+        .put_component(&t, "wf", &ComponentDigest::of(b"1"), 1, 0)
+        .unwrap();
+    let (again, new_again) = store
+        .put_component(&t, "wf", &ComponentDigest::of(b"1"), 1, 0)
+        .unwrap();
+    let (v2, _) = store
+        .put_component(&t, "wf", &ComponentDigest::of(b"2"), 1, 0)
+        .unwrap();
+    assert!(new1 && !new_again);
+    assert_eq!((v1.version, again.version, v2.version), (1, 1, 2));
+    assert_eq!(
+        store
+            .find_component(&t, "wf", None)
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .find_component(&t, "wf", Some(1))
+            .unwrap()
+            .unwrap()
+            .digest,
+        ComponentDigest::of(b"1")
+    );
+    assert!(
+        store
+            .find_component(&TenantId::from_raw("other"), "wf", None)
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1,0 +1,311 @@
+//! Storage: executions, their journals and histories, timers, callbacks and component metadata.
+//!
+//! Key items:
+//! - [`Store`]: what the rest of the host needs from a backend. Writes go through [`Batch`]es,
+//!   each applied atomically and only if its [`Condition`]s hold, so two writers (an activation
+//!   and a callback, or later two hosts) can never both win a transition. Backends hold no
+//!   business rules: they check conditions and apply batches.
+//! - [`sqlite::SqliteStore`]: the embedded default, one file in the data folder, one writer
+//!   thread that group-commits concurrent batches with one fsync.
+
+#[cfg(test)]
+mod contract_tests;
+pub mod sqlite;
+
+use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
+use crate::journal::{ErrorRecord, Event, Millis, Operation, Status};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A batch's condition did not hold; nothing was written.
+    #[error("condition failed: {0}")]
+    ConditionFailed(String),
+    /// The backend failed; the write may be retried.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Backend(format!("corrupt record: {e}"))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Stopped,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "RUNNING" => ExecutionStatus::Running,
+            "SUCCEEDED" => ExecutionStatus::Succeeded,
+            "FAILED" => ExecutionStatus::Failed,
+            "TIMED_OUT" => ExecutionStatus::TimedOut,
+            "STOPPED" => ExecutionStatus::Stopped,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != ExecutionStatus::Running
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentRecord {
+    pub tenant: TenantId,
+    pub name: String,
+    pub version: u32,
+    pub digest: ComponentDigest,
+    pub size: u64,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutionRecord {
+    pub id: ExecutionId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub workflow: String,
+    pub version: u32,
+    pub digest: ComponentDigest,
+    pub input: String,
+    pub status: ExecutionStatus,
+    pub result: Option<String>,
+    pub error: Option<ErrorRecord>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub timeout_at: Option<Millis>,
+    /// Bumped on every wake-up; an activation may mark the execution idle only if no wake-up
+    /// happened since it loaded the execution.
+    pub wake_seq: u64,
+}
+
+/// A callback handed to the outside world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallbackRecord {
+    pub id: CallbackId,
+    pub tenant: TenantId,
+    pub execution_id: ExecutionId,
+    pub op_id: String,
+    pub name: String,
+    pub status: Status,
+    pub heartbeat_timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TimerKind {
+    WaitEnd,
+    StepRetry,
+    CallbackTimeout,
+    CallbackHeartbeat,
+    ExecutionTimeout,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::WaitEnd => "wait_end",
+            TimerKind::StepRetry => "step_retry",
+            TimerKind::CallbackTimeout => "callback_timeout",
+            TimerKind::CallbackHeartbeat => "callback_heartbeat",
+            TimerKind::ExecutionTimeout => "execution_timeout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "wait_end" => TimerKind::WaitEnd,
+            "step_retry" => TimerKind::StepRetry,
+            "callback_timeout" => TimerKind::CallbackTimeout,
+            "callback_heartbeat" => TimerKind::CallbackHeartbeat,
+            "execution_timeout" => TimerKind::ExecutionTimeout,
+            _ => return None,
+        })
+    }
+}
+
+/// A durable timer. `op_id` is empty for the execution's own timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timer {
+    pub fire_at: Millis,
+    pub execution_id: ExecutionId,
+    pub op_id: String,
+    pub kind: TimerKind,
+}
+
+/// What must hold for a batch to apply.
+#[derive(Clone, Debug)]
+pub enum Condition {
+    ExecutionRunning,
+    OperationStatus {
+        op_id: String,
+        status: Status,
+    },
+    /// The timer exists and is due at `now` (so each timer fires once, and a timer moved by a
+    /// heartbeat does not fire early).
+    TimerDue {
+        op_id: String,
+        kind: TimerKind,
+        now: Millis,
+    },
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug)]
+pub struct Finish {
+    pub status: ExecutionStatus,
+    pub result: Option<String>,
+    pub error: Option<ErrorRecord>,
+}
+
+/// One atomic write to an execution.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub conditions: Vec<Condition>,
+    /// Operations to insert or replace.
+    pub operations: Vec<Operation>,
+    /// Events to append, in order; the store numbers them.
+    pub events: Vec<Event>,
+    pub set_timers: Vec<Timer>,
+    pub clear_timers: Vec<(String, TimerKind)>,
+    /// Remove every timer of the execution (it ended).
+    pub clear_all_timers: bool,
+    /// Callbacks to insert or replace.
+    pub callbacks: Vec<CallbackRecord>,
+    pub finish: Option<Finish>,
+    /// Mark the execution runnable and bump its wake sequence.
+    pub wake: bool,
+    /// Mark the execution idle, if its wake sequence is still this one.
+    pub settle: Option<u64>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+            && self.events.is_empty()
+            && self.set_timers.is_empty()
+            && self.clear_timers.is_empty()
+            && !self.clear_all_timers
+            && self.callbacks.is_empty()
+            && self.finish.is_none()
+            && !self.wake
+            && self.settle.is_none()
+    }
+
+    /// Moves everything of `other` after what this batch holds.
+    pub fn append(&mut self, mut other: Batch) {
+        self.conditions.append(&mut other.conditions);
+        self.operations.append(&mut other.operations);
+        self.events.append(&mut other.events);
+        self.set_timers.append(&mut other.set_timers);
+        self.clear_timers.append(&mut other.clear_timers);
+        self.clear_all_timers |= other.clear_all_timers;
+        self.callbacks.append(&mut other.callbacks);
+        if other.finish.is_some() {
+            self.finish = other.finish;
+        }
+        self.wake |= other.wake;
+        if other.settle.is_some() {
+            self.settle = other.settle;
+        }
+    }
+}
+
+/// A request to start an execution.
+#[derive(Clone, Debug)]
+pub struct NewExecution {
+    pub id: ExecutionId,
+    pub tenant: TenantId,
+    pub name: Option<String>,
+    pub workflow: String,
+    pub version: u32,
+    pub digest: ComponentDigest,
+    pub input: String,
+    pub now: Millis,
+    pub timeout_at: Option<Millis>,
+    /// The ExecutionStarted event.
+    pub started_event: Event,
+}
+
+/// What starting an execution did.
+#[derive(Clone, Debug)]
+pub enum Created {
+    New(ExecutionRecord),
+    /// The name was taken by an execution with the same input.
+    Existing(ExecutionRecord),
+    /// The name was taken by an execution with different input.
+    Conflict(ExecutionRecord),
+}
+
+/// What the host needs from a storage backend.
+///
+/// Calls block; async callers go through `tokio::task::spawn_blocking` or the async helpers of
+/// the implementation.
+pub trait Store: Send + Sync + 'static {
+    /// Records a component under `name`, giving it the next version unless the same digest is
+    /// already there. Returns the record and whether it is new.
+    fn put_component(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        digest: &ComponentDigest,
+        size: u64,
+        now: Millis,
+    ) -> Result<(ComponentRecord, bool)>;
+    /// The given version of a component, or its latest.
+    fn find_component(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<ComponentRecord>>;
+
+    /// Creates an execution, idempotently by name.
+    fn create_execution(&self, new: NewExecution) -> Result<Created>;
+    fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>>;
+    fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>>;
+    fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>>;
+    /// Events with an EventId above `after`, at most `limit`, in order.
+    fn history(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<(u64, Event)>>;
+    fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>>;
+    /// Callbacks of the execution that are still waiting.
+    fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>>;
+
+    /// Applies `batch` atomically if its conditions hold.
+    ///
+    /// # Errors
+    /// [`Error::ConditionFailed`] when a condition does not hold (nothing is written).
+    fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()>;
+
+    /// Executions that were running (or woken) and not idle: carried on at start-up.
+    fn runnable(&self) -> Result<Vec<ExecutionId>>;
+    /// Every pending timer.
+    fn timers(&self) -> Result<Vec<Timer>>;
+}

@@ -1,0 +1,564 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`, so a commit is on disk before
+//! it is acknowledged.
+//!
+//! One writer thread owns the write connection. It takes every request that is waiting, applies
+//! each inside its own savepoint (a failed condition rolls back only that request) and commits
+//! them together: concurrent executions share one fsync (group commit). Reads use a small pool of
+//! separate connections, which WAL lets run beside the writer.
+
+use super::{
+    Batch, CallbackRecord, ComponentRecord, Condition, Created, Error, ExecutionRecord,
+    ExecutionStatus, NewExecution, Result, Store, Timer, TimerKind,
+};
+use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
+use crate::journal::{Event, Millis, Operation, Status};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+
+/// Most requests folded into one commit.
+const MAX_GROUP: usize = 512;
+const READERS: usize = 4;
+
+const SCHEMA: &str = include_str!("../../migrations/0001_initial.sql");
+
+type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> Deliver + Send>;
+
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or the schema cannot be applied.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let readers = (0..READERS)
+            .map(|_| open(path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("aegis-store-writer".into())
+            .spawn(move || writer_loop(&mut conn, rx))
+            .map_err(|e| Error::Backend(format!("spawn writer: {e}")))?;
+        Ok(Self {
+            writer: Mutex::new(tx),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `work` in the writer thread inside a savepoint and waits until its group is
+    /// committed.
+    fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel::<Result<T>>(1);
+        let job: Job = Box::new(move |tx| {
+            let outcome = (|| {
+                tx.execute_batch("SAVEPOINT job")?;
+                let outcome = work(tx);
+                if outcome.is_err() {
+                    tx.execute_batch("ROLLBACK TO job")?;
+                }
+                tx.execute_batch("RELEASE job")?;
+                outcome
+            })();
+            Box::new(move |commit_error| {
+                let _ = reply_tx.send(match commit_error {
+                    Some(e) => Err(Error::Backend(e)),
+                    None => outcome,
+                });
+            })
+        });
+        self.writer
+            .lock()
+            .map_err(|_| Error::Backend("writer lock poisoned".into()))?
+            .send(job)
+            .map_err(|_| Error::Backend("store writer stopped".into()))?;
+        reply_rx
+            .recv()
+            .map_err(|_| Error::Backend("store writer stopped".into()))?
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i]
+            .lock()
+            .map_err(|_| Error::Backend("reader lock poisoned".into()))?;
+        f(&conn)
+    }
+}
+
+fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    // The job never ran; report the failure through a throwaway transaction-less path.
+                    drop(job);
+                    tracing::error!(error = %msg, "store: cannot begin transaction");
+                }
+                continue;
+            }
+        };
+        let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let commit_error = tx.commit().err().map(|e| e.to_string());
+        if let Some(e) = &commit_error {
+            tracing::error!(error = %e, "store: group commit failed");
+        }
+        for deliver in delivers {
+            deliver(commit_error.clone());
+        }
+    }
+}
+
+fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+    let status: String = row.get("status")?;
+    let error: Option<String> = row.get("error")?;
+    Ok(ExecutionRecord {
+        id: ExecutionId::from_raw(row.get::<_, String>("id")?),
+        tenant: TenantId::from_raw(row.get::<_, String>("tenant_id")?),
+        name: row.get("name")?,
+        workflow: row.get("workflow")?,
+        version: row.get("version")?,
+        digest: ComponentDigest::from_raw(row.get::<_, String>("digest")?),
+        input: row.get("input")?,
+        status: ExecutionStatus::parse(&status).unwrap_or(ExecutionStatus::Failed),
+        result: row.get("result")?,
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        timeout_at: row.get("timeout_at")?,
+        wake_seq: row.get::<_, i64>("wake_seq")? as u64,
+    })
+}
+
+fn callback_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CallbackRecord> {
+    let status: String = row.get("status")?;
+    Ok(CallbackRecord {
+        id: CallbackId::from_raw(row.get::<_, String>("callback_id")?),
+        tenant: TenantId::from_raw(row.get::<_, String>("tenant_id")?),
+        execution_id: ExecutionId::from_raw(row.get::<_, String>("execution_id")?),
+        op_id: row.get("op_id")?,
+        name: row.get("name")?,
+        status: serde_json::from_value(serde_json::Value::String(status)).unwrap_or(Status::Failed),
+        heartbeat_timeout_ms: row
+            .get::<_, Option<i64>>("heartbeat_timeout_ms")?
+            .map(|v| v as u64),
+    })
+}
+
+fn status_str(status: Status) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn select_execution(conn: &Connection, id: &str) -> Result<Option<ExecutionRecord>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM executions WHERE id = ?1")?
+        .query_row([id], execution_from_row)
+        .optional()?)
+}
+
+fn append_events(tx: &Transaction<'_>, execution: &str, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let next: i64 = tx
+        .prepare_cached("SELECT next_event_id FROM executions WHERE id = ?1")?
+        .query_row([execution], |r| r.get(0))?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO events (execution_id, event_id, data) VALUES (?1, ?2, ?3)")?;
+    for (i, event) in events.iter().enumerate() {
+        insert.execute(params![
+            execution,
+            next + i as i64,
+            serde_json::to_string(event)?
+        ])?;
+    }
+    tx.prepare_cached("UPDATE executions SET next_event_id = ?2 WHERE id = ?1")?
+        .execute(params![execution, next + events.len() as i64])?;
+    Ok(())
+}
+
+fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<()> {
+    for condition in &batch.conditions {
+        match condition {
+            Condition::ExecutionRunning => {
+                let status: Option<String> = tx
+                    .prepare_cached("SELECT status FROM executions WHERE id = ?1")?
+                    .query_row([execution], |r| r.get(0))
+                    .optional()?;
+                if status.as_deref() != Some("RUNNING") {
+                    return Err(Error::ConditionFailed(format!(
+                        "execution {execution} is not running"
+                    )));
+                }
+            }
+            Condition::TimerDue { op_id, kind, now } => {
+                let fire_at: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT fire_at FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
+                    )?
+                    .query_row(params![execution, op_id, kind.as_str()], |r| r.get(0))
+                    .optional()?;
+                if !fire_at.is_some_and(|at| at <= *now) {
+                    return Err(Error::ConditionFailed(format!(
+                        "timer {kind:?} of operation {op_id} is not due"
+                    )));
+                }
+            }
+            Condition::OperationStatus { op_id, status } => {
+                let data: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT data FROM operations WHERE execution_id = ?1 AND op_id = ?2",
+                    )?
+                    .query_row([execution, op_id.as_str()], |r| r.get(0))
+                    .optional()?;
+                let current = data
+                    .map(|d| serde_json::from_str::<Operation>(&d))
+                    .transpose()?
+                    .map(|op| op.status);
+                if current != Some(*status) {
+                    return Err(Error::ConditionFailed(format!(
+                        "operation {op_id} is {current:?}, expected {status:?}"
+                    )));
+                }
+            }
+        }
+    }
+    let now = crate::journal::now_ms();
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO operations (execution_id, op_id, data) VALUES (?1, ?2, ?3)",
+        )?;
+        for op in &batch.operations {
+            upsert.execute(params![execution, op.id, serde_json::to_string(op)?])?;
+        }
+    }
+    append_events(tx, execution, &batch.events)?;
+    if batch.clear_all_timers {
+        tx.prepare_cached("DELETE FROM timers WHERE execution_id = ?1")?
+            .execute([execution])?;
+    }
+    {
+        let mut clear = tx.prepare_cached(
+            "DELETE FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
+        )?;
+        for (op_id, kind) in &batch.clear_timers {
+            clear.execute(params![execution, op_id, kind.as_str()])?;
+        }
+    }
+    {
+        let mut set = tx.prepare_cached(
+            "INSERT OR REPLACE INTO timers (execution_id, op_id, kind, fire_at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for timer in &batch.set_timers {
+            set.execute(params![
+                timer.execution_id.as_str(),
+                timer.op_id,
+                timer.kind.as_str(),
+                timer.fire_at
+            ])?;
+        }
+    }
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO callbacks (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for cb in &batch.callbacks {
+            upsert.execute(params![
+                cb.id.as_str(),
+                cb.tenant.as_str(),
+                cb.execution_id.as_str(),
+                cb.op_id,
+                cb.name,
+                status_str(cb.status),
+                cb.heartbeat_timeout_ms.map(|v| v as i64)
+            ])?;
+        }
+    }
+    if let Some(finish) = &batch.finish {
+        let error = finish
+            .error
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        tx.prepare_cached(
+            "UPDATE executions SET status = ?2, result = ?3, error = ?4, updated_at = ?5, runnable = 0 WHERE id = ?1",
+        )?
+        .execute(params![execution, finish.status.as_str(), finish.result, error, now])?;
+        // A finished execution's open callbacks can no longer be completed.
+        tx.prepare_cached(
+            "UPDATE callbacks SET status = 'CANCELLED' WHERE execution_id = ?1 AND status = 'STARTED'",
+        )?
+        .execute([execution])?;
+    } else {
+        tx.prepare_cached("UPDATE executions SET updated_at = ?2 WHERE id = ?1")?
+            .execute(params![execution, now])?;
+    }
+    if batch.wake {
+        tx.prepare_cached(
+            "UPDATE executions SET runnable = 1, wake_seq = wake_seq + 1 WHERE id = ?1 AND status = 'RUNNING'",
+        )?
+        .execute([execution])?;
+    }
+    if let Some(seq) = batch.settle {
+        tx.prepare_cached("UPDATE executions SET runnable = 0 WHERE id = ?1 AND wake_seq = ?2")?
+            .execute(params![execution, seq as i64])?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn put_component(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        digest: &ComponentDigest,
+        size: u64,
+        now: Millis,
+    ) -> Result<(ComponentRecord, bool)> {
+        let (tenant, name, digest) = (tenant.clone(), name.to_string(), digest.clone());
+        self.write(move |tx| {
+            let existing = tx
+                .prepare_cached(
+                    "SELECT version, size, created_at FROM components WHERE tenant_id = ?1 AND name = ?2 AND digest = ?3",
+                )?
+                .query_row(params![tenant.as_str(), name, digest.as_str()], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            if let Some((version, size, created_at)) = existing {
+                let record = ComponentRecord { tenant, name, version, digest, size: size as u64, created_at };
+                return Ok((record, false));
+            }
+            let version: u32 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM components WHERE tenant_id = ?1 AND name = ?2",
+                )?
+                .query_row(params![tenant.as_str(), name], |r| r.get(0))?;
+            tx.prepare_cached(
+                "INSERT INTO components (tenant_id, name, version, digest, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![tenant.as_str(), name, version, digest.as_str(), size as i64, now])?;
+            let record = ComponentRecord { tenant, name, version, digest, size, created_at: now };
+            Ok((record, true))
+        })
+    }
+
+    fn find_component(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<ComponentRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, digest, size, created_at FROM components
+                 WHERE tenant_id = ?1 AND name = ?2 AND (?3 IS NULL OR version = ?3)
+                 ORDER BY version DESC LIMIT 1",
+            )?;
+            Ok(stmt
+                .query_row(params![tenant.as_str(), name, version], |r| {
+                    Ok(ComponentRecord {
+                        tenant: tenant.clone(),
+                        name: name.to_string(),
+                        version: r.get(0)?,
+                        digest: ComponentDigest::from_raw(r.get::<_, String>(1)?),
+                        size: r.get::<_, i64>(2)? as u64,
+                        created_at: r.get(3)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn create_execution(&self, new: NewExecution) -> Result<Created> {
+        self.write(move |tx| {
+            if let Some(name) = &new.name {
+                let existing = tx
+                    .prepare_cached("SELECT * FROM executions WHERE tenant_id = ?1 AND name = ?2")?
+                    .query_row(params![new.tenant.as_str(), name], execution_from_row)
+                    .optional()?;
+                if let Some(existing) = existing {
+                    let same = existing.input == new.input
+                        && existing.workflow == new.workflow
+                        && existing.version == new.version;
+                    return Ok(if same {
+                        Created::Existing(existing)
+                    } else {
+                        Created::Conflict(existing)
+                    });
+                }
+            }
+            let name = new.name.clone().unwrap_or_else(|| new.id.to_string());
+            tx.prepare_cached(
+                "INSERT INTO executions (id, tenant_id, name, workflow, version, digest, input, status,
+                    created_at, updated_at, timeout_at, next_event_id, wake_seq, runnable)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'RUNNING', ?8, ?8, ?9, 1, 1, 1)",
+            )?
+            .execute(params![
+                new.id.as_str(),
+                new.tenant.as_str(),
+                name,
+                new.workflow,
+                new.version,
+                new.digest.as_str(),
+                new.input,
+                new.now,
+                new.timeout_at
+            ])?;
+            append_events(tx, new.id.as_str(), std::slice::from_ref(&new.started_event))?;
+            if let Some(at) = new.timeout_at {
+                tx.prepare_cached(
+                    "INSERT INTO timers (execution_id, op_id, kind, fire_at) VALUES (?1, '', ?2, ?3)",
+                )?
+                .execute(params![new.id.as_str(), TimerKind::ExecutionTimeout.as_str(), at])?;
+            }
+            let record = select_execution(tx, new.id.as_str())?
+                .ok_or_else(|| Error::Backend("execution vanished after insert".into()))?;
+            Ok(Created::New(record))
+        })
+    }
+
+    fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>> {
+        self.read(|conn| select_execution(conn, id.as_str()))
+    }
+
+    fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM operations WHERE execution_id = ?1")?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+            let mut ops = Vec::new();
+            for row in rows {
+                ops.push(serde_json::from_str(&row?)?);
+            }
+            Ok(ops)
+        })
+    }
+
+    fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>> {
+        self.read(|conn| {
+            let data: Option<String> = conn
+                .prepare_cached(
+                    "SELECT data FROM operations WHERE execution_id = ?1 AND op_id = ?2",
+                )?
+                .query_row([id.as_str(), op_id], |r| r.get(0))
+                .optional()?;
+            Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+    }
+
+    fn history(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT event_id, data FROM events WHERE execution_id = ?1 AND event_id > ?2
+                 ORDER BY event_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![id.as_str(), after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (event_id, data) = row?;
+                events.push((event_id as u64, serde_json::from_str(&data)?));
+            }
+            Ok(events)
+        })
+    }
+
+    fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT * FROM callbacks WHERE callback_id = ?1")?
+                .query_row([id.as_str()], callback_from_row)
+                .optional()?)
+        })
+    }
+
+    fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM callbacks WHERE execution_id = ?1 AND status = 'STARTED' ORDER BY op_id",
+            )?;
+            let rows = stmt.query_map([id.as_str()], callback_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
+        let execution = execution.clone();
+        self.write(move |tx| apply_batch(tx, execution.as_str(), &batch))
+    }
+
+    fn runnable(&self) -> Result<Vec<ExecutionId>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows
+                .map(|r| r.map(ExecutionId::from_raw))
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn timers(&self) -> Result<Vec<Timer>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT execution_id, op_id, kind, fire_at FROM timers")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut timers = Vec::new();
+            for row in rows {
+                let (execution, op_id, kind, fire_at) = row?;
+                if let Some(kind) = TimerKind::parse(&kind) {
+                    timers.push(Timer {
+                        fire_at,
+                        execution_id: ExecutionId::from_raw(execution),
+                        op_id,
+                        kind,
+                    });
+                }
+            }
+            Ok(timers)
+        })
+    }
+}
