@@ -1,0 +1,482 @@
+//! Completion rules and results for batches ([`Ctx::parallel`](crate::Ctx::parallel) and
+//! [`Ctx::map`](crate::Ctx::map)), and the loop that runs a batch's items side by side.
+//!
+//! Nothing here talks to the host, so the rules are unit-tested natively with fake futures.
+//!
+//! # How a batch runs
+//!
+//! Items are polled round-robin, in index order. An item that is pending (waiting for a
+//! callback, a timer, a retry) is simply skipped until the next round, so it never blocks its
+//! siblings: two callbacks can be pending at once and either may complete first.
+//!
+//! After every finished item the [`Completion`] rule is checked, in this order:
+//! 1. more failures than `tolerated_failures` allows: stop, [`CompletionReason::FailureToleranceExceeded`];
+//! 2. at least `min_successful` successes: stop, [`CompletionReason::MinSuccessfulReached`];
+//! 3. every item finished: [`CompletionReason::AllCompleted`].
+//!
+//! Items still running when a batch stops are abandoned: they are never polled again, and their
+//! result is an error of type [`Error::NOT_FINISHED`]. That is safe under replay because the
+//! batch's whole result is recorded as its context's outcome, and a replay of a finished batch
+//! returns that record without re-entering any item.
+//!
+//! A batch does not fail because items failed: it resolves to a [`BatchResult`] that says what
+//! happened to each item, and [`BatchResult::into_values`] turns "any item failed" into an error.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Error;
+
+/// When a batch is over.
+///
+/// The rules combine: `Completion { min_successful: Some(2), tolerated_failures: Some(1) }` stops
+/// at the second success or the second failure, whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Stop as soon as this many items have succeeded.
+    pub min_successful: Option<usize>,
+    /// Stop as soon as more than this many items have failed.
+    pub tolerated_failures: Option<usize>,
+}
+
+impl Completion {
+    /// Every item must succeed: stop at the first failure. The default.
+    pub fn all() -> Self {
+        Self {
+            min_successful: None,
+            tolerated_failures: Some(0),
+        }
+    }
+
+    /// Run every item to the end, whatever fails.
+    pub fn all_completed() -> Self {
+        Self {
+            min_successful: None,
+            tolerated_failures: None,
+        }
+    }
+
+    /// Stop as soon as `n` items have succeeded (`min_successful(1)` is "first success wins").
+    /// Failures are tolerated; if fewer than `n` items can succeed, the batch runs to the end.
+    pub fn min_successful(n: usize) -> Self {
+        Self {
+            min_successful: Some(n),
+            tolerated_failures: None,
+        }
+    }
+
+    /// Stop as soon as more than `n` items have failed.
+    pub fn tolerated_failures(n: usize) -> Self {
+        Self {
+            min_successful: None,
+            tolerated_failures: Some(n),
+        }
+    }
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+/// Why a batch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompletionReason {
+    /// Every item finished.
+    AllCompleted,
+    /// Enough items succeeded.
+    MinSuccessfulReached,
+    /// Too many items failed.
+    FailureToleranceExceeded,
+}
+
+/// What happened to each item of a batch, by index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchResult<T> {
+    /// One entry per item, in item order. Items that had not finished when the batch ended hold
+    /// an error of type [`Error::NOT_FINISHED`].
+    pub results: Vec<Result<T, Error>>,
+    /// Why the batch ended.
+    pub completion_reason: CompletionReason,
+}
+
+impl<T> BatchResult<T> {
+    /// Every item's value, in order.
+    ///
+    /// # Errors
+    ///
+    /// The error of the first item (by index) that failed or did not finish.
+    pub fn into_values(self) -> Result<Vec<T>, Error> {
+        self.results.into_iter().collect()
+    }
+
+    /// The values of the items that succeeded, dropping the rest.
+    pub fn into_successes(self) -> Vec<T> {
+        self.results.into_iter().filter_map(Result::ok).collect()
+    }
+
+    /// `(index, value)` of each item that succeeded.
+    pub fn succeeded(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(index, result)| result.as_ref().ok().map(|value| (index, value)))
+    }
+
+    /// `(index, error)` of each item that failed (not counting items that did not finish).
+    pub fn failed(&self) -> impl Iterator<Item = (usize, &Error)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(index, result)| result.as_ref().err().map(|error| (index, error)))
+            .filter(|(_, error)| !error.is(Error::NOT_FINISHED))
+    }
+
+    /// How many items succeeded.
+    pub fn success_count(&self) -> usize {
+        self.succeeded().count()
+    }
+
+    /// How many items failed (not counting items that did not finish).
+    pub fn failure_count(&self) -> usize {
+        self.failed().count()
+    }
+}
+
+/// Counts finished items and applies a [`Completion`] rule.
+struct Tally {
+    total: usize,
+    succeeded: usize,
+    failed: usize,
+    completion: Completion,
+}
+
+impl Tally {
+    fn new(total: usize, completion: Completion) -> Self {
+        Self {
+            total,
+            succeeded: 0,
+            failed: 0,
+            completion,
+        }
+    }
+
+    fn record(&mut self, succeeded: bool) {
+        if succeeded {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    /// `Some(reason)` once the batch is over.
+    fn verdict(&self) -> Option<CompletionReason> {
+        let Completion {
+            min_successful,
+            tolerated_failures,
+        } = self.completion;
+        if tolerated_failures.is_some_and(|tolerated| self.failed > tolerated) {
+            Some(CompletionReason::FailureToleranceExceeded)
+        } else if min_successful.is_some_and(|min| self.succeeded >= min) {
+            Some(CompletionReason::MinSuccessfulReached)
+        } else if self.succeeded + self.failed == self.total {
+            Some(CompletionReason::AllCompleted)
+        } else {
+            None
+        }
+    }
+}
+
+/// Runs `items` side by side, round-robin in index order, until `completion` says the batch is
+/// over. See the module docs for the rules.
+pub(crate) async fn join<T, Fut>(items: Vec<Fut>, completion: Completion) -> BatchResult<T>
+where
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut items: Vec<Pin<Box<Fut>>> = items.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<Result<T, Error>>> = items.iter().map(|_| None).collect();
+    let mut tally = Tally::new(items.len(), completion);
+    let completion_reason = poll_fn(|cx| {
+        for (item, slot) in items.iter_mut().zip(results.iter_mut()) {
+            if let Some(reason) = tally.verdict() {
+                return Poll::Ready(reason);
+            }
+            if slot.is_none()
+                && let Poll::Ready(result) = item.as_mut().poll(cx)
+            {
+                tally.record(result.is_ok());
+                *slot = Some(result);
+            }
+        }
+        tally.verdict().map_or(Poll::Pending, Poll::Ready)
+    })
+    .await;
+    BatchResult {
+        results: results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(Error::not_finished())))
+            .collect(),
+        completion_reason,
+    }
+}
+
+/// The recorded form of a [`BatchResult`]: explicit statuses rather than serde's `Ok`/`Err`, so
+/// the journal reads well and unfinished items are not mistaken for failures.
+#[derive(Serialize, Deserialize)]
+struct Wire<I> {
+    completion_reason: CompletionReason,
+    items: Vec<I>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum WireItem<T, E> {
+    Succeeded { result: T },
+    Failed { error: E },
+    NotFinished,
+}
+
+impl<T: Serialize> Serialize for BatchResult<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self
+            .results
+            .iter()
+            .map(|result| match result {
+                Ok(result) => WireItem::Succeeded { result },
+                Err(error) if error.is(Error::NOT_FINISHED) => WireItem::NotFinished,
+                Err(error) => WireItem::Failed { error },
+            })
+            .collect();
+        Wire {
+            completion_reason: self.completion_reason,
+            items,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for BatchResult<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::<WireItem<T, Error>>::deserialize(deserializer)?;
+        Ok(Self {
+            results: wire
+                .items
+                .into_iter()
+                .map(|item| match item {
+                    WireItem::Succeeded { result } => Ok(result),
+                    WireItem::Failed { error } => Err(error),
+                    WireItem::NotFinished => Err(Error::not_finished()),
+                })
+                .collect(),
+            completion_reason: wire.completion_reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::future::{pending, ready};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::executor::{block_on, note_host_call};
+
+    type Item<'a> = Pin<Box<dyn Future<Output = Result<i32, Error>> + 'a>>;
+
+    fn ok(value: i32) -> Item<'static> {
+        Box::pin(ready(Ok(value)))
+    }
+
+    fn err(message: &str) -> Item<'static> {
+        Box::pin(ready(Err(Error::new("Test.Failed", message))))
+    }
+
+    fn stuck() -> Item<'static> {
+        Box::pin(pending())
+    }
+
+    /// Pending for `polls` polls (each one a "host call", like a durable future making
+    /// progress), logging its index on every poll, then ready with `index`.
+    fn slow<'a>(index: i32, polls: u32, log: &'a RefCell<Vec<i32>>) -> Item<'a> {
+        let mut left = polls;
+        Box::pin(poll_fn(move |_| {
+            log.borrow_mut().push(index);
+            if left == 0 {
+                return Poll::Ready(Ok(index));
+            }
+            left -= 1;
+            note_host_call();
+            Poll::Pending
+        }))
+    }
+
+    fn run(items: Vec<Item<'_>>, completion: Completion) -> Option<BatchResult<i32>> {
+        block_on(join(items, completion))
+    }
+
+    #[test]
+    fn all_successes_in_index_order() {
+        let result = run(vec![ok(1), ok(2), ok(3)], Completion::all()).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+        assert_eq!(result.into_values().unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn empty_batch_completes_at_once() {
+        let result = run(Vec::new(), Completion::all()).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+        assert!(result.results.is_empty());
+    }
+
+    #[test]
+    fn a_pending_item_does_not_block_its_siblings() {
+        let result = run(vec![stuck(), ok(2)], Completion::min_successful(1)).unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::MinSuccessfulReached
+        );
+        assert!(
+            result.results[0]
+                .as_ref()
+                .unwrap_err()
+                .is(Error::NOT_FINISHED)
+        );
+        assert_eq!(result.results[1], Ok(2));
+    }
+
+    #[test]
+    fn a_batch_with_a_pending_item_suspends_after_running_the_others() {
+        let finished = Cell::new(false);
+        let sibling: Item<'_> = Box::pin(async {
+            finished.set(true);
+            Ok(2)
+        });
+        assert_eq!(run(vec![stuck(), sibling], Completion::all()), None);
+        assert!(finished.get());
+    }
+
+    #[test]
+    fn items_are_polled_round_robin_in_index_order() {
+        let log = RefCell::new(Vec::new());
+        let items = vec![slow(0, 2, &log), slow(1, 1, &log), slow(2, 2, &log)];
+        let result = run(items, Completion::all()).unwrap();
+        assert_eq!(result.into_values().unwrap(), vec![0, 1, 2]);
+        assert_eq!(*log.borrow(), vec![0, 1, 2, 0, 1, 2, 0, 2]);
+    }
+
+    #[test]
+    fn all_stops_at_the_first_failure() {
+        let polled = Cell::new(false);
+        let later: Item<'_> = Box::pin(async {
+            polled.set(true);
+            Ok(3)
+        });
+        let result = run(vec![ok(1), err("boom"), later], Completion::all()).unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::FailureToleranceExceeded
+        );
+        assert!(!polled.get());
+        assert_eq!(result.success_count(), 1);
+        assert_eq!(result.failure_count(), 1);
+        assert_eq!(result.into_values().unwrap_err().message, "boom");
+    }
+
+    #[test]
+    fn all_completed_runs_everything() {
+        let result = run(vec![err("a"), ok(2), err("c")], Completion::all_completed()).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+        assert_eq!(result.failure_count(), 2);
+        assert_eq!(result.into_successes(), vec![2]);
+    }
+
+    #[test]
+    fn tolerated_failures_stops_one_past_the_limit() {
+        let result = run(
+            vec![err("a"), ok(2), err("c"), ok(4)],
+            Completion::tolerated_failures(1),
+        )
+        .unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::FailureToleranceExceeded
+        );
+        assert!(
+            result.results[3]
+                .as_ref()
+                .unwrap_err()
+                .is(Error::NOT_FINISHED)
+        );
+
+        let result = run(vec![err("a"), ok(2)], Completion::tolerated_failures(1)).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+    }
+
+    #[test]
+    fn min_successful_that_cannot_be_reached_runs_to_the_end() {
+        let result = run(vec![err("a"), ok(2)], Completion::min_successful(2)).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+    }
+
+    #[test]
+    fn min_successful_zero_starts_nothing() {
+        let result = run(vec![ok(1)], Completion::min_successful(0)).unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::MinSuccessfulReached
+        );
+        assert_eq!(result.success_count(), 0);
+    }
+
+    #[test]
+    fn rules_combine() {
+        let both = Completion {
+            min_successful: Some(2),
+            tolerated_failures: Some(1),
+        };
+        let result = run(vec![ok(1), err("b"), ok(3), ok(4)], both).unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::MinSuccessfulReached
+        );
+        assert_eq!(result.success_count(), 2);
+    }
+
+    #[test]
+    fn default_is_all() {
+        assert_eq!(Completion::default(), Completion::all());
+    }
+
+    #[test]
+    fn recorded_form_is_explicit_and_round_trips() {
+        let result = BatchResult {
+            results: vec![
+                Ok(json!({"a": 1})),
+                Err(Error::new("X.Y", "bad")),
+                Err(Error::not_finished()),
+            ],
+            completion_reason: CompletionReason::FailureToleranceExceeded,
+        };
+        let text = serde_json::to_value(&result).unwrap();
+        assert_eq!(
+            text,
+            json!({
+                "completion_reason": "failure_tolerance_exceeded",
+                "items": [
+                    {"status": "succeeded", "result": {"a": 1}},
+                    {"status": "failed", "error": {"error_type": "X.Y", "message": "bad"}},
+                    {"status": "not_finished"},
+                ],
+            })
+        );
+        let back: BatchResult<serde_json::Value> = serde_json::from_value(text).unwrap();
+        assert_eq!(back, result);
+    }
+}

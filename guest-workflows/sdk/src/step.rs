@@ -1,0 +1,121 @@
+//! Steps: run a piece of ordinary code once and checkpoint its result.
+//!
+//! A step body is a synchronous closure. On the first activation that reaches the step, the host
+//! answers `step-begin` with "run", the body runs inside the guest, and the SDK reports its outcome
+//! with `step-end`. Every later activation gets the recorded outcome back from `step-begin`
+//! without running the body. The step's value is always decoded from what was recorded, so the
+//! workflow sees the same value on the first run and on every replay.
+//!
+//! A failed body is retried according to the step's [`RetryPolicy`]: the host schedules the next
+//! attempt, the step stays pending, and the execution suspends until the attempt is due.
+
+use std::future::Future;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::executor::ask_once;
+use crate::host::{self, Recorded, StepBegin};
+use crate::{Ctx, Error, RetryPolicy, payload};
+
+/// What a step promises about running its body when the host crashes mid-step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StepSemantics {
+    /// An attempt interrupted by a crash runs again. The default.
+    #[default]
+    AtLeastOnce,
+    /// An attempt interrupted by a crash is not run again: it fails (or is retried, if the policy
+    /// allows) with `Step.Interrupted`. For bodies with effects that must not repeat.
+    AtMostOnce,
+}
+
+/// Options for [`Ctx::step_with`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepOptions {
+    /// How failures are retried; `None` means no retry: the first failure is final.
+    pub retry: Option<RetryPolicy>,
+    /// What happens to an attempt interrupted by a crash.
+    pub semantics: StepSemantics,
+}
+
+impl StepOptions {
+    /// Options with this retry policy and at-least-once semantics.
+    pub fn retry(policy: RetryPolicy) -> Self {
+        Self {
+            retry: Some(policy),
+            semantics: StepSemantics::AtLeastOnce,
+        }
+    }
+
+    /// The same options with at-most-once semantics.
+    #[must_use]
+    pub fn at_most_once(mut self) -> Self {
+        self.semantics = StepSemantics::AtMostOnce;
+        self
+    }
+}
+
+impl Ctx {
+    /// Runs `body` as a durable step named `name`, with the default options.
+    ///
+    /// The body receives the attempt number (1 for the first) and runs at most once per
+    /// activation; once its result is recorded it never runs again.
+    ///
+    /// # Errors
+    ///
+    /// Resolves to the body's error when the step fails for good (with retries, the last
+    /// attempt's error), to [`Error::PAYLOAD_ENCODE`] if the body's value cannot be encoded, and
+    /// to [`Error::PAYLOAD_DECODE`] if the recorded value does not decode into `T`.
+    pub fn step<T, F>(
+        &self,
+        name: &str,
+        body: F,
+    ) -> impl Future<Output = Result<T, Error>> + use<T, F>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(u32) -> Result<T, Error>,
+    {
+        self.step_with(name, StepOptions::default(), body)
+    }
+
+    /// Runs `body` as a durable step named `name`, with a retry policy and semantics.
+    ///
+    /// # Errors
+    ///
+    /// As for [`step`](Self::step).
+    pub fn step_with<T, F>(
+        &self,
+        name: &str,
+        options: StepOptions,
+        body: F,
+    ) -> impl Future<Output = Result<T, Error>> + use<T, F>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(u32) -> Result<T, Error>,
+    {
+        let (ctx, name) = (self.clone(), name.to_owned());
+        async move {
+            let recorded = ask_once(|| run_step(ctx.id(), &name, &options, body)).await?;
+            payload::decode(&recorded)
+        }
+    }
+}
+
+/// One activation's worth of a step: begin, maybe run the body, report. `None` means pending
+/// (a retry is scheduled, or is not due yet).
+fn run_step<T, F>(ctx: &str, name: &str, options: &StepOptions, body: F) -> Option<Recorded>
+where
+    T: Serialize,
+    F: FnOnce(u32) -> Result<T, Error>,
+{
+    match host::step_begin(ctx, name, options.semantics) {
+        StepBegin::Done(recorded) => Some(recorded),
+        StepBegin::Pending => None,
+        StepBegin::Run {
+            operation_id,
+            attempt,
+        } => {
+            let outcome = body(attempt).and_then(|value| payload::encode(&value));
+            host::step_end(&operation_id, outcome, options.retry.as_ref())
+        }
+    }
+}
