@@ -18,11 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let dir = std::env::var("AEGIS_FIXTURE_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest-workflows/target/wasm32-wasip2/release")
-    });
+    let dir = std::env::var("AEGIS_FIXTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../guest-workflows/target/wasm32-wasip2/release")
+        });
     let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e} (run `make guests` first)", path.display()))
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e} (run `make guests` first)", path.display()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -36,7 +40,8 @@ fn main() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("aegis.db")).unwrap());
     let limits = Limits::default();
     let engine = Engine::new(&dir.join("components"), &limits).unwrap();
-    let artifacts = Arc::new(DiskArtifacts::open(&dir.join("artifacts"), "http://127.0.0.1".into()).unwrap());
+    let artifacts =
+        Arc::new(DiskArtifacts::open(&dir.join("artifacts"), "http://127.0.0.1".into()).unwrap());
     let tenant = TenantId::default_tenant();
 
     let many_steps = engine.install(&fixture("many_steps")).unwrap();
@@ -57,14 +62,20 @@ fn main() {
                 started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
             })
             .unwrap();
-        let Created::New(record) = created else { panic!("new execution expected") };
-        (record, engine.load(&digest).unwrap())
+        let Created::New(record) = created else {
+            panic!("new execution expected")
+        };
+        (record, engine.load(digest).unwrap())
     };
 
     // A live run records the 1,000-step journal; then replay it many times.
     let (record, pre) = start("many_steps", &many_steps, r#"{"steps":1000}"#);
     let live = Instant::now();
-    let (ending, _) = activation::run(&pre, Activation::new(record.clone(), vec![], store.clone(), artifacts.clone()), &limits);
+    let (ending, _) = activation::run(
+        &pre,
+        Activation::new(record.clone(), vec![], store.clone(), artifacts.clone()),
+        &limits,
+    );
     let live = live.elapsed();
     assert!(matches!(ending, Ending::Completed(_)), "{ending:?}");
     let journal = store.operations(&record.id).unwrap();
@@ -72,7 +83,12 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        let activation = Activation::new(record.clone(), journal.clone(), store.clone(), artifacts.clone());
+        let activation = Activation::new(
+            record.clone(),
+            journal.clone(),
+            store.clone(),
+            artifacts.clone(),
+        );
         let (ending, _) = activation::run(&pre, activation, &limits);
         times.push(t.elapsed());
         assert!(matches!(ending, Ending::Completed(_)), "{ending:?}");
@@ -90,7 +106,11 @@ fn main() {
     for _ in 0..200 {
         let (record, pre) = start("steps3", &steps3, r#""x""#);
         let t = Instant::now();
-        let (ending, _) = activation::run(&pre, Activation::new(record, vec![], store.clone(), artifacts.clone()), &limits);
+        let (ending, _) = activation::run(
+            &pre,
+            Activation::new(record, vec![], store.clone(), artifacts.clone()),
+            &limits,
+        );
         times.push(t.elapsed());
         assert!(matches!(ending, Ending::Completed(_)), "{ending:?}");
     }

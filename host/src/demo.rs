@@ -61,26 +61,7 @@ pub async fn run(
 
     let mut seen = 0usize;
     let callback_id = loop {
-        let history: Value = http
-            .get(format!("{base}/v1/executions/{id}/history"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        for event in history["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip(seen)
-        {
-            seen += 1;
-            let name = event.get("Name").and_then(Value::as_str).unwrap_or("");
-            step(&format!(
-                "  #{:<3} {} {name}",
-                event["EventId"],
-                event["EventType"].as_str().unwrap_or("")
-            ));
-        }
+        seen = show_new_events(&http, &base, &id, seen, &step).await?;
         let status: Value = http
             .get(format!("{base}/v1/executions/{id}"))
             .send()
@@ -126,25 +107,7 @@ pub async fn run(
         .await?
         .json()
         .await?;
-    let history: Value = http
-        .get(format!("{base}/v1/executions/{id}/history"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    for event in history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .skip(seen)
-    {
-        let name = event.get("Name").and_then(Value::as_str).unwrap_or("");
-        step(&format!(
-            "  #{:<3} {} {name}",
-            event["EventId"],
-            event["EventType"].as_str().unwrap_or("")
-        ));
-    }
+    show_new_events(&http, &base, &id, seen, &step).await?;
     step(&format!("execution {id} ended {}", done["status"]));
     println!(
         "{}",
@@ -156,6 +119,29 @@ pub async fn run(
         bail!("the demo workflow did not succeed");
     }
     Ok(())
+}
+
+/// Prints the history events after the first `seen`, as progress. Returns how many there are now.
+async fn show_new_events(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    seen: usize,
+    step: &impl Fn(&str),
+) -> anyhow::Result<usize> {
+    let history: Value = http
+        .get(format!("{base}/v1/executions/{id}/history"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let events = history["events"].as_array().cloned().unwrap_or_default();
+    for event in events.iter().skip(seen) {
+        let name = event.get("Name").and_then(Value::as_str).unwrap_or("");
+        let kind = event["EventType"].as_str().unwrap_or("");
+        step(&format!("  #{:<3} {kind} {name}", event["EventId"]));
+    }
+    Ok(events.len().max(seen))
 }
 
 fn ask(prompt: &str) -> anyhow::Result<bool> {

@@ -62,7 +62,7 @@ enum Command {
         )]
         component: PathBuf,
         /// Approve without asking.
-        #[arg(long, env = "APPROVE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+        #[arg(long, env = "APPROVE")]
         approve: bool,
         /// The topic the demo works on.
         #[arg(

@@ -1,1 +1,16 @@
+//! Test harness for Aegis: starts the real `aegis` binary and talks to it over HTTP.
+//!
+//! - [`fixtures`]: paths of the compiled guest fixture components;
+//! - [`host`]: [`Host`] spawns `aegis serve` on port 0 in a temp data dir, waits for its
+//!   readiness line, and can be killed with SIGKILL and restarted on the same data dir;
+//! - [`client`]: [`Client`], a small REST client with the calls the tests and the bench make.
+//!
+//! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
+pub mod client;
+pub mod fixtures;
+pub mod host;
+
+pub use client::{Client, Reply};
+pub use fixtures::fixture;
+pub use host::{Host, HostOptions};

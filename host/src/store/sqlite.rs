@@ -230,7 +230,7 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
                     )?
                     .query_row(params![execution, op_id, kind.as_str()], |r| r.get(0))
                     .optional()?;
-                if !fire_at.is_some_and(|at| at <= *now) {
+                if fire_at.is_none_or(|at| at > *now) {
                     return Err(Error::ConditionFailed(format!(
                         "timer {kind:?} of operation {op_id} is not due"
                     )));

@@ -1,0 +1,61 @@
+# Aegis: build, test, lint and bench. CI runs `.ci/run`, which calls `make lint` and `make test`.
+#
+#   make toolchain   the wasm32-wasip2 target (and clippy/rustfmt)
+#   make guests      the guest SDK and fixture components (guest-workflows/)
+#   make build       the host and the test crate (whose build.rs builds the guests too)
+#   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
+#   make lint        rustfmt --check and clippy -D warnings, both workspaces
+#   make bench       the release bench driver against a release host (BENCH_ARGS="--quick --only W1")
+#   make demo        `aegis demo`
+
+CARGO ?= cargo
+GUESTS := guest-workflows
+WASM_TARGET := wasm32-wasip2
+BENCH_ARGS ?=
+
+# nextest gives each test its own process and a slow-test timeout (tests/nextest.toml);
+# plain `cargo test` is the fallback where it is not installed.
+HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: all toolchain guests build test test-host test-guests lint bench demo
+
+all: build
+
+toolchain:
+	rustup target add $(WASM_TARGET)
+	rustup component add clippy rustfmt
+
+guests: toolchain
+	cd $(GUESTS) && $(CARGO) build --release --target $(WASM_TARGET) --workspace
+
+build: toolchain
+	$(CARGO) build --workspace --all-targets
+
+test: toolchain test-host test-guests
+
+test-host:
+	$(CARGO) build -p aegis
+ifeq ($(HAVE_NEXTEST),yes)
+	$(CARGO) nextest run --workspace --config-file tests/nextest.toml
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+test-guests:
+	cd $(GUESTS) && $(CARGO) test -p aegis-sdk
+
+lint: toolchain
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd $(GUESTS) && $(CARGO) fmt --all --check
+	cd $(GUESTS) && $(CARGO) clippy --workspace --target $(WASM_TARGET) -- -D warnings
+	cd $(GUESTS) && $(CARGO) clippy -p aegis-sdk --all-targets -- -D warnings
+
+bench: toolchain
+	$(CARGO) build --release -p aegis
+	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- $(BENCH_ARGS)
+
+# A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.
+demo: guests
+	rm -rf target/demo-data
+	$(CARGO) run -p aegis -- demo --data-dir target/demo-data $(if $(filter 1 yes true,$(APPROVE)),--approve,)

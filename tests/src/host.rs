@@ -1,0 +1,365 @@
+//! Runs the real `aegis` binary.
+//!
+//! [`Host::start`] spawns `aegis serve --listen 127.0.0.1:0 --data-dir DIR` in a fresh temp
+//! dir and waits for the line `aegis listening on http://127.0.0.1:PORT` on its stdout (never a
+//! sleep). The host's stderr goes to a log file beside the data dir; when a test panics while
+//! a [`Host`] is alive, the end of that log is printed. Dropping a [`Host`] kills the process.
+
+use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use tempfile::TempDir;
+
+use crate::client::Client;
+
+/// The readiness line's prefix; the base URL follows it.
+const READY_PREFIX: &str = "aegis listening on ";
+
+/// How `aegis serve` is started.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// `--cpu-deadline-ms`.
+    pub cpu_deadline_ms: Option<u64>,
+    /// `--memory-limit-mb`.
+    pub memory_limit_mb: Option<u64>,
+    /// More arguments after `serve`.
+    pub extra_args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+    /// How long to wait for the readiness line.
+    pub ready_timeout: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            cpu_deadline_ms: None,
+            memory_limit_mb: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HostOptions {
+    /// Sets `--cpu-deadline-ms`.
+    pub fn cpu_deadline_ms(mut self, ms: u64) -> Self {
+        self.cpu_deadline_ms = Some(ms);
+        self
+    }
+
+    /// Sets `--memory-limit-mb`.
+    pub fn memory_limit_mb(mut self, mb: u64) -> Self {
+        self.memory_limit_mb = Some(mb);
+        self
+    }
+}
+
+/// A running `aegis serve` process with its own data dir.
+pub struct Host {
+    opts: HostOptions,
+    /// Holds `data/` and the logs; removed on drop.
+    dir: TempDir,
+    child: Option<Child>,
+    base_url: String,
+    log_path: PathBuf,
+    starts: u32,
+}
+
+/// The `aegis` binary: `$AEGIS_BIN`, or `aegis` in the target profile dir this executable was
+/// built in (`target/debug/deps/e2e-…` → `target/debug/aegis`).
+///
+/// # Panics
+/// When the binary is missing.
+pub fn aegis_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("AEGIS_BIN").filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "AEGIS_BIN points to {}, which does not exist",
+            bin.display()
+        );
+        return bin;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe
+        .parent()
+        .expect("executable has a directory")
+        .to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("aegis{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "the aegis binary is missing: expected {} (build it with `cargo build -p aegis`, add \
+         `--release` for the bench, or set AEGIS_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+impl Host {
+    /// Starts a host on a fresh temp data dir and waits until it is ready.
+    ///
+    /// # Errors
+    /// When the process cannot be spawned, exits, or prints no readiness line in time.
+    pub async fn start(opts: HostOptions) -> Result<Host> {
+        let dir = tempfile::Builder::new()
+            .prefix("aegis-e2e-")
+            .tempdir()
+            .context("creating the temp dir")?;
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        let mut host = Host {
+            opts,
+            log_path: dir.path().join("host-0.log"),
+            dir,
+            child: None,
+            base_url: String::new(),
+            starts: 0,
+        };
+        host.spawn().await?;
+        Ok(host)
+    }
+
+    /// Starts a host with the default options.
+    ///
+    /// # Errors
+    /// As [`Host::start`].
+    pub async fn start_default() -> Result<Host> {
+        Host::start(HostOptions::default()).await
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        self.starts += 1;
+        self.log_path = self.dir.path().join(format!("host-{}.log", self.starts));
+        let log = std::fs::File::create(&self.log_path).context("creating the host log")?;
+
+        let mut cmd = Command::new(aegis_bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir());
+        if let Some(ms) = self.opts.cpu_deadline_ms {
+            cmd.arg("--cpu-deadline-ms").arg(ms.to_string());
+        }
+        if let Some(mb) = self.opts.memory_limit_mb {
+            cmd.arg("--memory-limit-mb").arg(mb.to_string());
+        }
+        cmd.args(&self.opts.extra_args);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        // If the test process dies without dropping the Host (a runner's timeout kills it), the
+        // host must not linger: the kernel kills it when the thread that spawned it exits.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: prctl(2) is async-signal-safe, as a pre_exec hook requires.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+
+        let mut child = cmd.spawn().context("spawning aegis serve")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let pid = child.id();
+        self.child = Some(child);
+
+        // A thread reads stdout for the whole life of the process, so the host never blocks on
+        // a full pipe; the first readiness line is handed over through the channel.
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        std::thread::Builder::new()
+            .name(format!("aegis-{pid}-stdout"))
+            .spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(url) = line.trim().strip_prefix(READY_PREFIX)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(url.trim().trim_end_matches('/').to_string());
+                    }
+                }
+            })
+            .context("spawning the stdout reader")?;
+
+        match tokio::time::timeout(self.opts.ready_timeout, rx).await {
+            Ok(Ok(url)) => {
+                self.base_url = url;
+                Ok(())
+            }
+            Ok(Err(_)) => {
+                // stdout closed before the line: the process most likely exited.
+                let status = self.wait_exit(Duration::from_secs(5)).await;
+                bail!(
+                    "aegis serve exited before it was ready ({status}); log tail:\n{}",
+                    self.log_tail(40)
+                )
+            }
+            Err(_) => {
+                let _ = self.kill9();
+                bail!(
+                    "aegis serve printed no `{READY_PREFIX}…` line within {:?}; log tail:\n{}",
+                    self.opts.ready_timeout,
+                    self.log_tail(40)
+                )
+            }
+        }
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> String {
+        let Some(child) = self.child.as_mut() else {
+            return "not running".into();
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return status.to_string();
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(None) => return "still running".into(),
+                Err(e) => return format!("unknown status: {e}"),
+            }
+        }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:40123` (it changes on restart).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A client for this host; take a new one after [`Host::restart`].
+    pub fn client(&self) -> Client {
+        Client::new(&self.base_url)
+    }
+
+    /// The data dir, the same across restarts.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The pid of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The stderr log of the current (or last) process.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The last `n` lines of the current log.
+    pub fn log_tail(&self, n: usize) -> String {
+        read_tail(&self.log_path, n)
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            match child.kill() {
+                Ok(()) => {}
+                // Already exited: nothing to kill.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+                Err(e) => return Err(anyhow!(e).context("sending SIGKILL")),
+            }
+            child.wait().context("reaping aegis")?;
+        }
+        Ok(())
+    }
+
+    /// Stops the process gracefully (SIGTERM), falling back to SIGKILL after 10 s.
+    ///
+    /// # Errors
+    /// When the process cannot be signalled.
+    pub async fn stop(&mut self) -> Result<()> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = self.wait_exit(Duration::from_secs(10)).await;
+        if status == "still running" {
+            self.kill9()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the host again on the same data dir, stopping it first if it is running.
+    ///
+    /// # Errors
+    /// As [`Host::start`].
+    pub async fn restart(&mut self) -> Result<()> {
+        if self.is_running() {
+            self.stop().await?;
+        }
+        self.child = None;
+        self.spawn().await
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- aegis log ({}), last lines ----\n{}\n---- end of aegis log ----",
+                self.log_path.display(),
+                self.log_tail(80)
+            );
+            if std::env::var_os("AEGIS_KEEP_DATA").is_some() {
+                let kept = self.dir.path().to_path_buf();
+                // Leak the dir on purpose so that it can be inspected.
+                let dir = std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir"));
+                std::mem::forget(dir);
+                eprintln!("kept the host's dir: {}", kept.display());
+            }
+        }
+    }
+}
+
+fn read_tail(path: &Path, n: usize) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    // The last 256 KiB is plenty for the last lines.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(256 * 1024)));
+    let mut buf = Vec::new();
+    let _ = file.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,199 @@
+//! Crashes: kill -9 the host with executions in flight, restart it on the same data dir, and
+//! every execution completes with the right result, without running a succeeded step again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::{DONE, check_history_shape, check_steps_once, guard, host, types, upload};
+
+/// Steps in each `many_steps` execution of the crash test.
+const MANY: u64 = 200;
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Steps3(String),
+    Sleep(u64),
+    Callback,
+    ManySteps,
+}
+
+impl Kind {
+    fn for_index(i: usize) -> Kind {
+        match i % 10 {
+            0 => Kind::Steps3(format!("c{i}")),
+            1..=3 => Kind::Sleep(2 + (i as u64 % 2)),
+            4..=6 => Kind::Callback,
+            _ => Kind::ManySteps,
+        }
+    }
+
+    fn workflow(&self) -> &'static str {
+        match self {
+            Kind::Steps3(_) => "steps3",
+            Kind::Sleep(_) => "sleep",
+            Kind::Callback => "callback",
+            Kind::ManySteps => "many_steps",
+        }
+    }
+
+    fn input(&self) -> Value {
+        match self {
+            Kind::Steps3(s) => json!(s),
+            Kind::Sleep(n) => json!({"seconds": n}),
+            Kind::Callback => json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
+            Kind::ManySteps => json!({"steps": MANY}),
+        }
+    }
+
+    /// The result, given the value delivered to its callback.
+    fn expected(&self, delivered: &Value) -> Value {
+        match self {
+            Kind::Steps3(s) => json!(format!("{s}-a-b-c")),
+            Kind::Sleep(n) => json!({"slept": n}),
+            Kind::Callback => json!({"callback": delivered}),
+            Kind::ManySteps => json!({"steps": MANY, "sum": MANY * (MANY - 1) / 2}),
+        }
+    }
+
+    /// How many steps succeed in the execution.
+    fn steps(&self) -> Option<usize> {
+        match self {
+            Kind::Steps3(_) => Some(3),
+            Kind::ManySteps => Some(MANY as usize),
+            Kind::Sleep(_) | Kind::Callback => None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_with_fifty_in_flight_loses_nothing() {
+    let mut host = host().await;
+    guard(300, async {
+        let c = host.client();
+        upload(&c, &["steps3", "sleep", "callback", "many_steps"]).await?;
+
+        let mut executions = Vec::new();
+        for i in 0..50 {
+            let kind = Kind::for_index(i);
+            let id = c.start(kind.workflow(), kind.input()).await?;
+            executions.push((id, kind));
+        }
+
+        // Some callbacks are pending before the crash; their ids must survive it.
+        let mut callbacks = Vec::new();
+        for (i, (id, kind)) in executions.iter().enumerate() {
+            if matches!(kind, Kind::Callback) {
+                let cb = c
+                    .pending_callback(id, "approval", Duration::from_secs(60))
+                    .await?;
+                callbacks.push((i, cb));
+            }
+        }
+        let mut running: BTreeMap<&str, usize> = BTreeMap::new();
+        for (id, kind) in &executions {
+            if c.get(id).await?["status"] == "RUNNING" {
+                *running.entry(kind.workflow()).or_default() += 1;
+            }
+        }
+        eprintln!("killing the host with these executions running: {running:?}");
+
+        host.kill9()?;
+        host.restart().await?;
+        let c = host.client();
+
+        let mut delivered = vec![Value::Null; executions.len()];
+        for (i, cb) in &callbacks {
+            let value = json!({"approved": i});
+            let reply = c.callback_succeed(cb, &value).await?;
+            ensure!(
+                reply.status == 200,
+                "callback {cb} of {} after the restart: {reply:?}",
+                executions[*i].0
+            );
+            delivered[*i] = value;
+        }
+
+        let mut waits = JoinSet::new();
+        for (i, (id, _)) in executions.iter().enumerate() {
+            let (c, id) = (c.clone(), id.clone());
+            waits.spawn(async move { (i, c.wait_done(&id, DONE * 2).await) });
+        }
+        let mut done = vec![Value::Null; executions.len()];
+        while let Some(joined) = waits.join_next().await {
+            let (i, exec) = joined?;
+            done[i] = exec?;
+        }
+
+        let mut rerun = 0;
+        for (i, (id, kind)) in executions.iter().enumerate() {
+            let exec = &done[i];
+            ensure!(
+                exec["status"] == "SUCCEEDED",
+                "{} ({kind:?}) after the crash: {exec}",
+                id
+            );
+            ensure!(
+                exec["result"] == kind.expected(&delivered[i]),
+                "{id} ({kind:?}) result: {exec}"
+            );
+            let events = c
+                .history(id)
+                .await
+                .with_context(|| format!("history of {id}"))?;
+            check_history_shape(&events).with_context(|| format!("history of {id}"))?;
+            let count = check_steps_once(&events, 1)
+                .with_context(|| format!("{id} ({kind:?}): {:?}", types(&events)))?;
+            rerun += count.rerun;
+            let succeeded = count.succeeded;
+            if let Some(steps) = kind.steps() {
+                ensure!(
+                    succeeded == steps,
+                    "{id} ({kind:?}): {succeeded} succeeded steps, not {steps}"
+                );
+            }
+        }
+        eprintln!("{rerun} step attempts interrupted by the crash ran again");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_resumes_waits_and_callbacks() {
+    let mut host = host().await;
+    guard(120, async {
+        let c = host.client();
+        upload(&c, &["sleep", "callback"]).await?;
+        let sleeper = c.start("sleep", json!({"seconds": 2})).await?;
+        let waiter = c
+            .start(
+                "callback",
+                json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
+            )
+            .await?;
+        let cb = c
+            .pending_callback(&waiter, "approval", Duration::from_secs(30))
+            .await?;
+
+        host.restart().await?;
+        let c = host.client();
+        ensure!(
+            c.result(&sleeper, DONE).await? == json!({"slept": 2}),
+            "the wait fires after the restart"
+        );
+        let exec = c.get(&waiter).await?;
+        ensure!(
+            exec["pending_callbacks"][0]["callback_id"] == cb.as_str(),
+            "the callback is still pending, with the same id: {exec}"
+        );
+        let reply = c.callback_succeed(&cb, &json!("after")).await?;
+        ensure!(reply.status == 200, "{reply:?}");
+        ensure!(c.result(&waiter, DONE).await? == json!({"callback": "after"}));
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,200 @@
+//! End-to-end tests: the real `aegis` binary on port 0, driven over HTTP with the fixture
+//! components. One binary, a module per story.
+//!
+//! Every test starts its own host outside [`guard`], so that when the guarded body fails or
+//! times out, the host is dropped while the test panics and its log tail is printed.
+
+mod artifacts;
+mod bad_input;
+mod callbacks;
+mod crash;
+mod operations;
+mod replay;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aegis_tests::{Client, Host, HostOptions};
+use anyhow::{Result, bail, ensure};
+use serde_json::Value;
+
+/// A generous bound on how long one execution may take in these tests.
+pub const DONE: Duration = Duration::from_secs(60);
+
+/// Runs the test body with a time limit. Panics (with the full error chain) when the body
+/// fails or does not finish within `secs` seconds.
+pub async fn guard<T>(secs: u64, body: impl Future<Output = Result<T>>) -> T {
+    let body = std::pin::pin!(body);
+    tokio::select! {
+        outcome = body => match outcome {
+            Ok(value) => value,
+            Err(e) => panic!("test failed: {e:?}"),
+        },
+        () = tokio::time::sleep(Duration::from_secs(secs)) => {
+            panic!("test did not finish within {secs} s")
+        }
+    }
+}
+
+/// Starts a host with default options, panicking with its log when it does not come up.
+pub async fn host() -> Host {
+    host_with(HostOptions::default()).await
+}
+
+/// Starts a host with `opts`, panicking with its log when it does not come up.
+pub async fn host_with(opts: HostOptions) -> Host {
+    match Host::start(opts).await {
+        Ok(host) => host,
+        Err(e) => panic!("starting aegis failed: {e:?}"),
+    }
+}
+
+/// Uploads each fixture under its own name.
+pub async fn upload(client: &Client, fixtures: &[&str]) -> Result<()> {
+    for name in fixtures {
+        client.upload_fixture(name).await?;
+    }
+    Ok(())
+}
+
+/// Waits for the execution and checks that it FAILED with `error_type`; returns the execution.
+pub async fn expect_failed(client: &Client, id: &str, error_type: &str) -> Result<Value> {
+    let exec = client.wait_done(id, DONE).await?;
+    ensure!(
+        exec["status"] == "FAILED" && exec["error"]["error_type"] == error_type,
+        "expected FAILED with {error_type}, got {exec}"
+    );
+    ensure!(
+        exec["error"]["error_message"].as_str().is_some(),
+        "a failed execution has an error message: {exec}"
+    );
+    Ok(exec)
+}
+
+/// The `EventType` of each event.
+pub fn types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["EventType"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+/// Events of one type.
+pub fn of_type<'a>(events: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["EventType"] == event_type)
+        .collect()
+}
+
+/// The details record of an event (`<EventType>Details`).
+pub fn details(event: &Value) -> &Value {
+    let key = format!("{}Details", event["EventType"].as_str().unwrap_or(""));
+    &event[key.as_str()]
+}
+
+/// Checks what every history has: EventIds consecutive from 1, event 1 `ExecutionStarted`,
+/// a timestamp and a details object on every event, and exactly one terminal event, last.
+pub fn check_history_shape(events: &[Value]) -> Result<()> {
+    ensure!(!events.is_empty(), "empty history");
+    ensure!(
+        events[0]["EventType"] == "ExecutionStarted",
+        "event 1 is {}, not ExecutionStarted",
+        events[0]
+    );
+    for (i, event) in events.iter().enumerate() {
+        ensure!(
+            event["EventId"].as_u64() == Some(i as u64 + 1),
+            "EventIds are not consecutive from 1: event #{} is {event}",
+            i + 1
+        );
+        ensure!(
+            !event["EventTimestamp"].is_null(),
+            "event without EventTimestamp: {event}"
+        );
+        ensure!(
+            details(event).is_object(),
+            "event without a {}Details object: {event}",
+            event["EventType"].as_str().unwrap_or("?")
+        );
+    }
+    let terminal = |t: &str| {
+        matches!(
+            t,
+            "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionStopped"
+        )
+    };
+    let ts = types(events);
+    let terminals = ts.iter().filter(|t| terminal(t)).count();
+    if terminals > 0 {
+        ensure!(
+            terminals == 1 && terminal(ts[ts.len() - 1]),
+            "one terminal event, last: {ts:?}"
+        );
+    }
+    Ok(())
+}
+
+/// What [`check_steps_once`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StepCount {
+    /// Step operations that succeeded.
+    pub succeeded: usize,
+    /// Attempts started again because a crash interrupted them.
+    pub rerun: usize,
+}
+
+/// Checks that no step body that had succeeded ran again: per step operation id, at most one
+/// `StepSucceeded`; once it is there, no later `StepStarted`/`StepFailed` for that id; each
+/// `StepSucceeded` follows a `StepStarted` of the same id; and each attempt is started once,
+/// except that each of `crashes` crashes may have interrupted one attempt, which runs again.
+pub fn check_steps_once(events: &[Value], crashes: usize) -> Result<StepCount> {
+    #[derive(Default)]
+    struct Seen {
+        started: usize,
+        failed: usize,
+        succeeded: usize,
+    }
+    let mut seen: HashMap<String, Seen> = HashMap::new();
+    for event in events {
+        let t = event["EventType"].as_str().unwrap_or("");
+        if !matches!(t, "StepStarted" | "StepSucceeded" | "StepFailed") {
+            continue;
+        }
+        let Some(id) = event["Id"].as_str() else {
+            bail!("step event without Id: {event}");
+        };
+        let s = seen.entry(id.to_string()).or_default();
+        if s.succeeded > 0 {
+            bail!("step {id} had succeeded, and then: {event}");
+        }
+        match t {
+            "StepStarted" => s.started += 1,
+            "StepSucceeded" => {
+                ensure!(s.started > 0, "StepSucceeded without StepStarted: {event}");
+                s.succeeded += 1;
+            }
+            _ => s.failed += 1,
+        }
+    }
+    let mut count = StepCount::default();
+    for (id, s) in &seen {
+        let attempts = s.failed + s.succeeded;
+        let rerun = s.started.saturating_sub(attempts.max(1));
+        ensure!(
+            rerun <= crashes,
+            "step {id} started {} times for {attempts} finished attempts",
+            s.started
+        );
+        count.rerun += rerun;
+        count.succeeded += s.succeeded;
+    }
+    Ok(count)
+}
+
+/// The `RetryDetails.CurrentAttempt` of a step event.
+pub fn current_attempt(event: &Value) -> Option<u64> {
+    details(event)["RetryDetails"]["CurrentAttempt"].as_u64()
+}

@@ -1,0 +1,94 @@
+//! The sandbox: a guest that loops, explodes its memory or tries to escape fails only itself.
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use aegis_tests::{Client, HostOptions};
+use anyhow::{Context as _, ensure};
+use serde_json::json;
+
+use crate::{DONE, expect_failed, guard, host, host_with, upload};
+
+/// The host still answers and still runs workflows.
+async fn still_healthy(c: &Client) -> anyhow::Result<()> {
+    let reply = c.healthz().await?;
+    ensure!(
+        reply.status == 200 && reply.body == json!({"status": "ok"}),
+        "{reply:?}"
+    );
+    upload(c, &["steps3"]).await?;
+    let id = c.start("steps3", json!("ok")).await?;
+    ensure!(c.result(&id, DONE).await? == json!("ok-a-b-c"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_hits_the_cpu_deadline() {
+    let host = host_with(HostOptions::default().cpu_deadline_ms(1000)).await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["infinite_loop"]).await?;
+        let id = c.start("infinite_loop", json!(null)).await?;
+        // The deadline is 1 s; anything within a minute passes (no timing assertion).
+        let exec = expect_failed(&c, &id, "Aegis.CpuDeadlineExceeded").await?;
+        ensure!(exec["result"].is_null(), "{exec}");
+        still_healthy(&c).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_hits_the_memory_limit() {
+    let host = host_with(HostOptions::default().memory_limit_mb(32)).await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["memory_bomb"]).await?;
+        let id = c.start("memory_bomb", json!(null)).await?;
+        expect_failed(&c, &id, "Aegis.MemoryLimitExceeded").await?;
+        still_healthy(&c).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_probe_finds_no_way_out() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["sandbox_probe"]).await?;
+        let escape = Path::new("/tmp/aegis-escape");
+        // A leftover from an earlier run must not be taken for an escape, nor hide one.
+        let _ = std::fs::remove_file(escape);
+
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the bait listener")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+
+        let id = c.start("sandbox_probe", json!({"port": port})).await?;
+        let result = c.result(&id, DONE).await?;
+        for probe in ["read_file", "write_file", "list_dir", "tcp_connect"] {
+            let answer = result[probe].as_str().unwrap_or("");
+            ensure!(
+                answer.starts_with("denied"),
+                "{probe} was not denied: {result}"
+            );
+        }
+        ensure!(
+            result["env_count"] == 0,
+            "the guest sees no environment: {result}"
+        );
+        ensure!(
+            result["system_time_secs"].is_number(),
+            "the probe reports the clock it saw: {result}"
+        );
+
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, peer)) => anyhow::bail!("the guest connected to the bait listener from {peer}"),
+            Err(e) => return Err(e).context("accept on the bait listener"),
+        }
+        ensure!(!escape.exists(), "the guest created {}", escape.display());
+        Ok(())
+    })
+    .await;
+}
