@@ -5,7 +5,8 @@
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
-#   make bench       the release bench driver against a release host (BENCH_ARGS="--quick --only W1")
+#   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1"),
+#                    then the replay benchmark
 #   make demo        `aegis demo`
 
 CARGO ?= cargo
@@ -54,6 +55,7 @@ lint: toolchain
 bench: toolchain
 	$(CARGO) build --release -p aegis
 	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- $(BENCH_ARGS)
+	$(CARGO) bench -p aegis --bench replay
 
 # A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.
 demo: guests

@@ -62,6 +62,8 @@ impl Engine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Replays must compute what the first run computed, NaN bits included.
+        config.cranelift_nan_canonicalization(true);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances);
         pool.total_core_instances(limits.max_instances * 8);

@@ -101,8 +101,8 @@ async fn main() -> Result<()> {
         println!("{}", w3(&c, 1000 / scale as u64).await.context("W3")?);
     }
     eprintln!(
-        "aegis-bench: replay of a 1,000-step history is not measured here (no fixture suspends \
-         after 1,000 steps); the host-internal benchmark measures it"
+        "aegis-bench: replay of a 1,000-step history is measured inside the host: \
+         `cargo bench -p aegis --bench replay` (also run by `make bench`)"
     );
     if wants("suspended") {
         let pid = host.pid().context("host pid")?;
