@@ -1,7 +1,8 @@
 //! `aegis demo`: the example workflow end to end, driven over HTTP exactly as a client would,
 //! against a host started in this process.
 
-use crate::server::{Options, Server};
+use crate::config::Config;
+use crate::server::Server;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
@@ -12,12 +13,7 @@ use std::time::{Duration, Instant};
 ///
 /// # Errors
 /// When the component is missing or any step of the run fails.
-pub async fn run(
-    opts: Options,
-    component: &Path,
-    topic: &str,
-    approve: bool,
-) -> anyhow::Result<()> {
+pub async fn run(opts: Config, component: &Path, topic: &str, approve: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(component).with_context(|| {
         format!(
             "read the demo component {} (build it with `make guests`)",

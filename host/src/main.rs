@@ -1,14 +1,11 @@
 //! The `aegis` binary: `aegis serve` runs the host, `aegis demo` runs the example workflow end to
 //! end against an in-process host.
 
-use aegis::api::ApiLimits;
-use aegis::engine::Limits;
-use aegis::server::{Options, Server};
+use aegis::config::Config;
+use aegis::server::Server;
 use clap::{Parser, Subcommand};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -21,22 +18,23 @@ struct Cli {
     command: Command,
 }
 
+/// Flags that override the configuration file and the `AEGIS_*` environment variables.
 #[derive(clap::Args, Clone)]
 struct HostArgs {
+    /// A TOML configuration file (see aegis.example.toml).
+    #[arg(long, env = "AEGIS_CONFIG")]
+    config: Option<PathBuf>,
     /// Folder that holds the embedded store, components and artifacts.
-    #[arg(long, env = "AEGIS_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
-    /// Guest CPU time one activation may use, in milliseconds.
-    #[arg(long, env = "AEGIS_CPU_DEADLINE_MS", default_value_t = 10_000)]
-    cpu_deadline_ms: u64,
-    /// Linear memory cap per guest, in MiB.
-    #[arg(long, env = "AEGIS_MEMORY_LIMIT_MB", default_value_t = 64)]
-    memory_limit_mb: usize,
-    /// Largest component upload, in MiB.
-    #[arg(long, env = "AEGIS_MAX_COMPONENT_MB", default_value_t = 50)]
-    max_component_mb: usize,
-    /// Base URL agents and presigned links use to reach this host (default: the bound address).
-    #[arg(long, env = "AEGIS_PUBLIC_URL")]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Default guest CPU time per activation, in milliseconds.
+    #[arg(long)]
+    cpu_deadline_ms: Option<u64>,
+    /// Default linear memory cap per guest, in MiB.
+    #[arg(long)]
+    memory_limit_mb: Option<u32>,
+    /// Base URL agents and presigned links use to reach this host.
+    #[arg(long)]
     public_url: Option<String>,
     /// An agent, as name=url (repeatable).
     #[arg(long = "agent", value_parser = parse_agent)]
@@ -48,8 +46,8 @@ enum Command {
     /// Run the host: the REST API, the scheduler and every execution.
     Serve {
         /// Address to listen on (port 0 picks a free port).
-        #[arg(long, env = "AEGIS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         #[command(flatten)]
         host: HostArgs,
     },
@@ -83,22 +81,30 @@ fn parse_agent(raw: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), url.to_string()))
 }
 
-fn options(listen: SocketAddr, host: HostArgs) -> Options {
-    Options {
-        listen,
-        data_dir: host.data_dir,
-        limits: Limits {
-            memory_bytes: host.memory_limit_mb << 20,
-            cpu_deadline: Duration::from_millis(host.cpu_deadline_ms),
-            ..Limits::default()
-        },
-        api: ApiLimits {
-            max_component_bytes: host.max_component_mb << 20,
-            ..ApiLimits::default()
-        },
-        public_url: host.public_url,
-        agents: host.agents.into_iter().collect::<HashMap<_, _>>(),
+/// The file, then the environment, then the flags.
+fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(host.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = listen {
+        config.listen = listen;
     }
+    if let Some(dir) = host.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(ms) = host.cpu_deadline_ms {
+        config.quotas.cpu_deadline_ms = ms;
+    }
+    if let Some(mb) = host.memory_limit_mb {
+        config.quotas.memory_limit_mb = mb;
+    }
+    if host.public_url.is_some() {
+        config.public_url = host.public_url;
+    }
+    config.agents.extend(host.agents);
+    config
+        .quotas
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid default quotas: {e}"))?;
+    Ok(config)
 }
 
 #[tokio::main]
@@ -113,9 +119,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { listen, host } => {
-            let server = Server::start(options(listen, host)).await?;
+            let config = config(listen, host)?;
+            let keyed = config.admin_key.is_some();
+            let server = Server::start(config).await?;
             tracing::info!(
                 recovered = server.recovered,
+                keyed,
                 "carrying on executions that were running"
             );
             // Tests and scripts wait for this exact line.
@@ -129,7 +138,10 @@ async fn main() -> anyhow::Result<()> {
             host,
         } => {
             let listen: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-            aegis::demo::run(options(listen, host), &component, &topic, approve).await
+            let mut config = config(Some(listen), host)?;
+            // The demo drives its own in-process host without keys.
+            config.admin_key = None;
+            aegis::demo::run(config, &component, &topic, approve).await
         }
     }
 }

@@ -1,32 +1,19 @@
-//! Assembles the host: store, engine, artifacts, scheduler, runtime and HTTP API, all under one
-//! data folder.
+//! Assembles the host: store, engine, artifacts, tenancy, scheduler, runtime and HTTP API, all
+//! under one data folder.
 
 use crate::agents::Agents;
-use crate::api::{self, ApiLimits};
 use crate::artifacts::DiskArtifacts;
+use crate::config::Config;
 use crate::engine::{Engine, Limits};
 use crate::executions::Runtime;
 use crate::scheduler::{self, Scheduler};
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::tenancy::Tenancy;
 use anyhow::Context;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Everything `aegis serve` can be told.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub limits: Limits,
-    pub api: ApiLimits,
-    /// The base URL agents and presigned links use to reach this host; defaults to the bound
-    /// address.
-    pub public_url: Option<String>,
-    /// Agent name → URL.
-    pub agents: HashMap<String, String>,
-}
+use std::time::Duration;
 
 /// A running host.
 pub struct Server {
@@ -42,46 +29,54 @@ impl Server {
     ///
     /// # Errors
     /// When the data folder, the store or the port cannot be opened.
-    pub async fn start(opts: Options) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&opts.data_dir)
-            .with_context(|| format!("create data folder {}", opts.data_dir.display()))?;
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("create data folder {}", config.data_dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let _ =
-                std::fs::set_permissions(&opts.data_dir, std::fs::Permissions::from_mode(0o700));
+                std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
         }
-        let listener = tokio::net::TcpListener::bind(opts.listen)
+        let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("bind {}", opts.listen))?;
+            .with_context(|| format!("bind {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let public_url = opts
+        let public_url = config
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
 
-        let store = Arc::new(
-            SqliteStore::open(&opts.data_dir.join("aegis.db"))
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&config.data_dir.join("aegis.db"))
                 .context("open the embedded store")?,
         );
-        let engine = Engine::new(&opts.data_dir.join("components"), &opts.limits)?;
+        let limits = Limits {
+            memory_bytes: (config.quotas.memory_limit_mb as usize) << 20,
+            cpu_deadline: Duration::from_millis(config.quotas.cpu_deadline_ms),
+            max_instances: config.max_instances,
+        };
+        let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
         let artifacts = Arc::new(
-            DiskArtifacts::open(&opts.data_dir.join("artifacts"), public_url.clone())
+            DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
                 .context("open the artifact store")?,
         );
-        let agents = Arc::new(Agents::new(opts.agents.clone(), public_url));
+        let agents = Arc::new(Agents::new(
+            config.agents.clone().into_iter().collect(),
+            public_url,
+        ));
+        let tenancy = Arc::new(Tenancy::new(
+            store.clone(),
+            config.quotas.clone(),
+            config.admin_key.clone(),
+        ));
         let (scheduler, inbox) = Scheduler::new();
         let runtime = Arc::new(Runtime::new(
-            store,
-            engine,
-            artifacts,
-            agents,
-            opts.limits.clone(),
-            scheduler,
+            store, engine, artifacts, agents, tenancy, limits, scheduler,
         ));
         tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
         let recovered = runtime.recover().context("recover executions")?;
-        let router = api::router(runtime.clone(), opts.api.clone());
+        let router = crate::api::router(runtime.clone());
         Ok(Self {
             addr,
             runtime,

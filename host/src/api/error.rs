@@ -86,6 +86,42 @@ impl From<crate::executions::StartError> for ApiError {
                 e.to_string(),
             ),
             E::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+            E::OverQuota(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                e.to_string(),
+            ),
+            E::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::executions::StopError> for ApiError {
+    fn from(e: crate::executions::StopError) -> Self {
+        use crate::executions::StopError as E;
+        match e {
+            E::NotFound => ApiError::not_found("execution_not_found", e.to_string()),
+            E::NotRunning => {
+                ApiError::new(StatusCode::CONFLICT, "execution_not_running", e.to_string())
+            }
+            E::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::tenancy::Error> for ApiError {
+    fn from(e: crate::tenancy::Error) -> Self {
+        use crate::tenancy::Error as E;
+        match e {
+            E::MissingKey | E::BadKey => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            E::TenantNotFound => ApiError::not_found("tenant_not_found", e.to_string()),
+            E::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "tenant_name_taken", e.to_string())
+            }
+            E::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
+            E::BadQuota(_) => ApiError::bad_request("invalid_quota", e.to_string()),
             E::Store(e) => ApiError::internal(e),
         }
     }
@@ -105,7 +141,7 @@ impl From<crate::callbacks::Error> for ApiError {
             E::ExecutionEnded => {
                 ApiError::new(StatusCode::CONFLICT, "execution_ended", e.to_string())
             }
-            E::PayloadTooLarge(_) => ApiError::new(
+            E::PayloadTooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 e.to_string(),

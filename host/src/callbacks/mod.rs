@@ -32,8 +32,8 @@ pub enum Error {
     TimedOut,
     #[error("the execution of this callback has ended")]
     ExecutionEnded,
-    #[error("callback result is {0} bytes; the limit is {max}", max = crate::engine::host::MAX_PAYLOAD)]
-    PayloadTooLarge(usize),
+    #[error("callback result is {size} bytes; the limit is {limit} (max_payload_kb)")]
+    PayloadTooLarge { size: usize, limit: usize },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -59,11 +59,6 @@ pub async fn complete(
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
-    if let Completion::Succeed(payload) = &completion
-        && payload.len() > crate::engine::host::MAX_PAYLOAD
-    {
-        return Err(Error::PayloadTooLarge(payload.len()));
-    }
     let id = CallbackId::from_raw(raw_id);
     let this = rt.clone();
     let (record, woke) = tokio::task::spawn_blocking(move || apply(&this, &id, completion))
@@ -83,6 +78,15 @@ fn apply(
     let record = rt.store.callback(id)?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
+    }
+    if let Completion::Succeed(payload) = &completion {
+        let limit = rt.tenancy.quotas(&record.tenant).max_payload_bytes();
+        if payload.len() > limit {
+            return Err(Error::PayloadTooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
     }
     let op = rt
         .store

@@ -69,7 +69,8 @@ impl Engine {
         pool.total_core_instances(limits.max_instances * 8);
         pool.total_memories(limits.max_instances * 2);
         pool.total_tables(limits.max_instances * 4);
-        pool.max_memory_size(limits.memory_bytes.max(16 << 20));
+        // Slots fit the largest memory any tenant may be given; each store enforces its own cap.
+        pool.max_memory_size((crate::tenancy::quotas::MAX_MEMORY_MB as usize) << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config).map_err(anyhow::Error::from)?;
 

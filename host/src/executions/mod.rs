@@ -19,6 +19,7 @@ use crate::scheduler::Scheduler;
 use crate::store::{
     self, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
 };
+use crate::tenancy::Tenancy;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,18 @@ pub enum StartError {
     NameConflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("the tenant already runs {0} executions, its limit (max_running_executions)")]
+    OverQuota(u32),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("execution not found")]
+    NotFound,
+    #[error("the execution already ended")]
+    NotRunning,
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -55,6 +68,8 @@ pub struct Runtime {
     pub engine: Arc<Engine>,
     pub artifacts: Arc<DiskArtifacts>,
     pub agents: Arc<Agents>,
+    pub tenancy: Arc<Tenancy>,
+    /// Host-wide engine limits; each activation runs under its tenant's quotas within them.
     pub limits: Limits,
     pub scheduler: Scheduler,
     /// Executions with an activation in flight; `true` means "run again when done".
@@ -70,6 +85,7 @@ impl Runtime {
         engine: Arc<Engine>,
         artifacts: Arc<DiskArtifacts>,
         agents: Arc<Agents>,
+        tenancy: Arc<Tenancy>,
         limits: Limits,
         scheduler: Scheduler,
     ) -> Self {
@@ -79,6 +95,7 @@ impl Runtime {
             engine,
             artifacts,
             agents,
+            tenancy,
             limits,
             scheduler,
             running: Mutex::new(HashMap::new()),
@@ -131,6 +148,7 @@ impl Runtime {
             }
             other => other,
         };
+        let max_running = self.tenancy.quotas(tenant).max_running_executions;
         let this = self.clone();
         let tenant = tenant.clone();
         let created = tokio::task::spawn_blocking(move || -> Result<Created, StartError> {
@@ -155,6 +173,7 @@ impl Runtime {
                 input: req.input,
                 now,
                 timeout_at,
+                max_running: Some(max_running),
                 started_event,
             })?)
         })
@@ -175,7 +194,60 @@ impl Runtime {
             }
             Created::Existing(record) => Ok((record, false)),
             Created::Conflict(record) => Err(StartError::NameConflict(record.name)),
+            Created::OverQuota(max) => Err(StartError::OverQuota(max)),
         }
+    }
+
+    /// Stops a running execution: its status becomes STOPPED, its timers are cleared and its
+    /// callbacks can no longer be completed. An activation in flight finds its writes refused.
+    ///
+    /// # Errors
+    /// [`StopError::NotFound`] for another tenant's or an unknown execution,
+    /// [`StopError::NotRunning`] when it already ended.
+    pub async fn stop(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        id: &ExecutionId,
+    ) -> Result<ExecutionRecord, StopError> {
+        let this = self.clone();
+        let (tenant, id) = (tenant.clone(), id.clone());
+        let stopped = tokio::task::spawn_blocking(move || -> Result<ExecutionRecord, StopError> {
+            let record = this
+                .store
+                .execution(&id)?
+                .filter(|r| r.tenant == tenant)
+                .ok_or(StopError::NotFound)?;
+            if record.status.is_terminal() {
+                return Err(StopError::NotRunning);
+            }
+            let error =
+                ErrorRecord::new("Execution.Stopped", "the execution was stopped by request");
+            let batch = store::Batch {
+                conditions: vec![Condition::ExecutionRunning],
+                events: vec![Event::execution(
+                    EventType::ExecutionStopped,
+                    now_ms(),
+                    json!({"Error": error_details(&error)}),
+                )],
+                finish: Some(Finish {
+                    status: ExecutionStatus::Stopped,
+                    result: None,
+                    error: Some(error),
+                }),
+                clear_all_timers: true,
+                ..store::Batch::default()
+            };
+            match this.store.commit(&id, batch) {
+                Ok(()) => {}
+                Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(this.store.execution(&id)?.unwrap_or(record))
+        })
+        .await
+        .map_err(|e| StopError::Store(store::Error::Backend(format!("stop task: {e}"))))??;
+        self.notify_finished(&stopped.id);
+        Ok(stopped)
     }
 
     /// Makes sure the execution gets an activation soon.
@@ -247,6 +319,12 @@ impl Runtime {
         };
         let started = now_ms();
         let wake_seq = execution.wake_seq;
+        let quotas = self.tenancy.quotas(&execution.tenant);
+        let limits = Limits {
+            memory_bytes: (quotas.memory_limit_mb as usize) << 20,
+            cpu_deadline: Duration::from_millis(quotas.cpu_deadline_ms),
+            ..self.limits.clone()
+        };
         let digest = execution.digest.clone();
         let (ending, mut activation) = match self.engine.load(&digest) {
             Ok(pre) => {
@@ -256,7 +334,7 @@ impl Runtime {
                     self.store.clone(),
                     self.artifacts.clone(),
                 );
-                activation::run(&pre, activation, &self.limits)
+                activation::run(&pre, activation, &limits)
             }
             Err(e) => {
                 let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()));

@@ -29,6 +29,7 @@ fn new_execution(name: Option<&str>, input: &str) -> NewExecution {
         input: input.into(),
         now: now_ms(),
         timeout_at: None,
+        max_running: None,
         started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
     }
 }
@@ -70,6 +71,180 @@ fn start_is_idempotent_by_name() {
             .unwrap(),
         Created::Conflict(_)
     ));
+}
+
+#[test]
+fn starts_beyond_the_running_quota_are_refused() {
+    let (store, _dir) = temp_store();
+    let quota = |input: &str| NewExecution {
+        max_running: Some(2),
+        ..new_execution(None, input)
+    };
+    created(&store, quota("1"));
+    created(&store, quota("2"));
+    assert!(matches!(
+        store.create_execution(quota("3")).unwrap(),
+        Created::OverQuota(2)
+    ));
+}
+
+#[test]
+fn executions_list_newest_first_with_filters_and_cursor() {
+    let (store, _dir) = temp_store();
+    let t = TenantId::default_tenant();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut new = new_execution(None, "{}");
+        new.now = 1_000 + i;
+        if i % 2 == 0 {
+            new.workflow = "other".into();
+        }
+        ids.push(created(&store, new).id);
+    }
+    let page = |after, limit| {
+        store
+            .list_executions(
+                &t,
+                &ExecutionFilter {
+                    after,
+                    limit,
+                    ..ExecutionFilter::default()
+                },
+            )
+            .unwrap()
+    };
+    let first = page(None, 2);
+    assert_eq!(
+        first.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![ids[4].clone(), ids[3].clone()]
+    );
+    let last = first.last().unwrap();
+    let second = page(Some((last.created_at, last.id.clone())), 10);
+    assert_eq!(second.len(), 3);
+    assert_eq!(second[0].id, ids[2]);
+    let filtered = store
+        .list_executions(
+            &t,
+            &ExecutionFilter {
+                workflow: Some("wf".into()),
+                limit: 10,
+                ..ExecutionFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(filtered.len(), 2);
+    let ranged = store
+        .list_executions(
+            &t,
+            &ExecutionFilter {
+                created_after: Some(1_001),
+                created_before: Some(1_003),
+                limit: 10,
+                ..ExecutionFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ranged.len(), 2);
+    assert!(
+        store
+            .list_executions(
+                &TenantId::from_raw("other"),
+                &ExecutionFilter {
+                    limit: 10,
+                    ..ExecutionFilter::default()
+                }
+            )
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn components_in_use_cannot_be_deleted() {
+    let (store, _dir) = temp_store();
+    let t = TenantId::default_tenant();
+    store
+        .put_component(&t, "wf", &ComponentDigest::of(b"x"), 1, 0)
+        .unwrap();
+    store
+        .put_component(&t, "wf", &ComponentDigest::of(b"y"), 1, 0)
+        .unwrap();
+    let running = created(&store, new_execution(None, "{}"));
+    assert_eq!(store.delete_component(&t, "wf", 1).unwrap(), Deleted::InUse);
+    assert_eq!(
+        store.delete_component(&t, "wf", 2).unwrap(),
+        Deleted::Deleted
+    );
+    assert_eq!(
+        store.delete_component(&t, "wf", 2).unwrap(),
+        Deleted::NotFound
+    );
+    let finish = Finish {
+        status: ExecutionStatus::Succeeded,
+        result: None,
+        error: None,
+    };
+    store
+        .commit(
+            &running.id,
+            Batch {
+                finish: Some(finish),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.delete_component(&t, "wf", 1).unwrap(),
+        Deleted::Deleted
+    );
+    assert!(store.components(&t, None).unwrap().is_empty());
+}
+
+#[test]
+fn tenants_and_keys_round_trip() {
+    let (store, _dir) = temp_store();
+    let tenant = TenantRecord {
+        id: TenantId::from_raw("tn_1"),
+        name: "acme".into(),
+        overrides: crate::tenancy::Overrides {
+            memory_limit_mb: Some(8),
+            ..Default::default()
+        },
+        created_at: 1,
+    };
+    let key = KeyRecord {
+        id: "key_1".into(),
+        tenant: tenant.id.clone(),
+        hash: "h".into(),
+        created_at: 1,
+        revoked_at: None,
+    };
+    assert!(store.create_tenant(&tenant, &key).unwrap());
+    let again = TenantRecord {
+        id: TenantId::from_raw("tn_2"),
+        ..tenant.clone()
+    };
+    assert!(
+        !store
+            .create_tenant(
+                &again,
+                &KeyRecord {
+                    id: "key_2".into(),
+                    ..key.clone()
+                }
+            )
+            .unwrap()
+    );
+    assert_eq!(store.tenant(&tenant.id).unwrap(), Some(tenant.clone()));
+    assert_eq!(store.tenants().unwrap().len(), 1);
+    assert_eq!(store.api_key("key_1").unwrap(), Some(key.clone()));
+    assert!(store.api_key("key_2").unwrap().is_none());
+    let revoked = KeyRecord {
+        revoked_at: Some(5),
+        ..key
+    };
+    store.put_api_key(&revoked).unwrap();
+    assert_eq!(store.api_keys(&tenant.id).unwrap(), vec![revoked]);
 }
 
 #[test]

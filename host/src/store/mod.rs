@@ -107,6 +107,46 @@ pub struct ExecutionRecord {
     pub wake_seq: u64,
 }
 
+/// A tenant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub name: String,
+    pub overrides: crate::tenancy::Overrides,
+    pub created_at: Millis,
+}
+
+/// An API key; `hash` is the SHA-256 of its secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub hash: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// Which executions to list.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionFilter {
+    pub workflow: Option<String>,
+    pub status: Option<ExecutionStatus>,
+    pub created_after: Option<Millis>,
+    pub created_before: Option<Millis>,
+    /// Continue after this (created_at, id), newest first.
+    pub after: Option<(Millis, ExecutionId)>,
+    pub limit: usize,
+}
+
+/// What deleting a component version did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    NotFound,
+    /// A running execution is pinned to it.
+    InUse,
+}
+
 /// A callback handed to the outside world.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallbackRecord {
@@ -250,6 +290,8 @@ pub struct NewExecution {
     pub input: String,
     pub now: Millis,
     pub timeout_at: Option<Millis>,
+    /// Refuse the start if the tenant already has this many running executions.
+    pub max_running: Option<u32>,
     /// The ExecutionStarted event.
     pub started_event: Event,
 }
@@ -262,6 +304,8 @@ pub enum Created {
     Existing(ExecutionRecord),
     /// The name was taken by an execution with different input.
     Conflict(ExecutionRecord),
+    /// The tenant already runs `max_running` executions.
+    OverQuota(u32),
 }
 
 /// What the host needs from a storage backend.
@@ -286,6 +330,28 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<ComponentRecord>>;
+
+    /// All versions of every component of a tenant, by name then version.
+    fn components(&self, tenant: &TenantId, name: Option<&str>) -> Result<Vec<ComponentRecord>>;
+    /// Deletes a component version unless a running execution is pinned to it.
+    fn delete_component(&self, tenant: &TenantId, name: &str, version: u32) -> Result<Deleted>;
+
+    /// Creates a tenant and its first key; `false` when the name is taken.
+    fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool>;
+    fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
+    fn tenants(&self) -> Result<Vec<TenantRecord>>;
+    fn update_tenant(&self, tenant: &TenantRecord) -> Result<()>;
+    fn api_key(&self, id: &str) -> Result<Option<KeyRecord>>;
+    /// Inserts or replaces a key (revoking is replacing with `revoked_at` set).
+    fn put_api_key(&self, key: &KeyRecord) -> Result<()>;
+    fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>>;
+
+    /// A tenant's executions, newest first.
+    fn list_executions(
+        &self,
+        tenant: &TenantId,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>>;
 
     /// Creates an execution, idempotently by name.
     fn create_execution(&self, new: NewExecution) -> Result<Created>;

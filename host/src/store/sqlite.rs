@@ -7,8 +7,9 @@
 //! separate connections, which WAL lets run beside the writer.
 
 use super::{
-    Batch, CallbackRecord, ComponentRecord, Condition, Created, Error, ExecutionRecord,
-    ExecutionStatus, NewExecution, Result, Store, Timer, TimerKind,
+    Batch, CallbackRecord, ComponentRecord, Condition, Created, Deleted, Error, ExecutionFilter,
+    ExecutionRecord, ExecutionStatus, KeyRecord, NewExecution, Result, Store, TenantRecord, Timer,
+    TimerKind,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation, Status};
@@ -21,7 +22,23 @@ use std::sync::{Mutex, mpsc};
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;
 
-const SCHEMA: &str = include_str!("../../migrations/0001_initial.sql");
+/// Numbered schema migrations; `PRAGMA user_version` records how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_tenants.sql"),
+];
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let applied: usize =
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
 
 type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
 type Job = Box<dyn FnOnce(&Transaction<'_>) -> Deliver + Send>;
@@ -47,7 +64,7 @@ impl SqliteStore {
     /// When the file cannot be opened or the schema cannot be applied.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = open(path)?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
@@ -157,6 +174,34 @@ fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionReco
         timeout_at: row.get("timeout_at")?,
         wake_seq: row.get::<_, i64>("wake_seq")? as u64,
     })
+}
+
+fn tenant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
+    let overrides: String = row.get("overrides")?;
+    Ok(TenantRecord {
+        id: TenantId::from_raw(row.get::<_, String>("id")?),
+        name: row.get("name")?,
+        overrides: serde_json::from_str(&overrides).unwrap_or_default(),
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: row.get("id")?,
+        tenant: TenantId::from_raw(row.get::<_, String>("tenant_id")?),
+        hash: row.get("hash")?,
+        created_at: row.get("created_at")?,
+        revoked_at: row.get("revoked_at")?,
+    })
+}
+
+fn insert_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO api_keys (id, tenant_id, hash, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![key.id, key.tenant.as_str(), key.hash, key.created_at, key.revoked_at])?;
+    Ok(())
 }
 
 fn callback_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CallbackRecord> {
@@ -403,6 +448,166 @@ impl Store for SqliteStore {
         })
     }
 
+    fn components(&self, tenant: &TenantId, name: Option<&str>) -> Result<Vec<ComponentRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, digest, size, created_at FROM components
+                 WHERE tenant_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name, version",
+            )?;
+            let rows = stmt.query_map(params![tenant.as_str(), name], |r| {
+                Ok(ComponentRecord {
+                    tenant: tenant.clone(),
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    digest: ComponentDigest::from_raw(r.get::<_, String>(2)?),
+                    size: r.get::<_, i64>(3)? as u64,
+                    created_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn delete_component(&self, tenant: &TenantId, name: &str, version: u32) -> Result<Deleted> {
+        let (tenant, name) = (tenant.clone(), name.to_string());
+        self.write(move |tx| {
+            let digest: Option<String> = tx
+                .prepare_cached(
+                    "SELECT digest FROM components WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+                )?
+                .query_row(params![tenant.as_str(), name, version], |r| r.get(0))
+                .optional()?;
+            let Some(digest) = digest else {
+                return Ok(Deleted::NotFound);
+            };
+            let in_use: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM executions WHERE tenant_id = ?1 AND digest = ?2 AND status = 'RUNNING'",
+                )?
+                .query_row(params![tenant.as_str(), digest], |r| r.get(0))?;
+            if in_use > 0 {
+                return Ok(Deleted::InUse);
+            }
+            tx.prepare_cached("DELETE FROM components WHERE tenant_id = ?1 AND name = ?2 AND version = ?3")?
+                .execute(params![tenant.as_str(), name, version])?;
+            Ok(Deleted::Deleted)
+        })
+    }
+
+    fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool> {
+        let (tenant, key) = (tenant.clone(), key.clone());
+        self.write(move |tx| {
+            let taken: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM tenants WHERE name = ?1")?
+                .query_row([&tenant.name], |r| r.get(0))?;
+            if taken > 0 {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO tenants (id, name, overrides, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                tenant.id.as_str(),
+                tenant.name,
+                serde_json::to_string(&tenant.overrides)?,
+                tenant.created_at
+            ])?;
+            insert_key(tx, &key)?;
+            Ok(true)
+        })
+    }
+
+    fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT * FROM tenants WHERE id = ?1")?
+                .query_row([id.as_str()], tenant_from_row)
+                .optional()?)
+        })
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT * FROM tenants ORDER BY created_at, id")?;
+            let rows = stmt.query_map([], tenant_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn update_tenant(&self, tenant: &TenantRecord) -> Result<()> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE tenants SET overrides = ?2 WHERE id = ?1")?
+                .execute(params![
+                    tenant.id.as_str(),
+                    serde_json::to_string(&tenant.overrides)?
+                ])?;
+            Ok(())
+        })
+    }
+
+    fn api_key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT * FROM api_keys WHERE id = ?1")?
+                .query_row([id], key_from_row)
+                .optional()?)
+        })
+    }
+
+    fn put_api_key(&self, key: &KeyRecord) -> Result<()> {
+        let key = key.clone();
+        self.write(move |tx| insert_key(tx, &key))
+    }
+
+    fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([tenant.as_str()], key_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn list_executions(
+        &self,
+        tenant: &TenantId,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM executions
+                 WHERE tenant_id = ?1
+                   AND (?2 IS NULL OR workflow = ?2)
+                   AND (?3 IS NULL OR status = ?3)
+                   AND (?4 IS NULL OR created_at >= ?4)
+                   AND (?5 IS NULL OR created_at < ?5)
+                   AND (?6 IS NULL OR created_at < ?6 OR (created_at = ?6 AND id < ?7))
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT ?8",
+            )?;
+            let (after_ts, after_id) = match &filter.after {
+                Some((ts, id)) => (Some(*ts), Some(id.as_str())),
+                None => (None, None),
+            };
+            let rows = stmt.query_map(
+                params![
+                    tenant.as_str(),
+                    filter.workflow,
+                    filter.status.map(ExecutionStatus::as_str),
+                    filter.created_after,
+                    filter.created_before,
+                    after_ts,
+                    after_id,
+                    filter.limit as i64
+                ],
+                execution_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn create_execution(&self, new: NewExecution) -> Result<Created> {
         self.write(move |tx| {
             if let Some(name) = &new.name {
@@ -419,6 +624,16 @@ impl Store for SqliteStore {
                     } else {
                         Created::Conflict(existing)
                     });
+                }
+            }
+            if let Some(max) = new.max_running {
+                let running: i64 = tx
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM executions WHERE tenant_id = ?1 AND status = 'RUNNING'",
+                    )?
+                    .query_row([new.tenant.as_str()], |r| r.get(0))?;
+                if running >= i64::from(max) {
+                    return Ok(Created::OverQuota(max));
                 }
             }
             let name = new.name.clone().unwrap_or_else(|| new.id.to_string());

@@ -1,0 +1,120 @@
+//! Capability routes: callbacks (the callback id is the credential) and presigned artifact
+//! links (the signature is the credential). Neither needs a tenant key.
+
+use super::{ApiError, AppState, body};
+use crate::artifacts::ArtifactRef;
+use crate::callbacks::{self, Completion};
+use crate::ids::TenantId;
+use crate::journal::ErrorRecord;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The largest callback body accepted before the callback's tenant (and so its quota) is known.
+const MAX_CALLBACK_BODY: usize =
+    crate::tenancy::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailBody {
+    #[serde(default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    error_data: Option<Value>,
+}
+
+pub async fn complete(
+    State(s): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    request: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body::read(request, MAX_CALLBACK_BODY, "the callback body").await?;
+    let completion = match action.as_str() {
+        "succeed" => {
+            let result: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                body::json(&bytes)?
+            };
+            Completion::Succeed(result.to_string())
+        }
+        "fail" => {
+            let fail: FailBody = if bytes.is_empty() {
+                FailBody {
+                    error_type: None,
+                    error_message: None,
+                    error_data: None,
+                }
+            } else {
+                body::json(&bytes)?
+            };
+            let mut error = ErrorRecord::new(
+                fail.error_type.unwrap_or_else(|| "Callback.Failed".into()),
+                fail.error_message
+                    .unwrap_or_else(|| "the callback was failed by its caller".into()),
+            );
+            error.error_data = fail.error_data.map(|d| d.to_string());
+            Completion::Fail(error)
+        }
+        "heartbeat" => Completion::Heartbeat,
+        _ => {
+            return Err(ApiError::not_found(
+                "route_not_found",
+                "callback actions are succeed, fail and heartbeat",
+            ));
+        }
+    };
+    let record = callbacks::complete(&s.rt, &id, completion).await?;
+    Ok(Json(
+        json!({"callback_id": record.id, "execution_id": record.execution_id, "accepted": action}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SignedQuery {
+    expires: Option<i64>,
+    sig: Option<String>,
+}
+
+pub async fn artifact(
+    State(s): State<AppState>,
+    Path((tenant, execution, key)): Path<(String, String, String)>,
+    Query(q): Query<SignedQuery>,
+) -> Result<Response, ApiError> {
+    let denied = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_invalid",
+            "the link is invalid or has expired",
+        )
+    };
+    let (Some(expires), Some(sig)) = (q.expires, q.sig) else {
+        return Err(denied());
+    };
+    let reference =
+        ArtifactRef::parse(&format!("artifact://{execution}/{key}")).map_err(|_| denied())?;
+    let artifacts = s.rt.artifacts.clone();
+    let tenant = TenantId::from_raw(tenant);
+    let fetched = tokio::task::spawn_blocking(move || {
+        artifacts.fetch_signed(&tenant, &reference, expires, &sig)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match fetched {
+        Ok((bytes, content_type)) => {
+            Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+        }
+        Err(crate::artifacts::Error::NotFound(_)) => Err(ApiError::not_found(
+            "artifact_not_found",
+            "artifact not found",
+        )),
+        Err(crate::artifacts::Error::BadSignature) => Err(denied()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

@@ -1,0 +1,174 @@
+//! Configuration: one TOML file, then environment variables, then command-line flags, each
+//! overriding the one before. Every key has a default, so no file is needed.
+//! `aegis.example.toml` at the repository root lists every key.
+
+use crate::tenancy::Quotas;
+use anyhow::Context;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Folder for the embedded store, components and artifacts.
+    pub data_dir: PathBuf,
+    /// Base URL agents and presigned links use to reach the host (default: the bound address).
+    pub public_url: Option<String>,
+    /// The operator key. Setting it turns on tenant API keys for every request.
+    pub admin_key: Option<String>,
+    /// Guest instances that may exist at once.
+    pub max_instances: u32,
+    /// Quotas every tenant gets unless its own overrides say otherwise.
+    pub quotas: Quotas,
+    /// Agents by name: URL of the agent.
+    pub agents: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            admin_key: None,
+            max_instances: 256,
+            quotas: Quotas::default(),
+            agents: BTreeMap::new(),
+        }
+    }
+}
+
+/// Environment variables that override the file, with the key each one sets.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("AEGIS_LISTEN", "listen"),
+    ("AEGIS_DATA_DIR", "data_dir"),
+    ("AEGIS_PUBLIC_URL", "public_url"),
+    ("AEGIS_ADMIN_KEY", "admin_key"),
+    ("AEGIS_MAX_INSTANCES", "max_instances"),
+    (
+        "AEGIS_MAX_RUNNING_EXECUTIONS",
+        "quotas.max_running_executions",
+    ),
+    ("AEGIS_MAX_COMPONENT_MB", "quotas.max_component_mb"),
+    ("AEGIS_MEMORY_LIMIT_MB", "quotas.memory_limit_mb"),
+    ("AEGIS_CPU_DEADLINE_MS", "quotas.cpu_deadline_ms"),
+    ("AEGIS_MAX_PAYLOAD_KB", "quotas.max_payload_kb"),
+    ("AEGIS_REQUESTS_PER_SECOND", "quotas.requests_per_second"),
+    ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
+];
+
+impl Config {
+    /// Reads `path` (if given), then applies `env` (pairs of variable and value).
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, or a variable with a bad value; the message names
+    /// the file or the variable.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut doc: toml::Table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read config {}", path.display()))?;
+                text.parse()
+                    .with_context(|| format!("parse config {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            if let Some((_, key)) = ENV_KEYS.iter().find(|(name, _)| *name == var) {
+                set(&mut doc, key, &value);
+            } else if var == "AEGIS_AGENTS" {
+                for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+                    let (name, url) = pair.split_once('=').with_context(|| {
+                        format!("AEGIS_AGENTS: expected name=url, got {pair:?}")
+                    })?;
+                    set(&mut doc, &format!("agents.{}", name.trim()), url.trim());
+                }
+            }
+        }
+        let config: Config = doc.try_into().context("invalid configuration")?;
+        config
+            .quotas
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid default quotas: {e}"))?;
+        Ok(config)
+    }
+}
+
+/// Sets a dotted key from a string, as TOML would read the value (a number stays a number).
+fn set(doc: &mut toml::Table, dotted: &str, raw: &str) {
+    let value = match raw.parse::<i64>() {
+        Ok(n) => toml::Value::Integer(n),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let mut table = doc;
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_string(), value);
+            return;
+        }
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("made a table above");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_file_gives_the_defaults() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.quotas, Quotas::default());
+        assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("aegis-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("aegis.toml");
+        std::fs::write(&path, "data_dir = \"/srv/aegis\"\n[quotas]\nmemory_limit_mb = 32\ncpu_deadline_ms = 500\n[agents]\nresearcher = \"http://a\"\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("AEGIS_CPU_DEADLINE_MS", "750"),
+                ("AEGIS_AGENTS", "writer=http://w"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/aegis"));
+        assert_eq!(c.quotas.memory_limit_mb, 32);
+        assert_eq!(c.quotas.cpu_deadline_ms, 750);
+        assert_eq!(c.agents.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::load(None, env(&[("AEGIS_MEMORY_LIMIT_MB", "lots")])).unwrap_err();
+        assert!(format!("{err:#}").contains("memory_limit_mb"), "{err:#}");
+        let err = Config::load(None, env(&[("AEGIS_MAX_PAYLOAD_KB", "100000")])).unwrap_err();
+        assert!(format!("{err:#}").contains("max_payload_kb"), "{err:#}");
+    }
+}
