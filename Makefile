@@ -57,7 +57,9 @@ bench: toolchain
 	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- $(BENCH_ARGS)
 	$(CARGO) bench -p aegis --bench replay
 
+# The research pipeline end to end: demo agents, host and embedded store, with an approval.
 # A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.
 demo: guests
+	$(CARGO) build -p aegis -p aegis-demo-agents
 	rm -rf target/demo-data
-	$(CARGO) run -p aegis -- demo --data-dir target/demo-data $(if $(filter 1 yes true,$(APPROVE)),--approve,)
+	./target/debug/aegis demo --data-dir target/demo-data $(if $(filter 1 yes true,$(APPROVE)),--approve,)

@@ -2,6 +2,7 @@
 //! overriding the one before. Every key has a default, so no file is needed.
 //! `aegis.example.toml` at the repository root lists every key.
 
+use crate::agents::AgentConfig;
 use crate::tenancy::Quotas;
 use anyhow::Context;
 use serde::Deserialize;
@@ -24,8 +25,13 @@ pub struct Config {
     pub max_instances: u32,
     /// Quotas every tenant gets unless its own overrides say otherwise.
     pub quotas: Quotas,
-    /// Agents by name: URL of the agent.
-    pub agents: BTreeMap<String, String>,
+    /// Agents by name: a URL (A2A v0.3), or a table `{url, protocol, version, bearer_token}`.
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Agent results larger than this travel as artifact references, in KiB.
+    pub agent_inline_limit_kb: u32,
+    /// Where workflow events are posted (HMAC-signed with `webhook_secret`).
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -38,6 +44,9 @@ impl Default for Config {
             max_instances: 256,
             quotas: Quotas::default(),
             agents: BTreeMap::new(),
+            agent_inline_limit_kb: 200,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }
@@ -49,6 +58,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_PUBLIC_URL", "public_url"),
     ("AEGIS_ADMIN_KEY", "admin_key"),
     ("AEGIS_MAX_INSTANCES", "max_instances"),
+    ("AEGIS_WEBHOOK_URL", "webhook_url"),
+    ("AEGIS_AGENT_INLINE_LIMIT_KB", "agent_inline_limit_kb"),
+    ("AEGIS_WEBHOOK_SECRET", "webhook_secret"),
     (
         "AEGIS_MAX_RUNNING_EXECUTIONS",
         "quotas.max_running_executions",

@@ -1,143 +1,193 @@
-//! `aegis demo`: the example workflow end to end, driven over HTTP exactly as a client would,
-//! against a host started in this process.
+//! `aegis demo`: the research pipeline end to end on one machine, with no cloud.
+//!
+//! It starts the demo agents (`aegis-agents`, the researcher, analyst and writer over A2A), a host
+//! on the embedded store in this process, uploads the `research-pipeline` component and drives a
+//! run over HTTP exactly as a client would: start, follow the steps, show the review URL, approve
+//! (at a prompt, or at once with `--approve` / `APPROVE=1`), and print the report's path and URL.
 
+use crate::agents::{AgentConfig, Endpoint, Protocol, a2a};
 use crate::config::Config;
 use crate::server::Server;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
 
-/// Runs the demo. With `approve`, the approval is given without a prompt.
+/// What the demo needs besides the configuration.
+pub struct Demo {
+    pub component: PathBuf,
+    pub agents_binary: PathBuf,
+    pub topic: String,
+    pub approve: bool,
+}
+
+/// Starts the demo agents and returns their base URL; the child ends with the returned handle.
+async fn start_agents(binary: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
+    let mut child = tokio::process::Command::new(binary)
+        .args(["--role", "all", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "start the demo agents {} (build them with `cargo build -p aegis-demo-agents`)",
+                binary.display()
+            )
+        })?;
+    let stdout = child.stdout.take().context("agents stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("the demo agents did not start within 30 s")??
+        .context("the demo agents exited before listening")?;
+    let url = line.rsplit(' ').next().unwrap_or_default().to_string();
+    if !url.starts_with("http://") {
+        bail!("unexpected line from the demo agents: {line:?}");
+    }
+    Ok((child, url))
+}
+
+/// Runs the demo.
 ///
 /// # Errors
-/// When the component is missing or any step of the run fails.
-pub async fn run(opts: Config, component: &Path, topic: &str, approve: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(component).with_context(|| {
+/// When a binary or the component is missing, or any step of the run fails.
+pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let say = |msg: &str| eprintln!("[{:>6.2}s] {msg}", started.elapsed().as_secs_f64());
+    let bytes = std::fs::read(&demo.component).with_context(|| {
         format!(
-            "read the demo component {} (build it with `make guests`)",
-            component.display()
+            "read the pipeline component {} (build it with `make guests`)",
+            demo.component.display()
         )
     })?;
-    let server = Server::start(opts).await?;
+
+    let (_agents, agents_url) = start_agents(&demo.agents_binary).await?;
+    say(&format!(
+        "demo agents (researcher, analyst, writer) listening on {agents_url}"
+    ));
+    // The researcher and writer speak A2A v0.3, the analyst v1.0: both generations in one run.
+    for (role, version) in [
+        ("researcher", a2a::Version::V03),
+        ("analyst", a2a::Version::V10),
+        ("writer", a2a::Version::V03),
+    ] {
+        let endpoint = Endpoint {
+            url: format!("{agents_url}/{role}"),
+            protocol: Protocol::A2a,
+            version: Some(version),
+            bearer_token: None,
+        };
+        config
+            .agents
+            .insert(role.to_string(), AgentConfig::Endpoint(endpoint));
+    }
+    let data_dir = config.data_dir.clone();
+    let server = Server::start(config).await?;
     let base = format!("http://{}", server.addr);
     tokio::spawn(server.serve());
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    let step = |msg: &str| eprintln!("[{:>6.2}s] {msg}", started.elapsed().as_secs_f64());
+    say(&format!(
+        "host listening on {base}, data in {}",
+        data_dir.display()
+    ));
 
-    step(&format!("host listening on {base}"));
+    let http = reqwest::Client::new();
     let uploaded: Value = http
-        .post(format!("{base}/v1/components/demo"))
+        .post(format!("{base}/v1/components/research-pipeline"))
         .body(bytes)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    step(&format!(
-        "uploaded component demo v{} ({})",
+    say(&format!(
+        "uploaded research-pipeline v{} ({})",
         uploaded["version"], uploaded["digest"]
     ));
 
-    let execution: Value = http
-        .post(format!("{base}/v1/executions"))
-        .json(&json!({"workflow": "demo", "input": {"topic": topic}}))
+    let body =
+        json!({"topic": demo.topic, "parameters": {"depth": 2, "sources": 4, "word_limit": 400}});
+    let reply: Value = http
+        .post(format!("{base}/workflows"))
+        .json(&body)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    let id = execution["execution_id"]
+    let id = reply["workflow_id"]
         .as_str()
-        .context("execution id")?
+        .context("workflow id")?
         .to_string();
-    step(&format!("started execution {id}"));
+    say(&format!("started workflow {id} on {:?}", demo.topic));
 
-    let mut seen = 0usize;
-    let callback_id = loop {
-        seen = show_new_events(&http, &base, &id, seen, &step).await?;
-        let status: Value = http
-            .get(format!("{base}/v1/executions/{id}"))
+    let mut shown = 0usize;
+    let mut approval_sent = false;
+    let view = loop {
+        let view: Value = http
+            .get(format!("{base}/workflows/{id}"))
             .send()
             .await?
+            .error_for_status()?
             .json()
             .await?;
-        if let Some(cb) = status["pending_callbacks"]
+        let steps = view["steps_completed"]
             .as_array()
-            .and_then(|c| c.first())
-        {
-            break cb["callback_id"]
-                .as_str()
-                .context("callback id")?
-                .to_string();
+            .cloned()
+            .unwrap_or_default();
+        for step in steps.iter().skip(shown) {
+            say(&format!("  ✓ {}", step["step"].as_str().unwrap_or("?")));
         }
-        if status["status"] != "RUNNING" {
-            bail!("the workflow ended before asking for approval: {status}");
+        shown = steps.len();
+        match view["status"].as_str().unwrap_or("") {
+            "AWAITING_APPROVAL" if !approval_sent => {
+                say("waiting for approval (the execution is suspended and holds no memory)");
+                say(&format!(
+                    "review the analysis: {}",
+                    view["review_url"].as_str().unwrap_or("?")
+                ));
+                let approved = demo.approve || ask("Approve the report? [y/N] ")?;
+                let decision = if approved { "approve" } else { "reject" };
+                http.post(format!("{base}/workflows/{id}/approval"))
+                    .json(&json!({"decision": decision, "comment": "decided in aegis demo"}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                say(&format!("decision sent: {decision}"));
+                approval_sent = true;
+            }
+            "COMPLETED" | "REJECTED" | "FAILED" | "CANCELLED" => break view,
+            _ => {}
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    step("the workflow is suspended, waiting for approval (it holds no memory meanwhile)");
-    step(&format!(
-        "approve with: curl -X POST {base}/v1/callbacks/{callback_id}/succeed -d '{{\"approved\":true}}'"
-    ));
 
-    let approved = approve || ask("Approve the report? [y/N] ")?;
-    let action = if approved { "succeed" } else { "fail" };
-    let body = if approved {
-        json!({"approved": true, "by": "demo"})
-    } else {
-        json!({"error_type": "Approval.Rejected", "error_message": "rejected at the demo prompt"})
-    };
-    http.post(format!("{base}/v1/callbacks/{callback_id}/{action}"))
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?;
-    step(if approved { "approved" } else { "rejected" });
-
-    let done: Value = http
-        .get(format!("{base}/v1/executions/{id}?wait_ms=30000"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    show_new_events(&http, &base, &id, seen, &step).await?;
-    step(&format!("execution {id} ended {}", done["status"]));
-    println!(
-        "{}",
-        serde_json::to_string_pretty(
-            &json!({"status": done["status"], "result": done["result"], "error": done["error"]})
-        )?
-    );
-    if done["status"] != "SUCCEEDED" && approved {
-        bail!("the demo workflow did not succeed");
+    let status = view["status"].as_str().unwrap_or("");
+    say(&format!("workflow {id} ended {status}"));
+    match status {
+        "COMPLETED" => {
+            let path = data_dir
+                .join("artifacts")
+                .join("default")
+                .join(&id)
+                .join("report.md");
+            let report = std::fs::read_to_string(&path).unwrap_or_default();
+            println!("{}", report.lines().take(12).collect::<Vec<_>>().join("\n"));
+            println!("…\nreport: {}", path.display());
+            println!(
+                "report URL (valid 7 days while this host runs): {}",
+                view["report_url"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        "REJECTED" => {
+            println!("the report was rejected; nothing was written");
+            Ok(())
+        }
+        _ => bail!("the pipeline did not finish: {}", view["error"]),
     }
-    Ok(())
-}
-
-/// Prints the history events after the first `seen`, as progress. Returns how many there are now.
-async fn show_new_events(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    seen: usize,
-    step: &impl Fn(&str),
-) -> anyhow::Result<usize> {
-    let history: Value = http
-        .get(format!("{base}/v1/executions/{id}/history"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let events = history["events"].as_array().cloned().unwrap_or_default();
-    for event in events.iter().skip(seen) {
-        let name = event.get("Name").and_then(Value::as_str).unwrap_or("");
-        let kind = event["EventType"].as_str().unwrap_or("");
-        step(&format!("  #{:<3} {kind} {name}", event["EventId"]));
-    }
-    Ok(events.len().max(seen))
 }
 
 fn ask(prompt: &str) -> anyhow::Result<bool> {
@@ -145,7 +195,7 @@ fn ask(prompt: &str) -> anyhow::Result<bool> {
     std::io::stderr().flush()?;
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line)? == 0 {
-        eprintln!("(no input: not approved; run with APPROVE=1 to approve without a prompt)");
+        eprintln!("(no input: rejecting; run `make demo APPROVE=1` to approve without a prompt)");
         return Ok(false);
     }
     Ok(matches!(

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod executions;
 pub mod ids;
 pub mod journal;
+pub mod notifications;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -51,21 +51,24 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
-    /// Run the example workflow end to end, with its approval callback.
+    /// Run the research pipeline end to end with the demo agents, on the embedded store.
     Demo {
-        /// The demo workflow component.
+        /// The research-pipeline component.
         #[arg(
             long,
-            default_value = "guest-workflows/target/wasm32-wasip2/release/demo.wasm"
+            default_value = "guest-workflows/target/wasm32-wasip2/release/research_pipeline.wasm"
         )]
         component: PathBuf,
-        /// Approve without asking.
-        #[arg(long, env = "APPROVE")]
+        /// The demo agents binary (default: `aegis-agents` beside this binary).
+        #[arg(long)]
+        agents_binary: Option<PathBuf>,
+        /// Approve without asking (APPROVE=1 does the same).
+        #[arg(long, env = "APPROVE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
         approve: bool,
-        /// The topic the demo works on.
+        /// The topic the pipeline researches.
         #[arg(
             long,
-            default_value = "durable execution for long running agent workflows"
+            default_value = "durable execution for long-running AI agent workflows"
         )]
         topic: String,
         #[command(flatten)]
@@ -99,7 +102,11 @@ fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> 
     if host.public_url.is_some() {
         config.public_url = host.public_url;
     }
-    config.agents.extend(host.agents);
+    config.agents.extend(
+        host.agents
+            .into_iter()
+            .map(|(name, url)| (name, aegis::agents::AgentConfig::Url(url))),
+    );
     config
         .quotas
         .validate()
@@ -109,15 +116,20 @@ fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo prints its own progress; the host's log would drown it.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        Command::Serve { .. } => "info,wasmtime=warn,cranelift=warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("AEGIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve { listen, host } => {
             let config = config(listen, host)?;
             let keyed = config.admin_key.is_some();
@@ -133,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo {
             component,
+            agents_binary,
             approve,
             topic,
             host,
@@ -141,7 +154,17 @@ async fn main() -> anyhow::Result<()> {
             let mut config = config(Some(listen), host)?;
             // The demo drives its own in-process host without keys.
             config.admin_key = None;
-            aegis::demo::run(config, &component, &topic, approve).await
+            let agents_binary = match agents_binary {
+                Some(path) => path,
+                None => std::env::current_exe()?.with_file_name("aegis-agents"),
+            };
+            let demo = aegis::demo::Demo {
+                component,
+                agents_binary,
+                topic,
+                approve,
+            };
+            aegis::demo::run(config, demo).await
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::artifacts::DiskArtifacts;
 use crate::config::Config;
 use crate::engine::{Engine, Limits};
 use crate::executions::Runtime;
+use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -61,19 +62,28 @@ impl Server {
             DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
                 .context("open the artifact store")?,
         );
-        let agents = Arc::new(Agents::new(
-            config.agents.clone().into_iter().collect(),
-            public_url,
-        ));
+        let agents = Arc::new(Agents::new(&config.agents, public_url));
         let tenancy = Arc::new(Tenancy::new(
             store.clone(),
             config.quotas.clone(),
             config.admin_key.clone(),
         ));
+        let webhook = config
+            .webhook_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .map(|url| Webhook {
+                url,
+                secret: config.webhook_secret.clone().unwrap_or_default(),
+            });
+        let notifier = Notifier::new(store.clone(), webhook);
+        tokio::spawn(notifier.clone().run());
         let (scheduler, inbox) = Scheduler::new();
-        let runtime = Arc::new(Runtime::new(
-            store, engine, artifacts, agents, tenancy, limits, scheduler,
-        ));
+        let mut runtime = Runtime::new(
+            store, engine, artifacts, agents, tenancy, notifier, limits, scheduler,
+        );
+        runtime.agent_inline_limit = config.agent_inline_limit_kb as usize * 1024;
+        let runtime = Arc::new(runtime);
         tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
         let recovered = runtime.recover().context("recover executions")?;
         let router = crate::api::router(runtime.clone());

@@ -89,6 +89,19 @@ impl Ctx {
         ask_once(move || Some(host::random(&ctx)))
     }
 
+    /// Publishes a workflow event (a status change, an approval that waits, a finished report)
+    /// to the host's event stream and webhook. Recorded: a replay does not publish it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PAYLOAD_ENCODE`] when `data` cannot be serialised.
+    pub fn publish<T: serde::Serialize + ?Sized>(&self, kind: &str, data: &T) -> Result<(), Error> {
+        let data = serde_json::to_string(data)
+            .map_err(|e| Error::new(Error::PAYLOAD_ENCODE, format!("event {kind:?}: {e}")))?;
+        host::publish(&self.id, kind, &data);
+        Ok(())
+    }
+
     /// Writes to the host's log. The host skips lines logged while this context is replaying, so
     /// each line appears once however often the workflow is replayed.
     pub fn log(&self, level: LogLevel, message: &str) {

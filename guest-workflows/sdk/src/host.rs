@@ -6,7 +6,7 @@
 //! no other module can forget either.
 
 use crate::executor::note_host_call;
-use crate::raw::aegis::workflow::{artifacts, durable, types};
+use crate::raw::aegis::workflow::{artifacts, durable, events, types};
 use crate::{Error, LogLevel, RetryPolicy, StepSemantics};
 
 pub(crate) use types::ContextKind;
@@ -155,6 +155,11 @@ pub(crate) fn artifact_presign(
 ) -> Result<String, Error> {
     note_host_call();
     artifacts::presign(ctx, reference, expires_in_seconds).map_err(Error::from)
+}
+
+pub(crate) fn publish(ctx: &str, kind: &str, data: &str) {
+    note_host_call();
+    events::publish(ctx, kind, data);
 }
 
 fn ready(poll: durable::Poll) -> Option<Recorded> {

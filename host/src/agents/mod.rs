@@ -1,32 +1,103 @@
 //! Agents: outside processes that do long work and answer through a callback.
 //!
 //! The engine records an agent invocation as a callback operation and, once that callback is
-//! durable, asks this module to send the task. The task carries the callback URL and its token
-//! (the callback id); the agent answers by completing the callback. A dispatch that cannot be
-//! delivered fails the callback with `Agent.DispatchFailed`, so the workflow sees a clear error.
+//! durable, the runtime asks this module to send the task. The task carries the callback URL
+//! and a token (the callback id). The agent answers by push (A2A) or by the simple callback form,
+//! or at once when it finishes synchronously. A dispatch that cannot be delivered fails the
+//! callback with `Agent.DispatchFailed`, so the workflow sees a clear error.
 //!
-//! Agents are named in configuration (`name=url`). This module speaks the simple JSON form
-//! `POST url {"task_id","callback_url","token","input"}`; A2A and Bedrock AgentCore come with
-//! the research-pipeline work.
+//! Protocols, per agent in configuration:
+//! - `a2a` (JSON-RPC 2.0), version `0.3` (default) or `1.0`: see [`a2a`];
+//! - `simple`: `POST url {"task_id","callback_url","token","input"}`; the agent later posts
+//!   `{"token","status":"SUCCESS"|"FAILURE","result"}` to the callback URL.
+
+pub mod a2a;
 
 use crate::engine::host::Dispatch;
 use crate::journal::ErrorRecord;
-use std::collections::HashMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How an agent is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    A2a,
+    Simple,
+}
+
+/// One agent in configuration: a URL (A2A v0.3), or a table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AgentConfig {
+    Url(String),
+    Endpoint(Endpoint),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub url: String,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// A2A method generation: "0.3" (default) or "1.0".
+    #[serde(default)]
+    pub version: Option<a2a::Version>,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+}
+
+impl AgentConfig {
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            AgentConfig::Url(url) => Endpoint {
+                url: url.clone(),
+                protocol: Protocol::A2a,
+                version: None,
+                bearer_token: None,
+            },
+            AgentConfig::Endpoint(e) => e.clone(),
+        }
+    }
+}
+
+/// What an agent said, through a push, the simple form or a synchronous answer.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    Done(Value),
+    Failed(ErrorRecord),
+    /// Progress only (the task is still running).
+    Working,
+}
+
 pub struct Agents {
-    endpoints: HashMap<String, String>,
+    endpoints: BTreeMap<String, Endpoint>,
     public_url: String,
     client: reqwest::Client,
 }
 
+fn dispatch_failed(agent: &str, message: String) -> ErrorRecord {
+    ErrorRecord::new(
+        "Agent.DispatchFailed",
+        format!("agent {agent:?}: {message}"),
+    )
+}
+
 impl Agents {
-    /// `endpoints` maps agent names to URLs; `public_url` is where agents reach this host.
-    pub fn new(endpoints: HashMap<String, String>, public_url: String) -> Self {
+    /// `agents` maps names to their configuration; `public_url` is where agents reach this host.
+    pub fn new(agents: &BTreeMap<String, AgentConfig>, public_url: String) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client builds");
+        let endpoints = agents
+            .iter()
+            .map(|(k, v)| (k.clone(), v.endpoint()))
+            .collect();
         Self {
             endpoints,
             public_url,
@@ -34,60 +105,206 @@ impl Agents {
         }
     }
 
+    /// The URL an agent posts its answer to for `callback_id`.
+    pub fn callback_url(&self, callback_id: &str) -> String {
+        format!(
+            "{}/v1/agents/callbacks/{callback_id}",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+
     /// Sends the task, retrying transient failures. The callback id doubles as the idempotency
-    /// key, so an agent that sees the same task twice can do the work once.
+    /// key (the A2A message id), so an agent that sees the same task twice can do the work once.
+    /// Returns the answer when the agent finished synchronously.
     ///
     /// # Errors
     /// An `Agent.NotConfigured` or `Agent.DispatchFailed` error record.
-    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<(), ErrorRecord> {
-        let url = self.endpoints.get(&dispatch.agent).ok_or_else(|| {
+    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<Answer, ErrorRecord> {
+        let endpoint = self.endpoints.get(&dispatch.agent).ok_or_else(|| {
             ErrorRecord::new(
                 "Agent.NotConfigured",
                 format!("agent {:?} is not configured on this host", dispatch.agent),
             )
         })?;
-        let input: serde_json::Value = serde_json::from_str(&dispatch.input)
-            .unwrap_or(serde_json::Value::String(dispatch.input.clone()));
-        let body = serde_json::json!({
-            "task_id": dispatch.callback_id.as_str(),
-            "callback_url": format!("{}/v1/callbacks/{}", self.public_url.trim_end_matches('/'), dispatch.callback_id),
-            "token": dispatch.callback_id.as_str(),
-            "input": input,
-        });
+        let input: Value =
+            serde_json::from_str(&dispatch.input).unwrap_or(Value::String(dispatch.input.clone()));
+        let id = dispatch.callback_id.as_str();
+        let callback_url = self.callback_url(id);
+        match endpoint.protocol {
+            Protocol::Simple => {
+                let body = json!({"task_id": id, "callback_url": callback_url, "token": id, "input": input});
+                self.post(endpoint, &dispatch.agent, &body, None).await?;
+                Ok(Answer::Working)
+            }
+            Protocol::A2a => {
+                let version = endpoint.version.unwrap_or(a2a::Version::V03);
+                let request = a2a::send_request(version, id, &input, &callback_url, id);
+                let reply = self
+                    .post(endpoint, &dispatch.agent, &request, Some(version))
+                    .await?;
+                let result = rpc_result(&dispatch.agent, &reply)?;
+                let Some(task) = a2a::find_task(&result).or(Some(&result)) else {
+                    return Ok(Answer::Working);
+                };
+                match a2a::outcome(task) {
+                    a2a::TaskOutcome::Completed(value) => Ok(Answer::Done(value)),
+                    a2a::TaskOutcome::Failed(words) => {
+                        Ok(Answer::Failed(agent_failed(&dispatch.agent, &words)))
+                    }
+                    a2a::TaskOutcome::Working => {
+                        // The push config rode along with the send; registering it again covers
+                        // agents that only take it through the dedicated method.
+                        if let Some(task_id) = a2a::task_id(task) {
+                            let set =
+                                a2a::push_config_request(version, id, task_id, &callback_url, id);
+                            if let Err(e) = self
+                                .post(endpoint, &dispatch.agent, &set, Some(version))
+                                .await
+                            {
+                                tracing::debug!(agent = %dispatch.agent, error = %e, "push config registration refused");
+                            }
+                        }
+                        Ok(Answer::Working)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        endpoint: &Endpoint,
+        agent: &str,
+        body: &Value,
+        version: Option<a2a::Version>,
+    ) -> Result<Value, ErrorRecord> {
         let mut last_error = String::new();
         for attempt in 0..3u32 {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
             }
-            match self
-                .client
-                .post(url)
-                .header("Idempotency-Key", dispatch.callback_id.as_str())
-                .json(&body)
-                .send()
-                .await
+            let mut request = self.client.post(&endpoint.url).json(body);
+            if let Some(id) = body
+                .get("id")
+                .and_then(Value::as_str)
+                .or_else(|| body.get("task_id").and_then(Value::as_str))
             {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
+                request = request.header("Idempotency-Key", id);
+            }
+            if version == Some(a2a::Version::V10) {
+                request = request.header("A2A-Version", "1.0");
+            }
+            if let Some(token) = &endpoint.bearer_token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    return Ok(resp.json::<Value>().await.unwrap_or(Value::Null));
+                }
                 Ok(resp) if resp.status().is_client_error() => {
-                    return Err(ErrorRecord::new(
-                        "Agent.DispatchFailed",
-                        format!(
-                            "agent {:?} refused the task: HTTP {}",
-                            dispatch.agent,
-                            resp.status()
-                        ),
+                    return Err(dispatch_failed(
+                        agent,
+                        format!("refused the task: HTTP {}", resp.status()),
                     ));
                 }
                 Ok(resp) => last_error = format!("HTTP {}", resp.status()),
                 Err(e) => last_error = e.to_string(),
             }
         }
-        Err(ErrorRecord::new(
-            "Agent.DispatchFailed",
-            format!(
-                "agent {:?} at {url} could not be reached: {last_error}",
-                dispatch.agent
-            ),
+        Err(dispatch_failed(
+            agent,
+            format!("{} could not be reached: {last_error}", endpoint.url),
         ))
+    }
+}
+
+fn agent_failed(agent: &str, words: &str) -> ErrorRecord {
+    ErrorRecord::new("Agent.Failed", format!("agent {agent:?}: {words}"))
+}
+
+/// The `result` of a JSON-RPC answer, or its error as a dispatch failure.
+fn rpc_result(agent: &str, reply: &Value) -> Result<Value, ErrorRecord> {
+    if let Some(error) = reply.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        let code = error
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        return Err(dispatch_failed(
+            agent,
+            format!("JSON-RPC error {code}: {message}"),
+        ));
+    }
+    Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// Reads an answer posted to a callback URL: an A2A push (`{"task": ...}` or a bare task), or
+/// the simple form `{"token", "status": "SUCCESS"|"FAILURE", "result"}`. Returns the token the
+/// simple form carries, if any.
+///
+/// # Errors
+/// A message saying what the body lacks.
+pub fn read_answer(body: &Value) -> Result<(Option<String>, Answer), String> {
+    if let Some(status) = body.get("status").and_then(Value::as_str) {
+        let token = body.get("token").and_then(Value::as_str).map(str::to_owned);
+        let result = body.get("result").cloned().unwrap_or(Value::Null);
+        let answer = match status.to_ascii_uppercase().as_str() {
+            "SUCCESS" => Answer::Done(result),
+            "FAILURE" => {
+                let message = match &result {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "the agent reported a failure".to_string(),
+                    other => other.to_string(),
+                };
+                Answer::Failed(ErrorRecord::new("Agent.Failed", message))
+            }
+            other => return Err(format!("status must be SUCCESS or FAILURE, not {other:?}")),
+        };
+        return Ok((token, answer));
+    }
+    let task = a2a::find_task(body)
+        .ok_or("expected an A2A task ({\"task\": ...}) or {\"token\",\"status\",\"result\"}")?;
+    Ok((
+        None,
+        match a2a::outcome(task) {
+            a2a::TaskOutcome::Completed(v) => Answer::Done(v),
+            a2a::TaskOutcome::Failed(words) => {
+                Answer::Failed(ErrorRecord::new("Agent.Failed", words))
+            }
+            a2a::TaskOutcome::Working => Answer::Working,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_form_and_pushes_are_read() {
+        let (token, answer) =
+            read_answer(&json!({"token": "cb_x", "status": "SUCCESS", "result": {"r": 1}}))
+                .unwrap();
+        assert_eq!(token.as_deref(), Some("cb_x"));
+        assert_eq!(answer, Answer::Done(json!({"r": 1})));
+        let (_, answer) =
+            read_answer(&json!({"token": "t", "status": "FAILURE", "result": "boom"})).unwrap();
+        assert_eq!(
+            answer,
+            Answer::Failed(ErrorRecord::new("Agent.Failed", "boom"))
+        );
+        assert!(read_answer(&json!({"token": "t", "status": "MAYBE"})).is_err());
+        let push = json!({"task": {"id": "t", "status": {"state": "TASK_STATE_WORKING"}}});
+        assert_eq!(read_answer(&push).unwrap().1, Answer::Working);
+        assert!(read_answer(&json!({"hello": 1})).is_err());
+    }
+
+    #[test]
+    fn url_shorthand_is_a2a_v03() {
+        let e = AgentConfig::Url("http://a".into()).endpoint();
+        assert_eq!((e.protocol, e.version), (Protocol::A2a, None));
     }
 }

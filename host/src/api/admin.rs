@@ -1,6 +1,6 @@
 //! `/v1/admin`: tenants, their quotas and keys (admin key only), and `/v1/tenant` (who am I).
 
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Tenant, body, schema};
 use crate::ids::TenantId;
 use crate::journal::format_ts;
 use crate::store::{KeyRecord, TenantRecord};
@@ -52,7 +52,7 @@ struct CreateTenant {
 
 pub async fn create_tenant(State(s): State<AppState>, request: Body) -> Result<Response, ApiError> {
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
-    let req: CreateTenant = body::json(&bytes)?;
+    let req: CreateTenant = schema::parse(&bytes, "CreateTenant")?;
     let tenancy = s.rt.tenancy.clone();
     let (tenant, key) = blocking(move || tenancy.create_tenant(&req.name, req.quotas)).await?;
     let mut view = tenant_view(&s, &tenant);
@@ -93,7 +93,7 @@ pub async fn set_quotas(
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
-    let overrides: Overrides = body::json(&bytes)?;
+    let overrides: Overrides = schema::parse(&bytes, "QuotaOverrides")?;
     let tenancy = s.rt.tenancy.clone();
     let tenant = blocking(move || tenancy.set_quotas(&TenantId::from_raw(id), overrides)).await?;
     Ok(Json(tenant_view(&s, &tenant)))

@@ -1,7 +1,7 @@
 //! Capability routes: callbacks (the callback id is the credential) and presigned artifact
 //! links (the signature is the credential). Neither needs a tenant key.
 
-use super::{ApiError, AppState, body};
+use super::{ApiError, AppState, body, schema};
 use crate::artifacts::ArtifactRef;
 use crate::callbacks::{self, Completion};
 use crate::ids::TenantId;
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 const MAX_CALLBACK_BODY: usize =
     crate::tenancy::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FailBody {
     #[serde(default)]
@@ -29,48 +29,57 @@ struct FailBody {
     error_data: Option<Value>,
 }
 
-pub async fn complete(
+/// `POST /v1/callbacks/{id}/succeed`: the body (any JSON; empty is `null`) is the result.
+pub async fn succeed(
     State(s): State<AppState>,
-    Path((id, action)): Path<(String, String)>,
+    Path(id): Path<String>,
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body::read(request, MAX_CALLBACK_BODY, "the callback body").await?;
-    let completion = match action.as_str() {
-        "succeed" => {
-            let result: Value = if bytes.is_empty() {
-                Value::Null
-            } else {
-                body::json(&bytes)?
-            };
-            Completion::Succeed(result.to_string())
-        }
-        "fail" => {
-            let fail: FailBody = if bytes.is_empty() {
-                FailBody {
-                    error_type: None,
-                    error_message: None,
-                    error_data: None,
-                }
-            } else {
-                body::json(&bytes)?
-            };
-            let mut error = ErrorRecord::new(
-                fail.error_type.unwrap_or_else(|| "Callback.Failed".into()),
-                fail.error_message
-                    .unwrap_or_else(|| "the callback was failed by its caller".into()),
-            );
-            error.error_data = fail.error_data.map(|d| d.to_string());
-            Completion::Fail(error)
-        }
-        "heartbeat" => Completion::Heartbeat,
-        _ => {
-            return Err(ApiError::not_found(
-                "route_not_found",
-                "callback actions are succeed, fail and heartbeat",
-            ));
-        }
+    let result: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        body::json(&bytes)?
     };
-    let record = callbacks::complete(&s.rt, &id, completion).await?;
+    accept(&s, &id, Completion::Succeed(result.to_string()), "succeed").await
+}
+
+/// `POST /v1/callbacks/{id}/fail`: the body (a `CallbackFailure`; empty is `{}`) is the error.
+pub async fn fail(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    request: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body::read(request, MAX_CALLBACK_BODY, "the callback body").await?;
+    let fail: FailBody = if bytes.is_empty() {
+        FailBody::default()
+    } else {
+        schema::parse(&bytes, "CallbackFailure")?
+    };
+    let mut error = ErrorRecord::new(
+        fail.error_type.unwrap_or_else(|| "Callback.Failed".into()),
+        fail.error_message
+            .unwrap_or_else(|| "the callback was failed by its caller".into()),
+    );
+    error.error_data = fail.error_data.map(|d| d.to_string());
+    accept(&s, &id, Completion::Fail(error), "fail").await
+}
+
+/// `POST /v1/callbacks/{id}/heartbeat`: resets the heartbeat timeout; any body is ignored.
+pub async fn heartbeat(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    accept(&s, &id, Completion::Heartbeat, "heartbeat").await
+}
+
+async fn accept(
+    s: &AppState,
+    id: &str,
+    completion: Completion,
+    action: &str,
+) -> Result<Json<Value>, ApiError> {
+    let record = callbacks::complete(&s.rt, id, completion).await?;
     Ok(Json(
         json!({"callback_id": record.id, "execution_id": record.execution_id, "accepted": action}),
     ))

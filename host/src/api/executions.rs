@@ -1,6 +1,6 @@
 //! `/v1/executions`: start, list, read, history and stop.
 
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Tenant, body, schema};
 use crate::executions::StartRequest;
 use crate::ids::ExecutionId;
 use crate::journal::{ErrorRecord, Millis, format_ts};
@@ -41,7 +41,7 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
-    let start: StartBody = body::json(&bytes)?;
+    let start: StartBody = schema::parse(&bytes, "StartExecution")?;
     if let Some(name) = &start.name
         && (name.is_empty() || name.len() > 256 || name.chars().any(char::is_control))
     {

@@ -5,14 +5,21 @@
 //! `tenancy`); another tenant's resource answers exactly like a missing one (404). Callbacks and
 //! presigned artifact links carry their own capability and need no key.
 //!
-//! Routes: see `router` below and `docs/api.md`.
+//! Routes: see `router` below; each is described in `openapi.json` (served at
+//! `GET /v1/openapi.json`), which `openapi_tests.rs` keeps true to this router.
 
 mod admin;
+mod agents;
 mod body;
 mod callbacks;
 mod components;
 mod error;
+mod events;
 mod executions;
+#[cfg(test)]
+mod openapi_tests;
+mod pipeline;
+mod schema;
 
 pub use error::ApiError;
 
@@ -34,6 +41,8 @@ struct AppState {
 
 /// The HTTP router of the host.
 pub fn router(rt: Arc<Runtime>) -> Router {
+    // Compile the document's schemas now: a broken document stops the host at start.
+    schema::schemas();
     let state = AppState { rt };
     let tenant_routes = Router::new()
         .route("/v1/tenant", get(admin::whoami))
@@ -53,6 +62,11 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/executions/{id}", get(executions::get))
         .route("/v1/executions/{id}/history", get(executions::history))
         .route("/v1/executions/{id}/stop", post(executions::stop))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
+        .route("/workflows", post(pipeline::start))
+        .route("/workflows/{id}", get(pipeline::get))
+        .route("/workflows/{id}/approval", post(pipeline::approve))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let admin_routes = Router::new()
         .route(
@@ -72,9 +86,14 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/openapi.json", get(openapi))
         .merge(tenant_routes)
         .merge(admin_routes)
-        .route("/v1/callbacks/{id}/{action}", post(callbacks::complete))
+        .route("/v1/callbacks/{id}/succeed", post(callbacks::succeed))
+        .route("/v1/callbacks/{id}/fail", post(callbacks::fail))
+        .route("/v1/callbacks/{id}/heartbeat", post(callbacks::heartbeat))
+        .route("/v1/agents/callbacks", post(agents::without_token))
+        .route("/v1/agents/callbacks/{token}", post(agents::with_token))
         .route(
             "/v1/artifacts/{tenant}/{execution}/{*key}",
             get(callbacks::artifact),
@@ -85,6 +104,15 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             panic_response,
         ))
         .with_state(state)
+}
+
+/// `GET /v1/openapi.json`: the document, as written.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        schema::DOCUMENT,
+    )
+        .into_response()
 }
 
 /// Finds the request's tenant from its key and charges its request rate.

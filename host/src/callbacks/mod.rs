@@ -46,6 +46,60 @@ fn refusal(status: Status) -> Error {
     }
 }
 
+/// Records an agent's answer. A result over the runtime's inline limit is stored as an artifact
+/// of the execution and the workflow receives `{"$artifact": ref, "size", "content_type"}`, so
+/// the journal stays small.
+///
+/// # Errors
+/// As [`complete`].
+pub async fn answer(
+    rt: &Arc<Runtime>,
+    raw_id: &str,
+    answer: crate::agents::Answer,
+) -> Result<CallbackRecord, Error> {
+    let completion = match answer {
+        crate::agents::Answer::Working => return heartbeat_if_pending(rt, raw_id).await,
+        crate::agents::Answer::Failed(error) => Completion::Fail(error),
+        crate::agents::Answer::Done(value) => {
+            let payload = value.to_string();
+            if payload.len() <= rt.agent_inline_limit {
+                Completion::Succeed(payload)
+            } else {
+                Completion::Succeed(spill(rt, raw_id, payload).await?)
+            }
+        }
+    };
+    complete(rt, raw_id, completion).await
+}
+
+/// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.
+async fn heartbeat_if_pending(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, Error> {
+    complete(rt, raw_id, Completion::Heartbeat).await
+}
+
+/// Stores a large agent result as an artifact and returns the reference payload.
+async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<String, Error> {
+    if !CallbackId::is_well_formed(raw_id) {
+        return Err(Error::NotFound);
+    }
+    let id = CallbackId::from_raw(raw_id);
+    let this = rt.clone();
+    tokio::task::spawn_blocking(move || {
+        let record = this.store.callback(&id)?.ok_or(Error::NotFound)?;
+        if record.status != Status::Started {
+            return Err(refusal(record.status));
+        }
+        let key = format!("agent-results/{}.json", record.op_id);
+        let reference = this
+            .artifacts
+            .put(&record.tenant, &record.execution_id, &key, "application/json", payload.as_bytes())
+            .map_err(|e| store::Error::Backend(format!("store agent result: {e}")))?;
+        Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
+    })
+    .await
+    .map_err(|e| store::Error::Backend(format!("spill task: {e}")))?
+}
+
 /// Applies an outside completion to the callback `raw_id`, then wakes its execution.
 ///
 /// # Errors

@@ -10,13 +10,13 @@
 //! Errors take one of two roads, chosen explicitly: a guest-visible [`ErrorInfo`] inside an
 //! outcome, or a trap that ends the activation with a [`Failure`] recorded beside it.
 
-use super::aegis::workflow::artifacts;
 use super::aegis::workflow::durable::{
     self, Callback, ContextBegin, Poll, StepAction, StepVerdict,
 };
 use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
 };
+use super::aegis::workflow::{artifacts, events};
 use super::limits::Meter;
 use crate::artifacts::{ArtifactRef, DiskArtifacts};
 use crate::ids::CallbackId;
@@ -74,6 +74,8 @@ pub struct Activation {
     /// Timers committed during the activation, for the scheduler.
     pub committed_timers: Vec<Timer>,
     pub dispatches: Vec<Dispatch>,
+    /// Kinds of the workflow events published in this activation.
+    pub published: Vec<String>,
 }
 
 impl Activation {
@@ -93,6 +95,7 @@ impl Activation {
             failure: None,
             committed_timers: Vec::new(),
             dispatches: Vec::new(),
+            published: Vec::new(),
         }
     }
 
@@ -773,6 +776,34 @@ impl durable::Host for HostState {
                 LogLevel::Warn => tracing::warn!(target: "aegis::guest", execution, "{message}"),
                 LogLevel::Error => tracing::error!(target: "aegis::guest", execution, "{message}"),
             }
+            Ok(())
+        })
+    }
+}
+
+/// Longest event kind and event data.
+const MAX_EVENT_KIND: usize = 128;
+const MAX_EVENT_DATA: usize = 64 * 1024;
+
+impl events::Host for HostState {
+    fn publish(&mut self, ctx: String, kind: String, data: String) -> wasmtime::Result<()> {
+        self.timed(|a| {
+            let well_formed = !kind.is_empty()
+                && kind.len() <= MAX_EVENT_KIND
+                && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !well_formed || data.len() > MAX_EVENT_DATA || serde_json::from_str::<Value>(&data).is_err() {
+                let msg = format!(
+                    "publish: the kind must be 1-{MAX_EVENT_KIND} characters of [A-Za-z0-9._-] and the data JSON of at most {MAX_EVENT_DATA} bytes"
+                );
+                return Err(a.trap(Failure::InvalidCall(msg)));
+            }
+            let name = format!("$publish:{kind}");
+            // Publishing cannot fail once validated, so the recorded value is always `null`.
+            let _recorded = a.recorded_value(&ctx, &name, |a| {
+                a.pending.publish.push((kind.clone(), data.clone()));
+                a.published.push(kind.clone());
+                Ok(Ok("null".to_string()))
+            })?;
             Ok(())
         })
     }

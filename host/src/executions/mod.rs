@@ -15,6 +15,7 @@ use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{
     ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
 };
+use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
     self, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
@@ -69,6 +70,9 @@ pub struct Runtime {
     pub artifacts: Arc<DiskArtifacts>,
     pub agents: Arc<Agents>,
     pub tenancy: Arc<Tenancy>,
+    pub notifier: Arc<Notifier>,
+    /// Agent results larger than this travel as artifact references.
+    pub agent_inline_limit: usize,
     /// Host-wide engine limits; each activation runs under its tenant's quotas within them.
     pub limits: Limits,
     pub scheduler: Scheduler,
@@ -86,6 +90,7 @@ impl Runtime {
         artifacts: Arc<DiskArtifacts>,
         agents: Arc<Agents>,
         tenancy: Arc<Tenancy>,
+        notifier: Arc<Notifier>,
         limits: Limits,
         scheduler: Scheduler,
     ) -> Self {
@@ -96,6 +101,8 @@ impl Runtime {
             artifacts,
             agents,
             tenancy,
+            notifier,
+            agent_inline_limit: 200 * 1024,
             limits,
             scheduler,
             running: Mutex::new(HashMap::new()),
@@ -229,6 +236,11 @@ impl Runtime {
                     now_ms(),
                     json!({"Error": error_details(&error)}),
                 )],
+                publish: vec![ended_event(
+                    ExecutionStatus::Stopped,
+                    &record.workflow,
+                    Some(&error),
+                )],
                 finish: Some(Finish {
                     status: ExecutionStatus::Stopped,
                     result: None,
@@ -247,6 +259,7 @@ impl Runtime {
         .await
         .map_err(|e| StopError::Store(store::Error::Backend(format!("stop task: {e}"))))??;
         self.notify_finished(&stopped.id);
+        self.notifier.kick();
         Ok(stopped)
     }
 
@@ -326,6 +339,7 @@ impl Runtime {
             ..self.limits.clone()
         };
         let digest = execution.digest.clone();
+        let workflow = execution.workflow.clone();
         let (ending, mut activation) = match self.engine.load(&digest) {
             Ok(pre) => {
                 let activation = Activation::new(
@@ -382,6 +396,9 @@ impl Runtime {
                     now_ms(),
                     json!({"Result": result_details(&result)}),
                 ));
+                batch
+                    .publish
+                    .push(ended_event(ExecutionStatus::Succeeded, &workflow, None));
                 batch.finish = Some(Finish {
                     status: ExecutionStatus::Succeeded,
                     result: Some(result),
@@ -398,6 +415,11 @@ impl Runtime {
                     EventType::ExecutionFailed,
                     now_ms(),
                     json!({"Error": error_details(&error)}),
+                ));
+                batch.publish.push(ended_event(
+                    ExecutionStatus::Failed,
+                    &workflow,
+                    Some(&error),
                 ));
                 batch.finish = Some(Finish {
                     status: ExecutionStatus::Failed,
@@ -420,6 +442,9 @@ impl Runtime {
                 return retry;
             }
         }
+        if !activation.published.is_empty() || terminal {
+            self.notifier.kick();
+        }
         if terminal {
             let _ = self.finished.send(id.clone());
         } else {
@@ -434,15 +459,22 @@ impl Runtime {
         None
     }
 
+    /// Sends an agent task; a synchronous answer or a failed dispatch completes the callback
+    /// at once.
     async fn dispatch(self: Arc<Self>, dispatch: crate::engine::host::Dispatch) {
-        if let Err(error) = self.agents.dispatch(&dispatch).await {
-            tracing::warn!(agent = %dispatch.agent, %error, "agent dispatch failed");
-            let failure = crate::callbacks::Completion::Fail(error);
-            if let Err(e) =
-                crate::callbacks::complete(&self, dispatch.callback_id.as_str(), failure).await
-            {
-                tracing::warn!(callback = %dispatch.callback_id, error = %e, "cannot record dispatch failure");
+        let answer = match self.agents.dispatch(&dispatch).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(agent = %dispatch.agent, %error, "agent dispatch failed");
+                crate::agents::Answer::Failed(error)
             }
+        };
+        if answer == crate::agents::Answer::Working {
+            return;
+        }
+        if let Err(e) = crate::callbacks::answer(&self, dispatch.callback_id.as_str(), answer).await
+        {
+            tracing::warn!(callback = %dispatch.callback_id, error = %e, "cannot record the agent's answer");
         }
     }
 
@@ -450,6 +482,22 @@ impl Runtime {
     pub fn notify_finished(&self, id: &ExecutionId) {
         let _ = self.finished.send(id.clone());
     }
+}
+
+/// The host's own event when an execution ends: `execution.succeeded`, `execution.failed`,
+/// `execution.timed_out` or `execution.stopped`.
+pub fn ended_event(
+    status: ExecutionStatus,
+    workflow: &str,
+    error: Option<&ErrorRecord>,
+) -> (String, String) {
+    let kind = format!("execution.{}", status.as_str().to_ascii_lowercase());
+    let data = json!({
+        "status": status.as_str(),
+        "workflow": workflow,
+        "error": error.map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
+    });
+    (kind, data.to_string())
 }
 
 fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {

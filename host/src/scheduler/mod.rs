@@ -70,7 +70,10 @@ async fn fire(rt: Arc<Runtime>, timer: Timer) {
     let result = tokio::task::spawn_blocking(move || transition(&this, &due)).await;
     let failure = match result {
         Ok(Ok(Fired::Woke)) => return rt.wake(execution),
-        Ok(Ok(Fired::Finished)) => return rt.notify_finished(&execution),
+        Ok(Ok(Fired::Finished)) => {
+            rt.notifier.kick();
+            return rt.notify_finished(&execution);
+        }
         Ok(Ok(Fired::Nothing)) => return,
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
@@ -108,6 +111,16 @@ fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
             EventType::ExecutionTimedOut,
             now,
             json!({"Error": error_details(&error)}),
+        ));
+        let workflow = rt
+            .store
+            .execution(&timer.execution_id)?
+            .map(|e| e.workflow)
+            .unwrap_or_default();
+        batch.publish.push(crate::executions::ended_event(
+            ExecutionStatus::TimedOut,
+            &workflow,
+            Some(&error),
         ));
         batch.finish = Some(Finish {
             status: ExecutionStatus::TimedOut,

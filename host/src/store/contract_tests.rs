@@ -547,3 +547,39 @@ fn components_get_versions_by_digest() {
             .is_none()
     );
 }
+
+#[test]
+fn published_events_are_numbered_scoped_and_delivered_once() {
+    let (store, _dir) = temp_store();
+    let a = created(&store, new_execution(None, "{}"));
+    let mut other = new_execution(None, "{}");
+    other.tenant = TenantId::from_raw("tn_b");
+    let b = created(&store, other);
+    let publish = |kind: &str| Batch {
+        publish: vec![(kind.to_string(), "{}".to_string())],
+        ..Batch::default()
+    };
+    store.commit(&a.id, publish("one")).unwrap();
+    store.commit(&b.id, publish("other")).unwrap();
+    store.commit(&a.id, publish("two")).unwrap();
+    let mine = store.workflow_events(Some(&a.tenant), None, 0, 10).unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        vec!["one", "two"]
+    );
+    assert!(mine[0].seq < mine[1].seq);
+    let after = store
+        .workflow_events(Some(&a.tenant), Some(&a.id), mine[0].seq, 10)
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(store.workflow_events(None, None, 0, 10).unwrap().len(), 3);
+    let pending = store.undelivered_events(10).unwrap();
+    assert_eq!(pending.len(), 3);
+    store
+        .mark_delivered(&[pending[0].seq, pending[1].seq])
+        .unwrap();
+    assert_eq!(
+        store.undelivered_events(10).unwrap(),
+        vec![pending[2].clone()]
+    );
+}

@@ -138,6 +138,18 @@ pub struct ExecutionFilter {
     pub limit: usize,
 }
 
+/// A published workflow event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkflowEvent {
+    pub seq: u64,
+    pub tenant: TenantId,
+    pub execution_id: ExecutionId,
+    pub kind: String,
+    /// JSON.
+    pub data: String,
+    pub created_at: Millis,
+}
+
 /// What deleting a component version did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Deleted {
@@ -240,6 +252,8 @@ pub struct Batch {
     /// Callbacks to insert or replace.
     pub callbacks: Vec<CallbackRecord>,
     pub finish: Option<Finish>,
+    /// Workflow events to publish (kind, JSON data), numbered by the store.
+    pub publish: Vec<(String, String)>,
     /// Mark the execution runnable and bump its wake sequence.
     pub wake: bool,
     /// Mark the execution idle, if its wake sequence is still this one.
@@ -255,6 +269,7 @@ impl Batch {
             && !self.clear_all_timers
             && self.callbacks.is_empty()
             && self.finish.is_none()
+            && self.publish.is_empty()
             && !self.wake
             && self.settle.is_none()
     }
@@ -271,6 +286,7 @@ impl Batch {
         if other.finish.is_some() {
             self.finish = other.finish;
         }
+        self.publish.append(&mut other.publish);
         self.wake |= other.wake;
         if other.settle.is_some() {
             self.settle = other.settle;
@@ -369,6 +385,19 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`Error::ConditionFailed`] when a condition does not hold (nothing is written).
     fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()>;
+
+    /// Workflow events after `after`, oldest first: of one tenant (and optionally one
+    /// execution), or of every tenant when `tenant` is `None`.
+    fn workflow_events(
+        &self,
+        tenant: Option<&TenantId>,
+        execution: Option<&ExecutionId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<WorkflowEvent>>;
+    /// Events the webhook has not accepted yet, oldest first.
+    fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>>;
+    fn mark_delivered(&self, seqs: &[u64]) -> Result<()>;
 
     /// Executions that were running (or woken) and not idle: carried on at start-up.
     fn runnable(&self) -> Result<Vec<ExecutionId>>;

@@ -9,7 +9,7 @@
 use super::{
     Batch, CallbackRecord, ComponentRecord, Condition, Created, Deleted, Error, ExecutionFilter,
     ExecutionRecord, ExecutionStatus, KeyRecord, NewExecution, Result, Store, TenantRecord, Timer,
-    TimerKind,
+    TimerKind, WorkflowEvent,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation, Status};
@@ -26,6 +26,7 @@ const READERS: usize = 4;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_tenants.sql"),
+    include_str!("../../migrations/0003_workflow_events.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -173,6 +174,17 @@ fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionReco
         updated_at: row.get("updated_at")?,
         timeout_at: row.get("timeout_at")?,
         wake_seq: row.get::<_, i64>("wake_seq")? as u64,
+    })
+}
+
+fn workflow_event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowEvent> {
+    Ok(WorkflowEvent {
+        seq: row.get::<_, i64>("seq")? as u64,
+        tenant: TenantId::from_raw(row.get::<_, String>("tenant_id")?),
+        execution_id: ExecutionId::from_raw(row.get::<_, String>("execution_id")?),
+        kind: row.get("kind")?,
+        data: row.get("data")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -370,6 +382,15 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
     } else {
         tx.prepare_cached("UPDATE executions SET updated_at = ?2 WHERE id = ?1")?
             .execute(params![execution, now])?;
+    }
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO workflow_events (tenant_id, execution_id, kind, data, created_at)
+             SELECT tenant_id, id, ?2, ?3, ?4 FROM executions WHERE id = ?1",
+        )?;
+        for (kind, data) in &batch.publish {
+            insert.execute(params![execution, kind, data, now])?;
+        }
     }
     if batch.wake {
         tx.prepare_cached(
@@ -735,6 +756,49 @@ impl Store for SqliteStore {
     fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
         let execution = execution.clone();
         self.write(move |tx| apply_batch(tx, execution.as_str(), &batch))
+    }
+
+    fn workflow_events(
+        &self,
+        tenant: Option<&TenantId>,
+        execution: Option<&ExecutionId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<WorkflowEvent>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM workflow_events
+                 WHERE seq > ?1 AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR execution_id = ?3)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![after as i64, tenant.map(TenantId::as_str), execution.map(ExecutionId::as_str), limit as i64],
+                workflow_event_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM workflow_events WHERE delivered = 0 ORDER BY seq LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], workflow_event_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn mark_delivered(&self, seqs: &[u64]) -> Result<()> {
+        let seqs = seqs.to_vec();
+        self.write(move |tx| {
+            let mut update =
+                tx.prepare_cached("UPDATE workflow_events SET delivered = 1 WHERE seq = ?1")?;
+            for seq in seqs {
+                update.execute([seq as i64])?;
+            }
+            Ok(())
+        })
     }
 
     fn runnable(&self) -> Result<Vec<ExecutionId>> {

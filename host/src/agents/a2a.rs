@@ -1,0 +1,227 @@
+//! A2A (JSON-RPC 2.0) as a client: sending a task with a push-notification config, and reading
+//! the tasks agents send back, in both method generations.
+//!
+//! - v0.3 (no `A2A-Version` header): `message/send`, then `tasks/pushNotificationConfig/set`;
+//!   parts carry `kind`, states are lowercase (`completed`).
+//! - v1.0 (`A2A-Version: 1.0`): `SendMessage`, then `CreateTaskPushNotificationConfig`; parts
+//!   are told apart by their member (`data`, `text`), states are `TASK_STATE_COMPLETED`, and
+//!   answers and pushes wrap the task as `{"task": {...}}`.
+//!
+//! The push config carries the host's callback URL and, as its token, the callback id; agents
+//! send it back in `X-A2A-Notification-Token`.
+
+use serde_json::{Value, json};
+
+/// The two method generations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub enum Version {
+    #[serde(rename = "0.3")]
+    V03,
+    #[serde(rename = "1.0")]
+    V10,
+}
+
+/// What an A2A task says about the work.
+#[derive(Debug, PartialEq)]
+pub enum TaskOutcome {
+    /// Still running: the answer comes by push.
+    Working,
+    Completed(Value),
+    /// Failed, rejected or cancelled, with the agent's words.
+    Failed(String),
+}
+
+/// The JSON-RPC request that sends `input` to an agent. `id` doubles as the message id, so a
+/// retried request is the same message and the agent does the work once.
+pub fn send_request(
+    version: Version,
+    id: &str,
+    input: &Value,
+    push_url: &str,
+    token: &str,
+) -> Value {
+    let push = json!({"url": push_url, "token": token, "id": id});
+    match version {
+        Version::V03 => json!({
+            "jsonrpc": "2.0", "id": id, "method": "message/send",
+            "params": {
+                "message": {"kind": "message", "role": "user", "messageId": id, "parts": [{"kind": "data", "data": input}]},
+                "configuration": {"blocking": false, "pushNotificationConfig": push},
+            },
+        }),
+        Version::V10 => json!({
+            "jsonrpc": "2.0", "id": id, "method": "SendMessage",
+            "params": {
+                "message": {"role": "ROLE_USER", "messageId": id, "parts": [{"data": input}]},
+                "configuration": {"returnImmediately": true, "taskPushNotificationConfig": push},
+            },
+        }),
+    }
+}
+
+/// The JSON-RPC request that registers the push config for a task (for agents that do not take
+/// it inside the send).
+pub fn push_config_request(
+    version: Version,
+    id: &str,
+    task_id: &str,
+    push_url: &str,
+    token: &str,
+) -> Value {
+    let push = json!({"url": push_url, "token": token, "id": id});
+    match version {
+        Version::V03 => json!({
+            "jsonrpc": "2.0", "id": format!("{id}-push"), "method": "tasks/pushNotificationConfig/set",
+            "params": {"taskId": task_id, "pushNotificationConfig": push},
+        }),
+        Version::V10 => json!({
+            "jsonrpc": "2.0", "id": format!("{id}-push"), "method": "CreateTaskPushNotificationConfig",
+            "params": {"taskId": task_id, "url": push_url, "token": token, "id": id},
+        }),
+    }
+}
+
+/// The task inside a JSON-RPC result or a push body: `{"task": T}`, a bare task, or a message.
+pub fn find_task(body: &Value) -> Option<&Value> {
+    if let Some(task) = body.get("task") {
+        return Some(task);
+    }
+    if body.get("status").is_some() || body.get("kind").and_then(Value::as_str) == Some("task") {
+        return Some(body);
+    }
+    None
+}
+
+/// A task's id.
+pub fn task_id(task: &Value) -> Option<&str> {
+    task.get("id").and_then(Value::as_str)
+}
+
+fn normalise_state(raw: &str) -> String {
+    raw.trim_start_matches("TASK_STATE_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+/// Reads what a task (or a message answer) says.
+pub fn outcome(task: &Value) -> TaskOutcome {
+    // A bare message answer (no task) is a completed reply.
+    if task.get("status").is_none() && task.get("parts").is_some() {
+        return TaskOutcome::Completed(parts_value(task.get("parts")));
+    }
+    let state = task
+        .pointer("/status/state")
+        .and_then(Value::as_str)
+        .map(normalise_state)
+        .unwrap_or_default();
+    match state.as_str() {
+        "completed" => {
+            let from_artifacts = task
+                .get("artifacts")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().find_map(|artifact| artifact.get("parts")));
+            let parts = from_artifacts.or_else(|| task.pointer("/status/message/parts"));
+            TaskOutcome::Completed(parts_value(parts))
+        }
+        "failed" | "rejected" | "canceled" | "cancelled" => {
+            let words = task
+                .pointer("/status/message/parts")
+                .map(|p| match parts_value(Some(p)) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .unwrap_or_default();
+            TaskOutcome::Failed(
+                format!("the agent's task ended {state}: {words}")
+                    .trim_end_matches(": ")
+                    .to_string(),
+            )
+        }
+        _ => TaskOutcome::Working,
+    }
+}
+
+/// The value of a part list: the first data part, else the text parts (parsed as JSON when they
+/// are JSON).
+fn parts_value(parts: Option<&Value>) -> Value {
+    let parts = parts.and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(data) = parts.iter().find_map(|p| p.get("data")) {
+        return data.clone();
+    }
+    let text: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect();
+    let text = text.join("\n");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v03_request_carries_push_config_and_message_id() {
+        let r = send_request(
+            Version::V03,
+            "cb_1",
+            &json!({"topic": "x"}),
+            "http://h/cb",
+            "cb_1",
+        );
+        assert_eq!(r["method"], "message/send");
+        assert_eq!(r["params"]["message"]["messageId"], "cb_1");
+        assert_eq!(r["params"]["message"]["parts"][0]["kind"], "data");
+        assert_eq!(
+            r["params"]["configuration"]["pushNotificationConfig"]["token"],
+            "cb_1"
+        );
+    }
+
+    #[test]
+    fn v10_request_uses_new_names() {
+        let r = send_request(Version::V10, "cb_1", &json!(1), "http://h/cb", "cb_1");
+        assert_eq!(r["method"], "SendMessage");
+        assert_eq!(r["params"]["message"]["role"], "ROLE_USER");
+        assert_eq!(
+            r["params"]["configuration"]["taskPushNotificationConfig"]["url"],
+            "http://h/cb"
+        );
+        let p = push_config_request(Version::V10, "cb_1", "t1", "http://h/cb", "cb_1");
+        assert_eq!(p["method"], "CreateTaskPushNotificationConfig");
+        assert_eq!(p["params"]["taskId"], "t1");
+    }
+
+    #[test]
+    fn completed_tasks_of_both_generations_yield_their_data() {
+        let v03 = json!({"kind": "task", "id": "t", "status": {"state": "completed"},
+            "artifacts": [{"parts": [{"kind": "data", "data": {"a": 1}}]}]});
+        assert_eq!(
+            outcome(find_task(&v03).unwrap()),
+            TaskOutcome::Completed(json!({"a": 1}))
+        );
+        let v10 = json!({"task": {"id": "t", "status": {"state": "TASK_STATE_COMPLETED"},
+            "artifacts": [{"parts": [{"text": "{\"b\": 2}"}]}]}});
+        assert_eq!(
+            outcome(find_task(&v10).unwrap()),
+            TaskOutcome::Completed(json!({"b": 2}))
+        );
+    }
+
+    #[test]
+    fn failed_and_running_tasks_are_told_apart() {
+        let failed = json!({"status": {"state": "TASK_STATE_FAILED", "message": {"parts": [{"text": "no corpus"}]}}});
+        assert_eq!(
+            outcome(&failed),
+            TaskOutcome::Failed("the agent's task ended failed: no corpus".into())
+        );
+        assert_eq!(
+            outcome(&json!({"status": {"state": "working"}})),
+            TaskOutcome::Working
+        );
+        assert_eq!(
+            outcome(&json!({"status": {"state": "TASK_STATE_SUBMITTED"}})),
+            TaskOutcome::Working
+        );
+    }
+}

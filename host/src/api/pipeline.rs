@@ -1,0 +1,205 @@
+//! The research pipeline's own REST shapes, as its users already have them:
+//! - `POST /workflows {"topic", "parameters": {"depth", "sources", "word_limit"}}` →
+//!   `{"workflow_id", "status", "message"}`;
+//! - `GET /workflows/{id}` → `{"workflow_id", "topic", "status", "current_step", "created_at",
+//!   "updated_at", "steps_completed": [...]}` (plus `review_url`, `report_url`, `result`, `error`
+//!   when known);
+//! - `POST /workflows/{id}/approval {"decision": "approve"|"reject", "comment"}`.
+//!
+//! A pipeline run is an execution of the `research-pipeline` component. Its status and steps are
+//! read from the workflow events it publishes (`workflow.status`, `workflow.step_completed`,
+//! `approval.requested`, `workflow.completed`), and from the execution's own status once it ended.
+
+use super::{ApiError, AppState, Tenant, body};
+use crate::callbacks::Completion;
+use crate::executions::StartRequest;
+use crate::ids::ExecutionId;
+use crate::journal::format_ts;
+use crate::store::{ExecutionRecord, ExecutionStatus};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The component name pipeline runs start.
+pub const PIPELINE_WORKFLOW: &str = "research-pipeline";
+/// The callback the pipeline waits on for a decision.
+const APPROVAL_CALLBACK: &str = "human_approval";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartPipeline {
+    topic: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+    /// Optional idempotency name.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub async fn start(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
+    let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
+    let req: StartPipeline = body::json(&bytes)?;
+    if req.topic.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "topic must not be empty",
+        ));
+    }
+    let input =
+        json!({"topic": req.topic, "parameters": req.parameters.unwrap_or_else(|| json!({}))});
+    let start = StartRequest {
+        workflow: PIPELINE_WORKFLOW.into(),
+        version: None,
+        input: input.to_string(),
+        name: req.name,
+        timeout_seconds: None,
+    };
+    let (record, created) = s.rt.start(&tenant, start).await.map_err(|e| match e {
+        crate::executions::StartError::WorkflowNotFound(_) => ApiError::not_found(
+            "workflow_not_found",
+            format!("the {PIPELINE_WORKFLOW:?} component is not uploaded: POST it to /v1/components/{PIPELINE_WORKFLOW}"),
+        ),
+        other => other.into(),
+    })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "workflow_id": record.id,
+        "status": "RUNNING",
+        "message": if created { "research pipeline started" } else { "research pipeline already started under this name" },
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
+    let not_found =
+        || ApiError::not_found("workflow_not_found", format!("workflow {id:?} not found"));
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let store = s.rt.store.clone();
+    let key = ExecutionId::from_raw(id);
+    let record = tokio::task::spawn_blocking(move || store.execution(&key))
+        .await
+        .map_err(ApiError::internal)??;
+    record
+        .filter(|r| r.tenant == **tenant && r.workflow == PIPELINE_WORKFLOW)
+        .ok_or_else(not_found)
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = load(&s, &tenant, &id).await?;
+    let store = s.rt.store.clone();
+    let (t, e) = (tenant.0.clone(), record.id.clone());
+    let events =
+        tokio::task::spawn_blocking(move || store.workflow_events(Some(&t), Some(&e), 0, 10_000))
+            .await
+            .map_err(ApiError::internal)??;
+    let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+    let mut status = "PENDING".to_string();
+    let mut current_step = Value::Null;
+    let mut steps = Vec::new();
+    let (mut review_url, mut report_url) = (Value::Null, Value::Null);
+    for event in &events {
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        match event.kind.as_str() {
+            "workflow.status" => {
+                if let Some(st) = data["status"].as_str() {
+                    status = st.to_string();
+                }
+                current_step = data["current_step"].clone();
+            }
+            "workflow.step_completed" => {
+                steps.push(
+                    json!({"step": data["step"], "completed_at": format_ts(event.created_at)}),
+                );
+            }
+            "approval.requested" => review_url = data["review_url"].clone(),
+            "workflow.completed" => report_url = data["report_url"].clone(),
+            _ => {}
+        }
+    }
+    // The execution's own end overrides what the workflow last said.
+    match record.status {
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut => status = "FAILED".into(),
+        ExecutionStatus::Stopped => status = "CANCELLED".into(),
+        ExecutionStatus::Running if status == "PENDING" => status = "RUNNING".into(),
+        _ => {}
+    }
+    Ok(Json(json!({
+        "workflow_id": record.id,
+        "topic": input["topic"],
+        "status": status,
+        "current_step": current_step,
+        "created_at": format_ts(record.created_at),
+        "updated_at": format_ts(record.updated_at),
+        "steps_completed": steps,
+        "review_url": review_url,
+        "report_url": report_url,
+        "result": record.result.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null)),
+        "error": record.error.as_ref().map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approval {
+    decision: String,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+pub async fn approve(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    request: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body::read(request, 64 * 1024, "the request body").await?;
+    let approval: Approval = body::json(&bytes)?;
+    if approval.decision != "approve" && approval.decision != "reject" {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "decision must be \"approve\" or \"reject\"",
+        ));
+    }
+    let record = load(&s, &tenant, &id).await?;
+    let store = s.rt.store.clone();
+    let exec = record.id.clone();
+    let pending = tokio::task::spawn_blocking(move || store.pending_callbacks(&exec))
+        .await
+        .map_err(ApiError::internal)??;
+    let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_approval",
+            format!("workflow {id:?} is not waiting for approval"),
+        ));
+    };
+    let decision = json!({"decision": approval.decision, "comment": approval.comment});
+    crate::callbacks::complete(
+        &s.rt,
+        callback.id.as_str(),
+        Completion::Succeed(decision.to_string()),
+    )
+    .await?;
+    Ok(Json(
+        json!({"workflow_id": record.id, "decision": approval.decision, "status": "RUNNING"}),
+    ))
+}

@@ -1,0 +1,197 @@
+//! Workflow events after they are committed: the live event stream and the webhook.
+//!
+//! Events are written to the store in the same commit as the operation that published them (an
+//! outbox), so none is lost in a crash and none is published twice by a replay. This module
+//! reads them back: it broadcasts each new event to stream subscribers (SSE), and posts each one
+//! to the configured webhook, in order, until the webhook accepts it.
+//!
+//! A webhook request carries the event as JSON with `X-Aegis-Event` (the kind),
+//! `X-Aegis-Delivery` (the event's sequence number, stable across retries) and
+//! `X-Aegis-Signature: sha256=<hex HMAC-SHA256 of the body, keyed by the webhook secret>`.
+
+use crate::journal::format_ts;
+use crate::store::{Store, WorkflowEvent};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// Where events are posted.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+}
+
+/// How often the outbox is checked without a kick (picks up retries).
+const TICK: Duration = Duration::from_secs(1);
+const BATCH: usize = 256;
+
+pub struct Notifier {
+    store: Arc<dyn Store>,
+    webhook: Option<Webhook>,
+    client: reqwest::Client,
+    kick: Notify,
+    stream: broadcast::Sender<WorkflowEvent>,
+}
+
+/// The JSON shape of an event, on the stream, in the API and in webhook bodies.
+pub fn to_json(event: &WorkflowEvent) -> Value {
+    json!({
+        "seq": event.seq,
+        "kind": event.kind,
+        "tenant_id": event.tenant,
+        "execution_id": event.execution_id,
+        "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
+        "created_at": format_ts(event.created_at),
+    })
+}
+
+/// `sha256=<hex>` of the body, keyed by `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Notifier {
+    pub fn new(store: Arc<dyn Store>, webhook: Option<Webhook>) -> Arc<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client builds");
+        Arc::new(Self {
+            store,
+            webhook,
+            client,
+            kick: Notify::new(),
+            stream: broadcast::channel(4096).0,
+        })
+    }
+
+    /// Says new events may have been committed.
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Events committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<WorkflowEvent> {
+        self.stream.subscribe()
+    }
+
+    /// Broadcasts and delivers events until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut last = self.latest_seq().await;
+        loop {
+            tokio::select! {
+                _ = self.kick.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            last = self.broadcast_after(last).await;
+            self.deliver().await;
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "event outbox: store read failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "event outbox: task failed");
+                None
+            }
+        }
+    }
+
+    async fn latest_seq(&self) -> u64 {
+        let mut last = 0;
+        while let Some(events) = self
+            .read(move |s| s.workflow_events(None, None, last, BATCH))
+            .await
+        {
+            match events.last() {
+                Some(e) => last = e.seq,
+                None => break,
+            }
+        }
+        last
+    }
+
+    async fn broadcast_after(&self, mut last: u64) -> u64 {
+        loop {
+            let after = last;
+            let Some(events) = self
+                .read(move |s| s.workflow_events(None, None, after, BATCH))
+                .await
+            else {
+                return last;
+            };
+            for event in &events {
+                last = event.seq;
+                let _ = self.stream.send(event.clone());
+            }
+            if events.len() < BATCH {
+                return last;
+            }
+        }
+    }
+
+    /// Posts undelivered events in order; stops at the first refusal and retries on a later tick.
+    async fn deliver(&self) {
+        let Some(events) = self.read(|s| s.undelivered_events(BATCH)).await else {
+            return;
+        };
+        let mut delivered = Vec::new();
+        for event in &events {
+            if let Some(hook) = &self.webhook {
+                let body = serde_json::to_vec(&to_json(event)).unwrap_or_default();
+                let sent = self
+                    .client
+                    .post(&hook.url)
+                    .header("content-type", "application/json")
+                    .header("x-aegis-event", &event.kind)
+                    .header("x-aegis-delivery", event.seq.to_string())
+                    .header("x-aegis-signature", signature(&hook.secret, &body))
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().is_success() => {}
+                    Ok(resp) => {
+                        tracing::warn!(seq = event.seq, status = %resp.status(), "webhook refused an event; will retry");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(seq = event.seq, error = %e, "webhook unreachable; will retry");
+                        break;
+                    }
+                }
+            }
+            delivered.push(event.seq);
+        }
+        if !delivered.is_empty() {
+            self.read(move |s| s.mark_delivered(&delivered)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            super::signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
