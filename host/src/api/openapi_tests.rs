@@ -420,12 +420,17 @@ struct Host {
 }
 
 /// An answer, with its body parsed when it is JSON.
-#[derive(Debug)]
 struct Reply {
     status: u16,
     headers: reqwest::header::HeaderMap,
     body: Value,
     raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.status, self.body)
+    }
 }
 
 impl Reply {

@@ -391,7 +391,8 @@ impl Activation {
                 callback_id,
             });
         }
-        let callback_id = self.start_callback(id.clone(), ctx, name, timeout_ms, heartbeat_ms)?;
+        let callback_id =
+            self.start_callback(id.clone(), ctx, name, timeout_ms, heartbeat_ms, None)?;
         // The id may be handed out as soon as the guest has it: make it durable first.
         self.flush()?;
         Ok(Callback {
@@ -408,6 +409,7 @@ impl Activation {
         name: &str,
         timeout_ms: u64,
         heartbeat_ms: Option<u64>,
+        agent: Option<(String, String)>,
     ) -> wasmtime::Result<CallbackId> {
         self.check_timeout("callback timeout", timeout_ms)?;
         if let Some(hb) = heartbeat_ms {
@@ -445,6 +447,7 @@ impl Activation {
             name: name.to_string(),
             status: Status::Started,
             heartbeat_timeout_ms: heartbeat_ms,
+            agent,
         });
         Ok(callback_id)
     }
@@ -481,7 +484,14 @@ impl Activation {
             );
             return Err(self.trap(Failure::InvalidCall(msg)));
         }
-        let callback_id = self.start_callback(id, ctx, name, timeout_ms, None)?;
+        let callback_id = self.start_callback(
+            id,
+            ctx,
+            name,
+            timeout_ms,
+            None,
+            Some((agent.to_string(), input.clone())),
+        )?;
         self.flush()?;
         self.dispatches.push(Dispatch {
             callback_id,

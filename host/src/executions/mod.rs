@@ -125,6 +125,20 @@ impl Runtime {
         for id in runnable {
             self.wake(id);
         }
+        // A crash may have come between recording an agent invocation and sending it; send every
+        // waiting one again. Agents deduplicate by the callback id (the A2A message id).
+        for callback in self.store.pending_agent_callbacks()? {
+            let Some((agent, input)) = callback.agent else {
+                continue;
+            };
+            let dispatch = crate::engine::host::Dispatch {
+                callback_id: callback.id,
+                agent,
+                input,
+            };
+            let this = self.clone();
+            tokio::spawn(async move { this.dispatch(dispatch).await });
+        }
         Ok(count)
     }
 

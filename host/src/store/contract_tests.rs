@@ -441,6 +441,7 @@ fn callbacks_are_found_by_id_and_listed_while_pending() {
         name: "approval".into(),
         status: Status::Started,
         heartbeat_timeout_ms: Some(5_000),
+        agent: None,
     };
     store
         .commit(

@@ -169,6 +169,8 @@ pub struct CallbackRecord {
     pub name: String,
     pub status: Status,
     pub heartbeat_timeout_ms: Option<u64>,
+    /// For agent invocations: the agent and the input sent, to send again after a restart.
+    pub agent: Option<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -377,6 +379,8 @@ pub trait Store: Send + Sync + 'static {
     /// Events with an EventId above `after`, at most `limit`, in order.
     fn history(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<(u64, Event)>>;
     fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>>;
+    /// Agent invocations still waiting, of every execution (sent again at start-up).
+    fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>>;
     /// Callbacks of the execution that are still waiting.
     fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>>;
 

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_tenants.sql"),
     include_str!("../../migrations/0003_workflow_events.sql"),
+    include_str!("../../migrations/0004_callback_dispatch.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -228,6 +229,13 @@ fn callback_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CallbackRecord
         heartbeat_timeout_ms: row
             .get::<_, Option<i64>>("heartbeat_timeout_ms")?
             .map(|v| v as u64),
+        agent: match (
+            row.get::<_, Option<String>>("agent")?,
+            row.get::<_, Option<String>>("agent_input")?,
+        ) {
+            (Some(agent), Some(input)) => Some((agent, input)),
+            _ => None,
+        },
     })
 }
 
@@ -349,8 +357,9 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
     }
     {
         let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO callbacks (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO callbacks
+                (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms, agent, agent_input)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for cb in &batch.callbacks {
             upsert.execute(params![
@@ -360,7 +369,9 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
                 cb.op_id,
                 cb.name,
                 status_str(cb.status),
-                cb.heartbeat_timeout_ms.map(|v| v as i64)
+                cb.heartbeat_timeout_ms.map(|v| v as i64),
+                cb.agent.as_ref().map(|(a, _)| a.as_str()),
+                cb.agent.as_ref().map(|(_, i)| i.as_str())
             ])?;
         }
     }
@@ -740,6 +751,16 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT * FROM callbacks WHERE callback_id = ?1")?
                 .query_row([id.as_str()], callback_from_row)
                 .optional()?)
+        })
+    }
+
+    fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM callbacks WHERE status = 'STARTED' AND agent IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([], callback_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
