@@ -59,6 +59,7 @@ fn main() {
                 input: input.into(),
                 now: now_ms(),
                 timeout_at: None,
+                max_running: None,
                 started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
             })
             .unwrap();

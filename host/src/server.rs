@@ -5,7 +5,7 @@ use crate::agents::Agents;
 use crate::artifacts::DiskArtifacts;
 use crate::config::Config;
 use crate::engine::{Engine, Limits};
-use crate::executions::Runtime;
+use crate::executions::{Runtime, Services};
 use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
@@ -79,10 +79,17 @@ impl Server {
         let notifier = Notifier::new(store.clone(), webhook);
         tokio::spawn(notifier.clone().run());
         let (scheduler, inbox) = Scheduler::new();
-        let mut runtime = Runtime::new(
-            store, engine, artifacts, agents, tenancy, notifier, limits, scheduler,
-        );
-        runtime.agent_inline_limit = config.agent_inline_limit_kb as usize * 1024;
+        let runtime = Runtime::new(Services {
+            store,
+            engine,
+            artifacts,
+            agents,
+            tenancy,
+            notifier,
+            limits,
+            scheduler,
+            agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
+        });
         let runtime = Arc::new(runtime);
         tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
         let recovered = runtime.recover().context("recover executions")?;

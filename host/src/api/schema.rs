@@ -42,15 +42,13 @@ impl Schemas {
             .pointer("/components/schemas")
             .and_then(Value::as_object)
             .ok_or("no components/schemas")?
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>();
+            .keys();
         let mut validators = BTreeMap::new();
         for name in names {
             let reference = json!({"$ref": format!("#/components/schemas/{name}")});
             let validator =
                 compile(&document, &reference).map_err(|e| format!("schema {name}: {e}"))?;
-            validators.insert(name, validator);
+            validators.insert(name.clone(), validator);
         }
         Ok(Self { validators })
     }

@@ -64,6 +64,20 @@ pub enum StopError {
     Store(#[from] store::Error),
 }
 
+/// What the runtime is built from (see `server.rs`).
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub artifacts: Arc<DiskArtifacts>,
+    pub agents: Arc<Agents>,
+    pub tenancy: Arc<Tenancy>,
+    pub notifier: Arc<Notifier>,
+    pub limits: Limits,
+    pub scheduler: Scheduler,
+    /// Agent results larger than this travel as artifact references.
+    pub agent_inline_limit: usize,
+}
+
 pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
@@ -84,16 +98,18 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(
-        store: Arc<dyn Store>,
-        engine: Arc<Engine>,
-        artifacts: Arc<DiskArtifacts>,
-        agents: Arc<Agents>,
-        tenancy: Arc<Tenancy>,
-        notifier: Arc<Notifier>,
-        limits: Limits,
-        scheduler: Scheduler,
-    ) -> Self {
+    pub fn new(services: Services) -> Self {
+        let Services {
+            store,
+            engine,
+            artifacts,
+            agents,
+            tenancy,
+            notifier,
+            limits,
+            scheduler,
+            agent_inline_limit,
+        } = services;
         let slots = Arc::new(Semaphore::new(limits.max_instances as usize / 2));
         Self {
             store,
@@ -102,7 +118,7 @@ impl Runtime {
             agents,
             tenancy,
             notifier,
-            agent_inline_limit: 200 * 1024,
+            agent_inline_limit,
             limits,
             scheduler,
             running: Mutex::new(HashMap::new()),
