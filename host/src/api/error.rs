@@ -61,7 +61,7 @@ impl From<crate::components::Error> for ApiError {
             E::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
             E::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "component_too_large",
+                "payload_too_large",
                 e.to_string(),
             ),
             E::Load(LoadError::NotAComponent(_)) => {
@@ -117,6 +117,7 @@ impl From<crate::tenancy::Error> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
             }
             E::TenantNotFound => ApiError::not_found("tenant_not_found", e.to_string()),
+            E::KeyNotFound => ApiError::not_found("key_not_found", e.to_string()),
             E::NameTaken(_) => {
                 ApiError::new(StatusCode::CONFLICT, "tenant_name_taken", e.to_string())
             }

@@ -41,13 +41,23 @@ pub async fn list(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    execution_id: Option<String>,
+    after: Option<u64>,
+}
+
+/// Pages read at once when catching a stream up.
+const BACKLOG_PAGE: usize = 1000;
+
 /// `GET /v1/events/stream`: the backlog after `after` (or `Last-Event-ID`), then live events.
 /// Each SSE message has the kind as its event name and the sequence number as its id.
 pub async fn stream(
     State(s): State<AppState>,
     tenant: Tenant,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let live = s.rt.notifier.subscribe();
     let after = headers
@@ -57,13 +67,24 @@ pub async fn stream(
         .or(q.after)
         .unwrap_or(0);
     let execution = q.execution_id.map(ExecutionId::from_raw);
-    let store = s.rt.store.clone();
-    let (t, e) = (tenant.0.clone(), execution.clone());
-    let backlog = tokio::task::spawn_blocking(move || {
-        store.workflow_events(Some(&t), e.as_ref(), after, 1000)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    // The whole backlog, page by page: a reconnecting client must not miss events.
+    let mut backlog = Vec::new();
+    let mut cursor = after;
+    loop {
+        let store = s.rt.store.clone();
+        let (t, e) = (tenant.0.clone(), execution.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            store.workflow_events(Some(&t), e.as_ref(), cursor, BACKLOG_PAGE)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        let full = page.len() == BACKLOG_PAGE;
+        cursor = page.last().map(|e| e.seq).unwrap_or(cursor);
+        backlog.extend(page);
+        if !full {
+            break;
+        }
+    }
     let mut last = backlog.last().map(|e| e.seq).unwrap_or(after);
     let tenant = tenant.0;
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |item| {

@@ -42,13 +42,8 @@ pub async fn start(
     let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
     let start: StartBody = schema::parse(&bytes, "StartExecution")?;
-    if let Some(name) = &start.name
-        && (name.is_empty() || name.len() > 256 || name.chars().any(char::is_control))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "execution name must be 1-256 printable characters",
-        ));
+    if let Some(name) = &start.name {
+        check_name(name)?;
     }
     let input = start.input.to_string();
     if input.len() > limit {
@@ -92,21 +87,39 @@ fn error_json(e: &ErrorRecord) -> Value {
     })
 }
 
-/// Reads an execution of the caller's tenant; another tenant's looks exactly like a missing one.
-async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
-    let not_found =
-        || ApiError::not_found("execution_not_found", format!("execution {id:?} not found"));
+/// Finds an execution of the caller's tenant; another tenant's is `None`, exactly like a
+/// missing one.
+pub(super) async fn find(
+    s: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<ExecutionRecord>, ApiError> {
     if id.len() > 64 {
-        return Err(not_found());
+        return Ok(None);
     }
     let store = s.rt.store.clone();
     let key = ExecutionId::from_raw(id);
     let record = tokio::task::spawn_blocking(move || store.execution(&key))
         .await
         .map_err(ApiError::internal)??;
-    record
-        .filter(|r| r.tenant == **tenant)
-        .ok_or_else(not_found)
+    Ok(record.filter(|r| r.tenant == **tenant))
+}
+
+async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
+    find(s, tenant, id).await?.ok_or_else(|| {
+        ApiError::not_found("execution_not_found", format!("execution {id:?} not found"))
+    })
+}
+
+/// An execution name is 1-256 printable characters.
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "execution name must be 1-256 printable characters",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -183,7 +183,6 @@ async fn json_errors(response: Response) -> Response {
     let code = match status {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::NOT_FOUND => "route_not_found",
         s if s.is_client_error() => "bad_request",
         _ => "unavailable",

@@ -824,7 +824,7 @@ async fn answers_match_the_document() {
     host.call(M::DELETE, one_key)
         .args(&[&tenant_id, "key_missing"])
         .key(ADMIN_KEY)
-        .error(404, "tenant_not_found")
+        .error(404, "key_not_found")
         .await;
 
     // The caller's tenant: its key only.

@@ -10,10 +10,9 @@
 //! read from the workflow events it publishes (`workflow.status`, `workflow.step_completed`,
 //! `approval.requested`, `workflow.completed`), and from the execution's own status once it ended.
 
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Tenant, body, schema};
 use crate::callbacks::Completion;
 use crate::executions::StartRequest;
-use crate::ids::ExecutionId;
 use crate::journal::format_ts;
 use crate::store::{ExecutionRecord, ExecutionStatus};
 use axum::Json;
@@ -83,20 +82,14 @@ pub async fn start(
     Ok((status, Json(body)).into_response())
 }
 
+/// A pipeline run of the caller's tenant; anything else is a 404.
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
-    let not_found =
-        || ApiError::not_found("workflow_not_found", format!("workflow {id:?} not found"));
-    if id.len() > 64 {
-        return Err(not_found());
-    }
-    let store = s.rt.store.clone();
-    let key = ExecutionId::from_raw(id);
-    let record = tokio::task::spawn_blocking(move || store.execution(&key))
-        .await
-        .map_err(ApiError::internal)??;
-    record
-        .filter(|r| r.tenant == **tenant && r.workflow == PIPELINE_WORKFLOW)
-        .ok_or_else(not_found)
+    super::executions::find(s, tenant, id)
+        .await?
+        .filter(|r| r.workflow == PIPELINE_WORKFLOW)
+        .ok_or_else(|| {
+            ApiError::not_found("workflow_not_found", format!("workflow {id:?} not found"))
+        })
 }
 
 pub async fn get(
@@ -172,7 +165,7 @@ pub async fn approve(
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body::read(request, 64 * 1024, "the request body").await?;
-    let approval: Approval = body::json(&bytes)?;
+    let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
     if approval.decision != "approve" && approval.decision != "reject" {
         return Err(ApiError::bad_request(
             "invalid_request",

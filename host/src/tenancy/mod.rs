@@ -29,6 +29,8 @@ pub enum Error {
     BadKey,
     #[error("tenant not found")]
     TenantNotFound,
+    #[error("API key not found")]
+    KeyNotFound,
     #[error("a tenant named {0:?} already exists")]
     NameTaken(String),
     #[error("invalid tenant name {0:?}: use 1-64 characters of [A-Za-z0-9_-]")]
@@ -265,13 +267,13 @@ impl Tenancy {
     /// Revokes a key; later requests with it get 401.
     ///
     /// # Errors
-    /// [`Error::TenantNotFound`] when the tenant has no such key.
+    /// [`Error::KeyNotFound`] when the tenant has no such key.
     pub fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> Result<KeyRecord, Error> {
         let mut record = self
             .store
             .api_key(key_id)?
             .filter(|k| &k.tenant == tenant)
-            .ok_or(Error::TenantNotFound)?;
+            .ok_or(Error::KeyNotFound)?;
         if record.revoked_at.is_none() {
             record.revoked_at = Some(now_ms() as Millis);
             self.store.put_api_key(&record)?;
