@@ -25,7 +25,8 @@ pub struct Config {
     pub max_instances: u32,
     /// Quotas every tenant gets unless its own overrides say otherwise.
     pub quotas: Quotas,
-    /// Agents by name: a URL (A2A v0.3), or a table `{url, protocol, version, bearer_token}`.
+    /// Agents by name: a URL (A2A v0.3), or a table `{url, protocol, version, bearer_token}`
+    /// (`bedrock` agents: `{protocol, agent_runtime_arn, region, qualifier, url}`).
     pub agents: BTreeMap<String, AgentConfig>,
     /// Agent results larger than this travel as artifact references, in KiB.
     pub agent_inline_limit_kb: u32,
@@ -73,6 +74,14 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
 ];
 
+/// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
+/// from `AWS_REGION`, else the ARN's), unless an agent of that name is configured already.
+pub const AGENT_ARN_ENV: &[(&str, &str)] = &[
+    ("RESEARCHER_AGENT_ARN", "researcher"),
+    ("ANALYST_AGENT_ARN", "analyst"),
+    ("WRITER_AGENT_ARN", "writer"),
+];
+
 impl Config {
     /// Reads `path` (if given), then applies `env` (pairs of variable and value).
     ///
@@ -92,8 +101,16 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let mut arn_agents = Vec::new();
+        let mut aws_region = None;
         for (var, value) in env {
-            if let Some((_, key)) = ENV_KEYS.iter().find(|(name, _)| *name == var) {
+            if let Some((_, agent)) = AGENT_ARN_ENV.iter().find(|(name, _)| *name == var) {
+                if !value.trim().is_empty() {
+                    arn_agents.push((*agent, value.trim().to_string()));
+                }
+            } else if var == "AWS_REGION" {
+                aws_region = Some(value.trim().to_string()).filter(|r| !r.is_empty());
+            } else if let Some((_, key)) = ENV_KEYS.iter().find(|(name, _)| *name == var) {
                 set(&mut doc, key, &value);
             } else if var == "AEGIS_AGENTS" {
                 for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
@@ -104,7 +121,29 @@ impl Config {
                 }
             }
         }
+        for (agent, arn) in arn_agents {
+            let agents = doc
+                .entry("agents")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(agents) = agents.as_table_mut()
+                && !agents.contains_key(agent)
+            {
+                let mut table = toml::Table::new();
+                table.insert("protocol".into(), "bedrock".into());
+                table.insert("agent_runtime_arn".into(), arn.into());
+                if let Some(region) = &aws_region {
+                    table.insert("region".into(), region.clone().into());
+                }
+                agents.insert(agent.to_string(), toml::Value::Table(table));
+            }
+        }
         let config: Config = doc.try_into().context("invalid configuration")?;
+        for (name, agent) in &config.agents {
+            agent
+                .endpoint()
+                .check()
+                .map_err(|e| anyhow::anyhow!("invalid configuration: agent {name:?}: {e}"))?;
+        }
         config
             .quotas
             .validate()
@@ -174,6 +213,56 @@ mod tests {
         assert_eq!(c.quotas.memory_limit_mb, 32);
         assert_eq!(c.quotas.cpu_deadline_ms, 750);
         assert_eq!(c.agents.len(), 2);
+    }
+
+    #[test]
+    fn agent_arn_variables_configure_bedrock_agents() {
+        use crate::agents::Protocol;
+        let arn = "arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/researcher-AbC123";
+        let c = Config::load(
+            None,
+            env(&[
+                ("AEGIS_AGENTS", "writer=http://w"),
+                ("RESEARCHER_AGENT_ARN", arn),
+                (
+                    "WRITER_AGENT_ARN",
+                    "arn:aws:bedrock-agentcore:eu-west-1:1:runtime/w",
+                ),
+                ("ANALYST_AGENT_ARN", ""),
+                ("AWS_REGION", "eu-west-1"),
+            ]),
+        )
+        .unwrap();
+        let researcher = c.agents["researcher"].endpoint();
+        assert_eq!(researcher.protocol, Protocol::Bedrock);
+        assert_eq!(researcher.agent_runtime_arn.as_deref(), Some(arn));
+        assert_eq!(researcher.region.as_deref(), Some("eu-west-1"));
+        // A configured agent wins over the alias; an empty alias configures nothing.
+        assert_eq!(c.agents["writer"].endpoint().protocol, Protocol::A2a);
+        assert!(!c.agents.contains_key("analyst"));
+    }
+
+    #[test]
+    fn agents_lacking_what_their_protocol_needs_are_refused() {
+        let dir = std::env::temp_dir().join(format!("aegis-config-agents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("aegis.toml");
+        std::fs::write(&path, "[agents.analyst]\nprotocol = \"bedrock\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("agent_runtime_arn"), "{err:#}");
+        std::fs::write(&path, "[agents.analyst]\nprotocol = \"simple\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("url is required"), "{err:#}");
+        std::fs::write(
+            &path,
+            "[agents.analyst]\nprotocol = \"bedrock\"\nagent_runtime_arn = \"arn:aws:bedrock-agentcore:us-west-2:1:runtime/a\"\nqualifier = \"prod\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(
+            c.agents["analyst"].endpoint().qualifier.as_deref(),
+            Some("prod")
+        );
     }
 
     #[test]

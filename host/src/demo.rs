@@ -78,7 +78,7 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
             url: format!("{agents_url}/{role}"),
             protocol: Protocol::A2a,
             version: Some(version),
-            bearer_token: None,
+            ..Endpoint::default()
         };
         config
             .agents

@@ -10,8 +10,15 @@
 //! - `a2a` (JSON-RPC 2.0), version `0.3` (default) or `1.0`: see [`a2a`];
 //! - `simple`: `POST url {"task_id","callback_url","token","input"}`; the agent later posts
 //!   `{"token","status":"SUCCESS"|"FAILURE","result"}` to the callback URL.
+//! - `bedrock`: Amazon Bedrock AgentCore Runtime, `InvokeAgentRuntime` signed with SigV4 (AWS
+//!   credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), with
+//!   `agent_runtime_arn`, `region` (default: the ARN's), `qualifier` (default `DEFAULT`) and `url`
+//!   as the endpoint base (default `https://bedrock-agentcore.{region}.amazonaws.com`). The agent
+//!   gets `{"input","callback_url","token"}` and answers at once, or `{"status":"accepted"}` and
+//!   later posts the simple form to the callback URL: see [`bedrock`].
 
 pub mod a2a;
+pub mod bedrock;
 
 use crate::engine::host::Dispatch;
 use crate::journal::ErrorRecord;
@@ -27,6 +34,8 @@ pub enum Protocol {
     #[default]
     A2a,
     Simple,
+    /// Amazon Bedrock AgentCore Runtime (`InvokeAgentRuntime`, SigV4).
+    Bedrock,
 }
 
 /// One agent in configuration: a URL (A2A v0.3), or a table.
@@ -37,9 +46,11 @@ pub enum AgentConfig {
     Endpoint(Endpoint),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
+    /// The agent's URL; for `bedrock`, the endpoint base (optional there).
+    #[serde(default)]
     pub url: String,
     #[serde(default)]
     pub protocol: Protocol,
@@ -49,6 +60,31 @@ pub struct Endpoint {
     /// Sent as `Authorization: Bearer <token>`.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// `bedrock`: the agent runtime's ARN (required there).
+    #[serde(default)]
+    pub agent_runtime_arn: Option<String>,
+    /// `bedrock`: the AWS region (default: the one in the ARN).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `bedrock`: the endpoint or version qualifier (default `DEFAULT`).
+    #[serde(default)]
+    pub qualifier: Option<String>,
+}
+
+impl Endpoint {
+    /// Whether the endpoint has what its protocol needs.
+    ///
+    /// # Errors
+    /// A message saying what is missing.
+    pub fn check(&self) -> Result<(), String> {
+        match self.protocol {
+            Protocol::Bedrock => bedrock::Target::from_endpoint(self).map(|_| ()),
+            Protocol::A2a | Protocol::Simple if self.url.trim().is_empty() => {
+                Err("url is required".to_string())
+            }
+            Protocol::A2a | Protocol::Simple => Ok(()),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -56,9 +92,7 @@ impl AgentConfig {
         match self {
             AgentConfig::Url(url) => Endpoint {
                 url: url.clone(),
-                protocol: Protocol::A2a,
-                version: None,
-                bearer_token: None,
+                ..Endpoint::default()
             },
             AgentConfig::Endpoint(e) => e.clone(),
         }
@@ -78,6 +112,8 @@ pub struct Agents {
     endpoints: BTreeMap<String, Endpoint>,
     public_url: String,
     client: reqwest::Client,
+    /// AWS credentials for `bedrock` agents; `None` reads the environment at each dispatch.
+    aws_credentials: Option<bedrock::AwsCredentials>,
 }
 
 fn dispatch_failed(agent: &str, message: String) -> ErrorRecord {
@@ -102,7 +138,15 @@ impl Agents {
             endpoints,
             public_url,
             client,
+            aws_credentials: None,
         }
+    }
+
+    /// Signs `bedrock` dispatches with these credentials instead of the `AWS_*` environment.
+    #[must_use]
+    pub fn with_aws_credentials(mut self, credentials: bedrock::AwsCredentials) -> Self {
+        self.aws_credentials = Some(credentials);
+        self
     }
 
     /// The URL an agent posts its answer to for `callback_id`.
@@ -131,6 +175,18 @@ impl Agents {
         let id = dispatch.callback_id.as_str();
         let callback_url = self.callback_url(id);
         match endpoint.protocol {
+            Protocol::Bedrock => {
+                let failed = |message: String| dispatch_failed(&dispatch.agent, message);
+                let target = bedrock::Target::from_endpoint(endpoint).map_err(failed)?;
+                let credentials = match &self.aws_credentials {
+                    Some(c) => c.clone(),
+                    None => bedrock::AwsCredentials::from_env().map_err(failed)?,
+                };
+                let payload = bedrock::request_body(&input, &callback_url, id);
+                bedrock::invoke(&self.client, &target, &credentials, id, &payload)
+                    .await
+                    .map_err(failed)
+            }
             Protocol::Simple => {
                 let body = json!({"task_id": id, "callback_url": callback_url, "token": id, "input": input});
                 self.post(endpoint, &dispatch.agent, &body, None).await?;

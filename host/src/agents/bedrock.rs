@@ -1,0 +1,1028 @@
+//! Amazon Bedrock AgentCore Runtime as an agent protocol: `InvokeAgentRuntime`, signed with
+//! AWS Signature Version 4.
+//!
+//! The wire request, per task:
+//!
+//! ```text
+//! POST {base}/runtimes/{percent-encoded agent runtime ARN}/invocations?qualifier={qualifier}
+//! Content-Type: application/json
+//! Accept: application/json
+//! X-Amzn-Bedrock-AgentCore-Runtime-Session-Id: aegis-{sha256 hex of the callback id}
+//! X-Amz-Date: {now, yyyymmddThhmmssZ}
+//! X-Amz-Security-Token: {AWS_SESSION_TOKEN, when set}
+//! Authorization: AWS4-HMAC-SHA256 Credential={key id}/{date}/{region}/bedrock-agentcore/aws4_request, SignedHeaders=..., Signature=...
+//!
+//! {"input": <the task input>, "callback_url": "{public_url}/v1/agents/callbacks/{callback id}", "token": "{callback id}"}
+//! ```
+//!
+//! `base` is the endpoint's `url`, by default `https://bedrock-agentcore.{region}.amazonaws.com`;
+//! the region is the endpoint's `region`, else the one inside the ARN. The session id (70
+//! characters; AgentCore wants 33 to 256) is the same for every attempt at one task, so retries
+//! land in the same runtime session, and it is a hash rather than the callback id itself, so the
+//! capability does not end up in AWS logs. Credentials are the standard `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY` and optional `AWS_SESSION_TOKEN`, read at each dispatch.
+//!
+//! What a 2xx answer means (the convention for AgentCore agents written for Aegis):
+//! - `{"status": "accepted"}` (any case; also `"working"`): the agent took the task and will post
+//!   its answer to `callback_url` later, in the simple form `{"token","status","result"}`;
+//! - `{"status": "SUCCESS"|"FAILURE", "result": ...}` (optionally with `token`, nothing else): the
+//!   simple callback form given synchronously, read as if it had been posted;
+//! - anything else: the synchronous result itself. A `text/event-stream` answer (a streaming
+//!   agent) is gathered: its `data:` events, JSON strings joined into one text (parsed as JSON when
+//!   it is JSON), or the single JSON event, or the list of events.
+//!
+//! A 4xx answer fails the dispatch with the status and AWS's error type (`x-amzn-errortype`) and
+//! message (body `message`); 429 (throttling), 5xx and connection failures are retried with
+//! backoff, three attempts in all. A synchronous invocation may take up to 15 minutes; one that
+//! times out is not retried (the agent may still be working on it).
+
+use super::Answer;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::time::{Duration, SystemTime};
+
+/// The SigV4 signing name of the AgentCore data plane.
+pub const SERVICE: &str = "bedrock-agentcore";
+/// The header naming the runtime session.
+pub const SESSION_HEADER: &str = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id";
+/// The qualifier used when the endpoint names none.
+pub const DEFAULT_QUALIFIER: &str = "DEFAULT";
+/// How long one synchronous invocation may take.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// AWS credentials: an access key, and the session token that temporary keys come with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
+impl AwsCredentials {
+    /// From the process environment.
+    ///
+    /// # Errors
+    /// A message naming the variable that is missing or empty.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` as `lookup`
+    /// reads them.
+    ///
+    /// # Errors
+    /// A message naming the variable that is missing or empty.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let need = |name: &str| {
+            get(name).ok_or_else(|| {
+                format!(
+                    "no AWS credentials: {name} is not set (Bedrock agents need AWS_ACCESS_KEY_ID \
+                     and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN for temporary keys)"
+                )
+            })
+        };
+        Ok(Self {
+            access_key_id: need("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
+            session_token: get("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+/// Signs requests with SigV4 for one region and service.
+pub struct Signer<'a> {
+    pub credentials: &'a AwsCredentials,
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
+impl Signer<'_> {
+    /// The headers to add to a request so that it is signed as of `time`: `x-amz-date`,
+    /// `authorization` and, with a session token, `x-amz-security-token`. `url` must be in the
+    /// form it is sent (already percent-encoded); `headers` are the ones to sign (`host` is taken
+    /// from `url` when absent). The URI path is encoded once more for the canonical request, as
+    /// every AWS service but S3 expects.
+    ///
+    /// # Errors
+    /// A URL that does not parse, or a header the signer refuses.
+    pub fn sign(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        time: SystemTime,
+    ) -> Result<Vec<(String, String)>, String> {
+        let identity = aws_credential_types::Credentials::new(
+            self.credentials.access_key_id.clone(),
+            self.credentials.secret_access_key.clone(),
+            self.credentials.session_token.clone(),
+            None,
+            "aegis",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(self.region)
+            .name(self.service)
+            .time(time)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("cannot sign the request: {e}"))?
+            .into();
+        let request = SignableRequest::new(
+            method,
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| format!("cannot sign a request to {url}: {e}"))?;
+        let (instructions, _signature) = sign(request, &params)
+            .map_err(|e| format!("cannot sign a request to {url}: {e}"))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect())
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (so `:` and `/` too).
+fn encode_component(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 3);
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where and how one Bedrock agent is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub agent_runtime_arn: String,
+    pub region: String,
+    pub qualifier: String,
+    /// The endpoint base, without a trailing slash.
+    pub base: String,
+}
+
+impl Target {
+    /// From an agent's configuration: the ARN is required; the region defaults to the ARN's,
+    /// the qualifier to `DEFAULT`, the base to the regional AgentCore endpoint.
+    ///
+    /// # Errors
+    /// A message saying what is missing.
+    pub fn from_endpoint(endpoint: &super::Endpoint) -> Result<Self, String> {
+        let arn = endpoint
+            .agent_runtime_arn
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .ok_or("a bedrock agent needs agent_runtime_arn")?;
+        let region = endpoint
+            .region
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .or_else(|| arn_region(arn))
+            .ok_or_else(|| {
+                format!("no region: set region, or use an ARN that names one (got {arn:?})")
+            })?;
+        let qualifier = endpoint
+            .qualifier
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .unwrap_or(DEFAULT_QUALIFIER);
+        let base = match endpoint.url.trim() {
+            "" => format!("https://bedrock-agentcore.{region}.amazonaws.com"),
+            url => url.trim_end_matches('/').to_string(),
+        };
+        Ok(Self {
+            agent_runtime_arn: arn.to_string(),
+            region: region.to_string(),
+            qualifier: qualifier.to_string(),
+            base,
+        })
+    }
+
+    /// `{base}/runtimes/{ARN}/invocations?qualifier={q}`, encoded as sent.
+    pub fn invocation_url(&self) -> String {
+        format!(
+            "{}/runtimes/{}/invocations?qualifier={}",
+            self.base,
+            encode_component(&self.agent_runtime_arn),
+            encode_component(&self.qualifier)
+        )
+    }
+}
+
+/// The region field of an ARN (`arn:partition:service:region:account:resource`).
+fn arn_region(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.nth(2))
+        .flatten()
+        .filter(|r| !r.is_empty())
+}
+
+/// The runtime session id for a task: stable across retries, 70 characters of `[a-z0-9-]`, and
+/// not the callback id itself (which is a capability).
+pub fn session_id(callback_id: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("aegis-agentcore-session:{callback_id}").as_bytes());
+    format!("aegis-{}", hex::encode(digest))
+}
+
+/// The payload an AgentCore agent receives.
+pub fn request_body(input: &Value, callback_url: &str, token: &str) -> Value {
+    json!({"input": input, "callback_url": callback_url, "token": token})
+}
+
+/// Reads a 2xx answer's body (see the module doc for the convention).
+pub fn read_reply(content_type: &str, body: &[u8]) -> Answer {
+    let value = if content_type.starts_with("text/event-stream") {
+        gather_events(body)
+    } else {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    };
+    if let Some(status) = value.get("status").and_then(Value::as_str) {
+        let status = status.to_ascii_lowercase();
+        if status == "accepted" || status == "working" {
+            return Answer::Working;
+        }
+        let simple_form = value.as_object().is_some_and(|o| {
+            o.keys()
+                .all(|k| matches!(k.as_str(), "status" | "result" | "token"))
+        });
+        if simple_form
+            && (status == "success" || status == "failure")
+            && let Ok((_, answer)) = super::read_answer(&value)
+        {
+            return answer;
+        }
+    }
+    Answer::Done(value)
+}
+
+/// The value of a server-sent-event stream (see the module doc).
+fn gather_events(body: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|data| {
+            let data = data.trim();
+            serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_string()))
+        })
+        .collect();
+    if !events.is_empty() && events.iter().all(Value::is_string) {
+        let joined: String = events.iter().filter_map(Value::as_str).collect();
+        return serde_json::from_str(&joined).unwrap_or(Value::String(joined));
+    }
+    match <[Value; 1]>::try_from(events) {
+        Ok([one]) => one,
+        Err(many) => Value::Array(many),
+    }
+}
+
+/// AWS's words for a refused request: the error type and the message.
+fn aws_error(headers: &reqwest::header::HeaderMap, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let kind = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string())
+        .or_else(|| {
+            let t = parsed.as_ref()?.get("__type")?.as_str()?;
+            Some(t.rsplit('#').next().unwrap_or(t).to_string())
+        });
+    let message = parsed
+        .as_ref()
+        .and_then(|b| b.get("message").or_else(|| b.get("Message")))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            let text = String::from_utf8_lossy(body).trim().to_string();
+            (!text.is_empty()).then(|| text.chars().take(300).collect())
+        });
+    match (kind, message) {
+        (Some(k), Some(m)) => format!("{k}: {m}"),
+        (Some(k), None) => k,
+        (None, Some(m)) => m,
+        (None, None) => "no error message".to_string(),
+    }
+}
+
+/// Sends `InvokeAgentRuntime` once per attempt, signed afresh each time, retrying throttling,
+/// server errors and connection failures with the backoff the other protocols use.
+///
+/// # Errors
+/// A message for `Agent.DispatchFailed`.
+pub async fn invoke(
+    client: &reqwest::Client,
+    target: &Target,
+    credentials: &AwsCredentials,
+    callback_id: &str,
+    payload: &Value,
+) -> Result<Answer, String> {
+    let url = target.invocation_url();
+    let body = serde_json::to_vec(payload).map_err(|e| format!("cannot encode the task: {e}"))?;
+    let session = session_id(callback_id);
+    let signer = Signer {
+        credentials,
+        region: &target.region,
+        service: SERVICE,
+    };
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        (
+            "x-amzn-bedrock-agentcore-runtime-session-id",
+            session.as_str(),
+        ),
+    ];
+    let mut last_error = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+        }
+        let signed = signer.sign("POST", &url, &headers, &body, SystemTime::now())?;
+        let mut request = client
+            .post(&url)
+            .timeout(INVOCATION_TIMEOUT)
+            .body(body.clone());
+        for (name, value) in headers.iter().copied() {
+            request = request.header(name, value);
+        }
+        for (name, value) in &signed {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        match request.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let response_headers = resp.headers().clone();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                if status.is_success() {
+                    let content_type = response_headers
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("application/json");
+                    return Ok(read_reply(content_type, &bytes));
+                }
+                let words = aws_error(&response_headers, &bytes);
+                if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    return Err(format!(
+                        "InvokeAgentRuntime refused the task: HTTP {status}: {words}"
+                    ));
+                }
+                last_error = format!("HTTP {status}: {words}");
+            }
+            Err(e) if e.is_timeout() => {
+                return Err(format!(
+                    "InvokeAgentRuntime at {url} gave no answer within {} s",
+                    INVOCATION_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+        tracing::debug!(%url, attempt, error = %last_error, "InvokeAgentRuntime will be retried");
+    }
+    Err(format!(
+        "InvokeAgentRuntime at {url} failed after 3 attempts: {last_error}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::{AgentConfig, Agents, Endpoint, Protocol};
+    use crate::engine::host::Dispatch;
+    use crate::ids::CallbackId;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // The credentials, scope and time of the AWS SigV4 test suite.
+    const SUITE_KEY: &str = "AKIDEXAMPLE";
+    const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    fn suite_time() -> SystemTime {
+        // 2015-08-30T12:36:00Z
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160)
+    }
+
+    fn suite_authorization(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: Option<&str>,
+    ) -> String {
+        let credentials = AwsCredentials {
+            access_key_id: SUITE_KEY.into(),
+            secret_access_key: SUITE_SECRET.into(),
+            session_token: token.map(str::to_owned),
+        };
+        let signer = Signer {
+            credentials: &credentials,
+            region: "us-east-1",
+            service: "service",
+        };
+        let signed = signer
+            .sign(method, url, headers, body, suite_time())
+            .unwrap();
+        let find = |name: &str| {
+            signed
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(find("x-amz-date").as_deref(), Some("20150830T123600Z"));
+        assert_eq!(find("x-amz-security-token").as_deref(), token);
+        find("authorization").expect("an authorization header")
+    }
+
+    /// `aws-sig-v4-test-suite/get-vanilla/get-vanilla.authz`.
+    #[test]
+    fn sigv4_suite_get_vanilla() {
+        assert_eq!(
+            suite_authorization(
+                "GET",
+                "https://example.amazonaws.com/",
+                &[("host", "example.amazonaws.com")],
+                b"",
+                None,
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date, \
+             Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+
+    /// `aws-sig-v4-test-suite/post-vanilla-query/post-vanilla-query.authz`.
+    #[test]
+    fn sigv4_suite_post_vanilla_query() {
+        assert_eq!(
+            suite_authorization(
+                "POST",
+                "https://example.amazonaws.com/?Param1=value1",
+                &[("host", "example.amazonaws.com")],
+                b"",
+                None,
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date, \
+             Signature=28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"
+        );
+    }
+
+    /// `aws-sig-v4-test-suite/post-x-www-form-urlencoded/post-x-www-form-urlencoded.authz`:
+    /// a signed body and a signed content type.
+    #[test]
+    fn sigv4_suite_post_x_www_form_urlencoded() {
+        assert_eq!(
+            suite_authorization(
+                "POST",
+                "https://example.amazonaws.com/",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("host", "example.amazonaws.com"),
+                ],
+                b"Param1=value1",
+                None,
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date, \
+             Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"
+        );
+    }
+
+    /// `v4/get-vanilla-with-session-token` of the AWS signing test suite (the CRT edition): the
+    /// session token is a signed header.
+    #[test]
+    fn sigv4_suite_get_vanilla_with_session_token() {
+        assert_eq!(
+            suite_authorization(
+                "GET",
+                "https://example.amazonaws.com/",
+                &[("host", "example.amazonaws.com")],
+                b"",
+                Some("6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"),
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date;x-amz-security-token, \
+             Signature=07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8"
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_the_standard_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = AwsCredentials::from_lookup(vars(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.session_token.as_deref()),
+            ("AKID", None)
+        );
+        assert!(
+            !format!("{c:?}").contains("\"secret\""),
+            "the secret is redacted"
+        );
+        let err = AwsCredentials::from_lookup(vars(&[("AWS_SECRET_ACCESS_KEY", "s")])).unwrap_err();
+        assert!(err.contains("AWS_ACCESS_KEY_ID is not set"), "{err}");
+        let err = AwsCredentials::from_lookup(vars(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", " "),
+        ]))
+        .unwrap_err();
+        assert!(err.contains("AWS_SECRET_ACCESS_KEY is not set"), "{err}");
+    }
+
+    const ARN: &str = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/researcher-AbC123";
+    const ENCODED_PATH: &str = "/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fresearcher-AbC123/invocations";
+
+    fn bedrock_endpoint(url: &str) -> Endpoint {
+        Endpoint {
+            url: url.into(),
+            protocol: Protocol::Bedrock,
+            agent_runtime_arn: Some(ARN.into()),
+            ..Endpoint::default()
+        }
+    }
+
+    #[test]
+    fn target_defaults_come_from_the_arn() {
+        let t = Target::from_endpoint(&bedrock_endpoint("")).unwrap();
+        assert_eq!(t.region, "us-east-1");
+        assert_eq!(t.qualifier, "DEFAULT");
+        assert_eq!(
+            t.invocation_url(),
+            format!(
+                "https://bedrock-agentcore.us-east-1.amazonaws.com{ENCODED_PATH}?qualifier=DEFAULT"
+            )
+        );
+        let t = Target::from_endpoint(&Endpoint {
+            region: Some("eu-central-1".into()),
+            qualifier: Some("prod".into()),
+            ..bedrock_endpoint("http://127.0.0.1:9000/")
+        })
+        .unwrap();
+        assert_eq!(
+            t.invocation_url(),
+            format!("http://127.0.0.1:9000{ENCODED_PATH}?qualifier=prod")
+        );
+        let err = Target::from_endpoint(&Endpoint {
+            agent_runtime_arn: None,
+            ..bedrock_endpoint("")
+        })
+        .unwrap_err();
+        assert!(err.contains("agent_runtime_arn"), "{err}");
+        let err = Target::from_endpoint(&Endpoint {
+            agent_runtime_arn: Some("researcher".into()),
+            ..bedrock_endpoint("")
+        })
+        .unwrap_err();
+        assert!(err.contains("no region"), "{err}");
+    }
+
+    #[test]
+    fn session_ids_fit_agentcore_and_hide_the_callback_id() {
+        let id = CallbackId::generate();
+        let s = session_id(id.as_str());
+        assert!((33..=256).contains(&s.len()), "{s}");
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        assert!(!s.contains(&id.as_str()[3..]));
+        assert_eq!(s, session_id(id.as_str()), "stable across retries");
+    }
+
+    #[test]
+    fn replies_follow_the_convention() {
+        let json = "application/json";
+        assert_eq!(
+            read_reply(json, br#"{"status":"accepted"}"#),
+            Answer::Working
+        );
+        assert_eq!(
+            read_reply(json, br#"{"status":"ACCEPTED","task":"t"}"#),
+            Answer::Working
+        );
+        assert_eq!(
+            read_reply(
+                json,
+                br#"{"status":"SUCCESS","result":{"r":1},"token":"t"}"#
+            ),
+            Answer::Done(json!({"r": 1}))
+        );
+        assert!(matches!(
+            read_reply(json, br#"{"status":"FAILURE","result":"no corpus"}"#),
+            Answer::Failed(e) if e.error_message == "no corpus"
+        ));
+        // A result that merely has a status of its own is the result.
+        let own = json!({"status": "success", "findings": [1]});
+        assert_eq!(
+            read_reply(json, own.to_string().as_bytes()),
+            Answer::Done(own)
+        );
+        assert_eq!(
+            read_reply(json, b"plain words"),
+            Answer::Done(json!("plain words"))
+        );
+        let sse = b"data: \"{\\\"a\\\": \"\n\ndata: \"1}\"\n\n";
+        assert_eq!(
+            read_reply("text/event-stream", sse),
+            Answer::Done(json!({"a": 1}))
+        );
+        let sse = b"data: {\"a\": 1}\n\n";
+        assert_eq!(
+            read_reply("text/event-stream; charset=utf-8", sse),
+            Answer::Done(json!({"a": 1}))
+        );
+    }
+
+    // ---- an independent SigV4 verifier (hmac + sha2, no aws-sigv4), and a server using it ----
+
+    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+    fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn sha256_hex(data: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(data))
+    }
+
+    /// RFC 3986 encoding as SigV4 defines it, keeping `/` when asked.
+    fn uri_encode(raw: &[u8], keep_slash: bool) -> String {
+        raw.iter()
+            .map(|&b| {
+                if b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'_' | b'.' | b'~')
+                    || (keep_slash && b == b'/')
+                {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    fn percent_decode(raw: &str) -> Vec<u8> {
+        let bytes = raw.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        out
+    }
+
+    /// Recomputes the signature of a received request with `secret`: the canonical request
+    /// (path encoded once more, as AWS does for every service but S3), the string to sign, the
+    /// key chain and the HMAC, step by step.
+    fn verify(
+        method: &str,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), String> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .ok_or(format!("missing {name}"))
+        };
+        let authorization = header("authorization")?;
+        let fields = authorization
+            .strip_prefix("AWS4-HMAC-SHA256 ")
+            .ok_or("not AWS4-HMAC-SHA256")?;
+        let mut credential = "";
+        let mut signed_headers = "";
+        let mut signature = "";
+        for field in fields.split(", ") {
+            match field.split_once('=') {
+                Some(("Credential", v)) => credential = v,
+                Some(("SignedHeaders", v)) => signed_headers = v,
+                Some(("Signature", v)) => signature = v,
+                _ => return Err(format!("unexpected field {field:?}")),
+            }
+        }
+        let scope_parts: Vec<&str> = credential.splitn(2, '/').collect();
+        let [_key_id, scope] = scope_parts[..] else {
+            return Err("bad credential".into());
+        };
+        let [date, region, service, terminator] = scope.split('/').collect::<Vec<_>>()[..] else {
+            return Err("bad scope".into());
+        };
+        if terminator != "aws4_request" {
+            return Err("bad scope terminator".into());
+        }
+        let amz_date = header("x-amz-date")?;
+        if !amz_date.starts_with(date) {
+            return Err("x-amz-date and the scope disagree".into());
+        }
+        let canonical_uri = uri_encode(uri.path().as_bytes(), true);
+        let mut query: Vec<(String, String)> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (
+                    uri_encode(&percent_decode(k), false),
+                    uri_encode(&percent_decode(v), false),
+                )
+            })
+            .collect();
+        query.sort();
+        let canonical_query = query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut canonical_headers = String::new();
+        for name in signed_headers.split(';') {
+            let values: Vec<String> = headers
+                .get_all(name)
+                .iter()
+                .map(|v| {
+                    v.to_str()
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            if values.is_empty() {
+                return Err(format!("signed header {name} is absent"));
+            }
+            canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
+        }
+        let canonical_request = format!(
+            "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
+            sha256_hex(body)
+        );
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            sha256_hex(canonical_request.as_bytes())
+        );
+        let k_date = hmac(format!("AWS4{secret}").as_bytes(), date);
+        let k_region = hmac(&k_date, region);
+        let k_service = hmac(&k_region, service);
+        let k_signing = hmac(&k_service, "aws4_request");
+        let expected = hex::encode(hmac(&k_signing, &string_to_sign));
+        if expected == signature {
+            Ok(())
+        } else {
+            Err(
+                "The request signature we calculated does not match the signature you provided."
+                    .into(),
+            )
+        }
+    }
+
+    #[test]
+    fn the_verifier_accepts_the_suite_request() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("host", "example.amazonaws.com".parse().unwrap());
+        headers.insert("x-amz-date", "20150830T123600Z".parse().unwrap());
+        headers.insert("authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31".parse().unwrap());
+        let uri: axum::http::Uri = "/".parse().unwrap();
+        assert_eq!(verify("GET", &uri, &headers, b"", SUITE_SECRET), Ok(()));
+        assert!(verify("GET", &uri, &headers, b"", "another secret").is_err());
+    }
+
+    const SECRET: &str = "test/secret+key";
+    const TOKEN: &str = "session-token-example";
+
+    #[derive(Clone, Copy)]
+    enum Mode {
+        /// Echo what was received.
+        Echo,
+        /// Throttle the first request, then accept the task for a later callback.
+        ThrottleThenAccept,
+    }
+
+    #[derive(Clone)]
+    struct FakeAgentCore {
+        mode: Mode,
+        requests: Arc<AtomicUsize>,
+    }
+
+    async fn agentcore(
+        axum::extract::State(fake): axum::extract::State<FakeAgentCore>,
+        method: axum::http::Method,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let n = fake.requests.fetch_add(1, Ordering::SeqCst);
+        let aws_error = |status: u16, kind: &str, message: &str| {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("x-amzn-errortype", kind.to_string())],
+                axum::Json(json!({"message": message})),
+            )
+                .into_response()
+        };
+        if let Err(message) = verify(method.as_str(), &uri, &headers, &body, SECRET) {
+            return aws_error(403, "InvalidSignatureException", &message);
+        }
+        let signed = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        for needed in [
+            "content-type",
+            "host",
+            "x-amzn-bedrock-agentcore-runtime-session-id",
+            "x-amz-security-token",
+        ] {
+            if !signed.contains(needed) {
+                return aws_error(
+                    403,
+                    "AccessDeniedException",
+                    &format!("{needed} is not signed"),
+                );
+            }
+        }
+        if headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            != Some(TOKEN)
+        {
+            return aws_error(403, "UnrecognizedClientException", "bad security token");
+        }
+        match fake.mode {
+            Mode::ThrottleThenAccept if n == 0 => {
+                aws_error(429, "ThrottlingException", "Rate exceeded")
+            }
+            Mode::ThrottleThenAccept => axum::Json(json!({"status": "accepted"})).into_response(),
+            Mode::Echo => {
+                let session = headers
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let received: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                axum::Json(json!({
+                    "path": uri.path(), "query": uri.query(), "session": session,
+                    "accept": headers.get("accept").and_then(|v| v.to_str().ok()),
+                    "received": received,
+                }))
+                .into_response()
+            }
+        }
+    }
+
+    async fn start(mode: Mode) -> (String, Arc<AtomicUsize>) {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new()
+            .fallback(agentcore)
+            .with_state(FakeAgentCore {
+                mode,
+                requests: requests.clone(),
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), requests)
+    }
+
+    fn agents(base: &str, secret: &str) -> Agents {
+        let mut config = BTreeMap::new();
+        config.insert(
+            "researcher".to_string(),
+            AgentConfig::Endpoint(bedrock_endpoint(base)),
+        );
+        Agents::new(&config, "http://aegis.test/".into()).with_aws_credentials(AwsCredentials {
+            access_key_id: "AKIDTEST".into(),
+            secret_access_key: secret.into(),
+            session_token: Some(TOKEN.into()),
+        })
+    }
+
+    fn task() -> Dispatch {
+        Dispatch {
+            callback_id: CallbackId::generate(),
+            agent: "researcher".into(),
+            input: r#"{"topic": "durable execution"}"#.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_invocation_is_verified_and_its_result_returned() {
+        let (base, requests) = start(Mode::Echo).await;
+        let dispatch = task();
+        let id = dispatch.callback_id.as_str().to_string();
+        let answer = agents(&base, SECRET).dispatch(&dispatch).await.unwrap();
+        let Answer::Done(echo) = answer else {
+            panic!("expected a synchronous result, got {answer:?}");
+        };
+        assert_eq!(echo["path"], ENCODED_PATH);
+        assert_eq!(echo["query"], "qualifier=DEFAULT");
+        assert_eq!(echo["accept"], "application/json");
+        assert_eq!(echo["session"], session_id(&id));
+        assert_eq!(
+            echo["received"],
+            json!({
+                "input": {"topic": "durable execution"},
+                "callback_url": format!("http://aegis.test/v1/agents/callbacks/{id}"),
+                "token": id,
+            })
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_refused_with_the_403() {
+        let (base, requests) = start(Mode::Echo).await;
+        let err = agents(&base, "not the secret")
+            .dispatch(&task())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, "Agent.DispatchFailed");
+        assert!(
+            err.error_message.contains("researcher"),
+            "{}",
+            err.error_message
+        );
+        assert!(err.error_message.contains("403"), "{}", err.error_message);
+        assert!(
+            err.error_message
+                .contains("InvalidSignatureException: The request signature we calculated"),
+            "{}",
+            err.error_message
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "a 4xx is not retried");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_and_an_accepted_task_waits_for_its_callback() {
+        let (base, requests) = start(Mode::ThrottleThenAccept).await;
+        let answer = agents(&base, SECRET).dispatch(&task()).await.unwrap();
+        assert_eq!(answer, Answer::Working);
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_fails_after_retries() {
+        // A port that was free a moment ago: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = agents(&base, SECRET).dispatch(&task()).await.unwrap_err();
+        assert_eq!(err.error_type, "Agent.DispatchFailed");
+        assert!(
+            err.error_message.contains("after 3 attempts"),
+            "{}",
+            err.error_message
+        );
+    }
+}
