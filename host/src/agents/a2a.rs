@@ -27,6 +27,9 @@ pub enum TaskOutcome {
     /// Still running: the answer comes by push.
     Working,
     Completed(Value),
+    /// Completed, but the result is not in this message (a status update whose artifacts were
+    /// sent separately): read the task with `GetTask` / `tasks/get`.
+    CompletedElsewhere,
     /// Failed, rejected or cancelled, with the agent's words.
     Failed(String),
 }
@@ -92,6 +95,38 @@ pub fn find_task(body: &Value) -> Option<&Value> {
     None
 }
 
+/// A push that carries one event of a task rather than the whole task: v1.0
+/// `{"statusUpdate": {...}}` / `{"artifactUpdate": {...}}`, or v0.3 `{"kind": "status-update"}` /
+/// `{"kind": "artifact-update"}`. Returns the task id and, for a status update, the status as a
+/// task-shaped value that [`outcome`] reads; `None` for an artifact update (progress only).
+pub fn find_update(body: &Value) -> Option<(Option<&str>, Option<Value>)> {
+    let kind = body.get("kind").and_then(Value::as_str);
+    let (update, is_status) = if let Some(u) = body.get("statusUpdate") {
+        (u, true)
+    } else if let Some(u) = body.get("artifactUpdate") {
+        (u, false)
+    } else if kind == Some("status-update") {
+        (body, true)
+    } else if kind == Some("artifact-update") {
+        (body, false)
+    } else {
+        return None;
+    };
+    let task_id = update.get("taskId").and_then(Value::as_str);
+    let status =
+        is_status.then(|| json!({"status": update.get("status").cloned().unwrap_or(Value::Null)}));
+    Some((task_id, status))
+}
+
+/// The JSON-RPC request that reads a task.
+pub fn get_task_request(version: Version, id: &str, task_id: &str) -> Value {
+    let method = match version {
+        Version::V03 => "tasks/get",
+        Version::V10 => "GetTask",
+    };
+    json!({"jsonrpc": "2.0", "id": format!("{id}-get"), "method": method, "params": {"id": task_id}})
+}
+
 /// A task's id.
 pub fn task_id(task: &Value) -> Option<&str> {
     task.get("id").and_then(Value::as_str)
@@ -120,8 +155,12 @@ pub fn outcome(task: &Value) -> TaskOutcome {
                 .get("artifacts")
                 .and_then(Value::as_array)
                 .and_then(|a| a.iter().find_map(|artifact| artifact.get("parts")));
-            let parts = from_artifacts.or_else(|| task.pointer("/status/message/parts"));
-            TaskOutcome::Completed(parts_value(parts))
+            match from_artifacts {
+                Some(parts) => TaskOutcome::Completed(parts_value(Some(parts))),
+                // A status update alone says "done" but not what came out of it.
+                None if task.get("id").is_none() => TaskOutcome::CompletedElsewhere,
+                None => TaskOutcome::Completed(parts_value(task.pointer("/status/message/parts"))),
+            }
         }
         "failed" | "rejected" | "canceled" | "cancelled" => {
             let words = task
@@ -205,6 +244,38 @@ mod tests {
         assert_eq!(
             outcome(find_task(&v10).unwrap()),
             TaskOutcome::Completed(json!({"b": 2}))
+        );
+    }
+
+    #[test]
+    fn streaming_updates_are_read_as_progress_or_a_completion_to_fetch() {
+        let working =
+            json!({"statusUpdate": {"taskId": "t1", "status": {"state": "TASK_STATE_WORKING"}}});
+        let (task_id, status) = find_update(&working).unwrap();
+        assert_eq!(task_id, Some("t1"));
+        assert_eq!(outcome(&status.unwrap()), TaskOutcome::Working);
+        let done =
+            json!({"statusUpdate": {"taskId": "t1", "status": {"state": "TASK_STATE_COMPLETED"}}});
+        assert_eq!(
+            outcome(&find_update(&done).unwrap().1.unwrap()),
+            TaskOutcome::CompletedElsewhere
+        );
+        let artifact =
+            json!({"artifactUpdate": {"taskId": "t1", "artifact": {"parts": [{"data": 1}]}}});
+        assert_eq!(find_update(&artifact), Some((Some("t1"), None)));
+        let v03 = json!({"kind": "status-update", "taskId": "t2", "status": {"state": "failed"}, "final": true});
+        assert!(matches!(
+            outcome(&find_update(&v03).unwrap().1.unwrap()),
+            TaskOutcome::Failed(_)
+        ));
+        assert!(find_update(&json!({"task": {}})).is_none());
+        assert_eq!(
+            get_task_request(Version::V10, "cb", "t1")["method"],
+            "GetTask"
+        );
+        assert_eq!(
+            get_task_request(Version::V03, "cb", "t1")["params"]["id"],
+            "t1"
         );
     }
 

@@ -106,6 +106,10 @@ pub enum Answer {
     Failed(ErrorRecord),
     /// Progress only (the task is still running).
     Working,
+    /// The task completed, and its result must be read from the agent (`GetTask`).
+    Fetch {
+        task_id: String,
+    },
 }
 
 pub struct Agents {
@@ -204,6 +208,7 @@ impl Agents {
                 };
                 match a2a::outcome(task) {
                     a2a::TaskOutcome::Completed(value) => Ok(Answer::Done(value)),
+                    a2a::TaskOutcome::CompletedElsewhere => Ok(Answer::Done(Value::Null)),
                     a2a::TaskOutcome::Failed(words) => {
                         Ok(Answer::Failed(agent_failed(&dispatch.agent, &words)))
                     }
@@ -225,6 +230,42 @@ impl Agents {
                 }
             }
         }
+    }
+
+    /// Reads a finished task from an A2A agent (`GetTask` / `tasks/get`), for agents whose push
+    /// said "completed" without the result.
+    ///
+    /// # Errors
+    /// `Agent.NotConfigured` or `Agent.DispatchFailed`.
+    pub async fn fetch_task(
+        &self,
+        agent: &str,
+        callback_id: &str,
+        task_id: &str,
+    ) -> Result<Answer, ErrorRecord> {
+        let endpoint = self.endpoints.get(agent).ok_or_else(|| {
+            ErrorRecord::new(
+                "Agent.NotConfigured",
+                format!("agent {agent:?} is not configured on this host"),
+            )
+        })?;
+        if endpoint.protocol != Protocol::A2a {
+            return Err(dispatch_failed(
+                agent,
+                "only A2A agents can be asked for a task".into(),
+            ));
+        }
+        let version = endpoint.version.unwrap_or(a2a::Version::V03);
+        let request = a2a::get_task_request(version, callback_id, task_id);
+        let reply = self.post(endpoint, agent, &request, Some(version)).await?;
+        let result = rpc_result(agent, &reply)?;
+        let task = a2a::find_task(&result).unwrap_or(&result);
+        Ok(match a2a::outcome(task) {
+            a2a::TaskOutcome::Completed(v) => Answer::Done(v),
+            a2a::TaskOutcome::Failed(words) => Answer::Failed(agent_failed(agent, &words)),
+            a2a::TaskOutcome::Working => Answer::Working,
+            a2a::TaskOutcome::CompletedElsewhere => Answer::Done(Value::Null),
+        })
     }
 
     async fn post(
@@ -321,18 +362,34 @@ pub fn read_answer(body: &Value) -> Result<(Option<String>, Answer), String> {
         };
         return Ok((token, answer));
     }
-    let task = a2a::find_task(body)
-        .ok_or("expected an A2A task ({\"task\": ...}) or {\"token\",\"status\",\"result\"}")?;
-    Ok((
-        None,
-        match a2a::outcome(task) {
-            a2a::TaskOutcome::Completed(v) => Answer::Done(v),
-            a2a::TaskOutcome::Failed(words) => {
-                Answer::Failed(ErrorRecord::new("Agent.Failed", words))
-            }
-            a2a::TaskOutcome::Working => Answer::Working,
+    if let Some(task) = a2a::find_task(body) {
+        let task_id = a2a::task_id(task).map(str::to_owned);
+        return Ok((None, answer_of(a2a::outcome(task), task_id)));
+    }
+    match a2a::find_update(body) {
+        Some((task_id, Some(status))) => Ok((None, answer_of(a2a::outcome(&status), task_id.map(str::to_owned)))),
+        // An artifact update is progress; the completion that follows brings (or points to) it.
+        Some((_, None)) => Ok((None, Answer::Working)),
+        None => Err(
+            "expected an A2A task ({\"task\": ...}), a task update ({\"statusUpdate\"|\"artifactUpdate\": ...}) or {\"token\",\"status\",\"result\"}"
+                .into(),
+        ),
+    }
+}
+
+fn answer_of(outcome: a2a::TaskOutcome, task_id: Option<String>) -> Answer {
+    match outcome {
+        a2a::TaskOutcome::Completed(v) => Answer::Done(v),
+        a2a::TaskOutcome::Failed(words) => Answer::Failed(ErrorRecord::new("Agent.Failed", words)),
+        a2a::TaskOutcome::Working => Answer::Working,
+        a2a::TaskOutcome::CompletedElsewhere => match task_id {
+            Some(task_id) => Answer::Fetch { task_id },
+            None => Answer::Failed(ErrorRecord::new(
+                "Agent.Failed",
+                "the agent said the task completed but named no task to read the result from",
+            )),
         },
-    ))
+    }
 }
 
 #[cfg(test)]

@@ -57,8 +57,14 @@ pub async fn answer(
     raw_id: &str,
     answer: crate::agents::Answer,
 ) -> Result<CallbackRecord, Error> {
+    let answer = match answer {
+        crate::agents::Answer::Fetch { task_id } => fetch_result(rt, raw_id, &task_id).await?,
+        other => other,
+    };
     let completion = match answer {
-        crate::agents::Answer::Working => return heartbeat_if_pending(rt, raw_id).await,
+        crate::agents::Answer::Working | crate::agents::Answer::Fetch { .. } => {
+            return heartbeat_if_pending(rt, raw_id).await;
+        }
         crate::agents::Answer::Failed(error) => Completion::Fail(error),
         crate::agents::Answer::Done(value) => {
             let payload = value.to_string();
@@ -70,6 +76,33 @@ pub async fn answer(
         }
     };
     complete(rt, raw_id, completion).await
+}
+
+/// Asks the agent of a waiting callback for a task's result (its push said only "completed").
+async fn fetch_result(
+    rt: &Arc<Runtime>,
+    raw_id: &str,
+    task_id: &str,
+) -> Result<crate::agents::Answer, Error> {
+    if !CallbackId::is_well_formed(raw_id) {
+        return Err(Error::NotFound);
+    }
+    let id = CallbackId::from_raw(raw_id);
+    let store = rt.store.clone();
+    let record = tokio::task::spawn_blocking(move || store.callback(&id))
+        .await
+        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??
+        .ok_or(Error::NotFound)?;
+    if record.status != Status::Started {
+        return Err(refusal(record.status));
+    }
+    let Some((agent, _)) = record.agent else {
+        return Err(Error::NotFound);
+    };
+    Ok(match rt.agents.fetch_task(&agent, raw_id, task_id).await {
+        Ok(answer) => answer,
+        Err(error) => crate::agents::Answer::Failed(error),
+    })
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.
