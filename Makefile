@@ -4,6 +4,7 @@
 #   make guests      the guest SDK and fixture components (guest-workflows/)
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
+#   make interop-deps the official Python A2A SDK the interop test's agent is built on (pip)
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
 #   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1"),
 #                    then the replay benchmark
@@ -18,7 +19,12 @@ BENCH_ARGS ?=
 # plain `cargo test` is the fallback where it is not installed.
 HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all toolchain guests build test test-host test-guests lint bench demo
+# The storage contract suite runs on the embedded store and on DynamoDB: this starts one moto
+# server (`python3 -m pip install "moto[server]"`) for the whole run unless
+# AEGIS_DYNAMODB_ENDPOINT names a server already.
+WITH_DYNAMODB := ./.ci/with-dynamodb
+
+.PHONY: all toolchain guests build test test-host test-guests interop-deps lint bench demo
 
 all: build
 
@@ -32,15 +38,21 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain test-host test-guests
+test: toolchain interop-deps test-host test-guests
 
+# The end-to-end tests run the host and the demo agents binaries.
 test-host:
-	$(CARGO) build -p aegis
+	$(CARGO) build -p aegis -p aegis-demo-agents
 ifeq ($(HAVE_NEXTEST),yes)
-	$(CARGO) nextest run --workspace --config-file tests/nextest.toml
+	$(WITH_DYNAMODB) $(CARGO) nextest run --workspace --config-file tests/nextest.toml
 else
-	$(CARGO) test --workspace --no-fail-fast
+	$(WITH_DYNAMODB) $(CARGO) test --workspace --no-fail-fast
 endif
+
+# The interop test (tests/tests/e2e/interop.rs) runs an A2A v1.0 agent written with the official
+# Python SDK (tests/interop/a2a_agent.py).
+interop-deps:
+	python3 -m pip install --quiet "a2a-sdk[http-server]==1.3.0" uvicorn
 
 test-guests:
 	cd $(GUESTS) && $(CARGO) test -p aegis-sdk

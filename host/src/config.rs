@@ -33,6 +33,42 @@ pub struct Config {
     /// Where workflow events are posted (HMAC-signed with `webhook_secret`).
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
+    /// Where checkpoints are kept: the embedded store (default) or DynamoDB.
+    pub store: StoreConfig,
+}
+
+/// The `[store]` section.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// DynamoDB: the table is `<table_prefix>checkpoints` (a `-` is added after a prefix that
+    /// does not end in `-`, `_` or `.`).
+    pub table_prefix: String,
+    /// DynamoDB: a local server instead of AWS (plain `http://` works).
+    pub endpoint_url: Option<String>,
+    /// DynamoDB: default `AWS_REGION` or the AWS profile.
+    pub region: Option<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            table_prefix: "aegis-".into(),
+            endpoint_url: None,
+            region: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite in the data folder.
+    #[default]
+    Embedded,
+    Dynamodb,
 }
 
 impl Default for Config {
@@ -48,6 +84,7 @@ impl Default for Config {
             agent_inline_limit_kb: 200,
             webhook_url: None,
             webhook_secret: None,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -72,6 +109,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_MAX_PAYLOAD_KB", "quotas.max_payload_kb"),
     ("AEGIS_REQUESTS_PER_SECOND", "quotas.requests_per_second"),
     ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
+    ("AEGIS_STORE_BACKEND", "store.backend"),
+    // The pipeline's own name for its table (here: the prefix of Aegis's table).
+    ("WORKFLOW_TABLE", "store.table_prefix"),
+    ("AEGIS_DYNAMODB_ENDPOINT", "store.endpoint_url"),
 ];
 
 /// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
@@ -263,6 +304,30 @@ mod tests {
             c.agents["analyst"].endpoint().qualifier.as_deref(),
             Some("prod")
         );
+    }
+
+    #[test]
+    fn the_store_section_and_its_aliases() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.store.backend, StoreBackend::Embedded);
+        let c = Config::load(
+            None,
+            env(&[
+                ("AEGIS_STORE_BACKEND", "dynamodb"),
+                ("WORKFLOW_TABLE", "research-workflows"),
+                ("AEGIS_DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Dynamodb);
+        assert_eq!(c.store.table_prefix, "research-workflows");
+        assert_eq!(
+            c.store.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        let err = Config::load(None, env(&[("AEGIS_STORE_BACKEND", "postgres")])).unwrap_err();
+        assert!(format!("{err:#}").contains("postgres"), "{err:#}");
     }
 
     #[test]

@@ -43,6 +43,11 @@ struct HostArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// DynamoDB checkpoint store administration.
+    Dynamodb {
+        #[command(subcommand)]
+        command: DynamodbCommand,
+    },
     /// Run the host: the REST API, the scheduler and every execution.
     Serve {
         /// Address to listen on (port 0 picks a free port).
@@ -73,6 +78,23 @@ enum Command {
         topic: String,
         #[command(flatten)]
         host: HostArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DynamodbCommand {
+    /// Create the checkpoint table and its indexes unless they exist, and wait until they are
+    /// active (credentials and region from the AWS environment).
+    CreateTables {
+        /// A local server instead of AWS (e.g. http://127.0.0.1:5000).
+        #[arg(long, env = "AEGIS_DYNAMODB_ENDPOINT")]
+        endpoint_url: Option<String>,
+        /// The table is <prefix>checkpoints.
+        #[arg(long, env = "WORKFLOW_TABLE", default_value = "aegis-")]
+        table_prefix: String,
+        /// Default: AWS_REGION or the AWS profile.
+        #[arg(long)]
+        region: Option<String>,
     },
 }
 
@@ -119,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints its own progress; the host's log would drown it.
     let default_filter = match cli.command {
-        Command::Demo { .. } => "warn",
+        Command::Demo { .. } | Command::Dynamodb { .. } => "warn",
         Command::Serve { .. } => "info,wasmtime=warn,cranelift=warn",
     };
     tracing_subscriber::fmt()
@@ -130,6 +152,33 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
+        Command::Dynamodb {
+            command:
+                DynamodbCommand::CreateTables {
+                    endpoint_url,
+                    table_prefix,
+                    region,
+                },
+        } => {
+            let options = aegis::store::dynamo::DynamoOptions {
+                table_prefix,
+                endpoint_url,
+                region,
+                credentials: None,
+            };
+            let (table, created) = tokio::task::spawn_blocking(move || {
+                let store = aegis::store::dynamo::DynamoStore::connect(&options)?;
+                let created = store.create_tables()?;
+                Ok::<_, aegis::store::Error>((store.table_name().to_string(), created))
+            })
+            .await??;
+            if created {
+                println!("created table {table}");
+            } else {
+                println!("table {table} exists");
+            }
+            Ok(())
+        }
         Command::Serve { listen, host } => {
             let config = config(listen, host)?;
             let keyed = config.admin_key.is_some();

@@ -3,12 +3,13 @@
 
 use crate::agents::Agents;
 use crate::artifacts::DiskArtifacts;
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Runtime, Services};
 use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
+use crate::store::dynamo::{DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
 use crate::tenancy::Tenancy;
 use anyhow::Context;
@@ -48,10 +49,16 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
 
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&config.data_dir.join("aegis.db"))
-                .context("open the embedded store")?,
-        );
+        let store: Arc<dyn Store> = match config.store.backend {
+            StoreBackend::Embedded => Arc::new(
+                SqliteStore::open(&config.data_dir.join("aegis.db"))
+                    .context("open the embedded store")?,
+            ),
+            StoreBackend::Dynamodb => Arc::new(
+                DynamoStore::open(&DynamoOptions::from(&config.store))
+                    .context("open the DynamoDB store")?,
+            ),
+        };
         let limits = Limits {
             memory_bytes: (config.quotas.memory_limit_mb as usize) << 20,
             cpu_deadline: Duration::from_millis(config.quotas.cpu_deadline_ms),

@@ -1,12 +1,18 @@
 //! A small REST client for the Aegis API, with exactly the calls a client service makes.
 //!
-//! Methods named `*_raw` (and the callback calls) return the [`Reply`] whatever its status, for
-//! tests that check error answers; the others fail unless the call succeeded.
+//! Methods named `*_raw` (and the callback calls, the admin calls and the other route helpers
+//! that return a [`Reply`]) return the answer whatever its status, for tests that check error
+//! answers; the others fail unless the call succeeded.
+//!
+//! A client may carry an API key ([`Client::with_key`]): every request then sends
+//! `Authorization: Bearer <key>`. Without one (open mode), no header is sent.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 /// Execution statuses after which nothing changes any more.
@@ -17,6 +23,7 @@ pub const TERMINAL: &[&str] = &["SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"];
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    key: Option<String>,
 }
 
 /// An HTTP answer: its status and JSON body (`Null` when empty, a string when not JSON). Error
@@ -25,6 +32,10 @@ pub struct Client {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body exactly as received.
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -36,6 +47,29 @@ impl Reply {
     /// `error.message` of an error body.
     pub fn error_message(&self) -> Option<&str> {
         self.body.pointer("/error/message").and_then(Value::as_str)
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The raw body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
+    /// Whether this is a well-formed JSON error answer: `Content-Type: application/json` and a
+    /// body `{"error": {"code": string, "message": string}}` and nothing else.
+    pub fn is_json_error(&self) -> bool {
+        let json = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"));
+        let shape = self.body.as_object().is_some_and(|o| o.len() == 1)
+            && self.body["error"].as_object().is_some_and(|e| e.len() == 2)
+            && self.error_code().is_some_and(|c| !c.is_empty())
+            && self.error_message().is_some_and(|m| !m.is_empty());
+        json && shape
     }
 
     /// Whether the status is 2xx.
@@ -74,6 +108,66 @@ impl Reply {
             self.body
         );
     }
+
+    /// Like [`Reply::assert_error`], as an error instead of a panic, and also checking the
+    /// whole error shape ([`Reply::is_json_error`]).
+    ///
+    /// # Errors
+    /// When the answer is not that error.
+    pub fn expect_error(&self, status: u16, code: &str) -> Result<()> {
+        if self.status != status || self.error_code() != Some(code) || !self.is_json_error() {
+            bail!(
+                "expected HTTP {status} with error code {code}, got HTTP {} {} (content-type {:?})",
+                self.status,
+                self.text(),
+                self.header("content-type")
+            );
+        }
+        Ok(())
+    }
+
+    /// Like [`Reply::expect_error`], with any of `codes`.
+    ///
+    /// # Errors
+    /// When the answer is not one of those errors.
+    pub fn expect_error_in(&self, status: u16, codes: &[&str]) -> Result<()> {
+        let code_ok = self.error_code().is_some_and(|c| codes.contains(&c));
+        if self.status != status || !code_ok || !self.is_json_error() {
+            bail!(
+                "expected HTTP {status} with an error code in {codes:?}, got HTTP {} {} \
+                 (content-type {:?})",
+                self.status,
+                self.text(),
+                self.header("content-type")
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks this is the answer to a JSON body of the wrong shape (a wrong type, a missing or
+    /// unknown field): 400 `invalid_request`, as the body does not match the API's schema.
+    ///
+    /// # Errors
+    /// When it is not.
+    pub fn expect_bad_body(&self) -> Result<()> {
+        self.expect_error(400, "invalid_request")
+    }
+
+    /// Fails unless the status is exactly `status`; returns the body.
+    ///
+    /// # Errors
+    /// With the status and body, otherwise.
+    pub fn expect(self, status: u16, what: &str) -> Result<Value> {
+        if self.status == status {
+            Ok(self.body)
+        } else {
+            bail!(
+                "{what}: expected HTTP {status}, got HTTP {} {}",
+                self.status,
+                self.text()
+            )
+        }
+    }
 }
 
 impl Client {
@@ -87,7 +181,44 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             http,
+            key: None,
         }
+    }
+
+    /// The same client, but every request on a new connection: for tests that send bodies the
+    /// host may refuse without reading (an oversized body makes it close the connection, and a
+    /// pooled connection could then be reused just as it closes).
+    pub fn unpooled(&self) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("building the HTTP client");
+        Client {
+            http,
+            ..self.clone()
+        }
+    }
+
+    /// The same client, sending `Authorization: Bearer <key>` on every request.
+    pub fn with_key(&self, key: &str) -> Client {
+        Client {
+            key: Some(key.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The same client without a key.
+    pub fn without_key(&self) -> Client {
+        Client {
+            key: None,
+            ..self.clone()
+        }
+    }
+
+    /// The key this client sends, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The base URL.
@@ -101,6 +232,7 @@ impl Client {
 
     async fn reply(resp: reqwest::Response) -> Result<Reply> {
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await.context("reading the body")?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -108,28 +240,99 @@ impl Client {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            headers,
+            raw: bytes.to_vec(),
+        })
+    }
+
+    /// A request to `path` on this host, with the client's key.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match &self.key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    }
+
+    /// Sends any request: `method` on `path`, with `body` as raw bytes under `content_type`
+    /// when given. Returns the answer whatever its status.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<Reply> {
+        let mut req = self.request(method.clone(), path);
+        if let Some((bytes, content_type)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        Self::reply(resp).await
+    }
+
+    /// Sends raw bytes as a JSON body (`Content-Type: application/json`), whatever they are.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn send_json_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply> {
+        self.send(method, path, Some((body, "application/json")))
+            .await
+    }
+
+    /// `GET path`.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn get_path(&self, path: &str) -> Result<Reply> {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// `POST path` with a JSON body.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn post_path(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.send_json_bytes(Method::POST, path, serde_json::to_vec(body)?)
+            .await
+    }
+
+    /// `PUT path` with a JSON body.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn put_path(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.send_json_bytes(Method::PUT, path, serde_json::to_vec(body)?)
+            .await
+    }
+
+    /// `DELETE path`.
+    ///
+    /// # Errors
+    /// When the request fails (no answer).
+    pub async fn delete_path(&self, path: &str) -> Result<Reply> {
+        self.send(Method::DELETE, path, None).await
     }
 
     async fn get_json(&self, path: &str) -> Result<Reply> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        Self::reply(resp).await
+        self.get_path(path).await
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> Result<Reply> {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        Self::reply(resp).await
+        self.post_path(path, body).await
     }
 
     /// `GET /healthz`.
@@ -146,15 +349,8 @@ impl Client {
     /// When the request fails.
     pub async fn upload_bytes(&self, name: &str, bytes: Vec<u8>) -> Result<Reply> {
         let path = format!("/v1/components/{name}");
-        let resp = self
-            .http
-            .post(self.url(&path))
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
+        self.send(Method::POST, &path, Some((bytes, "application/wasm")))
             .await
-            .with_context(|| format!("POST {path}"))?;
-        Self::reply(resp).await
     }
 
     /// Uploads the component at `file` as workflow `name`; returns the upload's body.
@@ -346,13 +542,202 @@ impl Client {
     /// When the request fails.
     pub async fn callback_heartbeat(&self, callback_id: &str) -> Result<Reply> {
         let path = format!("/v1/callbacks/{callback_id}/heartbeat");
-        let resp = self
-            .http
-            .post(self.url(&path))
-            .send()
+        self.send(Method::POST, &path, None).await
+    }
+
+    /// `GET /v1/executions/{id}/history?after=&limit=` (each only when given).
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn history_page(
+        &self,
+        id: &str,
+        after: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Reply> {
+        let mut query = Vec::new();
+        if let Some(after) = after {
+            query.push(format!("after={after}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        self.get_path(&format!("/v1/executions/{id}/history{query}"))
             .await
-            .with_context(|| format!("POST {path}"))?;
-        Self::reply(resp).await
+    }
+
+    /// `GET /v1/executions?{query}` (`query` already encoded, may be empty).
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn list_executions(&self, query: &str) -> Result<Reply> {
+        if query.is_empty() {
+            self.get_path("/v1/executions").await
+        } else {
+            self.get_path(&format!("/v1/executions?{query}")).await
+        }
+    }
+
+    /// Every execution the list shows for `query`, following `next_cursor` with pages of
+    /// `limit`; fails on a page that is not 200 or a list that does not end within 1000 pages.
+    ///
+    /// # Errors
+    /// As described.
+    pub async fn list_all_executions(&self, query: &str, limit: u32) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut q = format!("limit={limit}");
+            if !query.is_empty() {
+                q = format!("{query}&{q}");
+            }
+            if let Some(c) = &cursor {
+                q = format!("{q}&cursor={c}");
+            }
+            let page = self.list_executions(&q).await?.expect(200, "list page")?;
+            let Some(items) = page["executions"].as_array() else {
+                bail!("a list page without executions: {page}");
+            };
+            all.extend(items.iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(all),
+            }
+        }
+        bail!("the list did not end within 1000 pages")
+    }
+
+    /// `POST /v1/executions/{id}/stop`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn stop(&self, id: &str) -> Result<Reply> {
+        self.send(Method::POST, &format!("/v1/executions/{id}/stop"), None)
+            .await
+    }
+
+    /// `GET /v1/tenant`: who the key belongs to, and its quotas.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn whoami(&self) -> Result<Reply> {
+        self.get_path("/v1/tenant").await
+    }
+
+    /// `GET /v1/components`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn components(&self) -> Result<Reply> {
+        self.get_path("/v1/components").await
+    }
+
+    /// `GET /v1/components/{name}`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn component_versions(&self, name: &str) -> Result<Reply> {
+        self.get_path(&format!("/v1/components/{name}")).await
+    }
+
+    /// `GET /v1/components/{name}/versions/{version}`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn component_version(&self, name: &str, version: &str) -> Result<Reply> {
+        self.get_path(&format!("/v1/components/{name}/versions/{version}"))
+            .await
+    }
+
+    /// `DELETE /v1/components/{name}/versions/{version}`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn delete_component(&self, name: &str, version: &str) -> Result<Reply> {
+        self.delete_path(&format!("/v1/components/{name}/versions/{version}"))
+            .await
+    }
+
+    /// `POST /v1/admin/tenants` (needs the admin key).
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn create_tenant_raw(&self, body: &Value) -> Result<Reply> {
+        self.post_path("/v1/admin/tenants", body).await
+    }
+
+    /// Creates a tenant named `name` with quota overrides `quotas` (needs the admin key);
+    /// returns the answer's body (with `tenant_id`, `api_key` and `key_id`).
+    ///
+    /// # Errors
+    /// Unless the answer is 201 with those fields.
+    pub async fn create_tenant(&self, name: &str, quotas: Value) -> Result<Value> {
+        let body = self
+            .create_tenant_raw(&json!({"name": name, "quotas": quotas}))
+            .await?
+            .expect(201, &format!("creating tenant {name}"))?;
+        for field in ["tenant_id", "api_key", "key_id"] {
+            if !body[field].is_string() {
+                bail!("the new tenant has no {field}: {body}");
+            }
+        }
+        Ok(body)
+    }
+
+    /// `GET /v1/admin/tenants`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn tenants(&self) -> Result<Reply> {
+        self.get_path("/v1/admin/tenants").await
+    }
+
+    /// `GET /v1/admin/tenants/{id}`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn tenant(&self, id: &str) -> Result<Reply> {
+        self.get_path(&format!("/v1/admin/tenants/{id}")).await
+    }
+
+    /// `PUT /v1/admin/tenants/{id}/quotas` with `overrides`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn set_quotas(&self, id: &str, overrides: &Value) -> Result<Reply> {
+        self.put_path(&format!("/v1/admin/tenants/{id}/quotas"), overrides)
+            .await
+    }
+
+    /// `POST /v1/admin/tenants/{id}/keys`: a new key.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn add_key(&self, id: &str) -> Result<Reply> {
+        self.send(Method::POST, &format!("/v1/admin/tenants/{id}/keys"), None)
+            .await
+    }
+
+    /// `GET /v1/admin/tenants/{id}/keys`.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn keys(&self, id: &str) -> Result<Reply> {
+        self.get_path(&format!("/v1/admin/tenants/{id}/keys")).await
+    }
+
+    /// `DELETE /v1/admin/tenants/{id}/keys/{key_id}`: revokes the key.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn revoke_key(&self, id: &str, key_id: &str) -> Result<Reply> {
+        self.delete_path(&format!("/v1/admin/tenants/{id}/keys/{key_id}"))
+            .await
     }
 
     /// `GET` on any URL (e.g. an artifact's presigned URL); returns status and bytes.
@@ -375,5 +760,25 @@ impl Client {
             .with_context(|| format!("GET {url}"))?;
         let status = resp.status().as_u16();
         Ok((status, resp.bytes().await?.to_vec()))
+    }
+
+    /// `GET` on any URL without a key (a presigned link is its own credential); returns the
+    /// whole [`Reply`].
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn fetch_reply(&self, url: &str) -> Result<Reply> {
+        let url = if url.starts_with('/') {
+            self.url(url)
+        } else {
+            url.to_string()
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Self::reply(resp).await
     }
 }

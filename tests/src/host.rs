@@ -4,6 +4,11 @@
 //! dir and waits for the line `aegis listening on http://127.0.0.1:PORT` on its stdout (never a
 //! sleep). The host's stderr goes to a log file beside the data dir; when a test panics while
 //! a [`Host`] is alive, the end of that log is printed. Dropping a [`Host`] kills the process.
+//!
+//! The host's configuration comes only from [`HostOptions`]: `AEGIS_*` variables of the test's
+//! own environment (other than `AEGIS_LOG`) are not passed on. With
+//! [`HostOptions::admin_key`] the host runs in keyed mode (`AEGIS_ADMIN_KEY`); without it, in
+//! open mode, where every request acts for the default tenant.
 
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -27,8 +32,10 @@ pub struct HostOptions {
     pub memory_limit_mb: Option<u64>,
     /// More arguments after `serve`.
     pub extra_args: Vec<String>,
-    /// More environment variables.
+    /// More environment variables (e.g. `AEGIS_MAX_PAYLOAD_KB`).
     pub env: Vec<(String, String)>,
+    /// The operator key (`AEGIS_ADMIN_KEY`): when set, the host runs in keyed mode.
+    pub admin_key: Option<String>,
     /// How long to wait for the readiness line.
     pub ready_timeout: Duration,
 }
@@ -40,6 +47,7 @@ impl Default for HostOptions {
             memory_limit_mb: None,
             extra_args: Vec::new(),
             env: Vec::new(),
+            admin_key: None,
             ready_timeout: Duration::from_secs(60),
         }
     }
@@ -57,7 +65,27 @@ impl HostOptions {
         self.memory_limit_mb = Some(mb);
         self
     }
+
+    /// Sets the environment variable `name` for the host.
+    pub fn env(mut self, name: &str, value: impl ToString) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs the host in keyed mode with `key` as the admin key.
+    pub fn admin_key(mut self, key: &str) -> Self {
+        self.admin_key = Some(key.to_string());
+        self
+    }
+
+    /// Runs the host in keyed mode with a fixed test admin key ([`TEST_ADMIN_KEY`]).
+    pub fn keyed(self) -> Self {
+        self.admin_key(TEST_ADMIN_KEY)
+    }
 }
+
+/// The admin key [`HostOptions::keyed`] sets.
+pub const TEST_ADMIN_KEY: &str = "aegis-e2e-admin-key-0123456789abcdef";
 
 /// A running `aegis serve` process with its own data dir.
 pub struct Host {
@@ -68,6 +96,9 @@ pub struct Host {
     base_url: String,
     log_path: PathBuf,
     starts: u32,
+    /// The `--listen` address of the next start: port 0, or the last address
+    /// ([`Host::restart_same_address`]).
+    listen: String,
 }
 
 /// The `aegis` binary: `$AEGIS_BIN`, or `aegis` in the target profile dir this executable was
@@ -121,6 +152,7 @@ impl Host {
             child: None,
             base_url: String::new(),
             starts: 0,
+            listen: "127.0.0.1:0".to_string(),
         };
         host.spawn().await?;
         Ok(host)
@@ -142,7 +174,7 @@ impl Host {
         let mut cmd = Command::new(aegis_bin());
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(self.data_dir());
         if let Some(ms) = self.opts.cpu_deadline_ms {
@@ -154,6 +186,18 @@ impl Host {
         cmd.args(&self.opts.extra_args);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
+        }
+        // Only the options configure the host: the test's own AEGIS_* settings stay out.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str()
+                && name.starts_with("AEGIS_")
+                && name != "AEGIS_LOG"
+            {
+                cmd.env_remove(name);
+            }
+        }
+        if let Some(key) = &self.opts.admin_key {
+            cmd.env("AEGIS_ADMIN_KEY", key);
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
@@ -247,9 +291,22 @@ impl Host {
         &self.base_url
     }
 
-    /// A client for this host; take a new one after [`Host::restart`].
+    /// A client for this host, without a key; take a new one after [`Host::restart`].
     pub fn client(&self) -> Client {
         Client::new(&self.base_url)
+    }
+
+    /// A client that sends the admin key (none in open mode).
+    pub fn admin(&self) -> Client {
+        match &self.opts.admin_key {
+            Some(key) => self.client().with_key(key),
+            None => self.client(),
+        }
+    }
+
+    /// The admin key, in keyed mode.
+    pub fn admin_key(&self) -> Option<&str> {
+        self.opts.admin_key.as_deref()
     }
 
     /// The data dir, the same across restarts.
@@ -327,6 +384,20 @@ impl Host {
         }
         self.child = None;
         self.spawn().await
+    }
+
+    /// Starts the host again on the same data dir and the same address (port included), stopping
+    /// it first if it is running: for agents, which post their answers to the URL they were given.
+    ///
+    /// # Errors
+    /// As [`Host::start`].
+    pub async fn restart_same_address(&mut self) -> Result<()> {
+        let addr = self
+            .base_url
+            .strip_prefix("http://")
+            .with_context(|| format!("unexpected base URL {:?}", self.base_url))?;
+        self.listen = addr.to_string();
+        self.restart().await
     }
 }
 

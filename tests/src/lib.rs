@@ -4,13 +4,18 @@
 //! - [`host`]: [`Host`] spawns `aegis serve` on port 0 in a temp data dir, waits for its
 //!   readiness line, and can be killed with SIGKILL and restarted on the same data dir;
 //! - [`client`]: [`Client`], a small REST client with the calls the tests and the bench make.
+//! - [`agents`]: the demo agents, the Python A2A SDK agent, a simple-protocol test agent and a
+//!   webhook receiver, plus agent configuration files;
+//! - [`pipeline`]: the research pipeline's REST calls (`/workflows`) and the event list.
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
+pub mod agents;
 pub mod client;
 pub mod fixtures;
 pub mod host;
+pub mod pipeline;
 
 pub use client::{Client, Reply};
 pub use fixtures::fixture;
-pub use host::{Host, HostOptions};
+pub use host::{Host, HostOptions, TEST_ADMIN_KEY};

@@ -182,10 +182,9 @@ fn parse_time(field: &str, raw: &str) -> Result<Millis, ApiError> {
     if let Ok(ms) = raw.parse::<i64>() {
         return Ok(ms);
     }
-    humantime::parse_rfc3339_weak(raw)
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as Millis)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_request",
@@ -254,6 +253,24 @@ pub async fn list(
         "executions": records.iter().map(summary).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_take_any_rfc3339_offset_or_milliseconds() {
+        let utc = super::parse_time("t", "2000-01-01T00:00:00Z").unwrap();
+        assert_eq!(
+            super::parse_time("t", "2000-01-01T02:00:00+02:00").unwrap(),
+            utc
+        );
+        assert_eq!(
+            super::parse_time("t", "1999-12-31T19:00:00.000-05:00").unwrap(),
+            utc
+        );
+        assert_eq!(super::parse_time("t", "946684800000").unwrap(), utc);
+        assert!(super::parse_time("t", "yesterday").is_err());
+    }
 }
 
 #[derive(Deserialize)]

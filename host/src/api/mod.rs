@@ -171,7 +171,14 @@ async fn require_admin(State(s): State<AppState>, request: Request, next: Next) 
 
 /// Turns error responses that did not come from our handlers (axum's own rejections: a bad path
 /// parameter, a wrong method, an oversized body) into the JSON error shape.
-async fn json_errors(response: Response) -> Response {
+async fn json_errors(mut response: Response) -> Response {
+    // An answer given before the body was read (a body over its limit) ends the connection;
+    // saying so lets pooled clients open a new one instead of losing their next request.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = response.status();
     let is_json = response
         .headers()
@@ -194,7 +201,7 @@ async fn json_errors(response: Response) -> Response {
         message = status.canonical_reason().unwrap_or("error").to_lowercase();
     }
     let mut fixed = ApiError::new(status, code, message).into_response();
-    for name in [header::ALLOW, header::RETRY_AFTER] {
+    for name in [header::ALLOW, header::RETRY_AFTER, header::CONNECTION] {
         if let Some(v) = parts.headers.get(&name) {
             fixed.headers_mut().insert(name, v.clone());
         }

@@ -1,21 +1,112 @@
-//! The store contract: behaviour every backend must show. Run here against the embedded store;
-//! a new backend runs the same functions.
+//! The store contract: behaviour every backend must show. [`contract!`] runs every function
+//! here against each backend, each test on a fresh store:
+//! - `sqlite`: the embedded store in a temporary folder;
+//! - `dynamodb`: a fresh table (its own prefix) on the server at `AEGIS_DYNAMODB_ENDPOINT`, or,
+//!   when that is unset, on moto's server (`python3 -m moto.server`) this process starts on a
+//!   free loopback port (the tests are skipped, saying so, when neither is available, unless `AEGIS_REQUIRE_DYNAMODB`
+//!   is set, as in CI). A real server speaking the DynamoDB protocol, never an in-process mock.
 
 use super::*;
 use crate::journal::{EventType, OperationType, SubType, now_ms};
 use serde_json::json;
+use std::sync::Arc;
 
-fn temp_store() -> (sqlite::SqliteStore, std::path::PathBuf) {
+fn sqlite_store() -> Option<Arc<dyn Store>> {
     let dir = std::env::temp_dir().join(format!(
         "aegis-store-{}-{}",
         std::process::id(),
         rand::random::<u64>()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    (
+    Some(Arc::new(
         sqlite::SqliteStore::open(&dir.join("aegis.db")).unwrap(),
-        dir,
-    )
+    ))
+}
+
+/// A fresh table on the DynamoDB server, or `None` (with a note) when there is none.
+fn dynamo_store() -> Option<Arc<dyn Store>> {
+    let endpoint = dynamodb_local::endpoint()?;
+    let options = dynamo::DynamoOptions {
+        table_prefix: format!("contract-{:016x}-", rand::random::<u64>()),
+        endpoint_url: Some(endpoint),
+        region: Some("us-east-1".into()),
+        credentials: Some(("test".into(), "test".into())),
+    };
+    let store = dynamo::DynamoStore::connect(&options).unwrap();
+    store.create_tables().unwrap();
+    Some(Arc::new(store))
+}
+
+/// The DynamoDB server the tests use.
+pub(crate) mod dynamodb_local {
+    use std::io::Write;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    /// Keeps the server's watchdog pipe open for as long as this process lives; when the
+    /// process ends, the pipe closes and the watchdog stops the server.
+    static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+
+    /// The URL, and the watchdog with its pipe.
+    type Server = (String, Mutex<(Child, ChildStdin)>);
+
+    /// `AEGIS_DYNAMODB_ENDPOINT`, else moto's server started once for this process.
+    pub fn endpoint() -> Option<String> {
+        if let Ok(url) = std::env::var("AEGIS_DYNAMODB_ENDPOINT")
+            && !url.is_empty()
+        {
+            return Some(url);
+        }
+        let server = SERVER.get_or_init(start_moto);
+        match server {
+            Some((url, _)) => Some(url.clone()),
+            None => {
+                assert!(
+                    std::env::var_os("AEGIS_REQUIRE_DYNAMODB").is_none(),
+                    "AEGIS_REQUIRE_DYNAMODB is set but there is no DynamoDB server: set \
+                     AEGIS_DYNAMODB_ENDPOINT or install moto"
+                );
+                eprintln!(
+                    "skipping the DynamoDB run: set AEGIS_DYNAMODB_ENDPOINT or install moto \
+                     (python3 -m pip install \"moto[server]\")"
+                );
+                None
+            }
+        }
+    }
+
+    fn start_moto() -> Option<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        // moto's server; the shell waits on its stdin and stops the server once it closes.
+        let script = format!(
+            "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let mut stdin = stdin;
+                let _ = stdin.write_all(b"\n");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some((format!("http://{addr}"), Mutex::new((child, stdin))))
+    }
 }
 
 fn new_execution(name: Option<&str>, input: &str) -> NewExecution {
@@ -54,10 +145,8 @@ fn step(id: &str, status: Status) -> Operation {
     op
 }
 
-#[test]
-fn start_is_idempotent_by_name() {
-    let (store, _dir) = temp_store();
-    let first = created(&store, new_execution(Some("n"), "1"));
+fn start_is_idempotent_by_name(store: Arc<dyn Store>) {
+    let first = created(&*store, new_execution(Some("n"), "1"));
     match store
         .create_execution(new_execution(Some("n"), "1"))
         .unwrap()
@@ -73,24 +162,20 @@ fn start_is_idempotent_by_name() {
     ));
 }
 
-#[test]
-fn starts_beyond_the_running_quota_are_refused() {
-    let (store, _dir) = temp_store();
+fn starts_beyond_the_running_quota_are_refused(store: Arc<dyn Store>) {
     let quota = |input: &str| NewExecution {
         max_running: Some(2),
         ..new_execution(None, input)
     };
-    created(&store, quota("1"));
-    created(&store, quota("2"));
+    created(&*store, quota("1"));
+    created(&*store, quota("2"));
     assert!(matches!(
         store.create_execution(quota("3")).unwrap(),
         Created::OverQuota(2)
     ));
 }
 
-#[test]
-fn executions_list_newest_first_with_filters_and_cursor() {
-    let (store, _dir) = temp_store();
+fn executions_list_newest_first_with_filters_and_cursor(store: Arc<dyn Store>) {
     let t = TenantId::default_tenant();
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -99,7 +184,7 @@ fn executions_list_newest_first_with_filters_and_cursor() {
         if i % 2 == 0 {
             new.workflow = "other".into();
         }
-        ids.push(created(&store, new).id);
+        ids.push(created(&*store, new).id);
     }
     let page = |after, limit| {
         store
@@ -159,9 +244,7 @@ fn executions_list_newest_first_with_filters_and_cursor() {
     );
 }
 
-#[test]
-fn components_in_use_cannot_be_deleted() {
-    let (store, _dir) = temp_store();
+fn components_in_use_cannot_be_deleted(store: Arc<dyn Store>) {
     let t = TenantId::default_tenant();
     store
         .put_component(&t, "wf", &ComponentDigest::of(b"x"), 1, 0)
@@ -169,7 +252,7 @@ fn components_in_use_cannot_be_deleted() {
     store
         .put_component(&t, "wf", &ComponentDigest::of(b"y"), 1, 0)
         .unwrap();
-    let running = created(&store, new_execution(None, "{}"));
+    let running = created(&*store, new_execution(None, "{}"));
     assert_eq!(store.delete_component(&t, "wf", 1).unwrap(), Deleted::InUse);
     assert_eq!(
         store.delete_component(&t, "wf", 2).unwrap(),
@@ -198,11 +281,16 @@ fn components_in_use_cannot_be_deleted() {
         Deleted::Deleted
     );
     assert!(store.components(&t, None).unwrap().is_empty());
+    assert!(store.find_component(&t, "wf", Some(1)).unwrap().is_none());
+    // Version numbers are never given out again, even for the bytes a deleted version had.
+    let (again, created) = store
+        .put_component(&t, "wf", &ComponentDigest::of(b"x"), 1, 0)
+        .unwrap();
+    assert!(created);
+    assert_eq!(again.version, 3);
 }
 
-#[test]
-fn tenants_and_keys_round_trip() {
-    let (store, _dir) = temp_store();
+fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
     let tenant = TenantRecord {
         id: TenantId::from_raw("tn_1"),
         name: "acme".into(),
@@ -247,10 +335,8 @@ fn tenants_and_keys_round_trip() {
     assert_eq!(store.api_keys(&tenant.id).unwrap(), vec![revoked]);
 }
 
-#[test]
-fn event_ids_are_consecutive_across_batches() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn event_ids_are_consecutive_across_batches(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     for i in 0..3 {
         let op = step(&i.to_string(), Status::Succeeded);
         let batch = Batch {
@@ -279,10 +365,8 @@ fn event_ids_are_consecutive_across_batches() {
     assert_eq!(page, vec![4, 5]);
 }
 
-#[test]
-fn a_failed_condition_writes_nothing() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn a_failed_condition_writes_nothing(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     store
         .commit(
             &ex.id,
@@ -318,10 +402,8 @@ fn a_failed_condition_writes_nothing() {
     assert_eq!(store.history(&ex.id, 0, 10).unwrap().len(), 1);
 }
 
-#[test]
-fn finished_executions_refuse_further_writes() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn finished_executions_refuse_further_writes(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     let finish = Finish {
         status: ExecutionStatus::Succeeded,
         result: Some("1".into()),
@@ -350,10 +432,8 @@ fn finished_executions_refuse_further_writes() {
     assert_eq!(record.result.as_deref(), Some("1"));
 }
 
-#[test]
-fn wake_and_settle_track_runnable_executions() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn wake_and_settle_track_runnable_executions(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     assert_eq!(store.runnable().unwrap(), vec![ex.id.clone()]);
     // A wake-up after the activation loaded the execution keeps it runnable.
     store
@@ -388,10 +468,8 @@ fn wake_and_settle_track_runnable_executions() {
     assert!(store.runnable().unwrap().is_empty());
 }
 
-#[test]
-fn timers_fire_once_and_only_when_due() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn timers_fire_once_and_only_when_due(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     let timer = Timer {
         fire_at: 1_000,
         execution_id: ex.id.clone(),
@@ -429,10 +507,8 @@ fn timers_fire_once_and_only_when_due() {
     assert!(store.timers().unwrap().is_empty());
 }
 
-#[test]
-fn callbacks_are_found_by_id_and_listed_while_pending() {
-    let (store, _dir) = temp_store();
-    let ex = created(&store, new_execution(None, "{}"));
+fn callbacks_are_found_by_id_and_listed_while_pending(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
     let cb = CallbackRecord {
         id: CallbackId::generate(),
         tenant: ex.tenant.clone(),
@@ -470,10 +546,7 @@ fn callbacks_are_found_by_id_and_listed_while_pending() {
     assert!(store.pending_callbacks(&ex.id).unwrap().is_empty());
 }
 
-#[test]
-fn concurrent_commits_are_group_committed_and_all_applied() {
-    let (store, _dir) = temp_store();
-    let store = std::sync::Arc::new(store);
+fn concurrent_commits_are_group_committed_and_all_applied(store: Arc<dyn Store>) {
     let ex = created(&*store, new_execution(None, "{}"));
     let threads: Vec<_> = (0..16)
         .map(|t| {
@@ -510,9 +583,7 @@ fn concurrent_commits_are_group_committed_and_all_applied() {
     assert_eq!(ids, (1..=401).collect::<Vec<_>>());
 }
 
-#[test]
-fn components_get_versions_by_digest() {
-    let (store, _dir) = temp_store();
+fn components_get_versions_by_digest(store: Arc<dyn Store>) {
     let t = TenantId::default_tenant();
     let (v1, new1) = store
         .put_component(&t, "wf", &ComponentDigest::of(b"1"), 1, 0)
@@ -549,13 +620,11 @@ fn components_get_versions_by_digest() {
     );
 }
 
-#[test]
-fn published_events_are_numbered_scoped_and_delivered_once() {
-    let (store, _dir) = temp_store();
-    let a = created(&store, new_execution(None, "{}"));
+fn published_events_are_numbered_scoped_and_delivered_once(store: Arc<dyn Store>) {
+    let a = created(&*store, new_execution(None, "{}"));
     let mut other = new_execution(None, "{}");
     other.tenant = TenantId::from_raw("tn_b");
-    let b = created(&store, other);
+    let b = created(&*store, other);
     let publish = |kind: &str| Batch {
         publish: vec![(kind.to_string(), "{}".to_string())],
         ..Batch::default()
@@ -584,3 +653,189 @@ fn published_events_are_numbered_scoped_and_delivered_once() {
         vec![pending[2].clone()]
     );
 }
+
+fn large_records_round_trip(store: Arc<dyn Store>) {
+    // Larger than a DynamoDB item may be: the backend must spill it and read it back whole.
+    let big = format!("\"{}\"", "é".repeat(300 * 1024));
+    let ex = created(&*store, new_execution(None, &big));
+    assert_eq!(store.execution(&ex.id).unwrap().unwrap().input, big);
+    let mut op = step("1", Status::Succeeded);
+    op.result = Some(big.clone());
+    let event = Event::operation(
+        EventType::StepSucceeded,
+        &op,
+        now_ms(),
+        json!({"Result": big.clone()}),
+    );
+    let batch = Batch {
+        operations: vec![op.clone()],
+        events: vec![event.clone()],
+        publish: vec![("big".into(), big.clone())],
+        ..Batch::default()
+    };
+    store.commit(&ex.id, batch).unwrap();
+    assert_eq!(store.operation(&ex.id, "1").unwrap(), Some(op.clone()));
+    assert_eq!(store.operations(&ex.id).unwrap(), vec![op]);
+    assert_eq!(store.history(&ex.id, 1, 10).unwrap(), vec![(2, event)]);
+    let published = store.workflow_events(None, Some(&ex.id), 0, 10).unwrap();
+    assert_eq!(published[0].data, big);
+    assert_eq!(store.undelivered_events(10).unwrap()[0].data, big);
+    let finish = Finish {
+        status: ExecutionStatus::Succeeded,
+        result: Some(big.clone()),
+        error: None,
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                finish: Some(finish),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.execution(&ex.id).unwrap().unwrap().result, Some(big));
+}
+
+fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let callback = |op_id: &str, agent: Option<(String, String)>| CallbackRecord {
+        id: CallbackId::generate(),
+        tenant: ex.tenant.clone(),
+        execution_id: ex.id.clone(),
+        op_id: op_id.into(),
+        name: "cb".into(),
+        status: Status::Started,
+        heartbeat_timeout_ms: None,
+        agent,
+    };
+    let waiting = callback("1", None);
+    let agent = callback("2", Some(("writer".into(), "{\"topic\":1}".into())));
+    let timers: Vec<Timer> = (0..3)
+        .map(|i| Timer {
+            fire_at: 10_000 + i,
+            execution_id: ex.id.clone(),
+            op_id: i.to_string(),
+            kind: TimerKind::WaitEnd,
+        })
+        .collect();
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![waiting.clone(), agent.clone()],
+                set_timers: timers.clone(),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.pending_agent_callbacks().unwrap(),
+        vec![agent.clone()]
+    );
+    assert_eq!(store.pending_callbacks(&ex.id).unwrap().len(), 2);
+    let mut listed = store.timers().unwrap();
+    listed.sort();
+    assert_eq!(listed, timers);
+    let finish = Finish {
+        status: ExecutionStatus::Failed,
+        result: None,
+        error: Some(crate::journal::ErrorRecord::new("E", "failed")),
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                conditions: vec![Condition::ExecutionRunning],
+                finish: Some(finish),
+                clear_all_timers: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(store.timers().unwrap().is_empty());
+    assert!(store.pending_callbacks(&ex.id).unwrap().is_empty());
+    assert!(store.pending_agent_callbacks().unwrap().is_empty());
+    assert!(store.runnable().unwrap().is_empty());
+    assert_eq!(
+        store.callback(&waiting.id).unwrap().unwrap().status,
+        Status::Cancelled
+    );
+    let record = store.execution(&ex.id).unwrap().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Failed);
+    assert_eq!(record.error.unwrap().error_type, "E");
+}
+
+fn long_histories_read_in_pages(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    for batch in 0..5 {
+        let op = step(&batch.to_string(), Status::Succeeded);
+        let events = (0..50)
+            .map(|_| Event::operation(EventType::StepStarted, &op, now_ms(), json!({})))
+            .collect();
+        store
+            .commit(
+                &ex.id,
+                Batch {
+                    events,
+                    ..Batch::default()
+                },
+            )
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    loop {
+        let after = seen.last().copied().unwrap_or(0);
+        let page = store.history(&ex.id, after, 100).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 100);
+        seen.extend(page.into_iter().map(|(id, _)| id));
+    }
+    assert_eq!(seen, (1..=251).collect::<Vec<_>>());
+}
+
+/// Runs every contract test against every backend, each on a fresh store.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(super::sqlite_store().unwrap());
+                }
+            )*
+        }
+        mod dynamodb_backend {
+            $(
+                #[test]
+                fn $test() {
+                    if let Some(store) = super::dynamo_store() {
+                        super::$test(store);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    start_is_idempotent_by_name,
+    starts_beyond_the_running_quota_are_refused,
+    executions_list_newest_first_with_filters_and_cursor,
+    components_in_use_cannot_be_deleted,
+    tenants_and_keys_round_trip,
+    event_ids_are_consecutive_across_batches,
+    a_failed_condition_writes_nothing,
+    finished_executions_refuse_further_writes,
+    wake_and_settle_track_runnable_executions,
+    timers_fire_once_and_only_when_due,
+    callbacks_are_found_by_id_and_listed_while_pending,
+    concurrent_commits_are_group_committed_and_all_applied,
+    components_get_versions_by_digest,
+    published_events_are_numbered_scoped_and_delivered_once,
+    large_records_round_trip,
+    ending_an_execution_cancels_callbacks_and_clears_timers,
+    long_histories_read_in_pages,
+);

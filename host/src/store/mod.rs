@@ -7,9 +7,12 @@
 //!   business rules: they check conditions and apply batches.
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data folder, one writer
 //!   thread that group-commits concurrent batches with one fsync.
+//! - [`dynamo::DynamoStore`]: DynamoDB, for hosts that outgrow one machine (`[store]` in the
+//!   configuration).
 
 #[cfg(test)]
 mod contract_tests;
+pub mod dynamo;
 pub mod sqlite;
 
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};

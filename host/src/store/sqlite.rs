@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_tenants.sql"),
     include_str!("../../migrations/0003_workflow_events.sql"),
     include_str!("../../migrations/0004_callback_dispatch.sql"),
+    include_str!("../../migrations/0005_component_tombstones.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -429,7 +430,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let existing = tx
                 .prepare_cached(
-                    "SELECT version, size, created_at FROM components WHERE tenant_id = ?1 AND name = ?2 AND digest = ?3",
+                    "SELECT version, size, created_at FROM components WHERE tenant_id = ?1 AND name = ?2 AND digest = ?3 AND deleted_at IS NULL",
                 )?
                 .query_row(params![tenant.as_str(), name, digest.as_str()], |r| {
                     Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
@@ -462,7 +463,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT version, digest, size, created_at FROM components
-                 WHERE tenant_id = ?1 AND name = ?2 AND (?3 IS NULL OR version = ?3)
+                 WHERE tenant_id = ?1 AND name = ?2 AND (?3 IS NULL OR version = ?3) AND deleted_at IS NULL
                  ORDER BY version DESC LIMIT 1",
             )?;
             Ok(stmt
@@ -484,7 +485,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT name, version, digest, size, created_at FROM components
-                 WHERE tenant_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name, version",
+                 WHERE tenant_id = ?1 AND (?2 IS NULL OR name = ?2) AND deleted_at IS NULL ORDER BY name, version",
             )?;
             let rows = stmt.query_map(params![tenant.as_str(), name], |r| {
                 Ok(ComponentRecord {
@@ -505,7 +506,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let digest: Option<String> = tx
                 .prepare_cached(
-                    "SELECT digest FROM components WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+                    "SELECT digest FROM components WHERE tenant_id = ?1 AND name = ?2 AND version = ?3 AND deleted_at IS NULL",
                 )?
                 .query_row(params![tenant.as_str(), name, version], |r| r.get(0))
                 .optional()?;
@@ -520,8 +521,10 @@ impl Store for SqliteStore {
             if in_use > 0 {
                 return Ok(Deleted::InUse);
             }
-            tx.prepare_cached("DELETE FROM components WHERE tenant_id = ?1 AND name = ?2 AND version = ?3")?
-                .execute(params![tenant.as_str(), name, version])?;
+            tx.prepare_cached(
+                "UPDATE components SET deleted_at = ?4 WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+            )?
+            .execute(params![tenant.as_str(), name, version, crate::journal::now_ms()])?;
             Ok(Deleted::Deleted)
         })
     }

@@ -3,14 +3,23 @@
 //!
 //! Every test starts its own host outside [`guard`], so that when the guarded body fails or
 //! times out, the host is dropped while the test panics and its log tail is printed.
+//!
+//! Most stories run in open mode (no admin key: every request is the default tenant). `api`,
+//! `tenancy` and `fuzz` run the host in keyed mode and act through tenants made with the admin
+//! key ([`keyed_host`], [`new_tenant`]).
 
+mod api;
 mod artifacts;
 mod bad_input;
 mod callbacks;
 mod crash;
+mod fuzz;
+mod interop;
 mod operations;
+mod pipeline;
 mod replay;
 mod sandbox;
+mod tenancy;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,6 +58,34 @@ pub async fn host_with(opts: HostOptions) -> Host {
         Ok(host) => host,
         Err(e) => panic!("starting aegis failed: {e:?}"),
     }
+}
+
+/// Starts a host in keyed mode (the admin key is [`aegis_tests::TEST_ADMIN_KEY`]) with `opts`.
+pub async fn keyed_host(opts: HostOptions) -> Host {
+    host_with(opts.keyed()).await
+}
+
+/// A tenant made through the admin API, with a client that sends its key.
+#[derive(Clone, Debug)]
+pub struct TenantHandle {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub key_id: String,
+    pub client: Client,
+}
+
+/// Creates the tenant `name` with quota overrides `quotas` on a keyed host.
+pub async fn new_tenant(host: &Host, name: &str, quotas: Value) -> Result<TenantHandle> {
+    let body = host.admin().create_tenant(name, quotas).await?;
+    let key = body["api_key"].as_str().unwrap_or_default().to_string();
+    Ok(TenantHandle {
+        id: body["tenant_id"].as_str().unwrap_or_default().to_string(),
+        name: name.to_string(),
+        key_id: body["key_id"].as_str().unwrap_or_default().to_string(),
+        client: host.client().with_key(&key),
+        key,
+    })
 }
 
 /// Uploads each fixture under its own name.

@@ -375,3 +375,73 @@ async fn uploading_v2_leaves_running_v1_alone() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_waiting_on_v1_survives_v2_and_a_restart() {
+    let mut host = host().await;
+    guard(120, async {
+        let c = host.client();
+        let v1 = c
+            .upload("approval-flow", &aegis_tests::fixture("callback"))
+            .await?;
+        ensure!(v1["version"] == 1, "{v1}");
+        let old = c
+            .start(
+                "approval-flow",
+                json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
+            )
+            .await?;
+        let cb = c
+            .pending_callback(&old, "approval", std::time::Duration::from_secs(30))
+            .await?;
+
+        // v2 is another program under the same name; new starts run it.
+        let v2 = c
+            .upload("approval-flow", &aegis_tests::fixture("steps3"))
+            .await?;
+        ensure!(v2["version"] == 2 && v2["digest"] != v1["digest"], "{v2}");
+        let new = c.start("approval-flow", json!("n")).await?;
+        ensure!(c.result(&new, DONE).await? == json!("n-a-b-c"), "v2 runs");
+        // v1 is pinned by the waiting execution: it cannot be deleted.
+        c.delete_component("approval-flow", "1")
+            .await?
+            .assert_error(409, "component_in_use");
+
+        // A restart replays the waiting execution from its journal: on v1, not the latest.
+        host.restart().await?;
+        let c = host.client();
+        let exec = c.get(&old).await?;
+        ensure!(
+            exec["status"] == "RUNNING"
+                && exec["version"] == 1
+                && exec["component_digest"] == v1["digest"]
+                && exec["pending_callbacks"][0]["callback_id"] == cb.as_str(),
+            "still waiting on v1 after the restart: {exec}"
+        );
+        let reply = c.callback_succeed(&cb, &json!({"ok": 1})).await?;
+        ensure!(reply.status == 200, "{reply:?}");
+        let exec = c.wait_done(&old, DONE).await?;
+        ensure!(
+            exec["status"] == "SUCCEEDED"
+                && exec["result"] == json!({"callback": {"ok": 1}})
+                && exec["version"] == 1
+                && exec["component_digest"] == v1["digest"],
+            "the execution completes on v1's digest: {exec}"
+        );
+        let events = c.history(&old).await?;
+        check_history_shape(&events)?;
+        ensure!(
+            of_type(&events, "CallbackSucceeded").len() == 1
+                && check_steps_once(&events, 0)?.succeeded == 3,
+            "v1's steps (prepare, the callback's submitter, finish), each once: {:?}",
+            types(&events)
+        );
+        // Once nothing runs on it, v1 can go; v2 stays the latest.
+        let deleted = c.delete_component("approval-flow", "1").await?;
+        ensure!(deleted.status == 204, "{deleted:?}");
+        let latest = c.start("approval-flow", json!("m")).await?;
+        ensure!(c.result(&latest, DONE).await? == json!("m-a-b-c"));
+        Ok(())
+    })
+    .await;
+}

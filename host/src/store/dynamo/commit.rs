@@ -1,0 +1,570 @@
+//! Turning a [`Batch`] into one `TransactWriteItems` request.
+//!
+//! Every commit reads the execution item (strongly consistent) and writes it back with
+//! `ver = ver + 1` under the condition `ver = <read>`: commits to one execution are serialised
+//! by optimistic concurrency, so the EventIds read from `next_event_id` stay consecutive and the
+//! wake/settle arithmetic is done on a snapshot nobody else changed. The batch's own conditions
+//! become `ConditionExpression`s on the items they are about (the execution's status, an
+//! operation's `st`, a timer's `fire_at <= now`), checked by DynamoDB in the same transaction.
+//! A transaction that DynamoDB cancels writes nothing; [`Plan::why`] tells a failed business
+//! condition (→ `ConditionFailed`) from a lost race (→ read again and retry).
+
+use super::blob;
+use super::expr::{Cond, Item, UpdateExpr, Write, key, n, s};
+use super::io::{ItemExt, Query, Sk, Table};
+use super::keys;
+use super::records::{self, ExecState, status_str};
+use crate::ids::ExecutionId;
+use crate::journal::{Status, now_ms};
+use crate::store::{
+    Batch, CallbackRecord, Condition, ExecutionStatus, Result, Timer, TimerKind, WorkflowEvent,
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+/// Items one transaction may hold.
+pub const MAX_ITEMS: usize = 100;
+
+/// What a failed condition on an item means.
+#[derive(Clone, Debug)]
+pub enum Meaning {
+    /// The execution item: its version moved (a race) or it stopped running.
+    Execution,
+    /// A condition of the batch did not hold.
+    Business(String),
+    /// Another writer got there first: read again and retry.
+    Race,
+}
+
+/// A batch, ready to send.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+    pub meanings: Vec<Meaning>,
+    /// Chunks of spilled values, written before the transaction.
+    pub chunks: Vec<Item>,
+    /// Clean-up of an execution that ends (its remaining timers, its callbacks still waiting)
+    /// that did not fit in the transaction: applied right after it. Harmless if lost: a timer
+    /// of a finished execution fails its condition when it fires, and a callback of a finished
+    /// execution cannot be completed.
+    pub follow_ups: Vec<Write>,
+}
+
+/// How a cancelled transaction should be handled.
+pub enum Verdict {
+    ConditionFailed(String),
+    /// Re-read the execution and try again.
+    Retry,
+    Fatal(String),
+}
+
+impl Plan {
+    fn push(&mut self, write: Write, meaning: Meaning) {
+        self.writes.push(write);
+        self.meanings.push(meaning);
+    }
+
+    /// Reads the cancellation reasons (one per item, in order).
+    pub fn why(&self, reasons: &[Option<String>]) -> Verdict {
+        let mut verdict = Verdict::Retry;
+        for (i, code) in reasons.iter().enumerate() {
+            let Some(code) = code else { continue };
+            match code.as_str() {
+                "ConditionalCheckFailed" => match self.meanings.get(i) {
+                    Some(Meaning::Business(m)) => return Verdict::ConditionFailed(m.clone()),
+                    Some(Meaning::Execution | Meaning::Race) | None => {}
+                },
+                "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded" => {}
+                other => verdict = Verdict::Fatal(format!("item {i} refused: {other}")),
+            }
+        }
+        verdict
+    }
+}
+
+/// Keeps one write per item key, remembering the order of first appearance.
+struct Keyed<T> {
+    order: Vec<String>,
+    map: HashMap<String, T>,
+}
+
+impl<T> Keyed<T> {
+    fn new() -> Self {
+        Self {
+            order: Vec::new(),
+            map: HashMap::new(),
+        }
+    }
+
+    fn set(&mut self, k: String, v: T) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push(k);
+        }
+    }
+
+    fn into_iter(mut self) -> impl Iterator<Item = (String, T)> {
+        self.order.into_iter().filter_map(move |k| {
+            let v = self.map.remove(&k)?;
+            Some((k, v))
+        })
+    }
+}
+
+enum TimerWrite {
+    Put(Timer),
+    Delete(ExecutionId, String, TimerKind),
+}
+
+/// Builds the transaction for `batch` on top of the execution as `state` shows it.
+pub async fn plan(
+    table: &Table,
+    execution: &ExecutionId,
+    state: &ExecState,
+    batch: &Batch,
+    token: &str,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let now = now_ms();
+    let exec_pk = keys::execution_pk(execution);
+
+    // Conditions, grouped by the item they are about.
+    let mut op_conditions: HashMap<String, (Cond, String)> = HashMap::new();
+    let mut timer_conditions: HashMap<(String, TimerKind), (Cond, String)> = HashMap::new();
+    let mut requires_running = false;
+    for condition in &batch.conditions {
+        match condition {
+            Condition::ExecutionRunning => requires_running = true,
+            Condition::OperationStatus { op_id, status } => {
+                let cond = Cond::Eq("st", s(status_str(*status)));
+                let message = format!("operation {op_id} is not {status:?}");
+                let entry = op_conditions.remove(op_id);
+                op_conditions.insert(
+                    op_id.clone(),
+                    match entry {
+                        Some((c, m)) => (c.and(cond), format!("{m}; {message}")),
+                        None => (cond, message),
+                    },
+                );
+            }
+            Condition::TimerDue { op_id, kind, now } => {
+                let cond = Cond::Exists("pk").and(Cond::Le("fire_at", n(now)));
+                let message = format!("timer {kind:?} of operation {op_id} is not due");
+                let entry = timer_conditions.remove(&(op_id.clone(), *kind));
+                timer_conditions.insert(
+                    (op_id.clone(), *kind),
+                    match entry {
+                        Some((c, m)) => (c.and(cond), format!("{m}; {message}")),
+                        None => (cond, message),
+                    },
+                );
+            }
+        }
+    }
+
+    // The execution item.
+    let mut update = UpdateExpr::default();
+    update
+        .set("updated_at", n(now))
+        .set("ver", n(state.ver + 1))
+        .set("last_tx", s(token));
+    let mut cond = Cond::Eq("ver", n(state.ver));
+    if requires_running {
+        cond = cond.and(Cond::Eq("status", s(ExecutionStatus::Running.as_str())));
+    }
+    if !batch.events.is_empty() {
+        update.set(
+            "next_event_id",
+            n(state.next_event_id + batch.events.len() as u64),
+        );
+        cond = cond.and(Cond::Eq("next_event_id", n(state.next_event_id)));
+    }
+    let mut status = state.status;
+    let mut runnable = state.runnable;
+    let mut wake_seq = state.wake_seq;
+    let mut chunks = Vec::new();
+    if let Some(finish) = &batch.finish {
+        status = finish.status;
+        runnable = false;
+        update.set("status", s(finish.status.as_str()));
+        set_text(&mut update, "result", finish.result.as_deref(), &mut chunks);
+        let error = finish
+            .error
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        set_text(&mut update, "error", error.as_deref(), &mut chunks);
+    }
+    if batch.wake && status == ExecutionStatus::Running {
+        runnable = true;
+        wake_seq += 1;
+    }
+    if batch.settle == Some(wake_seq) {
+        runnable = false;
+    }
+    update
+        .set("runnable", AttributeValue::Bool(runnable))
+        .set("wake_seq", n(wake_seq));
+    if runnable && status == ExecutionStatus::Running {
+        update
+            .set("g2pk", s(keys::runnable_g2pk(execution.as_str())))
+            .set("g2sk", s(execution.as_str()));
+    } else {
+        update.remove("g2pk").remove("g2sk");
+    }
+    plan.push(
+        Write::Update {
+            key: key(&exec_pk, keys::ROOT_SK),
+            update,
+            cond: Some(cond),
+        },
+        Meaning::Execution,
+    );
+
+    // An execution that stops running leaves the running counts its quota and component
+    // deletion read.
+    let ends = batch
+        .finish
+        .as_ref()
+        .is_some_and(|f| f.status.is_terminal())
+        && state.status == ExecutionStatus::Running;
+    if ends {
+        for sk in [
+            keys::RUNNING_SK.to_string(),
+            keys::running_digest_sk(&state.digest),
+        ] {
+            let mut dec = UpdateExpr::default();
+            dec.add("n", n(-1));
+            plan.push(
+                Write::Update {
+                    key: key(keys::tenant_pk(&state.tenant), sk),
+                    update: dec,
+                    cond: None,
+                },
+                Meaning::Race,
+            );
+        }
+    }
+
+    // Events, numbered from the execution's counter.
+    for (i, event) in batch.events.iter().enumerate() {
+        let item = records::event_item(execution, state.next_event_id + i as u64, event)?;
+        plan.push(
+            Write::Put {
+                item,
+                cond: Some(Cond::NotExists("pk")),
+            },
+            Meaning::Race,
+        );
+    }
+
+    // Operations: the last version of each wins, as with INSERT OR REPLACE in order.
+    let mut ops = Keyed::new();
+    for op in &batch.operations {
+        ops.set(op.id.clone(), op);
+    }
+    for (op_id, op) in ops.into_iter() {
+        let item = records::operation_item(execution, op)?;
+        let (cond, meaning) = match op_conditions.remove(&op_id) {
+            Some((c, m)) => (Some(c), Meaning::Business(m)),
+            None => (None, Meaning::Race),
+        };
+        plan.push(Write::Put { item, cond }, meaning);
+    }
+    for (op_id, (cond, message)) in op_conditions {
+        plan.push(
+            Write::Check {
+                key: key(&exec_pk, keys::operation_sk(&op_id)),
+                cond,
+            },
+            Meaning::Business(message),
+        );
+    }
+
+    // Timers: clear all, then clear some, then set some, as the embedded store does.
+    let mut timers: Keyed<TimerWrite> = Keyed::new();
+    let mut tidy_timers = Vec::new();
+    if batch.clear_all_timers {
+        let existing = table
+            .query_all(
+                &Query::table(&exec_pk, Sk::BeginsWith(keys::TIMER_PREFIX.into())),
+                None,
+            )
+            .await?;
+        for item in existing {
+            if let Some(t) = records::timer_from(&item)? {
+                tidy_timers.push((t.op_id, t.kind));
+            }
+        }
+    }
+    for (op_id, kind) in &batch.clear_timers {
+        timers.set(
+            keys::timer_sk(op_id, *kind),
+            TimerWrite::Delete(execution.clone(), op_id.clone(), *kind),
+        );
+    }
+    for timer in &batch.set_timers {
+        timers.set(
+            keys::timer_sk(&timer.op_id, timer.kind),
+            TimerWrite::Put(timer.clone()),
+        );
+    }
+    // Clean-up deletes for timers the batch does not otherwise touch can wait; a timer with a
+    // condition must be in the transaction.
+    let mut tidy = Vec::new();
+    for (op_id, kind) in tidy_timers {
+        let sk = keys::timer_sk(&op_id, kind);
+        if timers.map.contains_key(&sk) {
+            continue;
+        }
+        if timer_conditions.contains_key(&(op_id.clone(), kind)) {
+            timers.set(sk, TimerWrite::Delete(execution.clone(), op_id, kind));
+        } else {
+            tidy.push(Write::Delete {
+                key: key(&exec_pk, sk),
+                cond: None,
+            });
+        }
+    }
+    for (_, write) in timers.into_iter() {
+        let (op_id, kind) = match &write {
+            TimerWrite::Put(t) => (t.op_id.clone(), t.kind),
+            TimerWrite::Delete(_, op_id, kind) => (op_id.clone(), *kind),
+        };
+        let (cond, meaning) = match timer_conditions.remove(&(op_id, kind)) {
+            Some((c, m)) => (Some(c), Meaning::Business(m)),
+            None => (None, Meaning::Race),
+        };
+        let write = match write {
+            TimerWrite::Put(t) => Write::Put {
+                item: records::timer_item(&t),
+                cond,
+            },
+            TimerWrite::Delete(exec, op_id, kind) => Write::Delete {
+                key: key(keys::execution_pk(&exec), keys::timer_sk(&op_id, kind)),
+                cond,
+            },
+        };
+        plan.push(write, meaning);
+    }
+    for ((op_id, kind), (cond, message)) in timer_conditions {
+        plan.push(
+            Write::Check {
+                key: key(&exec_pk, keys::timer_sk(&op_id, kind)),
+                cond,
+            },
+            Meaning::Business(message),
+        );
+    }
+
+    // Callbacks: a finished execution's waiting callbacks are cancelled.
+    let mut callbacks: Keyed<CallbackRecord> = Keyed::new();
+    for cb in &batch.callbacks {
+        callbacks.set(cb.id.as_str().to_string(), cb.clone());
+    }
+    if batch.finish.is_some() {
+        for cb in callbacks.map.values_mut() {
+            if cb.status == Status::Started {
+                cb.status = Status::Cancelled;
+            }
+        }
+        let existing = table
+            .query_all(
+                &Query::table(&exec_pk, Sk::BeginsWith(keys::CALLBACK_PREFIX.into())),
+                None,
+            )
+            .await?;
+        for item in existing {
+            let Some(id) = item.str("id") else { continue };
+            if callbacks.map.contains_key(id) || item.str("st") != Some("STARTED") {
+                continue;
+            }
+            let mut cancel = UpdateExpr::default();
+            cancel
+                .set("st", s(status_str(Status::Cancelled)))
+                .remove("g2pk")
+                .remove("g2sk");
+            tidy.push(Write::Update {
+                key: key(&exec_pk, keys::callback_sk(id)),
+                update: cancel,
+                cond: Some(Cond::Eq("st", s("STARTED"))),
+            });
+        }
+    }
+    for (_, cb) in callbacks.into_iter() {
+        plan.push(
+            Write::Put {
+                item: records::callback_item(&cb),
+                cond: None,
+            },
+            Meaning::Race,
+        );
+        plan.push(
+            Write::Put {
+                item: records::callback_pointer(&cb),
+                cond: None,
+            },
+            Meaning::Race,
+        );
+    }
+
+    // Workflow events: numbered by one counter, inside the transaction, so seqs have no gaps
+    // and become visible in order (readers page through them by seq).
+    if !batch.publish.is_empty() {
+        let counter = table.get(keys::EVENT_SEQ_PK, keys::ROOT_SK).await?;
+        let last: u64 = counter.as_ref().and_then(|c| c.num("n")).unwrap_or(0);
+        let mut bump = UpdateExpr::default();
+        bump.set("n", n(last + batch.publish.len() as u64));
+        let cond = if counter.is_some() {
+            Cond::Eq("n", n(last))
+        } else {
+            Cond::NotExists("pk")
+        };
+        plan.push(
+            Write::Update {
+                key: key(keys::EVENT_SEQ_PK, keys::ROOT_SK),
+                update: bump,
+                cond: Some(cond),
+            },
+            Meaning::Race,
+        );
+        for (i, (kind, data)) in batch.publish.iter().enumerate() {
+            let event = WorkflowEvent {
+                seq: last + 1 + i as u64,
+                tenant: crate::ids::TenantId::from_raw(state.tenant.clone()),
+                execution_id: execution.clone(),
+                kind: kind.clone(),
+                data: data.clone(),
+                created_at: now,
+            };
+            for pk in [
+                keys::EVENTS_PK.to_string(),
+                keys::tenant_events_pk(&state.tenant),
+                keys::execution_events_pk(execution.as_str()),
+            ] {
+                plan.push(
+                    Write::Put {
+                        item: records::workflow_event_item(pk, &event),
+                        cond: Some(Cond::NotExists("pk")),
+                    },
+                    Meaning::Race,
+                );
+            }
+            let mut marker = key(keys::OUTBOX_PK, keys::seq(event.seq));
+            marker.insert("seq".into(), n(event.seq));
+            plan.push(
+                Write::Put {
+                    item: marker,
+                    cond: None,
+                },
+                Meaning::Race,
+            );
+        }
+    }
+
+    // Clean-up rides along while there is room.
+    let room = MAX_ITEMS.saturating_sub(plan.writes.len());
+    let later = tidy.split_off(room.min(tidy.len()));
+    for write in tidy {
+        plan.push(write, Meaning::Race);
+    }
+    plan.follow_ups = later;
+    if plan.writes.len() > MAX_ITEMS {
+        return Err(crate::store::Error::Backend(format!(
+            "batch needs {} DynamoDB items in one transaction; DynamoDB allows {MAX_ITEMS}: \
+             record fewer operations between commits (e.g. smaller fan-outs per activation)",
+            plan.writes.len()
+        )));
+    }
+    // DynamoDB refuses a transaction that touches an item twice; say which item.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = plan
+        .writes
+        .iter()
+        .map(Write::key_pair)
+        .find(|k| !seen.insert(k.clone()))
+    {
+        return Err(crate::store::Error::Backend(format!(
+            "batch writes item {dup:?} twice"
+        )));
+    }
+    chunks.extend(blob::place(&mut plan.writes));
+    plan.chunks = chunks;
+    Ok(plan)
+}
+
+/// Sets a text attribute of the execution item (inline or by reference) or removes it.
+fn set_text(
+    update: &mut UpdateExpr,
+    field: &'static str,
+    text: Option<&str>,
+    chunks: &mut Vec<Item>,
+) {
+    let reference = blob::ref_attr(field);
+    match text {
+        Some(text) => {
+            let (value, spilled) = blob::place_value(text, chunks);
+            if spilled {
+                update.set(reference, value).remove(field);
+            } else {
+                update.set(field, value).remove(reference);
+            }
+        }
+        None => {
+            update.remove(field).remove(reference);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_with(meanings: Vec<Meaning>) -> Plan {
+        Plan {
+            writes: Vec::new(),
+            meanings,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn cancellation_reasons_separate_conditions_from_races() {
+        let plan = plan_with(vec![
+            Meaning::Execution,
+            Meaning::Business("operation 1 is not Pending".into()),
+            Meaning::Race,
+        ]);
+        let code = |c: &str| Some(c.to_string());
+        assert!(matches!(
+            plan.why(&[None, code("ConditionalCheckFailed"), None]),
+            Verdict::ConditionFailed(m) if m.contains("operation 1")
+        ));
+        assert!(matches!(
+            plan.why(&[code("ConditionalCheckFailed"), None, None]),
+            Verdict::Retry
+        ));
+        assert!(matches!(
+            plan.why(&[None, None, code("TransactionConflict")]),
+            Verdict::Retry
+        ));
+        assert!(matches!(
+            plan.why(&[code("ValidationError"), None, None]),
+            Verdict::Fatal(_)
+        ));
+    }
+
+    #[test]
+    fn keyed_writes_keep_the_last_value_in_first_order() {
+        let mut k = Keyed::new();
+        k.set("a".into(), 1);
+        k.set("b".into(), 2);
+        k.set("a".into(), 3);
+        assert_eq!(
+            k.into_iter().collect::<Vec<_>>(),
+            vec![("a".into(), 3), ("b".into(), 2)]
+        );
+    }
+}
