@@ -46,7 +46,10 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
-    let req: StartPipeline = body::json(&bytes)?;
+    let req: StartPipeline = schema::parse(&bytes, "StartPipeline")?;
+    if let Some(name) = &req.name {
+        super::executions::check_name(name)?;
+    }
     if req.topic.trim().is_empty() {
         return Err(ApiError::bad_request(
             "invalid_request",

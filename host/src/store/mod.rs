@@ -11,7 +11,7 @@
 //!   configuration).
 
 #[cfg(test)]
-mod contract_tests;
+pub(crate) mod contract_tests;
 pub mod dynamo;
 pub mod sqlite;
 
@@ -315,6 +315,21 @@ pub struct NewExecution {
     pub max_running: Option<u32>,
     /// The ExecutionStarted event.
     pub started_event: Event,
+}
+
+impl Created {
+    /// The answer when `existing` already holds the name `new` asks for: the same execution if
+    /// it was started with the same workflow, version and input, else a conflict.
+    pub fn for_taken_name(existing: ExecutionRecord, new: &NewExecution) -> Self {
+        let same = existing.input == new.input
+            && existing.workflow == new.workflow
+            && existing.version == new.version;
+        if same {
+            Created::Existing(existing)
+        } else {
+            Created::Conflict(existing)
+        }
+    }
 }
 
 /// What starting an execution did.

@@ -651,14 +651,7 @@ impl Store for SqliteStore {
                     .query_row(params![new.tenant.as_str(), name], execution_from_row)
                     .optional()?;
                 if let Some(existing) = existing {
-                    let same = existing.input == new.input
-                        && existing.workflow == new.workflow
-                        && existing.version == new.version;
-                    return Ok(if same {
-                        Created::Existing(existing)
-                    } else {
-                        Created::Conflict(existing)
-                    });
+                    return Ok(Created::for_taken_name(existing, &new));
                 }
             }
             if let Some(max) = new.max_running {

@@ -615,14 +615,7 @@ impl Inner {
                 let existing = self.execution(&id).await?.ok_or_else(|| {
                     Error::Backend(format!("execution {id} named {name:?} is missing"))
                 })?;
-                let same = existing.input == new.input
-                    && existing.workflow == new.workflow
-                    && existing.version == new.version;
-                return Ok(if same {
-                    Created::Existing(existing)
-                } else {
-                    Created::Conflict(existing)
-                });
+                return Ok(Created::for_taken_name(existing, &new));
             }
             if let Some(max) = new.max_running {
                 let running: i64 = self
