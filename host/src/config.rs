@@ -35,6 +35,78 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// Where checkpoints are kept: the embedded store (default) or DynamoDB.
     pub store: StoreConfig,
+    /// Where artifacts are kept: the data folder (default) or S3.
+    pub artifacts: ArtifactsConfig,
+    /// Optional AWS sinks for workflow events, beside the webhook (all off by default).
+    pub notifications: NotificationsConfig,
+}
+
+/// The `[artifacts]` section.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArtifactsConfig {
+    pub backend: ArtifactsBackend,
+    /// S3: the bucket (alias `ARTIFACT_BUCKET`). Setting it does not switch the backend.
+    pub bucket: Option<String>,
+    /// S3: prepended to `<tenant>/<execution>/<key>`.
+    pub prefix: String,
+    /// S3: a local server instead of AWS (plain `http://` works).
+    pub endpoint_url: Option<String>,
+    /// S3: default `AWS_REGION` or the AWS profile.
+    pub region: Option<String>,
+    /// S3 server-side encryption: `AES256` (default) or `aws:kms`.
+    pub sse: Sse,
+    /// S3 with `sse = "aws:kms"`: the key; default the account's AWS-managed key.
+    pub kms_key_id: Option<String>,
+    /// S3: path-style URLs, which local servers (moto) need.
+    pub force_path_style: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactsBackend {
+    /// `<data_dir>/artifacts`, links served by the host.
+    #[default]
+    Disk,
+    S3,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum Sse {
+    #[default]
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
+
+/// The `[notifications]` section: each sink is on when its target is set.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// SNS topic that receives `approval.requested` events (alias `APPROVAL_SNS_TOPIC_ARN`).
+    pub approval_sns_topic_arn: Option<String>,
+    /// EventBridge bus that receives workflow events (started, approval requested, completed,
+    /// failed, rejected).
+    pub event_bus_name: Option<String>,
+    /// The `Source` of those EventBridge events.
+    pub event_source: String,
+    /// SNS and EventBridge: a local server instead of AWS (plain `http://` works).
+    pub endpoint_url: Option<String>,
+    /// SNS and EventBridge: default `AWS_REGION` or the AWS profile.
+    pub region: Option<String>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            approval_sns_topic_arn: None,
+            event_bus_name: None,
+            event_source: "aegis".into(),
+            endpoint_url: None,
+            region: None,
+        }
+    }
 }
 
 /// The `[store]` section.
@@ -85,6 +157,8 @@ impl Default for Config {
             webhook_url: None,
             webhook_secret: None,
             store: StoreConfig::default(),
+            artifacts: ArtifactsConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -113,6 +187,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     // The pipeline's own name for its table (here: the prefix of Aegis's table).
     ("WORKFLOW_TABLE", "store.table_prefix"),
     ("AEGIS_DYNAMODB_ENDPOINT", "store.endpoint_url"),
+    ("AEGIS_ARTIFACTS_BACKEND", "artifacts.backend"),
+    // The pipeline's own name for its bucket; the backend is still switched explicitly.
+    ("ARTIFACT_BUCKET", "artifacts.bucket"),
+    ("AEGIS_S3_ENDPOINT", "artifacts.endpoint_url"),
+    (
+        "APPROVAL_SNS_TOPIC_ARN",
+        "notifications.approval_sns_topic_arn",
+    ),
+    ("AEGIS_EVENT_BUS_NAME", "notifications.event_bus_name"),
+    ("AEGIS_EVENT_SOURCE", "notifications.event_source"),
+    ("AEGIS_NOTIFICATIONS_ENDPOINT", "notifications.endpoint_url"),
 ];
 
 /// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
@@ -328,6 +413,48 @@ mod tests {
         );
         let err = Config::load(None, env(&[("AEGIS_STORE_BACKEND", "postgres")])).unwrap_err();
         assert!(format!("{err:#}").contains("postgres"), "{err:#}");
+    }
+
+    #[test]
+    fn the_artifacts_and_notifications_sections_and_their_aliases() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.artifacts.backend, ArtifactsBackend::Disk);
+        assert_eq!(c.artifacts.sse, Sse::Aes256);
+        assert!(c.notifications.approval_sns_topic_arn.is_none());
+        assert_eq!(c.notifications.event_source, "aegis");
+        let c = Config::load(
+            None,
+            env(&[
+                ("ARTIFACT_BUCKET", "research-artifacts"),
+                (
+                    "APPROVAL_SNS_TOPIC_ARN",
+                    "arn:aws:sns:us-east-1:123456789012:approvals",
+                ),
+            ]),
+        )
+        .unwrap();
+        // The bucket alone does not switch the backend.
+        assert_eq!(c.artifacts.backend, ArtifactsBackend::Disk);
+        assert_eq!(c.artifacts.bucket.as_deref(), Some("research-artifacts"));
+        assert_eq!(
+            c.notifications.approval_sns_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:approvals")
+        );
+        let dir = std::env::temp_dir().join(format!("aegis-config-s3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("aegis.toml");
+        std::fs::write(
+            &path,
+            "[artifacts]\nbackend = \"s3\"\nbucket = \"b\"\nsse = \"aws:kms\"\nkms_key_id = \"k\"\nforce_path_style = true\n[notifications]\nevent_bus_name = \"bus\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.artifacts.backend, ArtifactsBackend::S3);
+        assert_eq!(c.artifacts.sse, Sse::Kms);
+        assert!(c.artifacts.force_path_style);
+        assert_eq!(c.notifications.event_bus_name.as_deref(), Some("bus"));
+        let err = Config::load(None, env(&[("AEGIS_ARTIFACTS_BACKEND", "gcs")])).unwrap_err();
+        assert!(format!("{err:#}").contains("gcs"), "{err:#}");
     }
 
     #[test]

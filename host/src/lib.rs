@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod api;
 pub mod artifacts;
+pub mod aws;
 pub mod callbacks;
 pub mod components;
 pub mod config;

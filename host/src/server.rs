@@ -2,10 +2,12 @@
 //! under one data folder.
 
 use crate::agents::Agents;
-use crate::artifacts::DiskArtifacts;
-use crate::config::{Config, StoreBackend};
+use crate::artifacts::s3::{S3Artifacts, S3Options};
+use crate::artifacts::{ArtifactStore, DiskArtifacts};
+use crate::config::{ArtifactsBackend, Config, StoreBackend};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Runtime, Services};
+use crate::notifications::aws::AwsSinks;
 use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
@@ -65,10 +67,16 @@ impl Server {
             max_instances: config.max_instances,
         };
         let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
-        let artifacts = Arc::new(
-            DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
-                .context("open the artifact store")?,
-        );
+        let artifacts: Arc<dyn ArtifactStore> = match config.artifacts.backend {
+            ArtifactsBackend::Disk => Arc::new(
+                DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
+                    .context("open the artifact store")?,
+            ),
+            ArtifactsBackend::S3 => Arc::new(
+                S3Artifacts::open(S3Options::from_config(&config.artifacts)?)
+                    .context("open the S3 artifact store")?,
+            ),
+        };
         let agents = Arc::new(Agents::new(&config.agents, public_url));
         let tenancy = Arc::new(Tenancy::new(
             store.clone(),
@@ -83,7 +91,10 @@ impl Server {
                 url,
                 secret: config.webhook_secret.clone().unwrap_or_default(),
             });
-        let notifier = Notifier::new(store.clone(), webhook);
+        let sinks = AwsSinks::from_config(&config.notifications)
+            .await
+            .context("configure the SNS/EventBridge notification sinks")?;
+        let notifier = Notifier::with_sinks(store.clone(), webhook, sinks);
         tokio::spawn(notifier.clone().run());
         let (scheduler, inbox) = Scheduler::new();
         let runtime = Runtime::new(Services {

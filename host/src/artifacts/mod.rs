@@ -1,6 +1,9 @@
-//! Artifacts on the local disk, with presigned URLs that the host serves.
+//! Artifacts: the [`ArtifactStore`] interface the engine and the callback spill use, with two
+//! backends chosen by `[artifacts] backend`: [`DiskArtifacts`] (the default, below) and
+//! [`s3::S3Artifacts`]. The interface is synchronous because the engine calls it from blocking
+//! threads (guest imports); the S3 backend bridges to the async SDK on its own runtime.
 //!
-//! Layout: `<root>/<tenant>/<execution>/<key>` plus a `<key>.meta` file holding the content
+//! The disk store's layout: `<root>/<tenant>/<execution>/<key>` plus a `<key>.meta` file holding the content
 //! type. A reference is `artifact://<execution>/<key>`; a reference never crosses tenants
 //! because every lookup is made under the caller's tenant folder.
 //!
@@ -28,6 +31,60 @@ pub enum Error {
     BadSignature,
     #[error("artifact storage: {0}")]
     Io(#[from] std::io::Error),
+    #[error("artifact storage: {0}")]
+    Backend(String),
+}
+
+pub mod s3;
+
+/// Where a workflow's artifacts live. References are always [`ArtifactRef`]s
+/// (`artifact://<execution>/<key>`), resolved under the caller's tenant, whatever the backend.
+pub trait ArtifactStore: Send + Sync {
+    /// Stores `content` and returns its reference. Writing the same key again replaces it.
+    ///
+    /// # Errors
+    /// A bad key or a storage failure.
+    fn put(
+        &self,
+        tenant: &TenantId,
+        execution: &ExecutionId,
+        key: &str,
+        content_type: &str,
+        content: &[u8],
+    ) -> Result<ArtifactRef, Error>;
+
+    /// The content and content type of an artifact of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the tenant has no such artifact.
+    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error>;
+
+    /// A URL that fetches the artifact without credentials until `expires_in_seconds` from now
+    /// (each backend clamps to its own limit; S3's is 7 days).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such artifact.
+    fn presign(
+        &self,
+        tenant: &TenantId,
+        r: &ArtifactRef,
+        expires_in_seconds: u64,
+    ) -> Result<String, Error>;
+
+    /// Checks a link the host itself signed (`/v1/artifacts/...`) and returns the artifact.
+    /// Only the disk store makes such links; S3 links go to S3, so others refuse.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] when the link expired, was altered or is not the host's.
+    fn fetch_signed(
+        &self,
+        _tenant: &TenantId,
+        _r: &ArtifactRef,
+        _expires: i64,
+        _sig: &str,
+    ) -> Result<(Vec<u8>, String), Error> {
+        Err(Error::BadSignature)
+    }
 }
 
 /// `artifact://<execution>/<key>`.
@@ -39,7 +96,7 @@ pub struct ArtifactRef {
 
 const SCHEME: &str = "artifact://";
 
-fn valid_key(key: &str) -> bool {
+pub(crate) fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 200
         && !key.starts_with('/')
@@ -118,11 +175,15 @@ impl DiskArtifacts {
             .join(&r.key)
     }
 
-    /// Stores `content` and returns its reference. Writing the same key again replaces it.
-    ///
-    /// # Errors
-    /// A bad key or an I/O failure.
-    pub fn put(
+    fn signature(&self, tenant: &TenantId, r: &ArtifactRef, expires: i64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key");
+        mac.update(format!("{tenant}\n{r}\n{expires}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl ArtifactStore for DiskArtifacts {
+    fn put(
         &self,
         tenant: &TenantId,
         execution: &ExecutionId,
@@ -149,11 +210,7 @@ impl DiskArtifacts {
         Ok(r)
     }
 
-    /// The content and content type of an artifact of `tenant`.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`] when the tenant has no such artifact.
-    pub fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
         let path = self.path(tenant, r);
         let content = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(r.to_string()),
@@ -164,17 +221,8 @@ impl DiskArtifacts {
         Ok((content, content_type))
     }
 
-    fn signature(&self, tenant: &TenantId, r: &ArtifactRef, expires: i64) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key");
-        mac.update(format!("{tenant}\n{r}\n{expires}").as_bytes());
-        hex::encode(mac.finalize().into_bytes())
-    }
-
-    /// A URL that fetches the artifact until `expires_in_seconds` from now.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`] when there is no such artifact.
-    pub fn presign(
+    /// Links the host serves, valid up to a year.
+    fn presign(
         &self,
         tenant: &TenantId,
         r: &ArtifactRef,
@@ -194,11 +242,7 @@ impl DiskArtifacts {
         ))
     }
 
-    /// Checks a presigned link and returns the artifact.
-    ///
-    /// # Errors
-    /// [`Error::BadSignature`] when the link expired or was altered.
-    pub fn fetch_signed(
+    fn fetch_signed(
         &self,
         tenant: &TenantId,
         r: &ArtifactRef,

@@ -18,7 +18,7 @@ use super::aegis::workflow::types::{
 };
 use super::aegis::workflow::{artifacts, events};
 use super::limits::Meter;
-use crate::artifacts::{ArtifactRef, DiskArtifacts};
+use crate::artifacts::{ArtifactRef, ArtifactStore};
 use crate::ids::CallbackId;
 use crate::journal::replay::{self, Cursor};
 use crate::journal::{
@@ -67,7 +67,7 @@ pub struct Activation {
     pub cursor: Cursor,
     pending: Batch,
     store: Arc<dyn Store>,
-    artifacts: Arc<DiskArtifacts>,
+    artifacts: Arc<dyn ArtifactStore>,
     /// Steps whose body is running now (answered `run` and not yet ended).
     running_steps: HashSet<String>,
     pub failure: Option<Failure>,
@@ -83,7 +83,7 @@ impl Activation {
         execution: ExecutionRecord,
         journal: Vec<Operation>,
         store: Arc<dyn Store>,
-        artifacts: Arc<DiskArtifacts>,
+        artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
         Self {
             execution,

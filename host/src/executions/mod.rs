@@ -7,7 +7,7 @@
 //! again right after.
 
 use crate::agents::Agents;
-use crate::artifacts::DiskArtifacts;
+use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
 use crate::engine::host::Activation;
 use crate::engine::{Engine, Limits};
@@ -68,7 +68,7 @@ pub enum StopError {
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
-    pub artifacts: Arc<DiskArtifacts>,
+    pub artifacts: Arc<dyn ArtifactStore>,
     pub agents: Arc<Agents>,
     pub tenancy: Arc<Tenancy>,
     pub notifier: Arc<Notifier>,
@@ -81,7 +81,7 @@ pub struct Services {
 pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
-    pub artifacts: Arc<DiskArtifacts>,
+    pub artifacts: Arc<dyn ArtifactStore>,
     pub agents: Arc<Agents>,
     pub tenancy: Arc<Tenancy>,
     pub notifier: Arc<Notifier>,

@@ -8,6 +8,15 @@
 //! A webhook request carries the event as JSON with `X-Aegis-Event` (the kind),
 //! `X-Aegis-Delivery` (the event's sequence number, stable across retries) and
 //! `X-Aegis-Signature: sha256=<hex HMAC-SHA256 of the body, keyed by the webhook secret>`.
+//!
+//! Beside the webhook, two optional AWS sinks ([`aws::AwsSinks`], `[notifications]` in the
+//! configuration): `approval.requested` events go to an SNS topic, and workflow events go to an
+//! EventBridge bus. An event counts as delivered only when every configured sink accepted it;
+//! until then it is retried in order, like the webhook. Delivery is therefore at least once: a
+//! sink that accepted an event may see it again when another sink refused it, so consumers
+//! dedupe on the event's `seq`.
+
+pub mod aws;
 
 use crate::journal::format_ts;
 use crate::store::{Store, WorkflowEvent};
@@ -32,6 +41,7 @@ const BATCH: usize = 256;
 pub struct Notifier {
     store: Arc<dyn Store>,
     webhook: Option<Webhook>,
+    sinks: Option<aws::AwsSinks>,
     client: reqwest::Client,
     kick: Notify,
     stream: broadcast::Sender<WorkflowEvent>,
@@ -58,6 +68,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 impl Notifier {
     pub fn new(store: Arc<dyn Store>, webhook: Option<Webhook>) -> Arc<Self> {
+        Self::with_sinks(store, webhook, None)
+    }
+
+    /// As [`Notifier::new`], also delivering to the configured SNS/EventBridge sinks.
+    pub fn with_sinks(
+        store: Arc<dyn Store>,
+        webhook: Option<Webhook>,
+        sinks: Option<aws::AwsSinks>,
+    ) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -65,6 +84,7 @@ impl Notifier {
         Arc::new(Self {
             store,
             webhook,
+            sinks,
             client,
             kick: Notify::new(),
             stream: broadcast::channel(4096).0,
@@ -152,35 +172,49 @@ impl Notifier {
         };
         let mut delivered = Vec::new();
         for event in &events {
-            if let Some(hook) = &self.webhook {
-                let body = serde_json::to_vec(&to_json(event)).unwrap_or_default();
-                let sent = self
-                    .client
-                    .post(&hook.url)
-                    .header("content-type", "application/json")
-                    .header("x-aegis-event", &event.kind)
-                    .header("x-aegis-delivery", event.seq.to_string())
-                    .header("x-aegis-signature", signature(&hook.secret, &body))
-                    .body(body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(resp) if resp.status().is_success() => {}
-                    Ok(resp) => {
-                        tracing::warn!(seq = event.seq, status = %resp.status(), "webhook refused an event; will retry");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(seq = event.seq, error = %e, "webhook unreachable; will retry");
-                        break;
-                    }
-                }
+            if !self.deliver_one(event).await {
+                break;
             }
             delivered.push(event.seq);
         }
         if !delivered.is_empty() {
             self.read(move |s| s.mark_delivered(&delivered)).await;
         }
+    }
+
+    /// Sends one event to every configured sink; false (logged) when one refused it.
+    async fn deliver_one(&self, event: &WorkflowEvent) -> bool {
+        if let Some(hook) = &self.webhook {
+            let body = serde_json::to_vec(&to_json(event)).unwrap_or_default();
+            let sent = self
+                .client
+                .post(&hook.url)
+                .header("content-type", "application/json")
+                .header("x-aegis-event", &event.kind)
+                .header("x-aegis-delivery", event.seq.to_string())
+                .header("x-aegis-signature", signature(&hook.secret, &body))
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => {
+                    tracing::warn!(seq = event.seq, status = %resp.status(), "webhook refused an event; will retry");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(seq = event.seq, error = %e, "webhook unreachable; will retry");
+                    return false;
+                }
+            }
+        }
+        if let Some(sinks) = &self.sinks
+            && let Err(e) = sinks.deliver(event).await
+        {
+            tracing::warn!(seq = event.seq, error = %e, "event sink refused an event; will retry");
+            return false;
+        }
+        true
     }
 }
 
