@@ -1,8 +1,7 @@
-//! Shared AWS SDK setup for the S3 artifact store and the SNS/EventBridge notification sinks.
-//!
-//! Same choices as the DynamoDB store (`store::dynamo`): rustls on ring (already built for
-//! reqwest), plain `http://` endpoints for local servers such as moto, and no instance-metadata
-//! region probe when an endpoint override is given.
+//! Shared AWS SDK setup for the DynamoDB store, the S3 artifact store and the SNS/EventBridge
+//! notification sinks: rustls on ring (already built for reqwest), plain `http://` endpoints for
+//! local servers such as moto, and no instance-metadata region probe when an endpoint override
+//! is given.
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -18,6 +17,10 @@ pub struct AwsOptions {
     pub region: Option<String>,
     /// Access key id and secret; default: the AWS default credential chain.
     pub credentials: Option<(String, String)>,
+    /// Retries; default: standard mode, 5 attempts.
+    pub retry: Option<RetryConfig>,
+    /// Longest single attempt; default: none.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// Loads the SDK configuration.
@@ -30,14 +33,18 @@ pub async fn sdk_config(options: &AwsOptions) -> anyhow::Result<SdkConfig> {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
+    let mut timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(3));
+    if let Some(attempt) = options.attempt_timeout {
+        timeouts = timeouts.operation_attempt_timeout(attempt);
+    }
+    let retry = options
+        .retry
+        .clone()
+        .unwrap_or_else(|| RetryConfig::standard().with_max_attempts(5));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .build(),
-        );
+        .retry_config(retry)
+        .timeout_config(timeouts.build());
     let region = options
         .region
         .clone()

@@ -118,6 +118,7 @@ impl S3Options {
                 endpoint_url: c.endpoint_url.clone().filter(|u| !u.is_empty()),
                 region: c.region.clone(),
                 credentials: None,
+                ..AwsOptions::default()
             },
         })
     }

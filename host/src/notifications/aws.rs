@@ -67,6 +67,7 @@ impl AwsSinks {
                 endpoint_url: config.endpoint_url.clone().filter(|u| !u.is_empty()),
                 region: config.region.clone(),
                 credentials: None,
+                ..AwsOptions::default()
             },
         )
         .await

@@ -44,6 +44,7 @@ fn options(endpoint: &str, bucket: &str, prefix: &str) -> S3Options {
             endpoint_url: Some(endpoint.into()),
             region: Some("us-east-1".into()),
             credentials: Some(("test".into(), "test".into())),
+            ..AwsOptions::default()
         },
         ..S3Options::default()
     }

@@ -125,6 +125,7 @@ fn aws(endpoint: &str) -> AwsOptions {
         endpoint_url: Some(endpoint.into()),
         region: Some("us-east-1".into()),
         credentials: Some(("test".into(), "test".into())),
+        ..AwsOptions::default()
     }
 }
 

@@ -163,57 +163,21 @@ fn block_on<T: Send + 'static>(
 }
 
 async fn client(options: DynamoOptions) -> Result<aws_sdk_dynamodb::Client> {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    use aws_config::{BehaviorVersion, Region};
-    // HTTPS through rustls on ring (already in the build for reqwest); plain HTTP endpoints
-    // work with the same client. The loader hands it to its region and credential providers
-    // too, so every provider has a client (none is compiled in by default features).
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(
-            RetryConfig::standard()
+    let aws = crate::aws::AwsOptions {
+        endpoint_url: options.endpoint_url,
+        region: options.region,
+        credentials: options.credentials,
+        retry: Some(
+            aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(SDK_MAX_ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_secs(5)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .build(),
-        );
-    // With a local server, skip the region chain's instance-metadata probe.
-    let region = options.region.clone().or_else(|| {
-        options.endpoint_url.as_ref().map(|_| {
-            std::env::var("AWS_REGION")
-                .ok()
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "us-east-1".into())
-        })
-    });
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region));
-    }
-    if let Some((id, secret)) = &options.credentials {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            id, secret, None, None, "aegis",
-        ));
-    }
-    if let Some(url) = &options.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        return Err(Error::Backend(
-            "no AWS region: set store.region or AWS_REGION".into(),
-        ));
-    }
+        ),
+        attempt_timeout: Some(Duration::from_secs(10)),
+    };
+    let config = crate::aws::sdk_config(&aws)
+        .await
+        .map_err(|e| Error::Backend(format!("{e:#} (store.region)")))?;
     Ok(aws_sdk_dynamodb::Client::new(&config))
 }
 
