@@ -130,6 +130,22 @@ impl ArtifactRef {
     }
 }
 
+impl ArtifactRef {
+    /// The reference of `key` in `execution`.
+    ///
+    /// # Errors
+    /// [`Error::BadKey`] when the key is not a valid artifact key.
+    pub fn new(execution: &ExecutionId, key: &str) -> Result<Self, Error> {
+        if !valid_key(key) {
+            return Err(Error::BadKey(key.chars().take(300).collect()));
+        }
+        Ok(Self {
+            execution: execution.clone(),
+            key: key.to_string(),
+        })
+    }
+}
+
 impl fmt::Display for ArtifactRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{SCHEME}{}/{}", self.execution, self.key)
@@ -191,13 +207,7 @@ impl ArtifactStore for DiskArtifacts {
         content_type: &str,
         content: &[u8],
     ) -> Result<ArtifactRef, Error> {
-        if !valid_key(key) {
-            return Err(Error::BadKey(key.chars().take(300).collect()));
-        }
-        let r = ArtifactRef {
-            execution: execution.clone(),
-            key: key.to_string(),
-        };
+        let r = ArtifactRef::new(execution, key)?;
         let path = self.path(tenant, &r);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;

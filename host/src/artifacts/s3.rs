@@ -11,7 +11,7 @@
 //! The [`ArtifactStore`] interface is synchronous (the engine calls it from blocking threads), so
 //! like the DynamoDB store this owns a small runtime and waits on a channel for each call.
 
-use super::{ArtifactRef, ArtifactStore, Error, valid_key};
+use super::{ArtifactRef, ArtifactStore, Error};
 use crate::aws::{AwsOptions, sdk_config};
 use crate::config::{ArtifactsConfig, Sse};
 use crate::ids::{ExecutionId, TenantId};
@@ -360,13 +360,7 @@ impl ArtifactStore for S3Artifacts {
         content_type: &str,
         content: &[u8],
     ) -> Result<ArtifactRef, Error> {
-        if !valid_key(key) {
-            return Err(Error::BadKey(key.chars().take(300).collect()));
-        }
-        let r = ArtifactRef {
-            execution: execution.clone(),
-            key: key.to_string(),
-        };
+        let r = ArtifactRef::new(execution, key)?;
         let client = self.client.clone();
         let bucket = self.options.bucket.clone();
         let object = self.object_key(tenant, &r);
