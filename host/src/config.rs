@@ -168,6 +168,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_LISTEN", "listen"),
     ("AEGIS_DATA_DIR", "data_dir"),
     ("AEGIS_PUBLIC_URL", "public_url"),
+    // The name the research pipeline's users already know.
+    ("CALLBACK_API_URL", "public_url"),
     ("AEGIS_ADMIN_KEY", "admin_key"),
     ("AEGIS_MAX_INSTANCES", "max_instances"),
     ("AEGIS_WEBHOOK_URL", "webhook_url"),
