@@ -468,9 +468,13 @@ async fn cancel_stops_a_running_task_and_pushes_the_canceled_state() {
     )
     .await;
     assert_eq!(same["result"]["task"]["id"], id.as_str());
-    assert_eq!(
-        same["result"]["task"]["status"]["state"],
-        "TASK_STATE_WORKING"
+    // Still unfinished: whether the worker has picked it up yet depends on scheduling.
+    let state = same["result"]["task"]["status"]["state"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        matches!(state, "TASK_STATE_SUBMITTED" | "TASK_STATE_WORKING"),
+        "the follow-up should return the unfinished task, got {state}"
     );
     let (_, canceled) = rpc(&agents.base, true, "CancelTask", json!({"id": id})).await;
     assert_eq!(canceled["result"]["status"]["state"], "TASK_STATE_CANCELED");
