@@ -508,7 +508,7 @@ impl SimpleAgent {
             req = req.header(*name, *value);
         }
         let resp = req.send().await.with_context(|| format!("POST {url}"))?;
-        reply(resp).await
+        crate::client::Client::reply(resp).await
     }
 
     /// Answers `task` in the simple form: `{"token", "status", "result"}` to its callback URL.
@@ -525,24 +525,6 @@ impl Drop for SimpleAgent {
     fn drop(&mut self) {
         self.server.abort();
     }
-}
-
-async fn reply(resp: reqwest::Response) -> Result<Reply> {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.context("reading the body")?;
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Ok(Reply {
-        status,
-        body,
-        headers,
-        raw: bytes.to_vec(),
-    })
 }
 
 /// One webhook post.

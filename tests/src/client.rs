@@ -230,7 +230,8 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    async fn reply(resp: reqwest::Response) -> Result<Reply> {
+    /// Reads a response into a [`Reply`] (the body as JSON when it is JSON, else as text).
+    pub(crate) async fn reply(resp: reqwest::Response) -> Result<Reply> {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.context("reading the body")?;
