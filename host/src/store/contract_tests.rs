@@ -2,12 +2,12 @@
 //! here against each backend, each test on a fresh store:
 //! - `sqlite`: the embedded store in a temporary folder;
 //! - `dynamodb`: a fresh table (its own prefix) on the server at `AEGIS_DYNAMODB_ENDPOINT`, or,
-//!   when that is unset, on moto's server (`python3 -m moto.server`) this process starts on a
+//!   when that is unset, on moto's server (`.ci/moto-server`) this process starts on a
 //!   free loopback port (the tests are skipped, saying so, when neither is available, unless `AEGIS_REQUIRE_DYNAMODB`
 //!   is set, as in CI). A real server speaking the DynamoDB protocol, never an in-process mock.
 
 use super::*;
-use crate::journal::{EventType, OperationType, SubType, now_ms};
+use crate::journal::{EventType, Millis, OperationType, SubType, now_ms};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -83,9 +83,11 @@ pub(crate) mod dynamodb_local {
             .local_addr()
             .ok()?
             .port();
-        // moto's server; the shell waits on its stdin and stops the server once it closes.
+        // moto's server, one request at a time (see .ci/moto-server); the shell waits on its
+        // stdin and stops the server once it closes.
+        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/moto-server");
         let script = format!(
-            "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"
+            "python3 {server} {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
@@ -432,9 +434,211 @@ fn finished_executions_refuse_further_writes(store: Arc<dyn Store>) {
     assert_eq!(record.result.as_deref(), Some("1"));
 }
 
+fn runnable_ids(store: &dyn Store) -> Vec<ExecutionId> {
+    store
+        .runnable()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+const TTL: u64 = 10_000;
+
+fn claim(store: &dyn Store, id: &ExecutionId, host: &str, now: Millis) -> Claim {
+    store.acquire_lease(id, host, now, TTL).unwrap()
+}
+
+fn acquired(claim: Claim) -> (Lease, bool) {
+    match claim {
+        Claim::Acquired { lease, taken_over } => (lease, taken_over),
+        other => panic!("expected the lease, got {other:?}"),
+    }
+}
+
+fn leased_step(token: u64, id: &str) -> Batch {
+    Batch {
+        conditions: vec![Condition::ExecutionRunning, Condition::Lease(token)],
+        operations: vec![step(id, Status::Succeeded)],
+        events: vec![Event::operation(
+            EventType::StepSucceeded,
+            &step(id, Status::Succeeded),
+            now_ms(),
+            json!({}),
+        )],
+        ..Batch::default()
+    }
+}
+
+fn leases_are_exclusive_until_they_expire_and_fence_stale_writes(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let t0 = 1_000_000;
+    let (a, taken_over) = acquired(claim(&*store, &ex.id, "host-a", t0));
+    assert_eq!(
+        (a.owner.as_str(), a.token, a.expires_at),
+        ("host-a", 1, t0 + TTL as Millis)
+    );
+    assert!(!taken_over, "a fresh execution's lease was never held");
+    // Host B waits while A's lease lasts, and sees who holds it until when.
+    assert_eq!(
+        claim(&*store, &ex.id, "host-b", t0 + 1),
+        Claim::Busy {
+            owner: "host-a".into(),
+            until: t0 + TTL as Millis
+        }
+    );
+    store.commit(&ex.id, leased_step(a.token, "1")).unwrap();
+    assert!(store.renew_lease(&ex.id, &a, t0 + 5_000, TTL).unwrap());
+    assert!(matches!(
+        claim(&*store, &ex.id, "host-b", t0 + TTL as Millis + 1),
+        Claim::Busy { .. }
+    ));
+    // A stops renewing (it died or stalled); once the lease runs out, B takes it over with a
+    // higher token.
+    let expiry = t0 + 5_000 + TTL as Millis;
+    let (b, taken_over) = acquired(claim(&*store, &ex.id, "host-b", expiry));
+    assert_eq!((b.owner.as_str(), b.token), ("host-b", 2));
+    assert!(taken_over, "A never released it");
+    // Whatever A still tries to write is refused, and writes nothing.
+    let history = store.history(&ex.id, 0, 100).unwrap().len();
+    assert!(matches!(
+        store.commit(&ex.id, leased_step(a.token, "2")),
+        Err(Error::ConditionFailed(_))
+    ));
+    assert!(!store.renew_lease(&ex.id, &a, expiry, TTL).unwrap());
+    assert!(store.operation(&ex.id, "2").unwrap().is_none());
+    assert_eq!(store.history(&ex.id, 0, 100).unwrap().len(), history);
+    // B's writes go through; A cannot take the lease back while B holds it.
+    store.commit(&ex.id, leased_step(b.token, "2")).unwrap();
+    assert!(matches!(
+        claim(&*store, &ex.id, "host-a", expiry + 1),
+        Claim::Busy { .. }
+    ));
+    let listed = store.runnable().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].lease, b);
+}
+
+fn released_leases_pass_on_at_once_and_idle_executions_need_none(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let now = now_ms();
+    let (a, _) = acquired(claim(&*store, &ex.id, "host-a", now));
+    // The activation's last commit settles the execution and gives the lease back.
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                conditions: vec![Condition::Lease(a.token)],
+                settle: Some(ex.wake_seq),
+                release_lease: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(!store.renew_lease(&ex.id, &a, now, TTL).unwrap());
+    assert_eq!(claim(&*store, &ex.id, "host-b", now), Claim::Idle);
+    // A callback completed on host B wakes it: B takes the released lease without waiting,
+    // and it is not a takeover.
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                wake: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    let (b, taken_over) = acquired(claim(&*store, &ex.id, "host-b", now));
+    assert_eq!(b.token, a.token + 1);
+    assert!(!taken_over);
+    // The same host (restarted with the same id) takes its own lease back before it expires.
+    let (again, _) = acquired(claim(&*store, &ex.id, "host-b", now + 1));
+    assert_eq!(again.token, b.token + 1);
+    // A finished execution has nothing to run.
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                conditions: vec![Condition::Lease(again.token)],
+                finish: Some(Finish {
+                    status: ExecutionStatus::Succeeded,
+                    result: Some("1".into()),
+                    error: None,
+                }),
+                release_lease: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(claim(&*store, &ex.id, "host-c", now), Claim::Idle);
+    assert_eq!(
+        claim(&*store, &ExecutionId::from_raw("ex_missing"), "host-c", now),
+        Claim::Idle
+    );
+}
+
+fn racing_hosts_never_both_get_a_lease(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let now = now_ms();
+    let winners: Vec<Lease> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, id) = (store.clone(), ex.id.clone());
+                scope.spawn(move || store.acquire_lease(&id, &format!("host-{i}"), now, TTL))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join().unwrap().unwrap() {
+                Claim::Acquired { lease, .. } => Some(lease),
+                _ => None,
+            })
+            .collect()
+    });
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(winners[0].token, 1);
+}
+
+fn timers_are_listed_up_to_a_time(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let timers: Vec<Timer> = [5_000, 1_000, 3_000]
+        .iter()
+        .enumerate()
+        .map(|(i, at)| Timer {
+            fire_at: *at,
+            execution_id: ex.id.clone(),
+            op_id: i.to_string(),
+            kind: TimerKind::WaitEnd,
+        })
+        .collect();
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                set_timers: timers.clone(),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    let fire_times = |before| {
+        let mut at: Vec<Millis> = store
+            .timers(before)
+            .unwrap()
+            .iter()
+            .map(|t| t.fire_at)
+            .collect();
+        at.sort();
+        at
+    };
+    assert_eq!(fire_times(999), Vec::<Millis>::new());
+    assert_eq!(fire_times(1_000), vec![1_000]);
+    assert_eq!(fire_times(4_000), vec![1_000, 3_000]);
+    assert_eq!(fire_times(Millis::MAX), vec![1_000, 3_000, 5_000]);
+}
+
 fn wake_and_settle_track_runnable_executions(store: Arc<dyn Store>) {
     let ex = created(&*store, new_execution(None, "{}"));
-    assert_eq!(store.runnable().unwrap(), vec![ex.id.clone()]);
+    assert_eq!(runnable_ids(&*store), vec![ex.id.clone()]);
     // A wake-up after the activation loaded the execution keeps it runnable.
     store
         .commit(
@@ -454,7 +658,7 @@ fn wake_and_settle_track_runnable_executions(store: Arc<dyn Store>) {
             },
         )
         .unwrap();
-    assert_eq!(store.runnable().unwrap(), vec![ex.id.clone()]);
+    assert_eq!(runnable_ids(&*store), vec![ex.id.clone()]);
     let seq = store.execution(&ex.id).unwrap().unwrap().wake_seq;
     store
         .commit(
@@ -465,7 +669,7 @@ fn wake_and_settle_track_runnable_executions(store: Arc<dyn Store>) {
             },
         )
         .unwrap();
-    assert!(store.runnable().unwrap().is_empty());
+    assert!(runnable_ids(&*store).is_empty());
 }
 
 fn timers_fire_once_and_only_when_due(store: Arc<dyn Store>) {
@@ -485,7 +689,7 @@ fn timers_fire_once_and_only_when_due(store: Arc<dyn Store>) {
             },
         )
         .unwrap();
-    assert_eq!(store.timers().unwrap(), vec![timer]);
+    assert_eq!(store.timers(Millis::MAX).unwrap(), vec![timer]);
     let fire = |now| Batch {
         conditions: vec![Condition::TimerDue {
             op_id: "1".into(),
@@ -504,7 +708,7 @@ fn timers_fire_once_and_only_when_due(store: Arc<dyn Store>) {
         store.commit(&ex.id, fire(2_000)),
         Err(Error::ConditionFailed(_))
     ));
-    assert!(store.timers().unwrap().is_empty());
+    assert!(store.timers(Millis::MAX).unwrap().is_empty());
 }
 
 fn callbacks_are_found_by_id_and_listed_while_pending(store: Arc<dyn Store>) {
@@ -734,7 +938,7 @@ fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>
         vec![agent.clone()]
     );
     assert_eq!(store.pending_callbacks(&ex.id).unwrap().len(), 2);
-    let mut listed = store.timers().unwrap();
+    let mut listed = store.timers(Millis::MAX).unwrap();
     listed.sort();
     assert_eq!(listed, timers);
     let finish = Finish {
@@ -753,10 +957,10 @@ fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>
             },
         )
         .unwrap();
-    assert!(store.timers().unwrap().is_empty());
+    assert!(store.timers(Millis::MAX).unwrap().is_empty());
     assert!(store.pending_callbacks(&ex.id).unwrap().is_empty());
     assert!(store.pending_agent_callbacks().unwrap().is_empty());
-    assert!(store.runnable().unwrap().is_empty());
+    assert!(runnable_ids(&*store).is_empty());
     assert_eq!(
         store.callback(&waiting.id).unwrap().unwrap().status,
         Status::Cancelled
@@ -838,4 +1042,8 @@ contract!(
     large_records_round_trip,
     ending_an_execution_cancels_callbacks_and_clears_timers,
     long_histories_read_in_pages,
+    leases_are_exclusive_until_they_expire_and_fence_stale_writes,
+    released_leases_pass_on_at_once_and_idle_executions_need_none,
+    racing_hosts_never_both_get_a_lease,
+    timers_are_listed_up_to_a_time,
 );

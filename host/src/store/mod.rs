@@ -3,7 +3,9 @@
 //! Key items:
 //! - [`Store`]: what the rest of the host needs from a backend. Writes go through [`Batch`]es,
 //!   each applied atomically and only if its [`Condition`]s hold, so two writers (an activation
-//!   and a callback, or later two hosts) can never both win a transition. Backends hold no
+//!   and a callback, or two hosts) can never both win a transition.
+//! - [`Lease`]: which host runs an execution's activations; its fencing token is checked by
+//!   every activation's writes ([`Condition::Lease`]). Backends hold no
 //!   business rules: they check conditions and apply batches.
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in the data folder, one writer
 //!   thread that group-commits concurrent batches with one fsync.
@@ -217,10 +219,54 @@ pub struct Timer {
     pub kind: TimerKind,
 }
 
+/// The right to run an execution's activations and write its journal, held by one host at a
+/// time until `expires_at` (renewed while it works).
+///
+/// `token` is the fencing token: every acquisition raises it, and an activation's writes carry
+/// [`Condition::Lease`], so once another host has taken the lease over, the writes of the
+/// host that lost it (paused, partitioned, or slow to learn it died) are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// The host that holds or last held it (`cluster.host_id`); empty if nobody ever did.
+    pub owner: String,
+    pub token: u64,
+    /// 0 once released.
+    pub expires_at: Millis,
+}
+
+impl Lease {
+    /// Whether `host` may take the lease at `now`: it is free, expired, or already its own
+    /// (a restarted host with the same id).
+    pub fn available_to(&self, host: &str, now: Millis) -> bool {
+        self.expires_at <= now || self.owner == host
+    }
+}
+
+/// What asking for an execution's lease gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is ours. `taken_over` when the previous holder never released it (it died or
+    /// stalled mid-activation): its agent dispatches may not have left.
+    Acquired { lease: Lease, taken_over: bool },
+    /// Another host holds it until `until`.
+    Busy { owner: String, until: Millis },
+    /// Nothing to run: the execution ended, is idle (not runnable) or does not exist.
+    Idle,
+}
+
+/// A runnable execution and its lease, as the start-up and takeover sweeps see them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runnable {
+    pub id: ExecutionId,
+    pub lease: Lease,
+}
+
 /// What must hold for a batch to apply.
 #[derive(Clone, Debug)]
 pub enum Condition {
     ExecutionRunning,
+    /// The execution's lease token is still this one: nobody took the lease over.
+    Lease(u64),
     OperationStatus {
         op_id: String,
         status: Status,
@@ -263,6 +309,8 @@ pub struct Batch {
     pub wake: bool,
     /// Mark the execution idle, if its wake sequence is still this one.
     pub settle: Option<u64>,
+    /// Give the lease up (its expiry becomes 0; the token stays, so it keeps fencing).
+    pub release_lease: bool,
 }
 
 impl Batch {
@@ -277,6 +325,7 @@ impl Batch {
             && self.publish.is_empty()
             && !self.wake
             && self.settle.is_none()
+            && !self.release_lease
     }
 
     /// Moves everything of `other` after what this batch holds.
@@ -296,6 +345,7 @@ impl Batch {
         if other.settle.is_some() {
             self.settle = other.settle;
         }
+        self.release_lease |= other.release_lease;
     }
 }
 
@@ -421,8 +471,28 @@ pub trait Store: Send + Sync + 'static {
     fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>>;
     fn mark_delivered(&self, seqs: &[u64]) -> Result<()>;
 
-    /// Executions that were running (or woken) and not idle: carried on at start-up.
-    fn runnable(&self) -> Result<Vec<ExecutionId>>;
-    /// Every pending timer.
-    fn timers(&self) -> Result<Vec<Timer>>;
+    /// Executions that were running (or woken) and not idle, with their leases: carried on at
+    /// start-up, and taken over from dead hosts by the sweep.
+    fn runnable(&self) -> Result<Vec<Runnable>>;
+    /// Pending timers due at or before `before` (`Millis::MAX` for all).
+    fn timers(&self, before: Millis) -> Result<Vec<Timer>>;
+
+    /// Takes the lease of a runnable execution for `host` until `now + ttl_ms`, raising its
+    /// token, if it is free, expired or already `host`'s.
+    fn acquire_lease(
+        &self,
+        id: &ExecutionId,
+        host: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim>;
+    /// Extends a lease still held with `lease.token` to `now + ttl_ms`; `false` when it was
+    /// taken over or released.
+    fn renew_lease(
+        &self,
+        id: &ExecutionId,
+        lease: &Lease,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool>;
 }

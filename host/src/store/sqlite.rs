@@ -7,9 +7,9 @@
 //! separate connections, which WAL lets run beside the writer.
 
 use super::{
-    Batch, CallbackRecord, ComponentRecord, Condition, Created, Deleted, Error, ExecutionFilter,
-    ExecutionRecord, ExecutionStatus, KeyRecord, NewExecution, Result, Store, TenantRecord, Timer,
-    TimerKind, WorkflowEvent,
+    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, Deleted, Error,
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, NewExecution, Result,
+    Runnable, Store, TenantRecord, Timer, TimerKind, WorkflowEvent,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation, Status};
@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_workflow_events.sql"),
     include_str!("../../migrations/0004_callback_dispatch.sql"),
     include_str!("../../migrations/0005_component_tombstones.sql"),
+    include_str!("../../migrations/0006_leases.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -289,6 +290,17 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
                     )));
                 }
             }
+            Condition::Lease(token) => {
+                let current: Option<i64> = tx
+                    .prepare_cached("SELECT lease_token FROM executions WHERE id = ?1")?
+                    .query_row([execution], |r| r.get(0))
+                    .optional()?;
+                if current != Some(*token as i64) {
+                    return Err(Error::ConditionFailed(format!(
+                        "the lease of execution {execution} was taken over (token {token} is stale)"
+                    )));
+                }
+            }
             Condition::TimerDue { op_id, kind, now } => {
                 let fire_at: Option<i64> = tx
                     .prepare_cached(
@@ -414,7 +426,60 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
         tx.prepare_cached("UPDATE executions SET runnable = 0 WHERE id = ?1 AND wake_seq = ?2")?
             .execute(params![execution, seq as i64])?;
     }
+    if batch.release_lease {
+        tx.prepare_cached("UPDATE executions SET lease_expires_at = 0 WHERE id = ?1")?
+            .execute([execution])?;
+    }
     Ok(())
+}
+
+fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        owner: row.get("lease_owner")?,
+        token: row.get::<_, i64>("lease_token")? as u64,
+        expires_at: row.get("lease_expires_at")?,
+    })
+}
+
+fn acquire(tx: &Transaction<'_>, id: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<Claim> {
+    let row = tx
+        .prepare_cached(
+            "SELECT status, runnable, lease_owner, lease_token, lease_expires_at
+             FROM executions WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>("status")?,
+                r.get::<_, bool>("runnable")?,
+                lease_from_row(r)?,
+            ))
+        })
+        .optional()?;
+    let Some((status, runnable, lease)) = row else {
+        return Ok(Claim::Idle);
+    };
+    if status != ExecutionStatus::Running.as_str() || !runnable {
+        return Ok(Claim::Idle);
+    }
+    if !lease.available_to(host, now) {
+        return Ok(Claim::Busy {
+            owner: lease.owner,
+            until: lease.expires_at,
+        });
+    }
+    let taken = Lease {
+        owner: host.to_string(),
+        token: lease.token + 1,
+        expires_at: now + ttl_ms as Millis,
+    };
+    tx.prepare_cached(
+        "UPDATE executions SET lease_owner = ?2, lease_token = ?3, lease_expires_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, taken.owner, taken.token as i64, taken.expires_at])?;
+    Ok(Claim::Acquired {
+        lease: taken,
+        taken_over: lease.expires_at != 0,
+    })
 }
 
 impl Store for SqliteStore {
@@ -818,23 +883,28 @@ impl Store for SqliteStore {
         })
     }
 
-    fn runnable(&self) -> Result<Vec<ExecutionId>> {
+    fn runnable(&self) -> Result<Vec<Runnable>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1",
+                "SELECT id, lease_owner, lease_token, lease_expires_at FROM executions
+                 WHERE status = 'RUNNING' AND runnable = 1",
             )?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            Ok(rows
-                .map(|r| r.map(ExecutionId::from_raw))
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = stmt.query_map([], |r| {
+                Ok(Runnable {
+                    id: ExecutionId::from_raw(r.get::<_, String>("id")?),
+                    lease: lease_from_row(r)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
-    fn timers(&self) -> Result<Vec<Timer>> {
+    fn timers(&self, before: Millis) -> Result<Vec<Timer>> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT execution_id, op_id, kind, fire_at FROM timers")?;
-            let rows = stmt.query_map([], |r| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT execution_id, op_id, kind, fire_at FROM timers WHERE fire_at <= ?1",
+            )?;
+            let rows = stmt.query_map([before], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -855,6 +925,36 @@ impl Store for SqliteStore {
                 }
             }
             Ok(timers)
+        })
+    }
+
+    fn acquire_lease(
+        &self,
+        id: &ExecutionId,
+        host: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim> {
+        let (id, host) = (id.clone(), host.to_string());
+        self.write(move |tx| acquire(tx, id.as_str(), &host, now, ttl_ms))
+    }
+
+    fn renew_lease(
+        &self,
+        id: &ExecutionId,
+        lease: &Lease,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let (id, token) = (id.clone(), lease.token);
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE executions SET lease_expires_at = ?3
+                     WHERE id = ?1 AND lease_token = ?2 AND lease_expires_at != 0",
+                )?
+                .execute(params![id.as_str(), token as i64, now + ttl_ms as Millis])?;
+            Ok(changed == 1)
         })
     }
 }

@@ -134,9 +134,11 @@ pub async fn plan(
     let mut op_conditions: HashMap<String, (Cond, String)> = HashMap::new();
     let mut timer_conditions: HashMap<(String, TimerKind), (Cond, String)> = HashMap::new();
     let mut requires_running = false;
+    let mut lease_token = None;
     for condition in &batch.conditions {
         match condition {
             Condition::ExecutionRunning => requires_running = true,
+            Condition::Lease(token) => lease_token = Some(*token),
             Condition::OperationStatus { op_id, status } => {
                 let cond = Cond::Eq("st", s(status_str(*status)));
                 let message = format!("operation {op_id} is not {status:?}");
@@ -173,6 +175,14 @@ pub async fn plan(
     let mut cond = Cond::Eq("ver", n(state.ver));
     if requires_running {
         cond = cond.and(Cond::Eq("status", s(ExecutionStatus::Running.as_str())));
+    }
+    // Checked before planning too (see `DynamoStore::commit`); here it closes the race with a
+    // takeover between that read and this write.
+    if let Some(token) = lease_token {
+        cond = cond.and(Cond::Eq("lease_token", n(token)));
+    }
+    if batch.release_lease {
+        update.set("lease_exp", n(0));
     }
     if !batch.events.is_empty() {
         update.set(

@@ -51,6 +51,7 @@ pub enum Cond {
     Eq(&'static str, AttributeValue),
     Le(&'static str, AttributeValue),
     Lt(&'static str, AttributeValue),
+    Gt(&'static str, AttributeValue),
     And(Vec<Cond>),
     Or(Vec<Cond>),
 }
@@ -63,6 +64,7 @@ impl Cond {
             Cond::Eq(a, v) => format!("{} = {}", p.name(a), p.value(v.clone())),
             Cond::Le(a, v) => format!("{} <= {}", p.name(a), p.value(v.clone())),
             Cond::Lt(a, v) => format!("{} < {}", p.name(a), p.value(v.clone())),
+            Cond::Gt(a, v) => format!("{} > {}", p.name(a), p.value(v.clone())),
             Cond::And(parts) => join(parts, " AND ", p),
             Cond::Or(parts) => join(parts, " OR ", p),
         }

@@ -8,7 +8,7 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | execution | `EX#<id>` | `#` | status, input, result, `next_event_id`, `wake_seq`, `runnable`, `ver`; GSI1 `T#<tenant>#EX` / `<created_at>#<id>`; GSI2 `RUN#<shard>` while runnable |
+//! | execution | `EX#<id>` | `#` | status, input, result, `next_event_id`, `wake_seq`, `runnable`, `ver`, the lease (`lease_owner`, `lease_token`, `lease_exp`); GSI1 `T#<tenant>#EX` / `<created_at>#<id>`; GSI2 `RUN#<shard>` while runnable |
 //! | operation | `EX#<id>` | `OP#<op id>` | `st` (status, for conditions), `d` (JSON) |
 //! | history event | `EX#<id>` | `EV#<EventId, 20 digits>` | `d` (JSON): a page of history is one `Query` |
 //! | timer | `EX#<id>` | `TM#<kind>#<op id>` | `fire_at`; GSI2 `TM#<shard>` / `<fire_at>#…` |
@@ -60,8 +60,12 @@
 //! `Handle::block_on` would panic when the caller is itself on a runtime worker, while waiting
 //! on a channel only blocks the calling thread, as the embedded store's SQLite calls do.
 //!
-//! Not here (by design, for now): leases and fencing tokens for several hosts sharing a table,
-//! and takeover of a dead host's executions.
+//! # Leases
+//!
+//! The execution item carries its [`Lease`] (`lease_owner`, `lease_token`, `lease_exp`).
+//! Acquiring is a write conditioned on the token read; a commit carrying
+//! [`Condition::Lease`] is refused when the token moved on, both by the check on the item read
+//! before planning and by the transaction's condition on the execution item.
 
 mod blob;
 mod commit;
@@ -74,9 +78,9 @@ mod tables;
 pub use keys::table_name;
 
 use super::{
-    Batch, CallbackRecord, ComponentRecord, Condition, Created, Deleted, Error, ExecutionFilter,
-    ExecutionRecord, ExecutionStatus, KeyRecord, NewExecution, Result, Store, TenantRecord, Timer,
-    WorkflowEvent,
+    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, Deleted, Error,
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, NewExecution, Result,
+    Runnable, Store, TenantRecord, Timer, WorkflowEvent,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation};
@@ -245,6 +249,16 @@ impl DynamoStore {
 }
 
 /// Parses items after resolving their spilled values.
+/// The execution item's lease token is `token` (items from before leases have none: 0).
+fn lease_token_is(token: u64) -> Cond {
+    let eq = Cond::Eq("lease_token", n(token));
+    if token == 0 {
+        Cond::Or(vec![eq, Cond::NotExists("lease_token")])
+    } else {
+        eq
+    }
+}
+
 async fn parse_all<T>(
     table: &Table,
     mut items: Vec<Item>,
@@ -690,16 +704,82 @@ impl Inner {
         parse_one(&self.table, item, records::callback_from).await
     }
 
-    async fn index_shards(&self, prefix: &str) -> Result<Vec<Item>> {
+    async fn index_shards(&self, prefix: &str, sk: Sk) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         for pk in keys::all_shards(prefix) {
             items.extend(
                 self.table
-                    .query_all(&Query::index(GSI2, pk, Sk::Any), None)
+                    .query_all(&Query::index(GSI2, pk, sk.clone()), None)
                     .await?,
             );
         }
         Ok(items)
+    }
+
+    /// Takes the lease if it is free, expired or `host`'s: a read, then a write conditioned on
+    /// the token read (so two hosts racing for it cannot both win), again on a lost race.
+    async fn acquire_lease(
+        &self,
+        id: ExecutionId,
+        host: String,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim> {
+        let pk = keys::execution_pk(&id);
+        let mut backoff = Backoff::new();
+        loop {
+            let Some(item) = self.table.get(&pk, keys::ROOT_SK).await? else {
+                return Ok(Claim::Idle);
+            };
+            let state = ExecState::from_item(&item)?;
+            if state.status != ExecutionStatus::Running || !state.runnable {
+                return Ok(Claim::Idle);
+            }
+            let lease = state.lease;
+            if !lease.available_to(&host, now) {
+                return Ok(Claim::Busy {
+                    owner: lease.owner,
+                    until: lease.expires_at,
+                });
+            }
+            let taken = Lease {
+                owner: host.clone(),
+                token: lease.token + 1,
+                expires_at: now + ttl_ms as Millis,
+            };
+            let mut update = UpdateExpr::default();
+            update
+                .set("lease_owner", s(&taken.owner))
+                .set("lease_token", n(taken.token))
+                .set("lease_exp", n(taken.expires_at));
+            let cond = lease_token_is(lease.token);
+            if self
+                .table
+                .update(key(&pk, keys::ROOT_SK), &update, &cond)
+                .await?
+            {
+                return Ok(Claim::Acquired {
+                    lease: taken,
+                    taken_over: lease.expires_at != 0,
+                });
+            }
+            backoff.wait("lease").await?;
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        id: ExecutionId,
+        lease: Lease,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let mut update = UpdateExpr::default();
+        update.set("lease_exp", n(now + ttl_ms as Millis));
+        let cond = lease_token_is(lease.token).and(Cond::Gt("lease_exp", n(0)));
+        self.table
+            .update(key(keys::execution_pk(&id), keys::ROOT_SK), &update, &cond)
+            .await
     }
 
     async fn commit(&self, execution: ExecutionId, batch: Batch) -> Result<()> {
@@ -714,6 +794,10 @@ impl Inner {
             .conditions
             .iter()
             .any(|c| matches!(c, Condition::ExecutionRunning));
+        let lease_token = batch.conditions.iter().find_map(|c| match c {
+            Condition::Lease(token) => Some(*token),
+            _ => None,
+        });
         let exec_pk = keys::execution_pk(&execution);
         // Tokens of attempts whose outcome is unknown.
         let mut unsure: Vec<String> = Vec::new();
@@ -727,6 +811,11 @@ impl Inner {
             let state = ExecState::from_item(&item)?;
             if state.last_tx.as_ref().is_some_and(|t| unsure.contains(t)) {
                 return Ok(());
+            }
+            if let Some(token) = lease_token.filter(|t| *t != state.lease.token) {
+                return Err(Error::ConditionFailed(format!(
+                    "the lease of execution {execution} was taken over (token {token} is stale)"
+                )));
             }
             if requires_running && state.status != ExecutionStatus::Running {
                 return Err(Error::ConditionFailed(format!(
@@ -742,11 +831,30 @@ impl Inner {
                     return Ok(());
                 }
                 Err(TxError::Cancelled(reasons)) => match plan.why(&reasons) {
-                    Verdict::ConditionFailed(m) => return Err(Error::ConditionFailed(m)),
+                    // The SDK retries a request that timed out with the same token; where the
+                    // server does not deduplicate by token (moto), the retry finds the first
+                    // attempt's writes and fails its conditions. The token on the item tells.
+                    Verdict::ConditionFailed(m) => {
+                        let landed = self
+                            .table
+                            .get(&exec_pk, keys::ROOT_SK)
+                            .await?
+                            .is_some_and(|item| item.str("last_tx") == Some(token.as_str()));
+                        if landed {
+                            self.follow_up(plan.follow_ups).await;
+                            return Ok(());
+                        }
+                        return Err(Error::ConditionFailed(m));
+                    }
                     Verdict::Fatal(m) => {
                         return Err(Error::Backend(format!("commit to {execution}: {m}")));
                     }
-                    Verdict::Retry => backoff.wait("commit").await?,
+                    // A lost race, or this attempt's own first try landing (see above): the
+                    // next read tells them apart.
+                    Verdict::Retry => {
+                        unsure.push(token);
+                        backoff.wait("commit").await?;
+                    }
                 },
                 Err(TxError::Ambiguous(m)) => {
                     tracing::warn!(%execution, error = %m, "dynamodb: commit outcome unknown; checking");
@@ -1032,7 +1140,7 @@ impl Store for DynamoStore {
 
     fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>> {
         self.run(move |i| async move {
-            let items = i.index_shards("AG").await?;
+            let items = i.index_shards("AG", Sk::Any).await?;
             let callbacks = parse_all(&i.table, items, records::callback_from).await?;
             Ok(callbacks
                 .into_iter()
@@ -1099,9 +1207,9 @@ impl Store for DynamoStore {
         self.run(move |i| async move { i.table.batch_write(Vec::new(), markers).await })
     }
 
-    fn runnable(&self) -> Result<Vec<ExecutionId>> {
+    fn runnable(&self) -> Result<Vec<Runnable>> {
         self.run(move |i| async move {
-            Ok(i.index_shards("RUN")
+            Ok(i.index_shards("RUN", Sk::Any)
                 .await?
                 .iter()
                 // An index entry can trail the item by a moment: check what it carries.
@@ -1109,15 +1217,45 @@ impl Store for DynamoStore {
                     item.bool("runnable") == Some(true)
                         && item.str("status") == Some(ExecutionStatus::Running.as_str())
                 })
-                .filter_map(|item| item.str("id").map(ExecutionId::from_raw))
+                .filter_map(|item| {
+                    Some(Runnable {
+                        id: ExecutionId::from_raw(item.str("id")?),
+                        lease: records::lease_from(item),
+                    })
+                })
                 .collect())
         })
     }
 
-    fn timers(&self) -> Result<Vec<Timer>> {
+    fn acquire_lease(
+        &self,
+        id: &ExecutionId,
+        host: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim> {
+        let (id, host) = (id.clone(), host.to_string());
+        self.run(move |i| async move { i.acquire_lease(id, host, now, ttl_ms).await })
+    }
+
+    fn renew_lease(
+        &self,
+        id: &ExecutionId,
+        lease: &Lease,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let (id, lease) = (id.clone(), lease.clone());
+        self.run(move |i| async move { i.renew_lease(id, lease, now, ttl_ms).await })
+    }
+
+    fn timers(&self, before: Millis) -> Result<Vec<Timer>> {
         self.run(move |i| async move {
             let mut timers = Vec::new();
-            for item in i.index_shards("TM").await? {
+            // Timer index keys start with the fire time; everything below the next millisecond
+            // is due by `before`.
+            let due = Sk::Lt(keys::ts(before.saturating_add(1)));
+            for item in i.index_shards("TM", due).await? {
                 if let Some(timer) = records::timer_from(&item)? {
                     timers.push(timer);
                 }

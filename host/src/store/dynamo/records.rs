@@ -7,7 +7,7 @@ use super::keys;
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Millis, Status};
 use crate::store::{
-    CallbackRecord, ComponentRecord, ExecutionRecord, ExecutionStatus, KeyRecord, Result,
+    CallbackRecord, ComponentRecord, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, Result,
     TenantRecord, Timer, TimerKind, WorkflowEvent,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -44,6 +44,7 @@ pub struct ExecState {
     pub ver: u64,
     /// The client request token of the last commit applied.
     pub last_tx: Option<String>,
+    pub lease: Lease,
 }
 
 impl ExecState {
@@ -58,7 +59,17 @@ impl ExecState {
             next_event_id: item.req_num("next_event_id")?,
             ver: item.num("ver").unwrap_or(0),
             last_tx: item.str("last_tx").map(str::to_string),
+            lease: lease_from(item),
         })
+    }
+}
+
+/// The lease attributes of an execution item (absent on items written before leases).
+pub fn lease_from(item: &Item) -> Lease {
+    Lease {
+        owner: item.str("lease_owner").unwrap_or_default().to_string(),
+        token: item.num("lease_token").unwrap_or(0),
+        expires_at: item.num("lease_exp").unwrap_or(0),
     }
 }
 
@@ -91,6 +102,9 @@ pub fn execution_item(e: &NewExecutionItem<'_>) -> Item {
     item.insert("wake_seq".into(), n(1));
     item.insert("runnable".into(), AttributeValue::Bool(true));
     item.insert("ver".into(), n(0));
+    item.insert("lease_owner".into(), s(""));
+    item.insert("lease_token".into(), n(0));
+    item.insert("lease_exp".into(), n(0));
     item.insert(
         "g1pk".into(),
         s(keys::tenant_executions_g1pk(e.tenant.as_str())),
