@@ -39,6 +39,90 @@ pub struct Config {
     pub artifacts: ArtifactsConfig,
     /// Optional AWS sinks for workflow events, beside the webhook (all off by default).
     pub notifications: NotificationsConfig,
+    /// Defaults of the research pipeline's own API (`POST /workflows`).
+    pub pipeline: PipelineConfig,
+    /// Several hosts sharing one store: leases and the takeover sweep.
+    pub cluster: ClusterConfig,
+}
+
+/// The `[cluster]` section: how hosts that share a DynamoDB table split the work.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This host's name in leases. Default with DynamoDB: `<hostname>:<port>`, so a host
+    /// restarted at the same address takes its own leases back at once, while a different host
+    /// waits for them to expire; with the embedded store, which one host owns, `embedded`. Two
+    /// hosts must never share one.
+    pub host_id: Option<String>,
+    /// How long a lease lasts unless renewed (renewed every third of it while an activation
+    /// runs); the time a dead host's executions wait before another host takes them. Default
+    /// 10 000 ms.
+    pub lease_ttl_ms: Option<u64>,
+    /// How often the store is searched for executions whose lease expired and for due timers
+    /// another host armed. Default 1 000 ms with DynamoDB; off (0) with the embedded store,
+    /// which one host owns.
+    pub sweep_interval_ms: Option<u64>,
+}
+
+impl ClusterConfig {
+    pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;
+    pub const DEFAULT_SWEEP_INTERVAL_MS: u64 = 1_000;
+
+    /// Checks the values: a lease must outlive a renewal round trip.
+    ///
+    /// # Errors
+    /// A lease shorter than 500 ms or longer than an hour, or an empty host id.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(ttl) = self.lease_ttl_ms
+            && !(500..=3_600_000).contains(&ttl)
+        {
+            return Err(format!(
+                "cluster.lease_ttl_ms must be between 500 and 3600000, got {ttl}"
+            ));
+        }
+        if self.host_id.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err("cluster.host_id must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// The `[pipeline]` section: defaults for runs started by `POST /workflows`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// How long a run waits for its approval when the request gives no
+    /// `parameters.timeouts_seconds.approval`, in hours (alias `APPROVAL_TIMEOUT_HOURS`).
+    /// Default: none, so the workflow's own default (24 h) applies.
+    pub approval_timeout_hours: Option<u32>,
+}
+
+impl PipelineConfig {
+    /// The longest approval timeout: 366 days, the host's limit for any durable wait (and the
+    /// workflow's, so a configured default never makes a run fail its input check).
+    pub const MAX_APPROVAL_TIMEOUT_HOURS: u32 = 366 * 24;
+
+    /// The default approval timeout in seconds, if one is configured.
+    pub fn approval_timeout_seconds(&self) -> Option<u64> {
+        self.approval_timeout_hours.map(|h| u64::from(h) * 3600)
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// An approval timeout of 0 hours or over [`Self::MAX_APPROVAL_TIMEOUT_HOURS`].
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(hours) = self.approval_timeout_hours
+            && !(1..=Self::MAX_APPROVAL_TIMEOUT_HOURS).contains(&hours)
+        {
+            return Err(format!(
+                "pipeline.approval_timeout_hours (APPROVAL_TIMEOUT_HOURS) must be between 1 and \
+                 {} (366 days), got {hours}",
+                Self::MAX_APPROVAL_TIMEOUT_HOURS
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `[artifacts]` section.
@@ -159,17 +243,21 @@ impl Default for Config {
             store: StoreConfig::default(),
             artifacts: ArtifactsConfig::default(),
             notifications: NotificationsConfig::default(),
+            pipeline: PipelineConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
 
-/// Environment variables that override the file, with the key each one sets.
+/// Environment variables that override the file, with the key each one sets. They are applied
+/// in this order, whatever the environment's: where an alias and an `AEGIS_*` name set the same
+/// key, the alias comes first, so the `AEGIS_*` name wins.
 pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_LISTEN", "listen"),
     ("AEGIS_DATA_DIR", "data_dir"),
-    ("AEGIS_PUBLIC_URL", "public_url"),
     // The name the research pipeline's users already know.
     ("CALLBACK_API_URL", "public_url"),
+    ("AEGIS_PUBLIC_URL", "public_url"),
     ("AEGIS_ADMIN_KEY", "admin_key"),
     ("AEGIS_MAX_INSTANCES", "max_instances"),
     ("AEGIS_WEBHOOK_URL", "webhook_url"),
@@ -200,6 +288,15 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_EVENT_BUS_NAME", "notifications.event_bus_name"),
     ("AEGIS_EVENT_SOURCE", "notifications.event_source"),
     ("AEGIS_NOTIFICATIONS_ENDPOINT", "notifications.endpoint_url"),
+    // The pipeline's own name for its approval timeout.
+    ("APPROVAL_TIMEOUT_HOURS", "pipeline.approval_timeout_hours"),
+    (
+        "AEGIS_APPROVAL_TIMEOUT_HOURS",
+        "pipeline.approval_timeout_hours",
+    ),
+    ("AEGIS_HOST_ID", "cluster.host_id"),
+    ("AEGIS_LEASE_TTL_MS", "cluster.lease_ttl_ms"),
+    ("AEGIS_SWEEP_INTERVAL_MS", "cluster.sweep_interval_ms"),
 ];
 
 /// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
@@ -231,6 +328,8 @@ impl Config {
         };
         let mut arn_agents = Vec::new();
         let mut aws_region = None;
+        // (position in ENV_KEYS, key, value), applied in table order below.
+        let mut keyed = Vec::new();
         for (var, value) in env {
             if let Some((_, agent)) = AGENT_ARN_ENV.iter().find(|(name, _)| *name == var) {
                 if !value.trim().is_empty() {
@@ -238,8 +337,8 @@ impl Config {
                 }
             } else if var == "AWS_REGION" {
                 aws_region = Some(value.trim().to_string()).filter(|r| !r.is_empty());
-            } else if let Some((_, key)) = ENV_KEYS.iter().find(|(name, _)| *name == var) {
-                set(&mut doc, key, &value);
+            } else if let Some(i) = ENV_KEYS.iter().position(|(name, _)| *name == var) {
+                keyed.push((i, ENV_KEYS[i].1, value));
             } else if var == "AEGIS_AGENTS" {
                 for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
                     let (name, url) = pair.split_once('=').with_context(|| {
@@ -248,6 +347,10 @@ impl Config {
                     set(&mut doc, &format!("agents.{}", name.trim()), url.trim());
                 }
             }
+        }
+        keyed.sort_by_key(|(i, _, _)| *i);
+        for (_, key, value) in keyed {
+            set(&mut doc, key, &value);
         }
         for (agent, arn) in arn_agents {
             let agents = doc
@@ -276,6 +379,14 @@ impl Config {
             .quotas
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid default quotas: {e}"))?;
+        config
+            .pipeline
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config
+            .cluster
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(config)
     }
 }
@@ -457,6 +568,80 @@ mod tests {
         assert_eq!(c.notifications.event_bus_name.as_deref(), Some("bus"));
         let err = Config::load(None, env(&[("AEGIS_ARTIFACTS_BACKEND", "gcs")])).unwrap_err();
         assert!(format!("{err:#}").contains("gcs"), "{err:#}");
+    }
+
+    #[test]
+    fn the_approval_timeout_and_its_alias() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.pipeline.approval_timeout_hours, None);
+        assert_eq!(c.pipeline.approval_timeout_seconds(), None);
+        let c = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", "48")])).unwrap();
+        assert_eq!(c.pipeline.approval_timeout_seconds(), Some(48 * 3600));
+        // The AEGIS_* name wins over the alias, in either order of the environment.
+        for pairs in [
+            [
+                ("APPROVAL_TIMEOUT_HOURS", "48"),
+                ("AEGIS_APPROVAL_TIMEOUT_HOURS", "2"),
+            ],
+            [
+                ("AEGIS_APPROVAL_TIMEOUT_HOURS", "2"),
+                ("APPROVAL_TIMEOUT_HOURS", "48"),
+            ],
+        ] {
+            let c = Config::load(None, env(&pairs)).unwrap();
+            assert_eq!(c.pipeline.approval_timeout_hours, Some(2), "{pairs:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("aegis-config-pipe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("aegis.toml");
+        std::fs::write(&path, "[pipeline]\napproval_timeout_hours = 8784\n").unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.pipeline.approval_timeout_seconds(), Some(366 * 86_400));
+        // The environment overrides the file.
+        let c = Config::load(Some(&path), env(&[("APPROVAL_TIMEOUT_HOURS", "1")])).unwrap();
+        assert_eq!(c.pipeline.approval_timeout_hours, Some(1));
+
+        // Zero, over 366 days, negative or not a whole number of hours: refused, naming the key.
+        for bad in ["0", "8785", "-3", "1.5", "a day"] {
+            let err = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", bad)])).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains("approval_timeout_hours"), "{bad}: {err}");
+        }
+        let err = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", "0")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("between 1 and 8784 (366 days), got 0"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_public_url_alias_loses_to_the_aegis_name() {
+        for pairs in [
+            [
+                ("CALLBACK_API_URL", "https://callbacks.example.com"),
+                ("AEGIS_PUBLIC_URL", "https://aegis.example.com"),
+            ],
+            [
+                ("AEGIS_PUBLIC_URL", "https://aegis.example.com"),
+                ("CALLBACK_API_URL", "https://callbacks.example.com"),
+            ],
+        ] {
+            let c = Config::load(None, env(&pairs)).unwrap();
+            assert_eq!(
+                c.public_url.as_deref(),
+                Some("https://aegis.example.com"),
+                "{pairs:?}"
+            );
+        }
+        let c = Config::load(
+            None,
+            env(&[("CALLBACK_API_URL", "https://callbacks.example.com")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.public_url.as_deref(),
+            Some("https://callbacks.example.com")
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use crate::agents::Agents;
 use crate::artifacts::s3::{S3Artifacts, S3Options};
 use crate::artifacts::{ArtifactStore, DiskArtifacts};
-use crate::config::{ArtifactsBackend, Config, StoreBackend};
+use crate::config::{ArtifactsBackend, ClusterConfig, Config, StoreBackend};
 use crate::engine::{Engine, Limits};
-use crate::executions::{Runtime, Services};
+use crate::executions::{Leasing, Runtime, Services};
 use crate::notifications::aws::AwsSinks;
 use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
@@ -107,11 +107,36 @@ impl Server {
             limits,
             scheduler,
             agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
+            leasing: Leasing {
+                host_id: config
+                    .cluster
+                    .host_id
+                    .clone()
+                    .unwrap_or_else(|| default_host_id(config.store.backend, addr.port())),
+                ttl_ms: config
+                    .cluster
+                    .lease_ttl_ms
+                    .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
+            },
         });
         let runtime = Arc::new(runtime);
+        tracing::info!(host_id = %runtime.leasing.host_id, "leases are taken as this host");
         tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
+        let sweep_ms = config
+            .cluster
+            .sweep_interval_ms
+            .unwrap_or(match config.store.backend {
+                StoreBackend::Embedded => 0,
+                StoreBackend::Dynamodb => ClusterConfig::DEFAULT_SWEEP_INTERVAL_MS,
+            });
+        if sweep_ms > 0 {
+            tokio::spawn(crate::executions::sweep::run(
+                Arc::downgrade(&runtime),
+                Duration::from_millis(sweep_ms),
+            ));
+        }
         let recovered = runtime.recover().context("recover executions")?;
-        let router = crate::api::router(runtime.clone());
+        let router = crate::api::router_with_config(runtime.clone(), &config);
         Ok(Self {
             addr,
             runtime,
@@ -129,4 +154,21 @@ impl Server {
         axum::serve(self.listener, self.router).await?;
         Ok(())
     }
+}
+
+/// With the embedded store, `embedded`: one host owns the file, so whatever lease it finds at
+/// start-up is its own from before a crash, taken back at once. With DynamoDB,
+/// `<hostname>:<port>`: stable across restarts of one host, distinct between hosts (and between
+/// hosts on one machine, by port).
+fn default_host_id(backend: StoreBackend, port: u16) -> String {
+    if backend == StoreBackend::Embedded {
+        return "embedded".into();
+    }
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "aegis".into());
+    format!("{name}:{port}")
 }

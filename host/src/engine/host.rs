@@ -76,6 +76,8 @@ pub struct Activation {
     pub dispatches: Vec<Dispatch>,
     /// Kinds of the workflow events published in this activation.
     pub published: Vec<String>,
+    /// The fencing token of the lease this activation runs under: every commit carries it.
+    lease: Option<u64>,
 }
 
 impl Activation {
@@ -96,7 +98,24 @@ impl Activation {
             committed_timers: Vec::new(),
             dispatches: Vec::new(),
             published: Vec::new(),
+            lease: None,
         }
+    }
+
+    /// Runs under the lease with fencing token `token`: a commit after another host took the
+    /// lease over is refused, and the activation ends.
+    pub fn with_lease(mut self, token: u64) -> Self {
+        self.lease = Some(token);
+        self
+    }
+
+    /// The conditions every commit of this activation carries.
+    pub fn guards(&self) -> Vec<Condition> {
+        // The lease first: when another host took over and then finished the execution, "taken
+        // over" is the reason worth reporting.
+        let mut guards: Vec<Condition> = self.lease.map(Condition::Lease).into_iter().collect();
+        guards.push(Condition::ExecutionRunning);
+        guards
     }
 
     /// Writes still waiting for a commit.
@@ -133,7 +152,7 @@ impl Activation {
             return Ok(());
         }
         let mut batch = self.take_pending();
-        batch.conditions.insert(0, Condition::ExecutionRunning);
+        batch.conditions.splice(0..0, self.guards());
         let timers = batch.set_timers.clone();
         match self.store.commit(&self.execution.id, batch) {
             Ok(()) => {

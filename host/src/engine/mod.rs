@@ -198,7 +198,9 @@ fn wasmparser_is_component(bytes: &[u8]) -> bool {
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     use std::io::Write;
     let io = |e: std::io::Error| LoadError::Io(format!("write {}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
+    // A name of its own: two activations on a host that did not have the component may fetch
+    // and install it at once.
+    let tmp = path.with_extension(format!("{:016x}.tmp", rand::random::<u64>()));
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;

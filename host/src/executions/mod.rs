@@ -5,6 +5,16 @@
 //! journal) → record how the activation ended → hand new timers to the scheduler and send agent
 //! tasks. A wake-up that arrives while an activation runs is not lost: the execution is run
 //! again right after.
+//!
+//! Every activation runs under the execution's lease ([`store::Lease`]), so that hosts sharing
+//! a store never run one execution at once: [`Runtime::drive`] claims it, keeps it renewed
+//! while the guest runs and agent tasks are sent, and gives it back with the activation's last
+//! commit. A lease held by another host is waited for; one that expired (its host died) is
+//! taken over, and the agent tasks its holder may not have sent are sent again. The [`sweep`]
+//! finds executions nobody woke on this host: those whose holder died, and timers armed
+//! elsewhere.
+
+pub mod sweep;
 
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
@@ -18,7 +28,7 @@ use crate::journal::{
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
-    self, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
+    self, Claim, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
 };
 use crate::tenancy::Tenancy;
 use serde_json::json;
@@ -76,6 +86,31 @@ pub struct Services {
     pub scheduler: Scheduler,
     /// Agent results larger than this travel as artifact references.
     pub agent_inline_limit: usize,
+    pub leasing: Leasing,
+}
+
+/// This host's name in leases, and how long a lease lasts.
+#[derive(Clone, Debug)]
+pub struct Leasing {
+    pub host_id: String,
+    pub ttl_ms: u64,
+}
+
+/// What one turn of the drive loop asks for next.
+enum Next {
+    /// Done for now (unless a wake-up came meanwhile).
+    Done,
+    /// Try again after this delay: the infrastructure failed, or another host holds the lease.
+    RetryIn(Duration),
+}
+
+/// How an activation ended, for the drive loop.
+struct Outcome {
+    next: Next,
+    /// Agent tasks to send; the lease is kept (and the execution left runnable) until they are.
+    dispatches: Vec<crate::engine::host::Dispatch>,
+    /// The wake sequence the activation ran at (to settle once the dispatches are sent).
+    wake_seq: u64,
 }
 
 pub struct Runtime {
@@ -90,6 +125,7 @@ pub struct Runtime {
     /// Host-wide engine limits; each activation runs under its tenant's quotas within them.
     pub limits: Limits,
     pub scheduler: Scheduler,
+    pub leasing: Leasing,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,
     /// Bounds concurrent activations to the instance pool.
@@ -109,6 +145,7 @@ impl Runtime {
             limits,
             scheduler,
             agent_inline_limit,
+            leasing,
         } = services;
         let slots = Arc::new(Semaphore::new(limits.max_instances as usize / 2));
         Self {
@@ -121,6 +158,7 @@ impl Runtime {
             agent_inline_limit,
             limits,
             scheduler,
+            leasing,
             running: Mutex::new(HashMap::new()),
             slots,
             finished: broadcast::channel(4096).0,
@@ -133,13 +171,18 @@ impl Runtime {
     /// # Errors
     /// When the store cannot be read.
     pub fn recover(self: &Arc<Self>) -> Result<usize, store::Error> {
-        for timer in self.store.timers()? {
+        for timer in self.store.timers(Millis::MAX)? {
             self.scheduler.add(timer);
         }
-        let runnable = self.store.runnable()?;
-        let count = runnable.len();
-        for id in runnable {
-            self.wake(id);
+        // Executions another live host is running stay with it; the sweep takes them if its
+        // lease runs out.
+        let now = now_ms();
+        let mut count = 0;
+        for runnable in self.store.runnable()? {
+            if runnable.lease.available_to(&self.leasing.host_id, now) {
+                count += 1;
+                self.wake(runnable.id);
+            }
         }
         // A crash may have come between recording an agent invocation and sending it; send every
         // waiting one again. Agents deduplicate by the callback id (the A2A message id).
@@ -307,26 +350,22 @@ impl Runtime {
         tokio::spawn(async move { this.drive(id).await });
     }
 
+    /// Wakes `id` unless it already has an activation in flight here (the sweep uses this, so
+    /// that finding an execution it is running anyway does not run it twice).
+    pub fn wake_if_idle(self: &Arc<Self>, id: ExecutionId) {
+        if !self
+            .running
+            .lock()
+            .expect("running set poisoned")
+            .contains_key(&id)
+        {
+            self.wake(id);
+        }
+    }
+
     async fn drive(self: Arc<Self>, id: ExecutionId) {
         loop {
-            let permit = self
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("slots never close");
-            let this = self.clone();
-            let run_id = id.clone();
-            let retry = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                this.activate(&run_id)
-            })
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(execution = %id, error = %e, "activation panicked");
-                Some(Duration::from_secs(5))
-            });
-            if let Some(delay) = retry {
+            if let Next::RetryIn(delay) = self.turn(&id).await {
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -341,23 +380,184 @@ impl Runtime {
         }
     }
 
-    /// One activation of `id`. Returns a delay when it must be tried again because the
-    /// infrastructure (not the workflow) failed.
-    fn activate(self: &Arc<Self>, id: &ExecutionId) -> Option<Duration> {
-        let retry = Some(Duration::from_secs(1));
+    /// One turn: claim the lease, run one activation under it, send its agent tasks, give the
+    /// lease back.
+    async fn turn(self: &Arc<Self>, id: &ExecutionId) -> Next {
+        // A slot first, then the lease: a lease is not held (nor left to expire) while the
+        // execution queues for an instance.
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("slots never close");
+        let this = self.clone();
+        let claim_id = id.clone();
+        let claim = tokio::task::spawn_blocking(move || {
+            this.store.acquire_lease(
+                &claim_id,
+                &this.leasing.host_id,
+                now_ms(),
+                this.leasing.ttl_ms,
+            )
+        })
+        .await;
+        let (lease, taken_over) = match claim {
+            Ok(Ok(Claim::Acquired { lease, taken_over })) => (lease, taken_over),
+            Ok(Ok(Claim::Idle)) => return Next::Done,
+            Ok(Ok(Claim::Busy { owner, until })) => {
+                // Its holder is working on it (and will not see a wake-up recorded here) or
+                // died: ask again soon, and at the latest when the lease runs out.
+                tracing::debug!(execution = %id, %owner, "lease held elsewhere; waiting");
+                let left = (until - now_ms()).max(0) as u64;
+                return Next::RetryIn(Duration::from_millis(left.clamp(50, 500)));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(execution = %id, error = %e, "cannot claim the lease");
+                return Next::RetryIn(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "lease task failed");
+                return Next::RetryIn(Duration::from_secs(1));
+            }
+        };
+        if taken_over {
+            tracing::info!(execution = %id, token = lease.token, "took over an execution whose lease had expired");
+        }
+        let renewer = tokio::spawn(self.clone().keep_lease(id.clone(), lease.clone()));
+        let this = self.clone();
+        let run_id = id.clone();
+        let token = lease.token;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.activate(&run_id, token)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(execution = %id, error = %e, "activation panicked");
+            Outcome {
+                next: Next::RetryIn(Duration::from_secs(5)),
+                dispatches: Vec::new(),
+                wake_seq: 0,
+            }
+        });
+        // The previous holder may have died before sending agent tasks it had recorded; agents
+        // deduplicate by the callback id, so sending one twice is harmless.
+        let mut dispatches = outcome.dispatches;
+        if taken_over {
+            dispatches.extend(self.unsent_dispatches(id).await);
+        }
+        if !dispatches.is_empty() {
+            for dispatch in dispatches {
+                self.clone().dispatch(dispatch).await;
+            }
+            self.settle_after_dispatch(id, token, outcome.wake_seq)
+                .await;
+        }
+        renewer.abort();
+        outcome.next
+    }
+
+    /// Renews the lease every third of its life until aborted (or lost).
+    async fn keep_lease(self: Arc<Self>, id: ExecutionId, lease: store::Lease) {
+        let every = Duration::from_millis(self.leasing.ttl_ms / 3);
+        loop {
+            tokio::time::sleep(every).await;
+            let this = self.clone();
+            let (renew_id, renew_lease) = (id.clone(), lease.clone());
+            let renewed = tokio::task::spawn_blocking(move || {
+                this.store
+                    .renew_lease(&renew_id, &renew_lease, now_ms(), this.leasing.ttl_ms)
+            })
+            .await;
+            match renewed {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(execution = %id, token = lease.token, "lease lost to another host; its writes will be refused");
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!(execution = %id, error = %e, "cannot renew the lease"),
+                Err(e) => tracing::warn!(execution = %id, error = %e, "lease renewal task failed"),
+            }
+        }
+    }
+
+    /// Agent tasks of `id` still waiting for an answer (sent again after a takeover).
+    async fn unsent_dispatches(
+        self: &Arc<Self>,
+        id: &ExecutionId,
+    ) -> Vec<crate::engine::host::Dispatch> {
+        let this = self.clone();
+        let id = id.clone();
+        let pending = tokio::task::spawn_blocking(move || this.store.pending_callbacks(&id)).await;
+        match pending {
+            Ok(Ok(callbacks)) => callbacks
+                .into_iter()
+                .filter_map(|cb| {
+                    let (agent, input) = cb.agent?;
+                    Some(crate::engine::host::Dispatch {
+                        callback_id: cb.id,
+                        agent,
+                        input,
+                    })
+                })
+                .collect(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot list the agent tasks to send again");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent task listing failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Once an activation's agent tasks are out, marks the execution idle (unless it was woken
+    /// meanwhile) and gives the lease back. Until then a host that dies mid-dispatch leaves the
+    /// execution runnable under an expiring lease, so another host takes it over and sends the
+    /// tasks again.
+    async fn settle_after_dispatch(self: &Arc<Self>, id: &ExecutionId, token: u64, wake_seq: u64) {
+        let this = self.clone();
+        let id = id.clone();
+        let batch = store::Batch {
+            conditions: vec![Condition::Lease(token)],
+            settle: Some(wake_seq),
+            release_lease: true,
+            ..store::Batch::default()
+        };
+        let settled = tokio::task::spawn_blocking(move || this.store.commit(&id, batch)).await;
+        match settled {
+            Ok(Ok(())) | Ok(Err(store::Error::ConditionFailed(_))) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot settle after sending agent tasks; the lease will expire")
+            }
+            Err(e) => tracing::warn!(error = %e, "settle task failed"),
+        }
+    }
+
+    /// One activation of `id` under the lease with fencing token `token`. Its outcome says
+    /// when it must be tried again because the infrastructure (not the workflow) failed.
+    fn activate(self: &Arc<Self>, id: &ExecutionId, token: u64) -> Outcome {
+        let outcome = |next| Outcome {
+            next,
+            dispatches: Vec::new(),
+            wake_seq: 0,
+        };
+        let retry = || outcome(Next::RetryIn(Duration::from_secs(1)));
         let execution = match self.store.execution(id) {
             Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
-            Ok(_) => return None,
+            Ok(_) => return outcome(Next::Done),
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "cannot load execution");
-                return retry;
+                return retry();
             }
         };
         let journal = match self.store.operations(id) {
             Ok(ops) => ops,
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "cannot load journal");
-                return retry;
+                return retry();
             }
         };
         let started = now_ms();
@@ -370,14 +570,15 @@ impl Runtime {
         };
         let digest = execution.digest.clone();
         let workflow = execution.workflow.clone();
-        let (ending, mut activation) = match self.engine.load(&digest) {
+        let (ending, mut activation) = match crate::components::load(self, &digest) {
             Ok(pre) => {
                 let activation = Activation::new(
                     execution,
                     journal,
                     self.store.clone(),
                     self.artifacts.clone(),
-                );
+                )
+                .with_lease(token);
                 activation::run(&pre, activation, &limits)
             }
             Err(e) => {
@@ -389,7 +590,8 @@ impl Runtime {
                         journal,
                         self.store.clone(),
                         self.artifacts.clone(),
-                    ),
+                    )
+                    .with_lease(token),
                 )
             }
         };
@@ -412,11 +614,16 @@ impl Runtime {
                 reason,
             } => {
                 tracing::warn!(execution = %id, %reason, "activation abandoned");
-                return if again { retry } else { None };
+                return if again { retry() } else { outcome(Next::Done) };
             }
             Ending::Suspended => {
                 batch.events.push(invocation(None));
-                batch.settle = Some(wake_seq);
+                // With agent tasks to send, the execution stays runnable under the lease until
+                // they are out (see `settle_after_dispatch`).
+                if activation.dispatches.is_empty() {
+                    batch.settle = Some(wake_seq);
+                    batch.release_lease = true;
+                }
             }
             Ending::Completed(result) => {
                 terminal = true;
@@ -459,17 +666,20 @@ impl Runtime {
                 batch.clear_all_timers = true;
             }
         }
-        batch.conditions.insert(0, Condition::ExecutionRunning);
+        if terminal {
+            batch.release_lease = true;
+        }
+        batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
         match self.store.commit(id, batch) {
             Ok(()) => {}
             Err(store::Error::ConditionFailed(reason)) => {
-                tracing::info!(execution = %id, %reason, "execution ended elsewhere during its activation");
-                return None;
+                tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
+                return outcome(Next::Done);
             }
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "cannot record activation");
-                return retry;
+                return retry();
             }
         }
         if !activation.published.is_empty() || terminal {
@@ -482,11 +692,16 @@ impl Runtime {
                 self.scheduler.add(timer);
             }
         }
-        for dispatch in activation.dispatches.drain(..) {
-            let this = self.clone();
-            tokio::runtime::Handle::current().spawn(async move { this.dispatch(dispatch).await });
+        Outcome {
+            next: Next::Done,
+            // A finished execution's callbacks are cancelled: nothing to send.
+            dispatches: if terminal {
+                Vec::new()
+            } else {
+                std::mem::take(&mut activation.dispatches)
+            },
+            wake_seq,
         }
-        None
     }
 
     /// Sends an agent task; a synchronous answer or a failed dispatch completes the callback

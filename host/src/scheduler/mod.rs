@@ -11,7 +11,7 @@ use crate::journal::{ErrorRecord, Event, EventType, Status, error_details, now_m
 use crate::store::{self, Batch, Condition, ExecutionStatus, Finish, Timer, TimerKind};
 use serde_json::json;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -42,10 +42,13 @@ impl Scheduler {
 /// The scheduler loop: sleeps until the earliest timer, fires what is due.
 pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
     let mut heap: BinaryHeap<Reverse<Timer>> = BinaryHeap::new();
+    // What the heap holds: the takeover sweep hands over the same timers again and again.
+    let mut queued: HashSet<Timer> = HashSet::new();
     loop {
         let now = now_ms();
         while heap.peek().is_some_and(|Reverse(t)| t.fire_at <= now) {
             let Reverse(timer) = heap.pop().expect("peeked");
+            queued.remove(&timer);
             let Some(rt) = runtime.upgrade() else { return };
             tokio::spawn(async move { fire(rt, timer).await });
         }
@@ -55,7 +58,11 @@ pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             received = rx.recv() => match received {
-                Some(timer) => heap.push(Reverse(timer)),
+                Some(timer) => {
+                    if queued.insert(timer.clone()) {
+                        heap.push(Reverse(timer));
+                    }
+                }
                 None => return,
             },
             _ = tokio::time::sleep(sleep) => {}
