@@ -70,6 +70,12 @@ impl From<crate::components::Error> for ApiError {
             E::Load(LoadError::Incompatible(_)) => {
                 ApiError::bad_request("incompatible_component", e.to_string())
             }
+            // The upload can simply be sent again.
+            E::Share(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "component_storage_unavailable",
+                e.to_string(),
+            ),
             E::Load(LoadError::Io(_)) | E::Store(_) => ApiError::internal(e),
         }
     }

@@ -12,7 +12,7 @@
 //! content at rest: it relies on the data folder's permissions (0700) and on disk encryption
 //! where the operator wants it.
 
-use crate::ids::{ExecutionId, TenantId};
+use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -70,6 +70,25 @@ pub trait ArtifactStore: Send + Sync {
         r: &ArtifactRef,
         expires_in_seconds: u64,
     ) -> Result<String, Error>;
+
+    /// Keeps a component's bytes where every host sharing this store can fetch them, so a host
+    /// that did not receive an upload can still run its executions. The disk store keeps
+    /// nothing: one host owns it, and has its components in its own data folder.
+    ///
+    /// # Errors
+    /// A storage failure.
+    fn put_component(&self, _digest: &ComponentDigest, _bytes: &[u8]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// A component stored by [`ArtifactStore::put_component`] (maybe by another host), or
+    /// `None`.
+    ///
+    /// # Errors
+    /// A storage failure.
+    fn get_component(&self, _digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
+        Ok(None)
+    }
 
     /// Checks a link the host itself signed (`/v1/artifacts/...`) and returns the artifact.
     /// Only the disk store makes such links; S3 links go to S3, so others refuse.

@@ -14,7 +14,7 @@
 use super::{ArtifactRef, ArtifactStore, Error};
 use crate::aws::{AwsOptions, sdk_config};
 use crate::config::{ArtifactsConfig, Sse};
-use crate::ids::{ExecutionId, TenantId};
+use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -181,6 +181,18 @@ impl S3Artifacts {
             "/"
         };
         format!("{prefix}{sep}{tenant}/{}/{}", r.execution, r.key)
+    }
+
+    /// The object key of a component: `<prefix>_components/<sha256>.wasm` (no tenant id starts
+    /// with `_`, so it never meets an artifact).
+    pub fn component_key(&self, digest: &ComponentDigest) -> String {
+        let prefix = self.options.prefix.trim_start_matches('/');
+        let sep = if prefix.is_empty() || prefix.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        format!("{prefix}{sep}_components/{}.wasm", digest.hex())
     }
 
     /// Where `r` is in S3.
@@ -351,19 +363,11 @@ async fn completed(client: &Client, bucket: &str, key: &str, kms: bool, content:
     same_etag && head.content_length() == Some(content.len() as i64)
 }
 
-impl ArtifactStore for S3Artifacts {
-    fn put(
-        &self,
-        tenant: &TenantId,
-        execution: &ExecutionId,
-        key: &str,
-        content_type: &str,
-        content: &[u8],
-    ) -> Result<ArtifactRef, Error> {
-        let r = ArtifactRef::new(execution, key)?;
+impl S3Artifacts {
+    /// Puts one object with the configured encryption, in parts when it is large.
+    fn put_object(&self, object: String, content_type: &str, content: &[u8]) -> Result<(), Error> {
         let client = self.client.clone();
         let bucket = self.options.bucket.clone();
-        let object = self.object_key(tenant, &r);
         let content_type = content_type.to_string();
         let (sse, kms_key) = (self.sse(), self.kms_key());
         let content = content.to_vec();
@@ -384,20 +388,18 @@ impl ArtifactStore for S3Artifacts {
                 .await
                 .map_err(|e| sdk_err("put object", e))?;
             Ok(())
-        })?;
-        Ok(r)
+        })
     }
 
-    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+    /// One object's content and content type, or `None` when there is no such key.
+    fn get_object(&self, object: String) -> Result<Option<(Vec<u8>, String)>, Error> {
         let client = self.client.clone();
         let bucket = self.options.bucket.clone();
-        let object = self.object_key(tenant, r);
-        let name = r.to_string();
         self.run(async move {
             let out = match client.get_object().bucket(bucket).key(object).send().await {
                 Ok(out) => out,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Err(Error::NotFound(name));
+                    return Ok(None);
                 }
                 Err(e) => return Err(sdk_err("get object", e)),
             };
@@ -411,8 +413,38 @@ impl ArtifactStore for S3Artifacts {
                 .await
                 .map_err(|e| Error::Backend(format!("S3 read body: {e}")))?
                 .into_bytes();
-            Ok((bytes.to_vec(), content_type))
+            Ok(Some((bytes.to_vec(), content_type)))
         })
+    }
+}
+
+impl ArtifactStore for S3Artifacts {
+    fn put(
+        &self,
+        tenant: &TenantId,
+        execution: &ExecutionId,
+        key: &str,
+        content_type: &str,
+        content: &[u8],
+    ) -> Result<ArtifactRef, Error> {
+        let r = ArtifactRef::new(execution, key)?;
+        self.put_object(self.object_key(tenant, &r), content_type, content)?;
+        Ok(r)
+    }
+
+    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+        self.get_object(self.object_key(tenant, r))?
+            .ok_or_else(|| Error::NotFound(r.to_string()))
+    }
+
+    fn put_component(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), Error> {
+        self.put_object(self.component_key(digest), "application/wasm", bytes)
+    }
+
+    fn get_component(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .get_object(self.component_key(digest))?
+            .map(|(bytes, _)| bytes))
     }
 
     /// A SigV4 query-signed GET URL, clamped to 1 s ..= 7 days.

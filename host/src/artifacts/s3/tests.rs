@@ -182,7 +182,8 @@ fn put_get_and_presign_with_sse_on_moto() {
 
     // A 1-second link. moto (5.x) does not check the expiry of presigned URLs, so the expiry
     // is checked on the URL's own parameters: signed now, valid for 1 s, so already past once
-    // two seconds have gone by. Against real S3 the same URL then answers 403.
+    // two seconds have gone by. Against real S3 the same URL then answers 403, as it does on
+    // s3s-fs in the end-to-end test `aws::s3_presigned_urls_serve_the_artifact_until_they_expire`.
     let url = s.presign(&t, &r, 1).unwrap();
     assert_eq!(param(&url, "X-Amz-Expires"), Some("1"));
     let signed = param(&url, "X-Amz-Date").unwrap();
