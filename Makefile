@@ -5,9 +5,11 @@
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
 #   make interop-deps the official Python A2A SDK the interop test's agent is built on (pip)
+#   make s3s-fs      the S3 server the presigned-URL expiry test runs against (cargo install)
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
-#   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1"),
-#                    then the replay benchmark
+#   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1";
+#                    BENCH_ARGS="--store dynamodb" runs it on the DynamoDB store, on moto's server
+#                    that it starts through .ci/moto-server), then the replay benchmark
 #   make demo        `aegis demo`
 
 CARGO ?= cargo
@@ -24,7 +26,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps lint bench demo
+.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench demo
 
 all: build
 
@@ -38,7 +40,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps test-host test-guests
+test: toolchain interop-deps s3s-fs test-host test-guests
 
 # The end-to-end tests run the host and the demo agents binaries.
 test-host:
@@ -53,6 +55,15 @@ endif
 # Python SDK (tests/interop/a2a_agent.py).
 interop-deps:
 	python3 -m pip install --quiet "a2a-sdk[http-server]==1.3.0" uvicorn
+
+# The S3 presigned-URL expiry test (tests/tests/e2e/aws.rs) runs against s3s-fs, an S3 server
+# over a folder that checks the expiry of presigned URLs (moto's does not). 0.14.1 is the newest
+# release that builds on our toolchain; installing it takes about 2.5 minutes, once.
+S3S_FS_VERSION := 0.14.1
+s3s-fs:
+	@if s3s-fs --version 2>/dev/null | grep -qx "s3s-fs $(S3S_FS_VERSION)"; then :; else \
+		$(CARGO) install s3s-fs@$(S3S_FS_VERSION) --features binary --locked; \
+	fi
 
 test-guests:
 	cd $(GUESTS) && $(CARGO) test -p aegis-sdk

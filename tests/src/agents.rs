@@ -37,15 +37,21 @@ use crate::client::Reply;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A child process with its stderr in a log file; killed on drop.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     log: PathBuf,
     _dir: TempDir,
 }
 
 impl Process {
-    /// Spawns `cmd` and waits for a stdout line starting with `prefix`; returns the rest of it.
-    async fn spawn(mut cmd: Command, what: &str, prefix: &str) -> Result<(Process, String)> {
+    /// Spawns `cmd` and waits for a stdout line containing `marker` (at its start for our own
+    /// processes; after a timestamp for servers that log with `tracing`); returns the rest of
+    /// the line after it.
+    pub(crate) async fn spawn(
+        mut cmd: Command,
+        what: &str,
+        marker: &str,
+    ) -> Result<(Process, String)> {
         let dir = tempfile::Builder::new()
             .prefix("aegis-e2e-agent-")
             .tempdir()
@@ -70,16 +76,17 @@ impl Process {
         let mut child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-        let wanted = prefix.to_string();
+        let wanted = marker.to_string();
         std::thread::Builder::new()
             .name(format!("{what}-stdout"))
             .spawn(move || {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(rest) = line.trim().strip_prefix(&wanted)
+                    if let Some(at) = line.find(&wanted)
                         && let Some(tx) = tx.take()
                     {
+                        let rest = &line[at + wanted.len()..];
                         let _ = tx.send(rest.trim().trim_end_matches('/').to_string());
                     }
                 }
@@ -96,7 +103,7 @@ impl Process {
                 let _ = process.child.kill();
                 let _ = process.child.wait();
                 bail!(
-                    "{what} printed no `{prefix}…` line within {READY_TIMEOUT:?} (or exited); \
+                    "{what} printed no `{marker}…` line within {READY_TIMEOUT:?} (or exited); \
                      its log:\n{}",
                     read_tail(&process.log, 40)
                 )

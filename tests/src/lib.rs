@@ -7,10 +7,13 @@
 //! - [`agents`]: the demo agents, the Python A2A SDK agent, a simple-protocol test agent and a
 //!   webhook receiver, plus agent configuration files;
 //! - [`pipeline`]: the research pipeline's REST calls (`/workflows`) and the event list.
+//! - [`aws`]: servers that speak the AWS wire protocols (moto, s3s-fs), reached over plain HTTP,
+//!   and `aegis dynamodb create-tables`.
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
 pub mod agents;
+pub mod aws;
 pub mod client;
 pub mod fixtures;
 pub mod host;

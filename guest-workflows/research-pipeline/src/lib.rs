@@ -20,8 +20,9 @@
 //!
 //! **Events.** The host builds the pipeline's REST view (status, current step, steps completed)
 //! from the events published here, each recorded once however often the workflow replays:
-//! `workflow.status {status, current_step}` whenever either changes, `workflow.step_completed
-//! {step}` after each step, `approval.requested {topic, review_url, analysis_reference}`,
+//! `workflow.status {status, current_step}` whenever either changes, `workflow.started {topic,
+//! parameters}` once the input is valid (the parameters with their defaults filled in),
+//! `workflow.step_completed {step}` after each step, `approval.requested {topic, review_url, analysis_reference}`,
 //! `workflow.completed {topic, report_url, report_reference, word_count}`, `workflow.rejected
 //! {topic, comment}`, and, before any failure is returned, `workflow.status {"FAILED", step}`
 //! then `workflow.failed {step, error_type, error_message}`.
@@ -127,6 +128,11 @@ impl Pipeline {
         } = request;
         let (agents, timeouts) = (&parameters.agents, &parameters.timeouts_seconds);
         ctx.info(&format!("research-pipeline: started on {topic:?}"));
+        // The start, for subscribers outside the host (the EventBridge sink takes it).
+        self.publish(
+            "workflow.started",
+            json!({"topic": topic, "parameters": parameters}),
+        );
         self.step_completed(INIT_WORKFLOW);
 
         // 2. research_phase

@@ -23,6 +23,7 @@ mod schema;
 
 pub use error::ApiError;
 
+use crate::config::{Config, PipelineConfig};
 use crate::executions::Runtime;
 use crate::ids::TenantId;
 use axum::extract::{Request, State};
@@ -37,13 +38,24 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct AppState {
     rt: Arc<Runtime>,
+    /// Defaults of the pipeline's own API (`POST /workflows`).
+    pipeline: Arc<PipelineConfig>,
 }
 
-/// The HTTP router of the host.
+/// The HTTP router of the host, with the default configuration.
 pub fn router(rt: Arc<Runtime>) -> Router {
+    router_with_config(rt, &Config::default())
+}
+
+/// The HTTP router of the host; `config` gives the API's own settings (the `[pipeline]`
+/// defaults).
+pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
     // Compile the document's schemas now: a broken document stops the host at start.
     schema::schemas();
-    let state = AppState { rt };
+    let state = AppState {
+        rt,
+        pipeline: Arc::new(config.pipeline.clone()),
+    };
     let tenant_routes = Router::new()
         .route("/v1/tenant", get(admin::whoami))
         .route("/v1/components", get(components::list))

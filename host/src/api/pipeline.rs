@@ -9,6 +9,11 @@
 //! A pipeline run is an execution of the `research-pipeline` component. Its status and steps are
 //! read from the workflow events it publishes (`workflow.status`, `workflow.step_completed`,
 //! `approval.requested`, `workflow.completed`), and from the execution's own status once it ended.
+//!
+//! A start request that gives no `parameters.timeouts_seconds.approval` gets the configured
+//! default (`[pipeline] approval_timeout_hours`, alias `APPROVAL_TIMEOUT_HOURS`) written into the
+//! run's input, so the run keeps the timeout it started with whatever the configuration says
+//! later; without one, the workflow's own default (24 h) applies.
 
 use super::{ApiError, AppState, Tenant, body, schema};
 use crate::callbacks::Completion;
@@ -56,8 +61,11 @@ pub async fn start(
             "topic must not be empty",
         ));
     }
-    let input =
-        json!({"topic": req.topic, "parameters": req.parameters.unwrap_or_else(|| json!({}))});
+    let parameters = with_default_approval(
+        req.parameters.unwrap_or_else(|| json!({})),
+        s.pipeline.approval_timeout_seconds(),
+    );
+    let input = json!({"topic": req.topic, "parameters": parameters});
     let start = StartRequest {
         workflow: PIPELINE_WORKFLOW.into(),
         version: None,
@@ -83,6 +91,35 @@ pub async fn start(
         "message": if created { "research pipeline started" } else { "research pipeline already started under this name" },
     });
     Ok((status, Json(body)).into_response())
+}
+
+/// `parameters` with `timeouts_seconds.approval` set to `default_seconds` where the request
+/// leaves it out (absent or `null`, as the workflow reads it). Parameters of the wrong shape are
+/// left as they are, for the workflow to refuse naming the field.
+fn with_default_approval(mut parameters: Value, default_seconds: Option<u64>) -> Value {
+    let Some(seconds) = default_seconds else {
+        return parameters;
+    };
+    if parameters.is_null() {
+        parameters = json!({});
+    }
+    let Some(params) = parameters.as_object_mut() else {
+        return parameters;
+    };
+    let timeouts = params
+        .entry("timeouts_seconds")
+        .and_modify(|t| {
+            if t.is_null() {
+                *t = json!({});
+            }
+        })
+        .or_insert_with(|| json!({}));
+    if let Some(timeouts) = timeouts.as_object_mut()
+        && timeouts.get("approval").is_none_or(Value::is_null)
+    {
+        timeouts.insert("approval".into(), seconds.into());
+    }
+    parameters
 }
 
 /// A pipeline run of the caller's tenant; anything else is a 404.
@@ -198,4 +235,49 @@ pub async fn approve(
     Ok(Json(
         json!({"workflow_id": record.id, "decision": approval.decision, "status": "RUNNING"}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_approval;
+    use serde_json::json;
+
+    #[test]
+    fn the_configured_approval_timeout_fills_only_what_the_request_leaves_out() {
+        let day = Some(86_400);
+        // Nothing configured: the parameters go as they came.
+        assert_eq!(with_default_approval(json!({}), None), json!({}));
+        for (given, expected) in [
+            (json!({}), json!({"timeouts_seconds": {"approval": 86_400}})),
+            (
+                json!(null),
+                json!({"timeouts_seconds": {"approval": 86_400}}),
+            ),
+            (
+                json!({"depth": 3, "timeouts_seconds": null}),
+                json!({"depth": 3, "timeouts_seconds": {"approval": 86_400}}),
+            ),
+            (
+                json!({"timeouts_seconds": {"research": 60, "approval": null}}),
+                json!({"timeouts_seconds": {"research": 60, "approval": 86_400}}),
+            ),
+            // The request's own timeout wins.
+            (
+                json!({"timeouts_seconds": {"approval": 30}}),
+                json!({"timeouts_seconds": {"approval": 30}}),
+            ),
+            // Wrong shapes stay, so the workflow names the field it refuses.
+            (json!("fast"), json!("fast")),
+            (
+                json!({"timeouts_seconds": [1]}),
+                json!({"timeouts_seconds": [1]}),
+            ),
+        ] {
+            assert_eq!(
+                with_default_approval(given.clone(), day),
+                expected,
+                "{given}"
+            );
+        }
+    }
 }

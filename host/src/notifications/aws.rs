@@ -18,13 +18,17 @@ use crate::store::WorkflowEvent;
 /// The kind of the event that asks a person for an approval.
 pub const APPROVAL_REQUESTED: &str = "approval.requested";
 
-/// Whether `kind` goes to EventBridge: execution lifecycle (`execution.*`), approval requested,
-/// and the workflow's own outcome (completed, failed, rejected).
+/// Whether `kind` goes to EventBridge: execution lifecycle (`execution.*`), and the workflow's
+/// own milestones: started, approval requested, completed, failed, rejected.
 pub fn is_workflow_event(kind: &str) -> bool {
     kind.starts_with("execution.")
         || matches!(
             kind,
-            APPROVAL_REQUESTED | "workflow.completed" | "workflow.failed" | "workflow.rejected"
+            "workflow.started"
+                | APPROVAL_REQUESTED
+                | "workflow.completed"
+                | "workflow.failed"
+                | "workflow.rejected"
         )
 }
 

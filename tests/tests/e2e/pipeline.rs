@@ -8,6 +8,7 @@
 //! - SIGKILL of the host while each agent works and while the pipeline awaits approval, restarted
 //!   on the same port (agents post to the URL they were given): it still completes, once;
 //! - a 1 MB research result travels as an artifact reference and the journal stays small.
+//! - `APPROVAL_TIMEOUT_HOURS` is the approval wait of runs whose request gives none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,7 +94,7 @@ fn citations(text: &str) -> Vec<u32> {
 
 /// Checks a report: a markdown title, a References section, at least one citation in the body,
 /// and every citation number resolving to a References entry (and every entry cited).
-fn check_report(markdown: &str) -> Result<()> {
+pub(crate) fn check_report(markdown: &str) -> Result<()> {
     ensure!(
         markdown.starts_with("# "),
         "the report has no markdown title: {markdown:.200}"
@@ -756,4 +757,72 @@ async fn a_1mb_research_result_travels_as_an_artifact_reference() {
         Ok(())
     })
     .await;
+}
+
+/// `APPROVAL_TIMEOUT_HOURS`, the pipeline's own variable, is how long a run started without an
+/// approval timeout waits for its decision: it is written into the run's input and the approval
+/// callback waits that long. A request's own timeout wins, and a value out of range stops the
+/// host at start with a message naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_timeout_hours_is_the_default_approval_wait() {
+    let refused = Host::start(HostOptions::default().env("APPROVAL_TIMEOUT_HOURS", "0")).await;
+    let Err(error) = refused else {
+        panic!("a host with APPROVAL_TIMEOUT_HOURS=0 started");
+    };
+    assert!(
+        format!("{error:#}").contains("APPROVAL_TIMEOUT_HOURS")
+            && format!("{error:#}").contains("between 1 and 8784"),
+        "{error:#}"
+    );
+
+    let agents = DemoAgents::start(None).await.expect("demo agents");
+    let config = demo_config(&agents);
+    let opts = HostOptions::default().env("APPROVAL_TIMEOUT_HOURS", "48");
+    let host = pipeline_host(&config, opts).await;
+    guard(120, async {
+        let client = host.client();
+        pipeline::upload(&client).await?;
+        let defaulted = pipeline::start(&client, TOPIC, parameters()).await?;
+        let own = pipeline::start(
+            &client,
+            TOPIC,
+            json!({"timeouts_seconds": {"research": 900, "approval": 600}}),
+        )
+        .await?;
+        for (id, approval, research) in [(&defaulted, 48 * 3600, None), (&own, 600, Some(900))] {
+            let mut seen = Vec::new();
+            pipeline::poll_until(&client, id, RUN, &mut seen, |v| {
+                v["status"] == "AWAITING_APPROVAL"
+            })
+            .await?;
+            let exec = client.get(id).await?;
+            let timeouts = &exec["input"]["parameters"]["timeouts_seconds"];
+            ensure!(
+                timeouts["approval"] == approval && timeouts["research"].as_u64() == research,
+                "the timeouts in the input of {id}: {timeouts}"
+            );
+            // The workflow waits that long: the callback's timeout, in seconds.
+            let history = client.history(id).await?;
+            let waits: Vec<&Value> = of_type(&history, "CallbackStarted")
+                .into_iter()
+                .filter(|e| e["Name"] == "human_approval")
+                .map(|e| &details(e)["Timeout"])
+                .collect();
+            ensure!(
+                waits == [&json!(approval)],
+                "the approval wait of {id}: {waits:?}"
+            );
+        }
+        // The rest of the request is as it was.
+        let exec = client.get(&defaulted).await?;
+        ensure!(
+            exec["input"]["parameters"]["depth"] == parameters()["depth"]
+                && exec["input"]["topic"] == TOPIC,
+            "the input of a run with the default approval timeout: {}",
+            exec["input"]
+        );
+        Ok(())
+    })
+    .await;
+    drop(agents);
 }

@@ -23,6 +23,7 @@ fn which_events_go_where() {
     for kind in [
         "execution.started",
         "execution.completed",
+        "workflow.started",
         "approval.requested",
         "workflow.completed",
         "workflow.failed",
