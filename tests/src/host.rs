@@ -187,6 +187,9 @@ impl Host {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // An error that stops the host is printed without anyhow's backtrace, so that the log
+        // tail a test reads shows the message (panics keep theirs, from RUST_BACKTRACE).
+        cmd.env("RUST_LIB_BACKTRACE", "0");
         // Only the options configure the host: the test's own AEGIS_* settings stay out.
         for (name, _) in std::env::vars_os() {
             if let Some(name) = name.to_str()
@@ -350,6 +353,33 @@ impl Host {
                 Err(e) => return Err(anyhow!(e).context("sending SIGKILL")),
             }
             child.wait().context("reaping aegis")?;
+        }
+        Ok(())
+    }
+
+    /// Freezes the process (SIGSTOP), as a long pause or a network partition would: it holds
+    /// its leases and its in-flight writes until [`Host::resume`].
+    ///
+    /// # Errors
+    /// When the process is not running or cannot be signalled.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    ///
+    /// # Errors
+    /// When the process is not running or cannot be signalled.
+    pub fn resume(&self) -> Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    fn signal(&self, signal: libc::c_int) -> Result<()> {
+        let pid = self.pid().context("the host is not running")?;
+        let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!("kill({pid}, {signal}): {}", std::io::Error::last_os_error());
         }
         Ok(())
     }

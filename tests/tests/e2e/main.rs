@@ -10,8 +10,10 @@
 
 mod api;
 mod artifacts;
+mod aws;
 mod bad_input;
 mod callbacks;
+mod cluster;
 mod crash;
 mod fuzz;
 mod interop;

@@ -1,0 +1,379 @@
+//! Several hosts, one DynamoDB table and one S3 bucket, on a moto server of each test's own
+//! (their load would slow every test sharing the run's server). Each host has its own data dir,
+//! so the components uploaded to one are fetched from S3 by the other.
+//!
+//! - `two_hosts_one_table_survive_a_kill9`: 100 executions started across two hosts, one
+//!   host SIGKILLed mid-run; the other takes its executions over once their leases expire, and
+//!   every execution completes with the right result, no step that had succeeded running again.
+//! - `a_paused_host_loses_its_lease_and_its_late_writes_are_refused`: a host frozen (SIGSTOP)
+//!   in the middle of an activation loses the lease to the other host, which finishes the
+//!   execution; when the frozen host resumes, its next checkpoint carries a stale fencing token
+//!   and is refused, and the history shows every step exactly once.
+//!
+//! Without a server the tests are skipped, saying so, unless `AEGIS_REQUIRE_DYNAMODB` is set.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aegis_tests::{Client, Host, HostOptions, aws};
+use anyhow::{Context as _, Result, bail, ensure};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::{check_history_shape, check_steps_once, guard, host_with, types, upload};
+
+/// Lease lifetime in these tests: short, so a takeover happens within the test's patience.
+const LEASE_TTL_MS: u64 = 5_000;
+const SWEEP_MS: u64 = 3_000;
+/// Steps of the longer step executions.
+const MANY: u64 = 5;
+
+/// A moto server, a fresh table and bucket on it, and the configuration that points hosts at
+/// them.
+struct Shared {
+    config: tempfile::NamedTempFile,
+    _moto: aws::OwnMoto,
+}
+
+impl Shared {
+    async fn create() -> Result<Shared> {
+        let moto = aws::OwnMoto::start().await?;
+        let endpoint = moto.endpoint();
+        let name = aws::unique("cluster");
+        aws::Moto::new(endpoint).create_bucket(&name).await?;
+        aws::create_tables(endpoint, &format!("{name}-"))?;
+        let region = aws::REGION;
+        let config = format!(
+            "[store]\nbackend = \"dynamodb\"\ntable_prefix = \"{name}-\"\nendpoint_url = \"{endpoint}\"\nregion = \"{region}\"\n\
+             [artifacts]\nbackend = \"s3\"\nbucket = \"{name}\"\nendpoint_url = \"{endpoint}\"\nregion = \"{region}\"\nforce_path_style = true\n\
+             [cluster]\nlease_ttl_ms = {LEASE_TTL_MS}\nsweep_interval_ms = {SWEEP_MS}\n"
+        );
+        let file = tempfile::Builder::new()
+            .prefix("aegis-cluster-")
+            .suffix(".toml")
+            .tempfile()?;
+        std::fs::write(file.path(), config)?;
+        Ok(Shared {
+            config: file,
+            _moto: moto,
+        })
+    }
+
+    /// Starts one more host on the shared table and bucket.
+    async fn host(&self) -> Host {
+        let mut opts = HostOptions {
+            extra_args: vec!["--config".into(), self.config.path().display().to_string()],
+            ..HostOptions::default()
+        };
+        for (name, value) in aws::credentials_env() {
+            opts = opts.env(&name, value);
+        }
+        host_with(opts).await
+    }
+}
+
+/// What an execution of the test runs: steps (`many_steps` with a step count), a durable sleep
+/// (a timer) or a callback. Three components, so the debug-built hosts compile little.
+#[derive(Clone, Debug)]
+enum Kind {
+    Steps(u64),
+    Sleep(u64),
+    Callback,
+}
+
+impl Kind {
+    fn for_index(i: usize) -> Kind {
+        match i % 10 {
+            0 | 1 => Kind::Steps(3),
+            2 | 3 => Kind::Sleep(2 + (i as u64 % 2)),
+            4 | 5 => Kind::Callback,
+            _ => Kind::Steps(MANY),
+        }
+    }
+
+    fn workflow(&self) -> &'static str {
+        match self {
+            Kind::Steps(_) => "many_steps",
+            Kind::Sleep(_) => "sleep",
+            Kind::Callback => "callback",
+        }
+    }
+
+    fn input(&self) -> Value {
+        match self {
+            Kind::Steps(n) => json!({"steps": n}),
+            Kind::Sleep(n) => json!({"seconds": n}),
+            Kind::Callback => json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
+        }
+    }
+
+    fn expected(&self, delivered: &Value) -> Value {
+        match self {
+            Kind::Steps(n) => json!({"steps": n, "sum": n * (n - 1) / 2}),
+            Kind::Sleep(n) => json!({"slept": n}),
+            Kind::Callback => json!({"callback": delivered}),
+        }
+    }
+
+    fn steps(&self) -> Option<usize> {
+        match self {
+            Kind::Steps(n) => Some(*n as usize),
+            Kind::Sleep(_) | Kind::Callback => None,
+        }
+    }
+}
+
+/// Waits for every execution through `c`, then checks results and histories: no step that had
+/// succeeded ran again (one interrupted attempt per step may rerun after the kill).
+async fn check_all(
+    c: &Client,
+    executions: &[(String, Kind)],
+    delivered: &[Value],
+    patience: Duration,
+) -> Result<usize> {
+    let mut waits = JoinSet::new();
+    for (i, (id, _)) in executions.iter().enumerate() {
+        let (c, id) = (c.clone(), id.clone());
+        waits.spawn(async move { (i, c.wait_done(&id, patience).await) });
+    }
+    let mut done = vec![Value::Null; executions.len()];
+    while let Some(joined) = waits.join_next().await {
+        let (i, exec) = joined?;
+        done[i] = exec?;
+    }
+    let mut rerun = 0;
+    for (i, (id, kind)) in executions.iter().enumerate() {
+        let exec = &done[i];
+        ensure!(exec["status"] == "SUCCEEDED", "{id} ({kind:?}): {exec}");
+        ensure!(
+            exec["result"] == kind.expected(&delivered[i]),
+            "{id} ({kind:?}) result: {exec}"
+        );
+        let events = c.history(id).await?;
+        check_history_shape(&events).with_context(|| format!("history of {id}"))?;
+        let count = check_steps_once(&events, 1)
+            .with_context(|| format!("{id} ({kind:?}): {:?}", types(&events)))?;
+        if let Some(steps) = kind.steps() {
+            ensure!(
+                count.succeeded == steps,
+                "{id} ({kind:?}): {} succeeded steps, not {steps}",
+                count.succeeded
+            );
+        }
+        rerun += count.rerun;
+    }
+    Ok(rerun)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_one_table_survive_a_kill9() {
+    // Required, and present, wherever the run's server is.
+    if aws::moto_endpoint("the multi-host tests").is_none() {
+        return;
+    }
+    let shared = guard(60, Shared::create()).await;
+    let mut a = shared.host().await;
+    let b = shared.host().await;
+    guard(540, async {
+        let (ca, cb) = (a.client(), b.client());
+        // Uploaded to A only: B fetches them from S3 when it first runs one.
+        upload(&ca, &["sleep", "callback", "many_steps"]).await?;
+        let began = Instant::now();
+
+        // Started ten at a time, half through each host.
+        let mut starts = JoinSet::new();
+        let mut executions: Vec<Option<(String, Kind)>> = vec![None; 100];
+        for i in 0..100 {
+            let kind = Kind::for_index(i);
+            let c = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+            starts.spawn(async move {
+                let id = c.start(kind.workflow(), kind.input()).await;
+                (i, kind, id)
+            });
+            if starts.len() >= 10
+                && let Some(joined) = starts.join_next().await
+            {
+                let (i, kind, id) = joined?;
+                executions[i] = Some((id?, kind));
+            }
+        }
+        while let Some(joined) = starts.join_next().await {
+            let (i, kind, id) = joined?;
+            executions[i] = Some((id?, kind));
+        }
+        let executions: Vec<(String, Kind)> = executions.into_iter().flatten().collect();
+        eprintln!(
+            "100 executions started in {:.1} s",
+            began.elapsed().as_secs_f64()
+        );
+
+        // Kill A at once: what it was running is orphaned mid-run.
+        let mut on_a = Vec::new();
+        let mut running: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, (id, kind)) in executions.iter().enumerate() {
+            let exec = cb.get(id).await?;
+            if exec["status"] != "RUNNING" {
+                continue;
+            }
+            *running.entry(kind.workflow()).or_default() += 1;
+            if i % 2 == 0 && matches!(kind, Kind::Steps(_)) {
+                on_a.push((id.clone(), exec["updated_at"].clone()));
+            }
+        }
+        eprintln!(
+            "killing host A with {} of its step executions unfinished; running: {running:?}",
+            on_a.len()
+        );
+        ensure!(
+            !on_a.is_empty(),
+            "host A had finished everything before the kill"
+        );
+        a.kill9()?;
+        let killed = Instant::now();
+
+        // Takeover: how long until each unfinished execution of A moves again, on B.
+        let mut moved = JoinSet::new();
+        for (id, before) in on_a {
+            let cb = cb.clone();
+            moved.spawn(async move {
+                loop {
+                    let exec = cb.get(&id).await?;
+                    if exec["updated_at"] != before {
+                        return Ok::<_, anyhow::Error>(killed.elapsed());
+                    }
+                    if killed.elapsed() > Duration::from_secs(60) {
+                        bail!("{id} did not move within 60 s of the kill");
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+            });
+        }
+
+        // Callback ids, read through B: those of A's executions appear once B has taken them
+        // over.
+        let mut callbacks = Vec::new();
+        for (i, (id, kind)) in executions.iter().enumerate() {
+            if matches!(kind, Kind::Callback) {
+                let cb_id = cb
+                    .pending_callback(id, "approval", Duration::from_secs(120))
+                    .await?;
+                callbacks.push((i, cb_id));
+            }
+        }
+        let mut delivered = vec![Value::Null; executions.len()];
+        for (i, cb_id) in &callbacks {
+            let value = json!({"approved": i});
+            let reply = cb.callback_succeed(cb_id, &value).await?;
+            ensure!(reply.status == 200, "callback {cb_id}: {reply:?}");
+            delivered[*i] = value;
+        }
+        let mut takeovers = Vec::new();
+        while let Some(joined) = moved.join_next().await {
+            takeovers.push(joined??);
+        }
+        takeovers.sort();
+        let rerun = check_all(&cb, &executions, &delivered, Duration::from_secs(240)).await?;
+        let all_done = killed.elapsed();
+        if let (Some(first), Some(last)) = (takeovers.first(), takeovers.last()) {
+            eprintln!(
+                "takeover after the kill (lease {LEASE_TTL_MS} ms, sweep {SWEEP_MS} ms): \
+                 {} executions, first moved after {:.2} s, median {:.2} s, last {:.2} s",
+                takeovers.len(),
+                first.as_secs_f64(),
+                takeovers[takeovers.len() / 2].as_secs_f64(),
+                last.as_secs_f64()
+            );
+        }
+        eprintln!(
+            "all 100 done {:.1} s after the kill; {rerun} interrupted step attempts ran again",
+            all_done.as_secs_f64()
+        );
+        // B took over A's executions: its log says so.
+        ensure!(
+            std::fs::read_to_string(b.log_path())?.contains("took over an execution"),
+            "host B's log shows no takeover"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_host_loses_its_lease_and_its_late_writes_are_refused() {
+    // Required, and present, wherever the run's server is.
+    if aws::moto_endpoint("the multi-host tests").is_none() {
+        return;
+    }
+    let shared = guard(60, Shared::create()).await;
+    let a = shared.host().await;
+    let b = shared.host().await;
+    guard(300, async {
+        let (ca, cb) = (a.client(), b.client());
+        upload(&ca, &["many_steps"]).await?;
+        let steps: u64 = 60;
+        let id = ca.start("many_steps", json!({"steps": steps})).await?;
+        // Freeze A once it is well into the activation.
+        let frozen_at = loop {
+            let events = cb.history(&id).await?;
+            let done = types(&events)
+                .iter()
+                .filter(|t| **t == "StepSucceeded")
+                .count();
+            if done >= 10 {
+                a.pause()?;
+                break done;
+            }
+            ensure!(
+                !types(&events).contains(&"ExecutionSucceeded"),
+                "the execution finished before A could be paused"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let paused = Instant::now();
+        eprintln!("host A paused after {frozen_at} steps");
+        let exec = cb.wait_done(&id, Duration::from_secs(180)).await?;
+        eprintln!(
+            "host B finished the execution {:.1} s after A was paused",
+            paused.elapsed().as_secs_f64()
+        );
+        ensure!(exec["status"] == "SUCCEEDED", "{exec}");
+        ensure!(
+            exec["result"] == json!({"steps": steps, "sum": steps * (steps - 1) / 2}),
+            "{exec}"
+        );
+        let before = cb.history(&id).await?;
+
+        // A wakes up believing it still holds the lease; its next checkpoint is refused.
+        a.resume()?;
+        let refused = "was taken over (token";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(a.log_path())?.contains(refused) {
+            ensure!(
+                Instant::now() < deadline,
+                "host A never reported its write refused; its log:\n{}",
+                a.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let after = cb.history(&id).await?;
+        ensure!(
+            before == after,
+            "the history changed after A resumed: {} events before, {} after",
+            before.len(),
+            after.len()
+        );
+        check_history_shape(&after)?;
+        let count = check_steps_once(&after, 1).with_context(|| format!("{:?}", types(&after)))?;
+        ensure!(
+            count.succeeded == steps as usize,
+            "{} steps",
+            count.succeeded
+        );
+        ensure!(
+            std::fs::read_to_string(b.log_path())?.contains("took over an execution"),
+            "host B's log shows no takeover"
+        );
+        Ok(())
+    })
+    .await;
+}
