@@ -1,67 +1,214 @@
 //! `aegis-bench`: drives a real `aegis serve` over REST, exactly as a client would, and prints
 //! one JSON line per workload on stdout (progress goes to stderr).
 //!
-//! Workloads:
+//! Workloads (sizes on the embedded store; see below for DynamoDB):
 //! - `W1`: `steps3` ×300 at concurrency 1, then ×300 with 32 closed-loop clients; latency is
 //!   submit → result;
-//! - `W2`: `callback` ×100 one after the other; latency is callback delivery → result;
-//! - `W3`: `many_steps` with 1,000 steps once; total and per-step time;
+//! - `W2`: `callback` ×100 one after the other; latency is callback delivery → result (the
+//!   resume latency);
+//! - `W3`: `many_steps` with 1,000 steps once; total and per-step time, and steps/s;
 //! - `suspended`: 10,000 `callback` executions suspended at once; the host's RSS before and after.
 //!
-//! Usage: `aegis-bench [--only W1,W2,W3,suspended] [--quick]` (`--quick` divides the counts by
-//! 10). Run it with `cargo run --release -p aegis-tests --bin aegis-bench`; it uses the `aegis`
+//! Usage: `aegis-bench [--only W1,W2,W3,suspended] [--quick] [--store embedded|dynamodb]
+//! [--dynamodb-endpoint URL] [--w1 N] [--w2 N] [--w3 STEPS] [--suspended N]`.
+//! `--quick` divides the counts by 10; `--w1`/`--w2`/`--w3`/`--suspended` set one count exactly.
+//! Run it with `cargo run --release -p aegis-tests --bin aegis-bench`; it uses the `aegis`
 //! binary of the same profile (or `$AEGIS_BIN`). Under `cargo run` it first brings that binary
 //! up to date with `cargo build -p aegis` in the same profile, so it never measures a stale host.
+//!
+//! `--store dynamodb` runs the same workloads on a host configured with the DynamoDB store
+//! (`serve --config FILE`, `[store] backend = "dynamodb"`) against a local server: moto, started
+//! here through `.ci/moto-server` on a free loopback port (it serves one request at a time), or
+//! the server `--dynamodb-endpoint URL` names (which implies `--store dynamodb`). Each workload
+//! gets its own host and a fresh table prefix (`aegis dynamodb create-tables`), so that moto's
+//! transactions, which copy the whole table, do not slow down with the earlier workloads' items.
+//! moto is far slower than DynamoDB, so the default counts there are smaller: W1 200 (at
+//! concurrency 1 and 32), W2 50, W3 200 steps; `suspended` (1,000) runs only when named in
+//! `--only`. Every JSON line names its store and the count it ran.
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aegis_tests::client::TERMINAL;
-use aegis_tests::{Client, Host, HostOptions};
+use aegis_tests::{Client, Host, HostOptions, aws};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 const WORKLOADS: &[&str] = &["W1", "W2", "W3", "suspended"];
 
+const USAGE: &str = "usage: aegis-bench [--only W1,W2,W3,suspended] [--quick] \
+                     [--store embedded|dynamodb] [--dynamodb-endpoint URL] [--w1 N] [--w2 N] \
+                     [--w3 STEPS] [--suspended N]";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum StoreKind {
+    Embedded,
+    DynamoDb,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Embedded => "embedded",
+            StoreKind::DynamoDb => "dynamodb",
+        }
+    }
+}
+
+/// The workload counts: W1 workflows (per concurrency), W2 callbacks, W3 steps, suspended
+/// executions.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    w1: usize,
+    w2: usize,
+    w3: u64,
+    suspended: usize,
+}
+
+impl Sizes {
+    fn defaults(store: StoreKind) -> Sizes {
+        match store {
+            StoreKind::Embedded => Sizes {
+                w1: 300,
+                w2: 100,
+                w3: 1000,
+                suspended: 10_000,
+            },
+            StoreKind::DynamoDb => Sizes {
+                w1: 200,
+                w2: 50,
+                w3: 200,
+                suspended: 1000,
+            },
+        }
+    }
+}
+
 struct Args {
-    only: Vec<String>,
+    /// `None`: every workload the store runs by default.
+    only: Option<Vec<String>>,
     quick: bool,
+    store: StoreKind,
+    dynamodb_endpoint: Option<String>,
+    w1: Option<usize>,
+    w2: Option<usize>,
+    w3: Option<u64>,
+    suspended: Option<usize>,
+}
+
+impl Args {
+    fn sizes(&self) -> Sizes {
+        let scale = if self.quick { 10 } else { 1 };
+        let d = Sizes::defaults(self.store);
+        Sizes {
+            w1: self.w1.unwrap_or((d.w1 / scale).max(1)),
+            w2: self.w2.unwrap_or((d.w2 / scale).max(1)),
+            w3: self.w3.unwrap_or((d.w3 / scale as u64).max(1)),
+            suspended: self.suspended.unwrap_or((d.suspended / scale).max(1)),
+        }
+    }
+
+    fn workloads(&self) -> Vec<String> {
+        match &self.only {
+            Some(only) => only.clone(),
+            None => WORKLOADS
+                .iter()
+                .filter(|w| self.store == StoreKind::Embedded || **w != "suspended")
+                .map(|w| w.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE`, when `arg` is that flag.
+fn flag_value(
+    arg: &str,
+    flag: &str,
+    it: &mut impl Iterator<Item = String>,
+) -> Result<Option<String>> {
+    if arg == flag {
+        return it
+            .next()
+            .map(Some)
+            .with_context(|| format!("{flag} needs a value"));
+    }
+    Ok(arg
+        .strip_prefix(flag)
+        .and_then(|rest| rest.strip_prefix('='))
+        .map(str::to_string))
+}
+
+fn count<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .ok()
+        .with_context(|| format!("{flag} needs a count, not {value:?}"))
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
-        only: WORKLOADS.iter().map(|w| w.to_string()).collect(),
+        only: None,
         quick: false,
+        store: StoreKind::Embedded,
+        dynamodb_endpoint: None,
+        w1: None,
+        w2: None,
+        w3: None,
+        suspended: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let only = match arg.as_str() {
+        match arg.as_str() {
             "--quick" => {
                 args.quick = true;
                 continue;
             }
-            "--only" => it.next().context("--only needs a list, e.g. W1,W3")?,
-            s if s.starts_with("--only=") => s["--only=".len()..].to_string(),
             "-h" | "--help" => {
-                eprintln!("usage: aegis-bench [--only W1,W2,W3,suspended] [--quick]");
+                eprintln!("{USAGE}");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        };
-        args.only = Vec::new();
-        for name in only.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let name = if name.eq_ignore_ascii_case("memory") {
-                "suspended"
-            } else {
-                name
-            };
-            match WORKLOADS.iter().find(|w| w.eq_ignore_ascii_case(name)) {
-                Some(w) => args.only.push(w.to_string()),
-                None => bail!("unknown workload {name:?}; known: {WORKLOADS:?}"),
-            }
+            _ => {}
         }
+        if let Some(store) = flag_value(&arg, "--store", &mut it)? {
+            args.store = match store.to_ascii_lowercase().as_str() {
+                "embedded" => StoreKind::Embedded,
+                "dynamodb" => StoreKind::DynamoDb,
+                other => bail!("unknown store {other:?}; known: embedded, dynamodb"),
+            };
+        } else if let Some(url) = flag_value(&arg, "--dynamodb-endpoint", &mut it)? {
+            args.dynamodb_endpoint = Some(url.trim_end_matches('/').to_string());
+        } else if let Some(n) = flag_value(&arg, "--w1", &mut it)? {
+            args.w1 = Some(count("--w1", &n)?);
+        } else if let Some(n) = flag_value(&arg, "--w2", &mut it)? {
+            args.w2 = Some(count("--w2", &n)?);
+        } else if let Some(n) = flag_value(&arg, "--w3", &mut it)? {
+            args.w3 = Some(count("--w3", &n)?);
+        } else if let Some(n) = flag_value(&arg, "--suspended", &mut it)? {
+            args.suspended = Some(count("--suspended", &n)?);
+        } else if let Some(only) = flag_value(&arg, "--only", &mut it)? {
+            let mut list = Vec::new();
+            for name in only.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let name = if name.eq_ignore_ascii_case("memory") {
+                    "suspended"
+                } else {
+                    name
+                };
+                match WORKLOADS.iter().find(|w| w.eq_ignore_ascii_case(name)) {
+                    Some(w) => list.push(w.to_string()),
+                    None => bail!("unknown workload {name:?}; known: {WORKLOADS:?}"),
+                }
+            }
+            args.only = Some(list);
+        } else {
+            bail!("unknown argument {arg:?} (try --help)");
+        }
+    }
+    if args.dynamodb_endpoint.is_some() {
+        args.store = StoreKind::DynamoDb;
     }
     Ok(args)
 }
@@ -69,51 +216,267 @@ fn parse_args() -> Result<Args> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
-    let scale = if args.quick { 10 } else { 1 };
-    let wants = |w: &str| args.only.iter().any(|o| o == w);
+    let sizes = args.sizes();
+    let workloads = args.workloads();
+    let wants = |w: &str| workloads.iter().any(|o| o == w);
+    let store = args.store;
 
     build_host()?;
     eprintln!(
-        "aegis-bench: starting aegis ({})",
+        "aegis-bench: store {}, workloads {workloads:?}, sizes: W1 {} workflows per concurrency, \
+         W2 {} callbacks, W3 {} steps, suspended {} executions",
+        store.name(),
+        sizes.w1,
+        sizes.w2,
+        sizes.w3,
+        sizes.suspended
+    );
+    eprintln!(
+        "aegis-bench: aegis is {}",
         aegis_tests::host::aegis_bin().display()
     );
-    let host = Host::start(HostOptions::default()).await?;
-    let c = host.client();
-    eprintln!(
-        "aegis-bench: host at {}, log {}",
-        host.base_url(),
-        host.log_path().display()
-    );
-    for fixture in ["steps3", "callback", "many_steps"] {
-        c.upload_fixture(fixture).await?;
-    }
+    let hosts = match store {
+        StoreKind::Embedded => {
+            Hosts::Embedded(start_host("embedded", HostOptions::default()).await?)
+        }
+        StoreKind::DynamoDb => Hosts::DynamoDb(DynamoDb::start(args.dynamodb_endpoint.clone())?),
+    };
 
     if wants("W1") {
+        let host = hosts.host_for("w1").await?;
         for concurrency in [1, 32] {
-            let line = w1(&c, 300 / scale, concurrency).await.context("W1")?;
-            println!("{line}");
+            let line = w1(&host.client(), sizes.w1, concurrency)
+                .await
+                .context("W1")?;
+            println!("{}", with_store(line, store));
         }
     }
     if wants("W2") {
-        println!("{}", w2(&c, 100 / scale).await.context("W2")?);
+        let host = hosts.host_for("w2").await?;
+        let line = w2(&host.client(), sizes.w2).await.context("W2")?;
+        println!("{}", with_store(line, store));
     }
     if wants("W3") {
-        println!("{}", w3(&c, 1000 / scale as u64).await.context("W3")?);
+        let host = hosts.host_for("w3").await?;
+        let line = w3(&host.client(), sizes.w3).await.context("W3")?;
+        println!("{}", with_store(line, store));
     }
-    eprintln!(
-        "aegis-bench: replay of a 1,000-step history is measured inside the host: \
-         `cargo bench -p aegis --bench replay` (also run by `make bench`)"
-    );
-    if wants("suspended") {
-        let pid = host.pid().context("host pid")?;
-        println!(
-            "{}",
-            suspended(&c, pid, 10_000 / scale, 32)
-                .await
-                .context("suspended")?
+    if store == StoreKind::Embedded {
+        eprintln!(
+            "aegis-bench: replay of a 1,000-step history is measured inside the host: \
+             `cargo bench -p aegis --bench replay` (also run by `make bench`)"
         );
     }
+    if wants("suspended") {
+        let host = hosts.host_for("suspended").await?;
+        let pid = host.pid().context("host pid")?;
+        let line = suspended(&host.client(), pid, sizes.suspended, 32)
+            .await
+            .context("suspended")?;
+        println!("{}", with_store(line, store));
+    }
     Ok(())
+}
+
+/// `line` with the store's name added (`"store"`).
+fn with_store(mut line: Value, store: StoreKind) -> Value {
+    if let Value::Object(fields) = &mut line {
+        fields.insert("store".into(), json!(store.name()));
+    }
+    line
+}
+
+/// Starts a host with `opts` and uploads the fixtures the workloads run.
+async fn start_host(label: &str, opts: HostOptions) -> Result<Host> {
+    let host = Host::start(opts)
+        .await
+        .with_context(|| format!("starting the {label} host"))?;
+    eprintln!(
+        "aegis-bench: {label} host at {}, log {}",
+        host.base_url(),
+        host.log_path().display()
+    );
+    let c = host.client();
+    for fixture in ["steps3", "callback", "many_steps"] {
+        c.upload_fixture(fixture).await?;
+    }
+    Ok(host)
+}
+
+/// Where the workloads run: one embedded host for all of them, or a DynamoDB host per workload.
+enum Hosts {
+    Embedded(Host),
+    DynamoDb(DynamoDb),
+}
+
+/// A host for one workload: the shared one, or one of its own.
+enum HostRef<'a> {
+    Shared(&'a Host),
+    Own(Box<Host>),
+}
+
+impl std::ops::Deref for HostRef<'_> {
+    type Target = Host;
+
+    fn deref(&self) -> &Host {
+        match self {
+            HostRef::Shared(host) => host,
+            HostRef::Own(host) => host,
+        }
+    }
+}
+
+impl Hosts {
+    async fn host_for(&self, workload: &str) -> Result<HostRef<'_>> {
+        match self {
+            Hosts::Embedded(host) => Ok(HostRef::Shared(host)),
+            Hosts::DynamoDb(ddb) => Ok(HostRef::Own(Box::new(ddb.host(workload).await?))),
+        }
+    }
+}
+
+/// The DynamoDB side: the local server (started here, or named), a run id for table prefixes,
+/// and a folder for the hosts' config files.
+struct DynamoDb {
+    endpoint: String,
+    run: String,
+    dir: tempfile::TempDir,
+    _moto: Option<MotoServer>,
+}
+
+impl DynamoDb {
+    fn start(endpoint: Option<String>) -> Result<DynamoDb> {
+        let (endpoint, moto) = match endpoint {
+            Some(url) => (url, None),
+            None => {
+                let moto = MotoServer::start()?;
+                (moto.endpoint.clone(), Some(moto))
+            }
+        };
+        eprintln!("aegis-bench: DynamoDB at {endpoint}");
+        Ok(DynamoDb {
+            endpoint,
+            run: aws::unique("bench"),
+            dir: tempfile::Builder::new()
+                .prefix("aegis-bench-ddb-")
+                .tempdir()
+                .context("creating the config dir")?,
+            _moto: moto,
+        })
+    }
+
+    /// A host on a fresh table set (prefix `<run>-<workload>-`), the fixtures uploaded.
+    async fn host(&self, workload: &str) -> Result<Host> {
+        let prefix = format!("{}-{workload}-", self.run);
+        let t0 = Instant::now();
+        aws::create_tables(&self.endpoint, &prefix)
+            .with_context(|| format!("creating the tables {prefix}*"))?;
+        eprintln!(
+            "aegis-bench: created the tables {prefix}* in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let config = self.dir.path().join(format!("{workload}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\nbackend = \"dynamodb\"\ntable_prefix = \"{prefix}\"\n\
+                 endpoint_url = \"{}\"\nregion = \"{}\"\n",
+                self.endpoint,
+                aws::REGION
+            ),
+        )
+        .context("writing the host config")?;
+        let mut opts = HostOptions {
+            extra_args: vec!["--config".into(), config.display().to_string()],
+            ..HostOptions::default()
+        };
+        for (name, value) in aws::credentials_env() {
+            opts = opts.env(&name, value);
+        }
+        start_host(&format!("dynamodb {workload}"), opts).await
+    }
+}
+
+/// moto's server through `.ci/moto-server` (one request at a time) on a free loopback port;
+/// killed on drop.
+struct MotoServer {
+    child: Child,
+    endpoint: String,
+}
+
+impl MotoServer {
+    fn start() -> Result<MotoServer> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/moto-server");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let log = std::env::temp_dir().join(format!("aegis-bench-moto-{port}.log"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(
+                std::fs::File::create(&log).context("creating the moto log")?,
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .context("opening the moto log")?,
+            ));
+        // Like the hosts: if the bench dies without unwinding, moto must not linger.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: prctl(2) is async-signal-safe, as a pre_exec hook requires.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", script.display()))?;
+        let mut moto = MotoServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        eprintln!(
+            "aegis-bench: starting moto ({} {port}), log {}",
+            script.display(),
+            log.display()
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(moto);
+            }
+            if let Some(status) = moto.child.try_wait()? {
+                bail!(
+                    "moto's server exited before listening ({status}; is moto installed? \
+                     `python3 -m pip install \"moto[server]\"`); log: {}",
+                    log.display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "moto's server is not listening after 60 s; log: {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Under `cargo run` (`$CARGO` set) and without `$AEGIS_BIN`: builds `aegis` in this
@@ -275,6 +638,7 @@ async fn w3(c: &Client, steps: u64) -> Result<Value> {
         "steps": steps,
         "total_ms": ms(total),
         "per_step_ms": (ms(total) / steps.max(1) as f64 * 1000.0).round() / 1000.0,
+        "steps_per_s": round2(steps as f64 / total.as_secs_f64()),
     }))
 }
 
