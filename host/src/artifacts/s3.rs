@@ -174,25 +174,24 @@ impl S3Artifacts {
 
     /// The object key of `r` under `tenant`.
     pub fn object_key(&self, tenant: &TenantId, r: &ArtifactRef) -> String {
+        self.prefixed(&format!("{tenant}/{}/{}", r.execution, r.key))
+    }
+
+    /// `rest` under the configured prefix (a `/` is added after a prefix that lacks one).
+    fn prefixed(&self, rest: &str) -> String {
         let prefix = self.options.prefix.trim_start_matches('/');
         let sep = if prefix.is_empty() || prefix.ends_with('/') {
             ""
         } else {
             "/"
         };
-        format!("{prefix}{sep}{tenant}/{}/{}", r.execution, r.key)
+        format!("{prefix}{sep}{rest}")
     }
 
     /// The object key of a component: `<prefix>_components/<sha256>.wasm` (no tenant id starts
     /// with `_`, so it never meets an artifact).
     pub fn component_key(&self, digest: &ComponentDigest) -> String {
-        let prefix = self.options.prefix.trim_start_matches('/');
-        let sep = if prefix.is_empty() || prefix.ends_with('/') {
-            ""
-        } else {
-            "/"
-        };
-        format!("{prefix}{sep}_components/{}.wasm", digest.hex())
+        self.prefixed(&format!("_components/{}.wasm", digest.hex()))
     }
 
     /// Where `r` is in S3.

@@ -61,6 +61,18 @@ pub struct Dispatch {
     pub input: String,
 }
 
+impl Dispatch {
+    /// The task of a recorded agent invocation (to send again), or `None` for other callbacks.
+    pub fn of(callback: crate::store::CallbackRecord) -> Option<Self> {
+        let (agent, input) = callback.agent?;
+        Some(Self {
+            callback_id: callback.id,
+            agent,
+            input,
+        })
+    }
+}
+
 /// What one activation knows and has done.
 pub struct Activation {
     pub execution: ExecutionRecord,

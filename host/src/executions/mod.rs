@@ -19,7 +19,7 @@ pub mod sweep;
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
-use crate::engine::host::Activation;
+use crate::engine::host::{Activation, Dispatch};
 use crate::engine::{Engine, Limits};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{
@@ -108,7 +108,7 @@ enum Next {
 struct Outcome {
     next: Next,
     /// Agent tasks to send; the lease is kept (and the execution left runnable) until they are.
-    dispatches: Vec<crate::engine::host::Dispatch>,
+    dispatches: Vec<Dispatch>,
     /// The wake sequence the activation ran at (to settle once the dispatches are sent).
     wake_seq: u64,
 }
@@ -187,13 +187,8 @@ impl Runtime {
         // A crash may have come between recording an agent invocation and sending it; send every
         // waiting one again. Agents deduplicate by the callback id (the A2A message id).
         for callback in self.store.pending_agent_callbacks()? {
-            let Some((agent, input)) = callback.agent else {
+            let Some(dispatch) = Dispatch::of(callback) else {
                 continue;
-            };
-            let dispatch = crate::engine::host::Dispatch {
-                callback_id: callback.id,
-                agent,
-                input,
             };
             let this = self.clone();
             tokio::spawn(async move { this.dispatch(dispatch).await });
@@ -483,25 +478,12 @@ impl Runtime {
     }
 
     /// Agent tasks of `id` still waiting for an answer (sent again after a takeover).
-    async fn unsent_dispatches(
-        self: &Arc<Self>,
-        id: &ExecutionId,
-    ) -> Vec<crate::engine::host::Dispatch> {
+    async fn unsent_dispatches(self: &Arc<Self>, id: &ExecutionId) -> Vec<Dispatch> {
         let this = self.clone();
         let id = id.clone();
         let pending = tokio::task::spawn_blocking(move || this.store.pending_callbacks(&id)).await;
         match pending {
-            Ok(Ok(callbacks)) => callbacks
-                .into_iter()
-                .filter_map(|cb| {
-                    let (agent, input) = cb.agent?;
-                    Some(crate::engine::host::Dispatch {
-                        callback_id: cb.id,
-                        agent,
-                        input,
-                    })
-                })
-                .collect(),
+            Ok(Ok(callbacks)) => callbacks.into_iter().filter_map(Dispatch::of).collect(),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot list the agent tasks to send again");
                 Vec::new()
@@ -706,7 +688,7 @@ impl Runtime {
 
     /// Sends an agent task; a synchronous answer or a failed dispatch completes the callback
     /// at once.
-    async fn dispatch(self: Arc<Self>, dispatch: crate::engine::host::Dispatch) {
+    async fn dispatch(self: Arc<Self>, dispatch: Dispatch) {
         let answer = match self.agents.dispatch(&dispatch).await {
             Ok(answer) => answer,
             Err(error) => {

@@ -240,6 +240,30 @@ impl Lease {
     pub fn available_to(&self, host: &str, now: Millis) -> bool {
         self.expires_at <= now || self.owner == host
     }
+
+    /// What `host` asking at `now` for this lease gets, the rule every backend applies:
+    /// `Idle` when the execution is not runnable, `Busy` while another host holds it, else
+    /// `Acquired` with the lease to write (token raised), which the backend writes only if the
+    /// token is still this one.
+    pub fn claim(&self, runnable: bool, host: &str, now: Millis, ttl_ms: u64) -> Claim {
+        if !runnable {
+            return Claim::Idle;
+        }
+        if !self.available_to(host, now) {
+            return Claim::Busy {
+                owner: self.owner.clone(),
+                until: self.expires_at,
+            };
+        }
+        Claim::Acquired {
+            lease: Lease {
+                owner: host.to_string(),
+                token: self.token + 1,
+                expires_at: now + ttl_ms as Millis,
+            },
+            taken_over: self.expires_at != 0,
+        }
+    }
 }
 
 /// What asking for an execution's lease gave.

@@ -458,28 +458,19 @@ fn acquire(tx: &Transaction<'_>, id: &str, host: &str, now: Millis, ttl_ms: u64)
     let Some((status, runnable, lease)) = row else {
         return Ok(Claim::Idle);
     };
-    if status != ExecutionStatus::Running.as_str() || !runnable {
-        return Ok(Claim::Idle);
+    let claim = lease.claim(
+        runnable && status == ExecutionStatus::Running.as_str(),
+        host,
+        now,
+        ttl_ms,
+    );
+    if let Claim::Acquired { lease: taken, .. } = &claim {
+        tx.prepare_cached(
+            "UPDATE executions SET lease_owner = ?2, lease_token = ?3, lease_expires_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, taken.owner, taken.token as i64, taken.expires_at])?;
     }
-    if !lease.available_to(host, now) {
-        return Ok(Claim::Busy {
-            owner: lease.owner,
-            until: lease.expires_at,
-        });
-    }
-    let taken = Lease {
-        owner: host.to_string(),
-        token: lease.token + 1,
-        expires_at: now + ttl_ms as Millis,
-    };
-    tx.prepare_cached(
-        "UPDATE executions SET lease_owner = ?2, lease_token = ?3, lease_expires_at = ?4 WHERE id = ?1",
-    )?
-    .execute(params![id, taken.owner, taken.token as i64, taken.expires_at])?;
-    Ok(Claim::Acquired {
-        lease: taken,
-        taken_over: lease.expires_at != 0,
-    })
+    Ok(claim)
 }
 
 impl Store for SqliteStore {

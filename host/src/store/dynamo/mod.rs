@@ -732,36 +732,23 @@ impl Inner {
                 return Ok(Claim::Idle);
             };
             let state = ExecState::from_item(&item)?;
-            if state.status != ExecutionStatus::Running || !state.runnable {
-                return Ok(Claim::Idle);
-            }
-            let lease = state.lease;
-            if !lease.available_to(&host, now) {
-                return Ok(Claim::Busy {
-                    owner: lease.owner,
-                    until: lease.expires_at,
-                });
-            }
-            let taken = Lease {
-                owner: host.clone(),
-                token: lease.token + 1,
-                expires_at: now + ttl_ms as Millis,
+            let runnable = state.status == ExecutionStatus::Running && state.runnable;
+            let claim = state.lease.claim(runnable, &host, now, ttl_ms);
+            let Claim::Acquired { lease: taken, .. } = &claim else {
+                return Ok(claim);
             };
             let mut update = UpdateExpr::default();
             update
                 .set("lease_owner", s(&taken.owner))
                 .set("lease_token", n(taken.token))
                 .set("lease_exp", n(taken.expires_at));
-            let cond = lease_token_is(lease.token);
+            let cond = lease_token_is(state.lease.token);
             if self
                 .table
                 .update(key(&pk, keys::ROOT_SK), &update, &cond)
                 .await?
             {
-                return Ok(Claim::Acquired {
-                    lease: taken,
-                    taken_over: lease.expires_at != 0,
-                });
+                return Ok(claim);
             }
             backoff.wait("lease").await?;
         }
