@@ -15,12 +15,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aegis_tests::{Client, Host, HostOptions, aws};
+use aegis_tests::{Host, HostOptions, aws};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::{check_history_shape, check_steps_once, guard, host_with, types, upload};
+use crate::{
+    Expected, check_completed, check_history_shape, check_steps_once, guard, host_with, types,
+    upload,
+};
 
 /// Lease lifetime in these tests: short, so a takeover happens within the test's patience.
 const LEASE_TTL_MS: u64 = 5_000;
@@ -121,48 +124,6 @@ impl Kind {
             Kind::Sleep(_) | Kind::Callback => None,
         }
     }
-}
-
-/// Waits for every execution through `c`, then checks results and histories: no step that had
-/// succeeded ran again (one interrupted attempt per step may rerun after the kill).
-async fn check_all(
-    c: &Client,
-    executions: &[(String, Kind)],
-    delivered: &[Value],
-    patience: Duration,
-) -> Result<usize> {
-    let mut waits = JoinSet::new();
-    for (i, (id, _)) in executions.iter().enumerate() {
-        let (c, id) = (c.clone(), id.clone());
-        waits.spawn(async move { (i, c.wait_done(&id, patience).await) });
-    }
-    let mut done = vec![Value::Null; executions.len()];
-    while let Some(joined) = waits.join_next().await {
-        let (i, exec) = joined?;
-        done[i] = exec?;
-    }
-    let mut rerun = 0;
-    for (i, (id, kind)) in executions.iter().enumerate() {
-        let exec = &done[i];
-        ensure!(exec["status"] == "SUCCEEDED", "{id} ({kind:?}): {exec}");
-        ensure!(
-            exec["result"] == kind.expected(&delivered[i]),
-            "{id} ({kind:?}) result: {exec}"
-        );
-        let events = c.history(id).await?;
-        check_history_shape(&events).with_context(|| format!("history of {id}"))?;
-        let count = check_steps_once(&events, 1)
-            .with_context(|| format!("{id} ({kind:?}): {:?}", types(&events)))?;
-        if let Some(steps) = kind.steps() {
-            ensure!(
-                count.succeeded == steps,
-                "{id} ({kind:?}): {} succeeded steps, not {steps}",
-                count.succeeded
-            );
-        }
-        rerun += count.rerun;
-    }
-    Ok(rerun)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +233,17 @@ async fn two_hosts_one_table_survive_a_kill9() {
             takeovers.push(joined??);
         }
         takeovers.sort();
-        let rerun = check_all(&cb, &executions, &delivered, Duration::from_secs(240)).await?;
+        let expected: Vec<Expected> = executions
+            .iter()
+            .zip(&delivered)
+            .map(|((id, kind), delivered)| Expected {
+                id: id.clone(),
+                label: format!("{kind:?}"),
+                result: kind.expected(delivered),
+                steps: kind.steps(),
+            })
+            .collect();
+        let rerun = check_completed(&cb, &expected, Duration::from_secs(240), 1).await?;
         let all_done = killed.elapsed();
         if let (Some(first), Some(last)) = (takeovers.first(), takeovers.last()) {
             eprintln!(

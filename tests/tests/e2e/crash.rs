@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
 
-use crate::{DONE, check_history_shape, check_steps_once, guard, host, types, upload};
+use crate::{DONE, Expected, check_completed, guard, host, upload};
 
 /// Steps in each `many_steps` execution of the crash test.
 const MANY: u64 = 200;
@@ -117,45 +116,17 @@ async fn kill9_with_fifty_in_flight_loses_nothing() {
             delivered[*i] = value;
         }
 
-        let mut waits = JoinSet::new();
-        for (i, (id, _)) in executions.iter().enumerate() {
-            let (c, id) = (c.clone(), id.clone());
-            waits.spawn(async move { (i, c.wait_done(&id, DONE * 2).await) });
-        }
-        let mut done = vec![Value::Null; executions.len()];
-        while let Some(joined) = waits.join_next().await {
-            let (i, exec) = joined?;
-            done[i] = exec?;
-        }
-
-        let mut rerun = 0;
-        for (i, (id, kind)) in executions.iter().enumerate() {
-            let exec = &done[i];
-            ensure!(
-                exec["status"] == "SUCCEEDED",
-                "{} ({kind:?}) after the crash: {exec}",
-                id
-            );
-            ensure!(
-                exec["result"] == kind.expected(&delivered[i]),
-                "{id} ({kind:?}) result: {exec}"
-            );
-            let events = c
-                .history(id)
-                .await
-                .with_context(|| format!("history of {id}"))?;
-            check_history_shape(&events).with_context(|| format!("history of {id}"))?;
-            let count = check_steps_once(&events, 1)
-                .with_context(|| format!("{id} ({kind:?}): {:?}", types(&events)))?;
-            rerun += count.rerun;
-            let succeeded = count.succeeded;
-            if let Some(steps) = kind.steps() {
-                ensure!(
-                    succeeded == steps,
-                    "{id} ({kind:?}): {succeeded} succeeded steps, not {steps}"
-                );
-            }
-        }
+        let expected: Vec<Expected> = executions
+            .iter()
+            .zip(&delivered)
+            .map(|((id, kind), delivered)| Expected {
+                id: id.clone(),
+                label: format!("{kind:?}, after the crash"),
+                result: kind.expected(delivered),
+                steps: kind.steps(),
+            })
+            .collect();
+        let rerun = check_completed(&c, &expected, DONE * 2, 1).await?;
         eprintln!("{rerun} step attempts interrupted by the crash ran again");
         Ok(())
     })

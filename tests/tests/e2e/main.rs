@@ -28,7 +28,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aegis_tests::{Client, Host, HostOptions};
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
 /// A generous bound on how long one execution may take in these tests.
@@ -231,6 +231,60 @@ pub fn check_steps_once(events: &[Value], crashes: usize) -> Result<StepCount> {
         count.succeeded += s.succeeded;
     }
     Ok(count)
+}
+
+/// What a finished execution must show to [`check_completed`].
+pub struct Expected {
+    pub id: String,
+    /// Names it in failures (its kind).
+    pub label: String,
+    pub result: Value,
+    /// How many steps succeed in it, when that is known.
+    pub steps: Option<usize>,
+}
+
+/// Waits for every execution through `c`, all at once, then checks each: SUCCEEDED with its
+/// expected result, a well-formed history, no step that had succeeded run again (each of
+/// `crashes` crashes may have interrupted one attempt, which reruns), and its number of
+/// succeeded steps. Returns how many interrupted attempts ran again.
+pub async fn check_completed(
+    c: &Client,
+    expected: &[Expected],
+    patience: Duration,
+    crashes: usize,
+) -> Result<usize> {
+    let mut waits = tokio::task::JoinSet::new();
+    for (i, e) in expected.iter().enumerate() {
+        let (c, id) = (c.clone(), e.id.clone());
+        waits.spawn(async move { (i, c.wait_done(&id, patience).await) });
+    }
+    let mut done = vec![Value::Null; expected.len()];
+    while let Some(joined) = waits.join_next().await {
+        let (i, exec) = joined?;
+        done[i] = exec?;
+    }
+    let mut rerun = 0;
+    for (e, exec) in expected.iter().zip(&done) {
+        let (id, label) = (&e.id, &e.label);
+        ensure!(exec["status"] == "SUCCEEDED", "{id} ({label}): {exec}");
+        ensure!(exec["result"] == e.result, "{id} ({label}) result: {exec}");
+        let events = c
+            .history(id)
+            .await
+            .with_context(|| format!("history of {id}"))?;
+        check_history_shape(&events).with_context(|| format!("history of {id}"))?;
+        let count = check_steps_once(&events, crashes)
+            .with_context(|| format!("{id} ({label}): {:?}", types(&events)))?;
+        if let Some(steps) = e.steps {
+            ensure!(
+                count.succeeded == steps,
+                "{id} ({label}): {} succeeded steps, not {steps}",
+                count.succeeded
+            );
+        }
+        rerun += count.rerun;
+    }
+    Ok(rerun)
 }
 
 /// The `RetryDetails.CurrentAttempt` of a step event.
