@@ -165,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
                 endpoint_url,
                 region,
                 credentials: None,
+                spill_to: None,
             };
             let (table, created) = tokio::task::spawn_blocking(move || {
                 let store = aegis::store::dynamo::DynamoStore::connect(&options)?;

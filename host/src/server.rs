@@ -51,14 +51,22 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
 
+        let s3 = match config.artifacts.backend {
+            ArtifactsBackend::S3 => Some(S3Options::from_config(&config.artifacts)?),
+            ArtifactsBackend::Disk => None,
+        };
         let store: Arc<dyn Store> = match config.store.backend {
             StoreBackend::Embedded => Arc::new(
                 SqliteStore::open(&config.data_dir.join("aegis.db"))
                     .context("open the embedded store")?,
             ),
+            // Values too large for an item spill to the artifact bucket when there is one.
             StoreBackend::Dynamodb => Arc::new(
-                DynamoStore::open(&DynamoOptions::from(&config.store))
-                    .context("open the DynamoDB store")?,
+                DynamoStore::open(&DynamoOptions {
+                    spill_to: s3.clone(),
+                    ..DynamoOptions::from(&config.store)
+                })
+                .context("open the DynamoDB store")?,
             ),
         };
         let limits = Limits {
@@ -67,15 +75,12 @@ impl Server {
             max_instances: config.max_instances,
         };
         let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
-        let artifacts: Arc<dyn ArtifactStore> = match config.artifacts.backend {
-            ArtifactsBackend::Disk => Arc::new(
+        let artifacts: Arc<dyn ArtifactStore> = match s3 {
+            None => Arc::new(
                 DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
                     .context("open the artifact store")?,
             ),
-            ArtifactsBackend::S3 => Arc::new(
-                S3Artifacts::open(S3Options::from_config(&config.artifacts)?)
-                    .context("open the S3 artifact store")?,
-            ),
+            Some(s3) => Arc::new(S3Artifacts::open(s3).context("open the S3 artifact store")?),
         };
         let agents = Arc::new(Agents::new(&config.agents, public_url));
         let tenancy = Arc::new(Tenancy::new(

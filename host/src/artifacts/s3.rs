@@ -124,9 +124,148 @@ impl S3Options {
     }
 }
 
-pub struct S3Artifacts {
+/// A bucket and the way objects are written to it: the async core that the artifact store and
+/// the DynamoDB store's spill of large values share. Cheap to clone.
+#[derive(Clone)]
+pub struct Bucket {
     client: Client,
     options: S3Options,
+}
+
+impl Bucket {
+    /// Builds the client on the current runtime (no request is made: a missing bucket shows
+    /// on first use).
+    ///
+    /// # Errors
+    /// When no region is configured.
+    pub async fn connect(options: S3Options) -> Result<Self, Error> {
+        let config = sdk_config(&options.aws)
+            .await
+            .map_err(|e| Error::Backend(format!("{e:#}")))?;
+        let s3 = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(options.force_path_style)
+            .build();
+        Ok(Self {
+            client: Client::from_conf(s3),
+            options,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.options.bucket
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `rest` under the configured prefix (a `/` is added after a prefix that lacks one).
+    pub fn key(&self, rest: &str) -> String {
+        let prefix = self.options.prefix.trim_start_matches('/');
+        let sep = if prefix.is_empty() || prefix.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        format!("{prefix}{sep}{rest}")
+    }
+
+    fn sse(&self) -> ServerSideEncryption {
+        match self.options.sse {
+            Sse::Aes256 => ServerSideEncryption::Aes256,
+            Sse::Kms => ServerSideEncryption::AwsKms,
+        }
+    }
+
+    fn kms_key(&self) -> Option<String> {
+        match self.options.sse {
+            Sse::Kms => self.options.kms_key_id.clone(),
+            Sse::Aes256 => None,
+        }
+    }
+
+    /// Puts one object with the configured encryption, in parts when it is large.
+    ///
+    /// # Errors
+    /// When S3 refuses or cannot be reached (after the SDK's retries).
+    pub async fn put(
+        &self,
+        key: String,
+        content_type: &str,
+        content: Vec<u8>,
+    ) -> Result<(), Error> {
+        let client = self.client.clone();
+        let bucket = self.options.bucket.clone();
+        let (sse, kms_key) = (self.sse(), self.kms_key());
+        if content.len() > MULTIPART_THRESHOLD {
+            return multipart(
+                client,
+                bucket,
+                key,
+                content_type.to_string(),
+                sse,
+                kms_key,
+                content,
+            )
+            .await;
+        }
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .body(ByteStream::from(content))
+            .send()
+            .await
+            .map_err(|e| sdk_err("put object", e))?;
+        Ok(())
+    }
+
+    /// One object's content and content type, or `None` when there is no such key.
+    ///
+    /// # Errors
+    /// When S3 refuses or cannot be reached (after the SDK's retries).
+    pub async fn get(&self, uri: &S3Uri) -> Result<Option<(Vec<u8>, String)>, Error> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(sdk_err("get object", e)),
+        };
+        let content_type = out
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::Backend(format!("S3 read body: {e}")))?
+            .into_bytes();
+        Ok(Some((bytes.to_vec(), content_type)))
+    }
+
+    /// `s3://<bucket>/<key>`.
+    pub fn uri(&self, key: String) -> S3Uri {
+        S3Uri {
+            bucket: self.options.bucket.clone(),
+            key,
+        }
+    }
+}
+
+pub struct S3Artifacts {
+    bucket: Bucket,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -154,56 +293,29 @@ impl S3Artifacts {
             .thread_name("aegis-s3")
             .enable_all()
             .build()?;
-        let aws = options.aws.clone();
-        let path_style = options.force_path_style;
-        let client = block_on(&rt, async move {
-            let config = sdk_config(&aws)
-                .await
-                .map_err(|e| Error::Backend(format!("{e:#}")))?;
-            let s3 = aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(path_style)
-                .build();
-            Ok(Client::from_conf(s3))
-        })?;
+        let bucket = block_on(&rt, Bucket::connect(options))?;
         Ok(Self {
-            client,
-            options,
+            bucket,
             runtime: Some(rt),
         })
     }
 
     /// The object key of `r` under `tenant`.
     pub fn object_key(&self, tenant: &TenantId, r: &ArtifactRef) -> String {
-        self.prefixed(&format!("{tenant}/{}/{}", r.execution, r.key))
-    }
-
-    /// `rest` under the configured prefix (a `/` is added after a prefix that lacks one).
-    fn prefixed(&self, rest: &str) -> String {
-        let prefix = self.options.prefix.trim_start_matches('/');
-        let sep = if prefix.is_empty() || prefix.ends_with('/') {
-            ""
-        } else {
-            "/"
-        };
-        format!("{prefix}{sep}{rest}")
+        self.bucket
+            .key(&format!("{tenant}/{}/{}", r.execution, r.key))
     }
 
     /// The object key of a component: `<prefix>_components/<sha256>.wasm` (no tenant id starts
     /// with `_`, so it never meets an artifact).
     pub fn component_key(&self, digest: &ComponentDigest) -> String {
-        self.prefixed(&format!("_components/{}.wasm", digest.hex()))
+        self.bucket
+            .key(&format!("_components/{}.wasm", digest.hex()))
     }
 
     /// Where `r` is in S3.
     pub fn uri(&self, tenant: &TenantId, r: &ArtifactRef) -> S3Uri {
-        S3Uri {
-            bucket: self.options.bucket.clone(),
-            key: self.object_key(tenant, r),
-        }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
+        self.bucket.uri(self.object_key(tenant, r))
     }
 
     fn run<T: Send + 'static>(
@@ -215,20 +327,6 @@ impl S3Artifacts {
             .as_ref()
             .ok_or_else(|| Error::Backend("the S3 runtime stopped".into()))?;
         block_on(rt, fut)
-    }
-
-    fn sse(&self) -> ServerSideEncryption {
-        match self.options.sse {
-            Sse::Aes256 => ServerSideEncryption::Aes256,
-            Sse::Kms => ServerSideEncryption::AwsKms,
-        }
-    }
-
-    fn kms_key(&self) -> Option<String> {
-        match self.options.sse {
-            Sse::Kms => self.options.kms_key_id.clone(),
-            Sse::Aes256 => None,
-        }
     }
 }
 
@@ -363,57 +461,15 @@ async fn completed(client: &Client, bucket: &str, key: &str, kms: bool, content:
 }
 
 impl S3Artifacts {
-    /// Puts one object with the configured encryption, in parts when it is large.
-    fn put_object(&self, object: String, content_type: &str, content: &[u8]) -> Result<(), Error> {
-        let client = self.client.clone();
-        let bucket = self.options.bucket.clone();
-        let content_type = content_type.to_string();
-        let (sse, kms_key) = (self.sse(), self.kms_key());
-        let content = content.to_vec();
-        self.run(async move {
-            if content.len() > MULTIPART_THRESHOLD {
-                return multipart(client, bucket, object, content_type, sse, kms_key, content)
-                    .await;
-            }
-            client
-                .put_object()
-                .bucket(bucket)
-                .key(object)
-                .content_type(content_type)
-                .server_side_encryption(sse)
-                .set_ssekms_key_id(kms_key)
-                .body(ByteStream::from(content))
-                .send()
-                .await
-                .map_err(|e| sdk_err("put object", e))?;
-            Ok(())
-        })
+    fn put_object(&self, key: String, content_type: &str, content: &[u8]) -> Result<(), Error> {
+        let bucket = self.bucket.clone();
+        let (content_type, content) = (content_type.to_string(), content.to_vec());
+        self.run(async move { bucket.put(key, &content_type, content).await })
     }
 
-    /// One object's content and content type, or `None` when there is no such key.
-    fn get_object(&self, object: String) -> Result<Option<(Vec<u8>, String)>, Error> {
-        let client = self.client.clone();
-        let bucket = self.options.bucket.clone();
-        self.run(async move {
-            let out = match client.get_object().bucket(bucket).key(object).send().await {
-                Ok(out) => out,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(sdk_err("get object", e)),
-            };
-            let content_type = out
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Error::Backend(format!("S3 read body: {e}")))?
-                .into_bytes();
-            Ok(Some((bytes.to_vec(), content_type)))
-        })
+    fn get_object(&self, key: String) -> Result<Option<(Vec<u8>, String)>, Error> {
+        let bucket = self.bucket.clone();
+        self.run(async move { bucket.get(&bucket.uri(key)).await })
     }
 }
 
@@ -453,8 +509,8 @@ impl ArtifactStore for S3Artifacts {
         r: &ArtifactRef,
         expires_in_seconds: u64,
     ) -> Result<String, Error> {
-        let client = self.client.clone();
-        let bucket = self.options.bucket.clone();
+        let client = self.bucket.client.clone();
+        let bucket = self.bucket.name().to_string();
         let object = self.object_key(tenant, r);
         let name = r.to_string();
         let expires = Duration::from_secs(expires_in_seconds.clamp(1, MAX_PRESIGN_SECONDS));

@@ -31,6 +31,7 @@ fn dynamo_store() -> Option<Arc<dyn Store>> {
         endpoint_url: Some(endpoint),
         region: Some("us-east-1".into()),
         credentials: Some(("test".into(), "test".into())),
+        spill_to: None,
     };
     let store = dynamo::DynamoStore::connect(&options).unwrap();
     store.create_tables().unwrap();
@@ -858,7 +859,8 @@ fn published_events_are_numbered_scoped_and_delivered_once(store: Arc<dyn Store>
     );
 }
 
-fn large_records_round_trip(store: Arc<dyn Store>) {
+/// Returns the execution, for the checks a backend adds (where the values went).
+fn large_records_round_trip(store: Arc<dyn Store>) -> ExecutionId {
     // Larger than a DynamoDB item may be: the backend must spill it and read it back whole.
     let big = format!("\"{}\"", "é".repeat(300 * 1024));
     let ex = created(&*store, new_execution(None, &big));
@@ -899,6 +901,7 @@ fn large_records_round_trip(store: Arc<dyn Store>) {
         )
         .unwrap();
     assert_eq!(store.execution(&ex.id).unwrap().unwrap().result, Some(big));
+    ex.id
 }
 
 fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>) {
@@ -1047,3 +1050,129 @@ contract!(
     racing_hosts_never_both_get_a_lease,
     timers_are_listed_up_to_a_time,
 );
+
+/// With a bucket, the DynamoDB store spills large values to S3 objects (encrypted, checked
+/// against their hash on read) instead of chunk items; a host without the bucket cannot read
+/// them and says why. On moto, like the suite.
+#[test]
+fn dynamodb_spills_large_values_to_s3() {
+    use crate::artifacts::s3::{Bucket, S3Options};
+    use crate::aws::AwsOptions;
+    use sha2::Digest;
+    let Some(endpoint) = dynamodb_local::endpoint() else {
+        return;
+    };
+    let aws = AwsOptions {
+        endpoint_url: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        credentials: Some(("test".into(), "test".into())),
+        ..AwsOptions::default()
+    };
+    let s3 = S3Options {
+        bucket: format!("aegis-spill-{:016x}", rand::random::<u64>()),
+        prefix: "aegis".into(),
+        force_path_style: true,
+        aws: aws.clone(),
+        ..S3Options::default()
+    };
+    let options = dynamo::DynamoOptions {
+        table_prefix: format!("spill-{:016x}-", rand::random::<u64>()),
+        endpoint_url: Some(endpoint),
+        region: aws.region.clone(),
+        credentials: aws.credentials.clone(),
+        spill_to: Some(s3.clone()),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(Bucket::connect(s3.clone())).unwrap();
+    rt.block_on(bucket.client().create_bucket().bucket(&s3.bucket).send())
+        .unwrap();
+    let store = dynamo::DynamoStore::connect(&options).unwrap();
+    store.create_tables().unwrap();
+    let table = store.table_name().to_string();
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let ex = large_records_round_trip(store.clone());
+
+    // The values are objects under `<prefix>/_spill/`, written with server-side encryption...
+    let listed = rt
+        .block_on(
+            bucket
+                .client()
+                .list_objects_v2()
+                .bucket(&s3.bucket)
+                .prefix("aegis/_spill/")
+                .send(),
+        )
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert!(!keys.is_empty(), "nothing was spilled to S3");
+    let head = rt
+        .block_on(
+            bucket
+                .client()
+                .head_object()
+                .bucket(&s3.bucket)
+                .key(&keys[0])
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+    // ...and the table holds no chunk item.
+    let dynamo = rt.block_on(async {
+        aws_sdk_dynamodb::Client::new(&crate::aws::sdk_config(&aws).await.unwrap())
+    });
+    let scanned = rt
+        .block_on(dynamo.scan().table_name(&table).send())
+        .unwrap();
+    let blobs = scanned
+        .items()
+        .iter()
+        .filter(|i| {
+            i.get("pk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("BLOB#"))
+        })
+        .count();
+    assert_eq!(blobs, 0, "chunk items were written to the table");
+
+    // A host configured without the bucket refuses to guess.
+    let blind = dynamo::DynamoStore::connect(&dynamo::DynamoOptions {
+        spill_to: None,
+        ..options.clone()
+    })
+    .unwrap();
+    let Err(err) = blind.execution(&ex) else {
+        panic!("read a spilled value without the bucket");
+    };
+    assert!(err.to_string().contains("no S3 bucket"), "{err}");
+
+    // A spilled object that no longer matches its hash is refused, not returned.
+    let input = store.execution(&ex).unwrap().unwrap().input;
+    let key = format!(
+        "aegis/_spill/{}",
+        hex::encode(sha2::Sha256::digest(input.as_bytes()))
+    );
+    assert!(keys.contains(&key), "{key} is not among {keys:?}");
+    rt.block_on(
+        bucket
+            .client()
+            .put_object()
+            .bucket(&s3.bucket)
+            .key(&key)
+            .body(b"\"tampered\"".to_vec().into())
+            .send(),
+    )
+    .unwrap();
+    let Err(err) = store.execution(&ex) else {
+        panic!("a tampered spilled value was returned");
+    };
+    let err = err.to_string();
+    assert!(err.contains("does not match its hash"), "{err}");
+}

@@ -6,6 +6,7 @@
 //!   request is read at the topic (through a subscribed SQS queue), the report through its S3
 //!   presigned URL, the events at the bus (through a rule that routes the host's source to a
 //!   queue), and a second host with an empty data folder reads the finished run from the table;
+//! - values too large for a DynamoDB item spilled to the bucket, not the table, and read back;
 //! - presigned URL expiry on s3s-fs, which checks it (moto does not): a short-lived link to an
 //!   artifact serves it, then answers 403 once its time is up, while a longer one still serves.
 //!
@@ -328,6 +329,72 @@ async fn research_pipeline_on_dynamodb_and_s3_notifies_sns_and_eventbridge() {
     })
     .await;
     drop(agents);
+}
+
+/// Large values go to the artifact bucket, not the table, and the host reads them back: a
+/// 200 KB input (the payload quota allows 256 KB) through three steps. The store keeps values
+/// inline up to 100 KB, because one item holds several (DynamoDB's item limit is 400 KB).
+#[tokio::test]
+async fn values_too_large_for_an_item_spill_to_the_bucket() {
+    let Some(endpoint) = aws::moto_endpoint("spilling large values to S3") else {
+        return;
+    };
+    let moto = Moto::new(&endpoint);
+    let r = guard(60, make_resources(&moto)).await;
+    // The config file lives as long as `config` does.
+    let config = AgentsConfig::new().raw("[artifacts]\nforce_path_style = true");
+    let host = host_with(host_options(&moto, &r, &config)).await;
+    guard(120, async {
+        let client = host.client();
+        upload(&client, &["steps3"]).await?;
+        let input = "x".repeat(200 * 1024);
+        let id = client.start("steps3", json!(input)).await?;
+        let done = client.wait_done(&id, DONE).await?;
+        ensure!(
+            done["status"] == "SUCCEEDED" && done["result"] == json!(format!("{input}-a-b-c")),
+            "the execution did not return its input with three suffixes: status {}",
+            done["status"]
+        );
+        ensure!(
+            client.get(&id).await?["input"] == json!(input),
+            "the input read back differs"
+        );
+
+        let spilled: Vec<String> = moto
+            .list_objects(&r.bucket)
+            .await?
+            .into_iter()
+            .filter(|k| k.starts_with("_spill/"))
+            .collect();
+        // The input, three step results, their events and the result: at least 5 values.
+        ensure!(spilled.len() >= 5, "spilled objects: {spilled:?}");
+        let table = format!("{}checkpoints", r.table_prefix);
+        let items = moto.scan(&table).await?;
+        ensure!(
+            !items.iter().any(|i| i["pk"]["S"]
+                .as_str()
+                .is_some_and(|pk| pk.starts_with("BLOB#"))),
+            "chunk items were written to the table"
+        );
+        ensure!(
+            items.iter().any(|i| i["input_ref"]["S"]
+                .as_str()
+                .is_some_and(|v| v == format!("s3://{}/{}", r.bucket, spilled_key(&input)))),
+            "the execution item does not refer to the spilled input"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// The object key of a spilled JSON value.
+fn spilled_key(text: &str) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_string(text).expect("a string is JSON");
+    format!(
+        "_spill/{}",
+        hex::encode(sha2::Sha256::digest(json.as_bytes()))
+    )
 }
 
 /// Seconds since the Unix epoch of a SigV4 `X-Amz-Date` (`20260101T120000Z`).

@@ -79,7 +79,7 @@ fn store(mut tweak: impl FnMut(&mut S3Options)) -> Option<S3Artifacts> {
     let mut o = options(&endpoint, &bucket, "artifacts/");
     tweak(&mut o);
     let s = S3Artifacts::open(o).unwrap();
-    let client = s.client.clone();
+    let client = s.bucket.client.clone();
     s.run(async move {
         client
             .create_bucket()
@@ -101,8 +101,8 @@ struct Head {
 }
 
 fn head(s: &S3Artifacts, tenant: &TenantId, r: &ArtifactRef) -> Head {
-    let client = s.client.clone();
-    let bucket = s.options.bucket.clone();
+    let client = s.bucket.client.clone();
+    let bucket = s.bucket.name().to_string();
     let key = s.object_key(tenant, r);
     s.run(async move {
         let out = client

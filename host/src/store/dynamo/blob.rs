@@ -1,19 +1,23 @@
 //! Values too large for one item (DynamoDB's limit is 400 KB per item, 4 MB per transaction).
 //!
 //! A large text attribute (an operation's or event's JSON, an execution's input or result, an
-//! agent input, a workflow event's data) is *spilled by reference*: its text is cut into
-//! chunks stored under `BLOB#<sha256>` (content-addressed, immutable, written before the
-//! transaction that references them), and the owning item keeps `<attr>_ref` =
-//! `<sha256>:<chunks>` instead of `<attr>`. Readers fetch the chunks with one `BatchGetItem`.
-//! Because chunks are immutable and written first, a reference never points at missing or
-//! changing data; a transaction that then fails leaves only unreferenced chunks behind.
+//! agent input, a workflow event's data) is *spilled by reference*, and the owning item keeps
+//! `<attr>_ref` instead of `<attr>`:
+//! - to S3 when the host has an artifact bucket: the object `<prefix>_spill/<sha256>` (written
+//!   with the bucket's encryption), referenced as `s3://<bucket>/<prefix>_spill/<sha256>`;
+//! - otherwise to chunk items `BLOB#<sha256>` in the table, referenced as `<sha256>:<chunks>`
+//!   and read back with one `BatchGetItem`.
 //!
-//! This is the in-table stand-in for spilling to S3 (the issue's target): the reference format
-//! is the seam where an `s3://` reference would go.
+//! Either way the spilled value is content-addressed and immutable and is written before the
+//! transaction that references it, so a reference never points at missing or changing data; a
+//! transaction that then fails leaves only an unreferenced copy behind. Readers check the
+//! content against its hash. Both kinds of reference stay readable, so a table written before
+//! S3 was configured still reads.
 
 use super::expr::{Item, Write, item_size, key, s};
 use super::io::{ItemExt, Table};
 use super::keys;
+use crate::artifacts::s3::{Bucket, S3Uri};
 use crate::store::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::Digest;
@@ -41,9 +45,31 @@ pub fn ref_attr(field: &str) -> &'static str {
     }
 }
 
+/// Spilled values not yet written: chunk items and S3 objects (key, text).
+#[derive(Clone, Debug, Default)]
+pub struct Spilled {
+    chunks: Vec<Item>,
+    objects: Vec<(String, String)>,
+}
+
+impl Spilled {
+    pub fn extend(&mut self, other: Spilled) {
+        self.chunks.extend(other.chunks);
+        self.objects.extend(other.objects);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.objects.is_empty()
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// The chunk items of `text` and the reference to them.
 pub fn split(text: &str) -> (String, Vec<Item>) {
-    let hash = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let hash = sha256_hex(text);
     let mut chunks = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -59,30 +85,53 @@ pub fn split(text: &str) -> (String, Vec<Item>) {
     (format!("{hash}:{}", chunks.len()), chunks)
 }
 
+/// The object key of a spilled value (no tenant id starts with `_`, so it never meets an
+/// artifact).
+pub fn object_key(bucket: &Bucket, hash: &str) -> String {
+    bucket.key(&format!("_spill/{hash}"))
+}
+
+/// Spills `text` to `spill` (or to chunk items without one); returns the reference.
+fn spill(spill: Option<&Bucket>, text: String, out: &mut Spilled) -> String {
+    match spill {
+        Some(bucket) => {
+            let key = object_key(bucket, &sha256_hex(&text));
+            let reference = bucket.uri(key.clone()).to_string();
+            out.objects.push((key, text));
+            reference
+        }
+        None => {
+            let (reference, chunks) = split(&text);
+            out.chunks.extend(chunks);
+            reference
+        }
+    }
+}
+
 fn parse_ref(r: &str) -> Option<(&str, usize)> {
     let (hash, count) = r.split_once(':')?;
     Some((hash, count.parse().ok()?))
 }
 
-/// Spills `field` of `item` if it is a text attribute; returns the chunks to write.
-fn spill_field(item: &mut Item, field: &str) -> Vec<Item> {
+/// Spills `field` of `item` if it is a text attribute.
+fn spill_field(target: Option<&Bucket>, item: &mut Item, field: &str, out: &mut Spilled) {
     let Some(AttributeValue::S(text)) = item.remove(field) else {
-        return Vec::new();
+        return;
     };
-    let (reference, chunks) = split(&text);
+    let reference = spill(target, text, out);
     item.insert(ref_attr(field).into(), s(reference));
-    chunks
 }
 
 /// Decides, for every put of a transaction, which large attributes go inline and which are
-/// spilled; returns the chunk items to write before the transaction.
-pub fn place(writes: &mut [Write]) -> Vec<Item> {
-    let mut chunks = Vec::new();
+/// spilled (to `target`, or to chunk items without one); returns what to write before the
+/// transaction.
+pub fn place(target: Option<&Bucket>, writes: &mut [Write]) -> Spilled {
+    let mut out = Spilled::default();
     for w in writes.iter_mut() {
         if let Write::Put { item, .. } = w {
             for field in FIELDS {
                 if item.get(*field).is_some_and(|v| text_len(v) > INLINE_MAX) {
-                    chunks.extend(spill_field(item, field));
+                    spill_field(target, item, field, &mut out);
                 }
             }
         }
@@ -108,22 +157,24 @@ pub fn place(writes: &mut [Write]) -> Vec<Item> {
             break;
         }
         if let Write::Put { item, .. } = &mut writes[i] {
-            chunks.extend(spill_field(item, field));
+            spill_field(target, item, field, &mut out);
         }
         total = writes.iter().map(Write::size).sum();
     }
-    chunks
+    out
 }
 
 /// Spills `text` for an update expression when it is too large to go inline: returns the
 /// value to set and whether it is a reference.
-pub fn place_value(text: &str, chunks: &mut Vec<Item>) -> (AttributeValue, bool) {
+pub fn place_value(
+    target: Option<&Bucket>,
+    text: &str,
+    out: &mut Spilled,
+) -> (AttributeValue, bool) {
     if text.len() <= INLINE_MAX {
         return (s(text), false);
     }
-    let (reference, mut parts) = split(text);
-    chunks.append(&mut parts);
-    (s(reference), true)
+    (s(spill(target, text.to_string(), out)), true)
 }
 
 fn text_len(v: &AttributeValue) -> usize {
@@ -135,46 +186,59 @@ fn text_len(v: &AttributeValue) -> usize {
 
 /// Replaces every `<attr>_ref` of `items` by the text it refers to.
 pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
-    let mut wanted: HashMap<(String, String), Option<String>> = HashMap::new();
+    let mut chunks: HashMap<(String, String), Option<String>> = HashMap::new();
+    let mut objects: HashMap<String, Option<String>> = HashMap::new();
     for item in items.iter() {
         for field in FIELDS {
-            if let Some((hash, count)) = item.str(ref_attr(field)).and_then(parse_ref) {
+            let Some(reference) = item.str(ref_attr(field)) else {
+                continue;
+            };
+            if reference.starts_with("s3://") {
+                objects.insert(reference.to_string(), None);
+            } else if let Some((hash, count)) = parse_ref(reference) {
                 for i in 0..count {
-                    wanted.insert((keys::blob_pk(hash), keys::chunk_sk(i)), None);
+                    chunks.insert((keys::blob_pk(hash), keys::chunk_sk(i)), None);
                 }
             }
         }
     }
-    if wanted.is_empty() {
+    if chunks.is_empty() && objects.is_empty() {
         return Ok(());
     }
-    let found = table
-        .batch_get(wanted.keys().map(|(pk, sk)| key(pk, sk)).collect())
-        .await?;
-    for chunk in found {
-        if let (Some(pk), Some(sk), Some(d)) = (chunk.str("pk"), chunk.str("sk"), chunk.str("d"))
-            && let Some(slot) = wanted.get_mut(&(pk.to_string(), sk.to_string()))
-        {
-            *slot = Some(d.to_string());
+    if !chunks.is_empty() {
+        let found = table
+            .batch_get(chunks.keys().map(|(pk, sk)| key(pk, sk)).collect())
+            .await?;
+        for chunk in found {
+            if let (Some(pk), Some(sk), Some(d)) =
+                (chunk.str("pk"), chunk.str("sk"), chunk.str("d"))
+                && let Some(slot) = chunks.get_mut(&(pk.to_string(), sk.to_string()))
+            {
+                *slot = Some(d.to_string());
+            }
         }
+    }
+    let fetched = futures_util::future::try_join_all(
+        objects
+            .keys()
+            .map(|reference| fetch(table.spill.as_ref(), reference)),
+    )
+    .await?;
+    for (reference, text) in fetched {
+        objects.insert(reference, Some(text));
     }
     for item in items.iter_mut() {
         for field in FIELDS {
             let Some(reference) = item.str(ref_attr(field)).map(str::to_string) else {
                 continue;
             };
-            let (hash, count) = parse_ref(&reference)
-                .ok_or_else(|| Error::Backend(format!("corrupt reference {reference:?}")))?;
-            let mut text = String::new();
-            for i in 0..count {
-                let part = wanted
-                    .get(&(keys::blob_pk(hash), keys::chunk_sk(i)))
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| {
-                        Error::Backend(format!("missing chunk {i} of spilled value {hash}"))
-                    })?;
-                text.push_str(part);
-            }
+            let text = if reference.starts_with("s3://") {
+                objects.get(&reference).cloned().flatten().ok_or_else(|| {
+                    Error::Backend(format!("spilled value {reference} was not fetched"))
+                })?
+            } else {
+                join_chunks(&chunks, &reference)?
+            };
             item.remove(ref_attr(field));
             item.insert((*field).to_string(), s(text));
         }
@@ -182,8 +246,74 @@ pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
     Ok(())
 }
 
-/// Writes chunk items (idempotent: same content, same key).
-pub async fn write(table: &Table, mut chunks: Vec<Item>) -> Result<()> {
+/// The text of a chunk reference from the chunks read.
+fn join_chunks(
+    found: &HashMap<(String, String), Option<String>>,
+    reference: &str,
+) -> Result<String> {
+    let (hash, count) = parse_ref(reference)
+        .ok_or_else(|| Error::Backend(format!("corrupt reference {reference:?}")))?;
+    let mut text = String::new();
+    for i in 0..count {
+        let part = found
+            .get(&(keys::blob_pk(hash), keys::chunk_sk(i)))
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Error::Backend(format!("missing chunk {i} of spilled value {hash}")))?;
+        text.push_str(part);
+    }
+    Ok(text)
+}
+
+/// Reads one spilled object and checks it against the hash its key ends with.
+async fn fetch(spill: Option<&Bucket>, reference: &str) -> Result<(String, String)> {
+    let bucket = spill.ok_or_else(|| {
+        Error::Backend(format!(
+            "a value was spilled to {reference}, but this host has no S3 bucket to read it \
+             (configure artifacts.backend = \"s3\")"
+        ))
+    })?;
+    let uri = S3Uri::parse(reference)
+        .map_err(|_| Error::Backend(format!("corrupt reference {reference:?}")))?;
+    let (bytes, _) = bucket
+        .get(&uri)
+        .await
+        .map_err(|e| Error::Backend(format!("read spilled value {reference}: {e}")))?
+        .ok_or_else(|| Error::Backend(format!("spilled value {reference} is missing")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Backend(format!("spilled value {reference} is not UTF-8")))?;
+    let hash = uri.key.rsplit('/').next().unwrap_or_default();
+    if sha256_hex(&text) != hash {
+        return Err(Error::Backend(format!(
+            "spilled value {reference} does not match its hash"
+        )));
+    }
+    Ok((reference.to_string(), text))
+}
+
+/// Writes spilled values (idempotent: same content, same key).
+pub async fn write(table: &Table, spilled: Spilled) -> Result<()> {
+    if spilled.is_empty() {
+        return Ok(());
+    }
+    let Spilled {
+        mut chunks,
+        mut objects,
+    } = spilled;
+    if !objects.is_empty() {
+        let bucket = table.spill.as_ref().ok_or_else(|| {
+            Error::Backend("values were placed in S3 but the store has no bucket".into())
+        })?;
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
+        objects.dedup_by(|a, b| a.0 == b.0);
+        futures_util::future::try_join_all(objects.into_iter().map(|(key, text)| async move {
+            let name = bucket.uri(key.clone());
+            bucket
+                .put(key, "application/json", text.into_bytes())
+                .await
+                .map_err(|e| Error::Backend(format!("spill a value to {name}: {e}")))
+        }))
+        .await?;
+    }
     if chunks.is_empty() {
         return Ok(());
     }
@@ -232,8 +362,8 @@ mod tests {
                 cond: None,
             },
         ];
-        let chunks = place(&mut writes);
-        assert_eq!(chunks.len(), 1);
+        let spilled = place(None, &mut writes);
+        assert_eq!(spilled.chunks.len(), 1);
         let Write::Put { item, .. } = &writes[0] else {
             unreachable!()
         };
@@ -242,6 +372,48 @@ mod tests {
             unreachable!()
         };
         assert_eq!(item.str("d"), Some("y"));
+    }
+
+    #[tokio::test]
+    async fn with_a_bucket_large_values_become_objects_with_s3_references() {
+        let bucket = Bucket::connect(crate::artifacts::s3::S3Options {
+            bucket: "spill-bucket".into(),
+            prefix: "aegis".into(),
+            aws: crate::aws::AwsOptions {
+                endpoint_url: Some("http://127.0.0.1:9".into()),
+                region: Some("us-east-1".into()),
+                credentials: Some(("test".into(), "test".into())),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let text = "x".repeat(INLINE_MAX + 1);
+        let mut item = key("EX#1", "OP#a");
+        item.insert("d".into(), s(&text));
+        let mut writes = vec![Write::Put { item, cond: None }];
+        let spilled = place(Some(&bucket), &mut writes);
+        assert!(spilled.chunks.is_empty());
+        let hash = sha256_hex(&text);
+        assert_eq!(
+            spilled.objects,
+            vec![(format!("aegis/_spill/{hash}"), text.clone())]
+        );
+        let Write::Put { item, .. } = &writes[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            item.str("d_ref"),
+            Some(format!("s3://spill-bucket/aegis/_spill/{hash}").as_str())
+        );
+        let mut out = Spilled::default();
+        let (value, by_ref) = place_value(Some(&bucket), &text, &mut out);
+        assert!(by_ref && value.as_s().unwrap().starts_with("s3://"));
+        assert_eq!(
+            place_value(Some(&bucket), "small", &mut out),
+            (s("small"), false)
+        );
     }
 
     #[test]
@@ -253,8 +425,8 @@ mod tests {
                 Write::Put { item, cond: None }
             })
             .collect();
-        let chunks = place(&mut writes);
-        assert!(!chunks.is_empty());
+        let spilled = place(None, &mut writes);
+        assert!(!spilled.is_empty());
         assert!(writes.iter().map(Write::size).sum::<usize>() <= TX_MAX);
     }
 }

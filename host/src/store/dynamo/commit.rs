@@ -10,7 +10,7 @@
 //! condition (→ `ConditionFailed`) from a lost race (→ read again and retry).
 
 use super::blob;
-use super::expr::{Cond, Item, UpdateExpr, Write, key, n, s};
+use super::expr::{Cond, UpdateExpr, Write, key, n, s};
 use super::io::{ItemExt, Query, Sk, Table};
 use super::keys;
 use super::records::{self, ExecState, status_str};
@@ -41,8 +41,8 @@ pub enum Meaning {
 pub struct Plan {
     pub writes: Vec<Write>,
     pub meanings: Vec<Meaning>,
-    /// Chunks of spilled values, written before the transaction.
-    pub chunks: Vec<Item>,
+    /// Spilled values, written before the transaction.
+    pub spilled: blob::Spilled,
     /// Clean-up of an execution that ends (its remaining timers, its callbacks still waiting)
     /// that did not fit in the transaction: applied right after it. Harmless if lost: a timer
     /// of a finished execution fails its condition when it fires, and a callback of a finished
@@ -194,18 +194,25 @@ pub async fn plan(
     let mut status = state.status;
     let mut runnable = state.runnable;
     let mut wake_seq = state.wake_seq;
-    let mut chunks = Vec::new();
+    let mut spilled = blob::Spilled::default();
+    let spill = table.spill.as_ref();
     if let Some(finish) = &batch.finish {
         status = finish.status;
         runnable = false;
         update.set("status", s(finish.status.as_str()));
-        set_text(&mut update, "result", finish.result.as_deref(), &mut chunks);
+        set_text(
+            &mut update,
+            "result",
+            finish.result.as_deref(),
+            spill,
+            &mut spilled,
+        );
         let error = finish
             .error
             .as_ref()
             .map(serde_json::to_string)
             .transpose()?;
-        set_text(&mut update, "error", error.as_deref(), &mut chunks);
+        set_text(&mut update, "error", error.as_deref(), spill, &mut spilled);
     }
     if batch.wake && status == ExecutionStatus::Running {
         runnable = true;
@@ -500,8 +507,8 @@ pub async fn plan(
             "batch writes item {dup:?} twice"
         )));
     }
-    chunks.extend(blob::place(&mut plan.writes));
-    plan.chunks = chunks;
+    spilled.extend(blob::place(table.spill.as_ref(), &mut plan.writes));
+    plan.spilled = spilled;
     Ok(plan)
 }
 
@@ -510,13 +517,14 @@ fn set_text(
     update: &mut UpdateExpr,
     field: &'static str,
     text: Option<&str>,
-    chunks: &mut Vec<Item>,
+    spill: Option<&crate::artifacts::s3::Bucket>,
+    spilled: &mut blob::Spilled,
 ) {
     let reference = blob::ref_attr(field);
     match text {
         Some(text) => {
-            let (value, spilled) = blob::place_value(text, chunks);
-            if spilled {
+            let (value, by_ref) = blob::place_value(spill, text, spilled);
+            if by_ref {
                 update.set(reference, value).remove(field);
             } else {
                 update.set(field, value).remove(reference);

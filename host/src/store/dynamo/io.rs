@@ -10,10 +10,11 @@ use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, Writ
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The client and the table.
+/// The client and the table, and the bucket large values spill to (see [`super::blob`]).
 pub struct Table {
     pub client: Client,
     pub name: String,
+    pub spill: Option<crate::artifacts::s3::Bucket>,
 }
 
 pub const GSI1: &str = "gsi1";

@@ -108,6 +108,9 @@ pub struct DynamoOptions {
     pub region: Option<String>,
     /// Access key id and secret; default: the AWS default credential chain.
     pub credentials: Option<(String, String)>,
+    /// The bucket that values too large for an item spill to; without one they spill to
+    /// chunk items in the table (see [`blob`]).
+    pub spill_to: Option<crate::artifacts::s3::S3Options>,
 }
 
 impl From<&crate::config::StoreConfig> for DynamoOptions {
@@ -117,6 +120,7 @@ impl From<&crate::config::StoreConfig> for DynamoOptions {
             endpoint_url: c.endpoint_url.clone().filter(|u| !u.is_empty()),
             region: c.region.clone().filter(|r| !r.is_empty()),
             credentials: None,
+            spill_to: None,
         }
     }
 }
@@ -198,9 +202,21 @@ impl DynamoStore {
         let rt = runtime()?;
         let name = keys::table_name(&options.table_prefix);
         let client = block_on(&rt, client(options.clone()))?;
+        let spill = match options.spill_to.clone() {
+            Some(s3) => Some(block_on(&rt, async move {
+                crate::artifacts::s3::Bucket::connect(s3)
+                    .await
+                    .map_err(|e| Error::Backend(format!("the S3 bucket for large values: {e}")))
+            })?),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                table: Table { client, name },
+                table: Table {
+                    client,
+                    name,
+                    spill,
+                },
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 publish: tokio::sync::Mutex::new(()),
             }),
@@ -660,8 +676,8 @@ impl Inner {
                     cond: None,
                 });
             }
-            let chunks = blob::place(&mut writes);
-            blob::write(&self.table, chunks).await?;
+            let spilled = blob::place(self.table.spill.as_ref(), &mut writes);
+            blob::write(&self.table, spilled).await?;
             match self.table.transact(&writes, &token()).await {
                 Ok(()) => return Ok(Created::New(record)),
                 Err(TxError::Cancelled(reasons)) => {
@@ -811,7 +827,7 @@ impl Inner {
             }
             let token = token();
             let plan = commit::plan(&self.table, &execution, &state, &batch, &token).await?;
-            blob::write(&self.table, plan.chunks.clone()).await?;
+            blob::write(&self.table, plan.spilled.clone()).await?;
             match self.table.transact(&plan.writes, &token).await {
                 Ok(()) => {
                     self.follow_up(plan.follow_ups).await;
