@@ -8,7 +8,7 @@ use crate::config::{ArtifactsBackend, ClusterConfig, Config, StoreBackend};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Leasing, Runtime, Services};
 use crate::notifications::aws::AwsSinks;
-use crate::notifications::{Notifier, Webhook};
+use crate::notifications::{Delivery, Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
 use crate::store::dynamo::{DynamoOptions, DynamoStore};
@@ -99,7 +99,22 @@ impl Server {
         let sinks = AwsSinks::from_config(&config.notifications)
             .await
             .context("configure the SNS/EventBridge notification sinks")?;
-        let notifier = Notifier::with_sinks(store.clone(), webhook, sinks);
+        let leasing = Leasing {
+            host_id: config
+                .cluster
+                .host_id
+                .clone()
+                .unwrap_or_else(|| default_host_id(config.store.backend, addr.port())),
+            ttl_ms: config
+                .cluster
+                .lease_ttl_ms
+                .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
+        };
+        let delivery = Delivery {
+            host_id: leasing.host_id.clone(),
+            ttl_ms: leasing.ttl_ms,
+        };
+        let notifier = Notifier::with_sinks(store.clone(), webhook, sinks, delivery);
         tokio::spawn(notifier.clone().run());
         let (scheduler, inbox) = Scheduler::new();
         let runtime = Runtime::new(Services {
@@ -112,17 +127,7 @@ impl Server {
             limits,
             scheduler,
             agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
-            leasing: Leasing {
-                host_id: config
-                    .cluster
-                    .host_id
-                    .clone()
-                    .unwrap_or_else(|| default_host_id(config.store.backend, addr.port())),
-                ttl_ms: config
-                    .cluster
-                    .lease_ttl_ms
-                    .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
-            },
+            leasing,
         });
         let runtime = Arc::new(runtime);
         tracing::info!(host_id = %runtime.leasing.host_id, "leases are taken as this host");

@@ -15,15 +15,22 @@
 //! until then it is retried in order, like the webhook. Delivery is therefore at least once: a
 //! sink that accepted an event may see it again when another sink refused it, so consumers
 //! dedupe on the event's `seq`.
+//!
+//! Hosts that share a store share its outbox. Only the holder of the store's `outbox` role
+//! ([`Store::claim_role`], renewed while it delivers, lasting the lease TTL) posts, so each event
+//! goes out once for the fleet, not once per host, and in order; when the holder dies, another
+//! host takes the role once its claim expires. Every host still streams every event to its own
+//! SSE subscribers.
 
 pub mod aws;
 
-use crate::journal::format_ts;
+use crate::journal::{Millis, format_ts, now_ms};
 use crate::store::{Store, WorkflowEvent};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
@@ -37,6 +44,25 @@ pub struct Webhook {
 /// How often the outbox is checked without a kick (picks up retries).
 const TICK: Duration = Duration::from_secs(1);
 const BATCH: usize = 256;
+/// The store role whose holder delivers the outbox.
+pub const OUTBOX_ROLE: &str = "outbox";
+
+/// Which host this is, and how long its claim on the outbox lasts.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub host_id: String,
+    pub ttl_ms: u64,
+}
+
+impl Default for Delivery {
+    /// A host alone on its store.
+    fn default() -> Self {
+        Self {
+            host_id: "embedded".into(),
+            ttl_ms: 10_000,
+        }
+    }
+}
 
 pub struct Notifier {
     store: Arc<dyn Store>,
@@ -45,6 +71,9 @@ pub struct Notifier {
     client: reqwest::Client,
     kick: Notify,
     stream: broadcast::Sender<WorkflowEvent>,
+    delivery: Delivery,
+    /// Until when this host's claim on the outbox role lasts (0: not held).
+    held_until: AtomicI64,
 }
 
 /// The JSON shape of an event, on the stream, in the API and in webhook bodies.
@@ -68,14 +97,16 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 impl Notifier {
     pub fn new(store: Arc<dyn Store>, webhook: Option<Webhook>) -> Arc<Self> {
-        Self::with_sinks(store, webhook, None)
+        Self::with_sinks(store, webhook, None, Delivery::default())
     }
 
-    /// As [`Notifier::new`], also delivering to the configured SNS/EventBridge sinks.
+    /// As [`Notifier::new`], also delivering to the configured SNS/EventBridge sinks, as the
+    /// host `delivery` names.
     pub fn with_sinks(
         store: Arc<dyn Store>,
         webhook: Option<Webhook>,
         sinks: Option<aws::AwsSinks>,
+        delivery: Delivery,
     ) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -88,6 +119,8 @@ impl Notifier {
             client,
             kick: Notify::new(),
             stream: broadcast::channel(4096).0,
+            delivery,
+            held_until: AtomicI64::new(0),
         })
     }
 
@@ -165,11 +198,15 @@ impl Notifier {
         }
     }
 
-    /// Posts undelivered events in order; stops at the first refusal and retries on a later tick.
+    /// Posts undelivered events in order, if this host holds the outbox role; stops at the
+    /// first refusal and retries on a later tick.
     async fn deliver(&self) {
         let Some(events) = self.read(|s| s.undelivered_events(BATCH)).await else {
             return;
         };
+        if events.is_empty() || !self.holds_outbox().await {
+            return;
+        }
         let mut delivered = Vec::new();
         for event in &events {
             if !self.deliver_one(event).await {
@@ -180,6 +217,24 @@ impl Notifier {
         if !delivered.is_empty() {
             self.read(move |s| s.mark_delivered(&delivered)).await;
         }
+    }
+
+    /// Whether this host may deliver: it holds the outbox role with at least half its claim
+    /// left, renewing the claim when less is left.
+    async fn holds_outbox(&self) -> bool {
+        let now = now_ms();
+        let half = (self.delivery.ttl_ms / 2) as Millis;
+        if self.held_until.load(Ordering::Relaxed) > now + half {
+            return true;
+        }
+        let Delivery { host_id, ttl_ms } = self.delivery.clone();
+        let held = self
+            .read(move |s| s.claim_role(OUTBOX_ROLE, &host_id, now, ttl_ms))
+            .await
+            .unwrap_or(false);
+        let until = if held { now + ttl_ms as Millis } else { 0 };
+        self.held_until.store(until, Ordering::Relaxed);
+        held
     }
 
     /// Sends one event to every configured sink; false (logged) when one refused it.

@@ -1003,6 +1003,37 @@ fn long_histories_read_in_pages(store: Arc<dyn Store>) {
     assert_eq!(seen, (1..=251).collect::<Vec<_>>());
 }
 
+fn roles_have_one_holder_until_its_claim_expires(store: Arc<dyn Store>) {
+    assert!(store.claim_role("outbox", "a", 1_000, 100).unwrap());
+    assert!(!store.claim_role("outbox", "b", 1_050, 100).unwrap());
+    // Roles are independent of each other.
+    assert!(store.claim_role("other", "b", 1_050, 100).unwrap());
+    // The holder keeps it, and its claim now lasts until 1 150.
+    assert!(store.claim_role("outbox", "a", 1_050, 100).unwrap());
+    assert!(!store.claim_role("outbox", "b", 1_120, 100).unwrap());
+    // Once the claim has expired, another host takes it.
+    assert!(store.claim_role("outbox", "b", 1_150, 100).unwrap());
+    assert!(!store.claim_role("outbox", "a", 1_200, 100).unwrap());
+    // Hosts racing for a free role: exactly one wins.
+    let winners: usize = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    store
+                        .claim_role("race", &format!("host-{i}"), 5_000, 1_000)
+                        .unwrap()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| usize::from(r.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(winners, 1);
+}
+
 /// Runs every contract test against every backend, each on a fresh store.
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
@@ -1049,6 +1080,7 @@ contract!(
     released_leases_pass_on_at_once_and_idle_executions_need_none,
     racing_hosts_never_both_get_a_lease,
     timers_are_listed_up_to_a_time,
+    roles_have_one_holder_until_its_claim_expires,
 );
 
 /// With a bucket, the DynamoDB store spills large values to S3 objects (encrypted, checked

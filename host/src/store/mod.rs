@@ -495,6 +495,12 @@ pub trait Store: Send + Sync + 'static {
     fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>>;
     fn mark_delivered(&self, seqs: &[u64]) -> Result<()>;
 
+    /// Takes or keeps the fleet-wide role `name` for `host` until `now + ttl_ms`, if nobody
+    /// holds it, its holder's claim expired, or `host` holds it already; `false` while another
+    /// host's claim lasts. One host at a time delivers the event outbox this way, so a sink sees
+    /// an event once, not once per host.
+    fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool>;
+
     /// Executions that were running (or woken) and not idle, with their leases: carried on at
     /// start-up, and taken over from dead hosts by the sweep.
     fn runnable(&self) -> Result<Vec<Runnable>>;

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_callback_dispatch.sql"),
     include_str!("../../migrations/0005_component_tombstones.sql"),
     include_str!("../../migrations/0006_leases.sql"),
+    include_str!("../../migrations/0007_roles.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -871,6 +872,37 @@ impl Store for SqliteStore {
                 update.execute([seq as i64])?;
             }
             Ok(())
+        })
+    }
+
+    fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool> {
+        let (name, host) = (name.to_string(), host.to_string());
+        self.write(move |tx| {
+            let held = tx
+                .prepare_cached("SELECT owner, token, expires_at FROM roles WHERE name = ?1")?
+                .query_row([&name], |r| {
+                    Ok(Lease {
+                        owner: r.get("owner")?,
+                        token: r.get::<_, i64>("token")? as u64,
+                        expires_at: r.get("expires_at")?,
+                    })
+                })
+                .optional()?
+                .unwrap_or_default();
+            if !held.available_to(&host, now) {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO roles (name, owner, token, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET owner = ?2, token = ?3, expires_at = ?4",
+            )?
+            .execute(params![
+                name,
+                host,
+                (held.token + 1) as i64,
+                now + ttl_ms as Millis
+            ])?;
+            Ok(true)
         })
     }
 

@@ -4,17 +4,22 @@
 //!
 //! - `two_hosts_one_table_survive_a_kill9`: 100 executions started across two hosts, one
 //!   host SIGKILLed mid-run; the other takes its executions over once their leases expire, and
-//!   every execution completes with the right result, no step that had succeeded running again.
+//!   every execution completes with the right result, no step that had succeeded running again,
+//!   and every execution's end event reaches the webhook both hosts post to.
 //! - `a_paused_host_loses_its_lease_and_its_late_writes_are_refused`: a host frozen (SIGSTOP)
 //!   in the middle of an activation loses the lease to the other host, which finishes the
 //!   execution; when the frozen host resumes, its next checkpoint carries a stale fencing token
 //!   and is refused, and the history shows every step exactly once.
+//!
+//! - `two_hosts_deliver_each_event_once`: both hosts read the same event outbox, but only the
+//!   holder of its delivery role posts, so the webhook gets every event exactly once.
 //!
 //! Without a server the tests are skipped, saying so, unless `AEGIS_REQUIRE_DYNAMODB` is set.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use aegis_tests::agents::WebhookReceiver;
 use aegis_tests::{Host, HostOptions, aws};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
@@ -64,12 +69,20 @@ impl Shared {
 
     /// Starts one more host on the shared table and bucket.
     async fn host(&self) -> Host {
+        self.host_env(&[]).await
+    }
+
+    /// As [`Shared::host`], with more environment.
+    async fn host_env(&self, env: &[(&str, String)]) -> Host {
         let mut opts = HostOptions {
             extra_args: vec!["--config".into(), self.config.path().display().to_string()],
             ..HostOptions::default()
         };
         for (name, value) in aws::credentials_env() {
             opts = opts.env(&name, value);
+        }
+        for (name, value) in env {
+            opts = opts.env(name, value);
         }
         host_with(opts).await
     }
@@ -133,8 +146,12 @@ async fn two_hosts_one_table_survive_a_kill9() {
         return;
     }
     let shared = guard(60, Shared::create()).await;
-    let mut a = shared.host().await;
-    let b = shared.host().await;
+    // Both post to one webhook; whichever holds the outbox role when A dies, every end event
+    // still arrives.
+    let webhook = WebhookReceiver::start().await.expect("webhook receiver");
+    let env = [("AEGIS_WEBHOOK_URL", webhook.url())];
+    let mut a = shared.host_env(&env).await;
+    let b = shared.host_env(&env).await;
     guard(540, async {
         let (ca, cb) = (a.client(), b.client());
         // Uploaded to A only: B fetches them from S3 when it first runs one.
@@ -259,6 +276,12 @@ async fn two_hosts_one_table_survive_a_kill9() {
             "all 100 done {:.1} s after the kill; {rerun} interrupted step attempts ran again",
             all_done.as_secs_f64()
         );
+        // The outbox went on after the kill: every end event reached the webhook.
+        for (id, _) in &executions {
+            webhook
+                .wait_for("execution.succeeded", id, Duration::from_secs(60))
+                .await?;
+        }
         // B took over A's executions: its log says so.
         ensure!(
             std::fs::read_to_string(b.log_path())?.contains("took over an execution"),
@@ -343,6 +366,60 @@ async fn a_paused_host_loses_its_lease_and_its_late_writes_are_refused() {
         ensure!(
             std::fs::read_to_string(b.log_path())?.contains("took over an execution"),
             "host B's log shows no takeover"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// Two hosts share one event outbox; one at a time holds its delivery role, so a webhook both
+/// are configured with receives every event once, not once per host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_deliver_each_event_once() {
+    if aws::moto_endpoint("the multi-host tests").is_none() {
+        return;
+    }
+    let shared = guard(60, Shared::create()).await;
+    let webhook = WebhookReceiver::start().await.expect("webhook receiver");
+    let env = [("AEGIS_WEBHOOK_URL", webhook.url())];
+    let a = shared.host_env(&env).await;
+    let b = shared.host_env(&env).await;
+    guard(240, async {
+        let (ca, cb) = (a.client(), b.client());
+        upload(&ca, &["many_steps"]).await?;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let client = if i % 2 == 0 { &ca } else { &cb };
+            ids.push(client.start("many_steps", json!({"steps": 2})).await?);
+        }
+        for id in &ids {
+            webhook
+                .wait_for("execution.succeeded", id, Duration::from_secs(120))
+                .await?;
+        }
+        // Long enough for the other host's delivery ticks (1 s) to post a duplicate, were
+        // it going to.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut posts: BTreeMap<u64, usize> = BTreeMap::new();
+        for post in webhook.posts() {
+            let seq = post
+                .header("x-aegis-delivery")
+                .and_then(|s| s.parse().ok())
+                .with_context(|| format!("a post without X-Aegis-Delivery: {}", post.body))?;
+            *posts.entry(seq).or_default() += 1;
+        }
+        let repeated: Vec<_> = posts.iter().filter(|(_, n)| **n > 1).collect();
+        ensure!(
+            repeated.is_empty(),
+            "events posted more than once (seq, posts): {repeated:?} of {} events",
+            posts.len()
+        );
+        // Each execution's execution.succeeded, at least.
+        ensure!(
+            posts.len() >= ids.len(),
+            "{} events posted for {} executions",
+            posts.len(),
+            ids.len()
         );
         Ok(())
     })

@@ -98,6 +98,11 @@ pub const EVENTS_PK: &str = "#WEV";
 /// Workflow events the webhook has not accepted yet.
 pub const OUTBOX_PK: &str = "#WEV#OUTBOX";
 
+/// A fleet-wide role one host at a time holds (see `Store::claim_role`).
+pub fn role_pk(name: &str) -> String {
+    format!("#ROLE#{}", esc(name))
+}
+
 pub fn tenant_events_pk(tenant: &str) -> String {
     format!("WEV#T#{}", esc(tenant))
 }

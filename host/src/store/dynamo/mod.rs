@@ -24,6 +24,7 @@
 //! | workflow event | `#WEV`, `WEV#T#<tenant>`, `WEV#E#<execution>` | `<seq, 20 digits>` | one copy per way it is read, all strongly consistent |
 //! | webhook outbox | `#WEV#OUTBOX` | `<seq>` | removed once delivered |
 //! | event counter | `#WEVSEQ` | `#` | `n`, the last seq |
+//! | fleet-wide role | `#ROLE#<name>` | `#` | a lease: `lease_owner`, `lease_token`, `lease_exp` |
 //! | spilled value | `BLOB#<sha256>` | `<chunk, 5 digits>` | see [`blob`] |
 //!
 //! User-supplied key parts are escaped ([`keys::esc`]). The "list everything" entries read at
@@ -770,6 +771,42 @@ impl Inner {
         }
     }
 
+    async fn claim_role(
+        &self,
+        name: String,
+        host: String,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let pk = keys::role_pk(&name);
+        let mut backoff = Backoff::new();
+        loop {
+            let item = self.table.get(&pk, keys::ROOT_SK).await?;
+            let held = item.as_ref().map(records::lease_from).unwrap_or_default();
+            if !held.available_to(&host, now) {
+                return Ok(false);
+            }
+            let mut update = UpdateExpr::default();
+            update
+                .set("lease_owner", s(&host))
+                .set("lease_token", n(held.token + 1))
+                .set("lease_exp", n(now + ttl_ms as Millis));
+            let cond = match item {
+                Some(_) => Cond::Eq("lease_token", n(held.token)),
+                None => Cond::NotExists("pk"),
+            };
+            if self
+                .table
+                .update(key(&pk, keys::ROOT_SK), &update, &cond)
+                .await?
+            {
+                return Ok(true);
+            }
+            // Another host wrote first: read again, and see whose the role is now.
+            backoff.wait("role").await?;
+        }
+    }
+
     async fn renew_lease(
         &self,
         id: ExecutionId,
@@ -1239,6 +1276,11 @@ impl Store for DynamoStore {
     ) -> Result<Claim> {
         let (id, host) = (id.clone(), host.to_string());
         self.run(move |i| async move { i.acquire_lease(id, host, now, ttl_ms).await })
+    }
+
+    fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool> {
+        let (name, host) = (name.to_string(), host.to_string());
+        self.run(move |i| async move { i.claim_role(name, host, now, ttl_ms).await })
     }
 
     fn renew_lease(
