@@ -338,7 +338,7 @@ fn toml_string(s: &str) -> String {
 
 /// Starts an axum router on `127.0.0.1:0`; returns its base URL and the server task (which the
 /// owner aborts when dropped).
-async fn serve(router: axum::Router) -> Result<(String, tokio::task::JoinHandle<()>)> {
+pub(crate) async fn serve(router: axum::Router) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding a test server")?;

@@ -8,13 +8,15 @@
 //!   webhook receiver, plus agent configuration files;
 //! - [`pipeline`]: the research pipeline's REST calls (`/workflows`) and the event list.
 //! - [`aws`]: servers that speak the AWS wire protocols (moto, s3s-fs), reached over plain HTTP,
-//!   and `aegis dynamodb create-tables`.
+//!   and `aegis dynamodb create-tables`;
+//! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
 pub mod agents;
 pub mod aws;
 pub mod client;
+pub mod faults;
 pub mod fixtures;
 pub mod host;
 pub mod pipeline;

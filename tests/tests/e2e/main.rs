@@ -21,6 +21,7 @@ mod operations;
 mod pipeline;
 mod replay;
 mod sandbox;
+mod store_faults;
 mod tenancy;
 
 use std::collections::HashMap;
