@@ -1208,3 +1208,61 @@ fn dynamodb_spills_large_values_to_s3() {
     let err = err.to_string();
     assert!(err.contains("does not match its hash"), "{err}");
 }
+
+/// Two DynamoDB stores on one table, as two hosts have: each keeps the execution item as it
+/// last wrote it, and must notice when the other wrote since: event ids stay consecutive, and
+/// a lease the other took over fences the first one's writes.
+#[test]
+fn dynamodb_stores_sharing_a_table_see_each_others_writes() {
+    let Some(endpoint) = dynamodb_local::endpoint() else {
+        return;
+    };
+    let options = dynamo::DynamoOptions {
+        table_prefix: format!("shared-{:016x}-", rand::random::<u64>()),
+        endpoint_url: Some(endpoint),
+        region: Some("us-east-1".into()),
+        credentials: Some(("test".into(), "test".into())),
+        spill_to: None,
+    };
+    let a = dynamo::DynamoStore::connect(&options).unwrap();
+    a.create_tables().unwrap();
+    let b = dynamo::DynamoStore::connect(&options).unwrap();
+    let ex = created(&a, new_execution(None, "{}"));
+    // Turns alternate, so each store's copy is one commit behind on its next turn.
+    for i in 0..6 {
+        let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
+        let op = step(&i.to_string(), Status::Succeeded);
+        let batch = Batch {
+            events: vec![
+                Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
+                Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
+            ],
+            operations: vec![op],
+            ..Batch::default()
+        };
+        store.commit(&ex.id, batch).unwrap();
+    }
+    let ids: Vec<u64> = b
+        .history(&ex.id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, (1..=13).collect::<Vec<_>>());
+    assert_eq!(a.operations(&ex.id).unwrap().len(), 6);
+
+    let t0 = now_ms();
+    let (la, _) = acquired(claim(&a, &ex.id, "host-a", t0));
+    a.commit(&ex.id, leased_step(la.token, "a1")).unwrap();
+    let (lb, taken_over) = acquired(claim(&b, &ex.id, "host-b", t0 + TTL as Millis + 1));
+    assert!(taken_over);
+    let before = b.history(&ex.id, 0, 100).unwrap().len();
+    match a.commit(&ex.id, leased_step(la.token, "a2")) {
+        Err(Error::ConditionFailed(m)) => assert!(m.contains("taken over"), "{m}"),
+        other => panic!("a write under a lease taken over went through: {other:?}"),
+    }
+    assert!(b.operation(&ex.id, "a2").unwrap().is_none());
+    assert_eq!(b.history(&ex.id, 0, 100).unwrap().len(), before);
+    b.commit(&ex.id, leased_step(lb.token, "b1")).unwrap();
+    assert!(a.operation(&ex.id, "b1").unwrap().is_some());
+}

@@ -48,6 +48,9 @@ pub struct Plan {
     /// of a finished execution fails its condition when it fires, and a callback of a finished
     /// execution cannot be completed.
     pub follow_ups: Vec<Write>,
+    /// The execution item as it is once the transaction applied (what the next commit of this
+    /// process may start from without reading it).
+    pub after: Option<ExecState>,
 }
 
 /// How a cancelled transaction should be handled.
@@ -224,6 +227,17 @@ pub async fn plan(
     update
         .set("runnable", AttributeValue::Bool(runnable))
         .set("wake_seq", n(wake_seq));
+    let mut after = state.clone();
+    after.ver += 1;
+    after.last_tx = Some(token.to_string());
+    after.next_event_id += batch.events.len() as u64;
+    after.status = status;
+    after.runnable = runnable;
+    after.wake_seq = wake_seq;
+    if batch.release_lease {
+        after.lease.expires_at = 0;
+    }
+    plan.after = Some(after);
     if runnable && status == ExecutionStatus::Running {
         update
             .set("g2pk", s(keys::runnable_g2pk(execution.as_str())))

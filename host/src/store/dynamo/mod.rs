@@ -41,7 +41,11 @@
 //! Writes: see [`commit`]. Each batch is one `TransactWriteItems` conditioned on the execution
 //! item's version and the batch's own conditions; a cancelled transaction writes nothing. An
 //! execution's commits from this process are also serialised by an in-process lock, so
-//! optimistic-concurrency retries only happen between hosts. Transactions hold at most 100
+//! optimistic-concurrency retries only happen between hosts. The execution item as this
+//! process's last commit (or lease claim) left it is kept in memory, so the next commit of a
+//! running execution sends its transaction without reading the item first; if another host
+//! wrote meanwhile, the version condition refuses the transaction and the commit reads the item
+//! and plans again. Transactions hold at most 100
 //! items: a larger batch fails with a clear error, except the clean-up of an ending execution
 //! (its timers and waiting callbacks), which is moved to follow-up writes (see
 //! [`commit::Plan::follow_ups`]). Values too large for an item are spilled ([`blob`]).
@@ -89,6 +93,7 @@ use commit::Verdict;
 use expr::{Cond, Item, UpdateExpr, Write, key, n, s};
 use io::{Backoff, Flow, GSI1, GSI2, ItemExt, Query, Sk, Table, TxError};
 use records::ExecState;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +136,13 @@ struct Inner {
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// Serialises commits that publish workflow events (they share one counter).
     publish: tokio::sync::Mutex<()>,
+    /// Running executions' items as this process last wrote or read them, so the next commit
+    /// can skip reading the item (see [`Inner::commit`]).
+    states: std::sync::Mutex<HashMap<ExecutionId, ExecState>>,
 }
+
+/// At most this many cached execution states; the cache starts over when it is full.
+const MAX_CACHED_STATES: usize = 10_000;
 
 /// The DynamoDB-backed store.
 pub struct DynamoStore {
@@ -220,6 +231,7 @@ impl DynamoStore {
                 },
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 publish: tokio::sync::Mutex::new(()),
+                states: std::sync::Mutex::new(HashMap::new()),
             }),
             runtime: Some(rt),
         })
@@ -765,6 +777,14 @@ impl Inner {
                 .update(key(&pk, keys::ROOT_SK), &update, &cond)
                 .await?
             {
+                // The activation's first commit starts from this read.
+                self.remember(
+                    &id,
+                    ExecState {
+                        lease: taken.clone(),
+                        ..state
+                    },
+                );
                 return Ok(claim);
             }
             backoff.wait("lease").await?;
@@ -842,13 +862,29 @@ impl Inner {
         // Tokens of attempts whose outcome is unknown.
         let mut unsure: Vec<String> = Vec::new();
         let mut backoff = Backoff::new();
+        // The item as this process last left it, if it did: every write to the item is
+        // conditioned on its version, so a stale copy costs one refused transaction, after
+        // which the item is read. Only success is trusted on a cached copy.
+        let mut cached = self.forget(&execution);
         loop {
-            let Some(item) = self.table.get(&exec_pk, keys::ROOT_SK).await? else {
-                return Err(Error::ConditionFailed(format!(
-                    "execution {execution} does not exist"
-                )));
+            let from_cache = cached.is_some();
+            let state = match cached.take() {
+                Some(state) => state,
+                None => {
+                    let Some(item) = self.table.get(&exec_pk, keys::ROOT_SK).await? else {
+                        return Err(Error::ConditionFailed(format!(
+                            "execution {execution} does not exist"
+                        )));
+                    };
+                    ExecState::from_item(&item)?
+                }
             };
-            let state = ExecState::from_item(&item)?;
+            if from_cache
+                && (lease_token.is_some_and(|t| t != state.lease.token)
+                    || (requires_running && state.status != ExecutionStatus::Running))
+            {
+                continue;
+            }
             if state.last_tx.as_ref().is_some_and(|t| unsure.contains(t)) {
                 return Ok(());
             }
@@ -867,8 +903,15 @@ impl Inner {
             blob::write(&self.table, plan.spilled.clone()).await?;
             match self.table.transact(&plan.writes, &token).await {
                 Ok(()) => {
+                    if let Some(after) = plan.after {
+                        self.remember(&execution, after);
+                    }
                     self.follow_up(plan.follow_ups).await;
                     return Ok(());
+                }
+                Err(TxError::Cancelled(_)) if from_cache => {
+                    // Decided on a copy that may be stale: read the item and plan again.
+                    unsure.push(token);
                 }
                 Err(TxError::Cancelled(reasons)) => match plan.why(&reasons) {
                     // The SDK retries a request that timed out with the same token; where the
@@ -881,6 +924,9 @@ impl Inner {
                             .await?
                             .is_some_and(|item| item.str("last_tx") == Some(token.as_str()));
                         if landed {
+                            if let Some(after) = plan.after {
+                                self.remember(&execution, after);
+                            }
                             self.follow_up(plan.follow_ups).await;
                             return Ok(());
                         }
@@ -906,6 +952,26 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Keeps `state` for the next commit of a running execution.
+    fn remember(&self, id: &ExecutionId, state: ExecState) {
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
+        if state.status != ExecutionStatus::Running {
+            states.remove(id);
+            return;
+        }
+        if states.len() >= MAX_CACHED_STATES && !states.contains_key(id) {
+            states.clear();
+        }
+        states.insert(id.clone(), state);
+    }
+
+    /// Takes the kept state of `id` out of the cache (a commit that fails leaves none behind).
+    fn forget(&self, id: &ExecutionId) -> Option<ExecState> {
+        self.states.lock().ok()?.remove(id)
     }
 
     /// Clean-up writes that did not fit in a commit's transaction (best effort).
