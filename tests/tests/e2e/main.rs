@@ -234,6 +234,30 @@ pub fn check_steps_once(events: &[Value], crashes: usize) -> Result<StepCount> {
     Ok(count)
 }
 
+/// Checks that every wait and callback ended once: a timer or a callback completion that fired
+/// twice (two hosts, or a host and its own restart) would show as a second ending event.
+pub fn check_waits_end_once(events: &[Value]) -> Result<()> {
+    let mut ended: HashMap<&str, &str> = HashMap::new();
+    for event in events {
+        let t = event["EventType"].as_str().unwrap_or("");
+        if !matches!(
+            t,
+            "WaitSucceeded"
+                | "WaitCancelled"
+                | "CallbackSucceeded"
+                | "CallbackFailed"
+                | "CallbackTimedOut"
+        ) {
+            continue;
+        }
+        let id = event["Id"].as_str().unwrap_or("?");
+        if let Some(first) = ended.insert(id, t) {
+            bail!("operation {id} ended twice: {first}, then {event}");
+        }
+    }
+    Ok(())
+}
+
 /// What a finished execution must show to [`check_completed`].
 pub struct Expected {
     pub id: String,
@@ -245,7 +269,8 @@ pub struct Expected {
 }
 
 /// Waits for every execution through `c`, all at once, then checks each: SUCCEEDED with its
-/// expected result, a well-formed history, no step that had succeeded run again (each of
+/// expected result, a well-formed history, every wait and callback ended once, no step that
+/// had succeeded run again (each of
 /// `crashes` crashes may have interrupted one attempt, which reruns), and its number of
 /// succeeded steps. Returns how many interrupted attempts ran again.
 pub async fn check_completed(
@@ -274,6 +299,7 @@ pub async fn check_completed(
             .await
             .with_context(|| format!("history of {id}"))?;
         check_history_shape(&events).with_context(|| format!("history of {id}"))?;
+        check_waits_end_once(&events).with_context(|| format!("history of {id}"))?;
         let count = check_steps_once(&events, crashes)
             .with_context(|| format!("{id} ({label}): {:?}", types(&events)))?;
         if let Some(steps) = e.steps {
@@ -291,4 +317,22 @@ pub async fn check_completed(
 /// The `RetryDetails.CurrentAttempt` of a step event.
 pub fn current_attempt(event: &Value) -> Option<u64> {
     details(event)["RetryDetails"]["CurrentAttempt"].as_u64()
+}
+
+#[test]
+fn a_wait_or_callback_that_ends_twice_is_caught() {
+    let event = |t: &str, id: &str| serde_json::json!({"EventType": t, "Id": id});
+    let once = [
+        event("WaitStarted", "1"),
+        event("WaitSucceeded", "1"),
+        event("CallbackStarted", "2"),
+        event("CallbackSucceeded", "2"),
+    ];
+    assert!(check_waits_end_once(&once).is_ok());
+    let twice = [
+        event("CallbackStarted", "2"),
+        event("CallbackTimedOut", "2"),
+        event("CallbackSucceeded", "2"),
+    ];
+    assert!(check_waits_end_once(&twice).is_err());
 }
