@@ -1251,9 +1251,35 @@ fn dynamodb_stores_sharing_a_table_see_each_others_writes() {
     assert_eq!(ids, (1..=13).collect::<Vec<_>>());
     assert_eq!(a.operations(&ex.id).unwrap().len(), 6);
 
+    // A runs under its lease and keeps its copy; B records something meanwhile (as a callback
+    // delivered to B would), so A's copy is stale and its next commit must still land.
     let t0 = now_ms();
     let (la, _) = acquired(claim(&a, &ex.id, "host-a", t0));
+    a.commit(&ex.id, leased_step(la.token, "a0")).unwrap();
+    let op = step("b0", Status::Succeeded);
+    b.commit(
+        &ex.id,
+        Batch {
+            events: vec![Event::operation(
+                EventType::StepSucceeded,
+                &op,
+                now_ms(),
+                json!({}),
+            )],
+            operations: vec![op],
+            ..Batch::default()
+        },
+    )
+    .unwrap();
     a.commit(&ex.id, leased_step(la.token, "a1")).unwrap();
+    let ids: Vec<u64> = b
+        .history(&ex.id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    assert!(b.operation(&ex.id, "a1").unwrap().is_some());
     let (lb, taken_over) = acquired(claim(&b, &ex.id, "host-b", t0 + TTL as Millis + 1));
     assert!(taken_over);
     let before = b.history(&ex.id, 0, 100).unwrap().len();

@@ -42,10 +42,10 @@
 //! item's version and the batch's own conditions; a cancelled transaction writes nothing. An
 //! execution's commits from this process are also serialised by an in-process lock, so
 //! optimistic-concurrency retries only happen between hosts. The execution item as this
-//! process's last commit (or lease claim) left it is kept in memory, so the next commit of a
-//! running execution sends its transaction without reading the item first; if another host
-//! wrote meanwhile, the version condition refuses the transaction and the commit reads the item
-//! and plans again. Transactions hold at most 100
+//! process's last commit (or lease claim) left it is kept in memory, so the next commit of an
+//! activation under this process's lease sends its transaction without reading the item first;
+//! if another host wrote meanwhile, the version condition refuses the transaction and the
+//! commit reads the item and plans again. Transactions hold at most 100
 //! items: a larger batch fails with a clear error, except the clean-up of an ending execution
 //! (its timers and waiting callbacks), which is moved to follow-up writes (see
 //! [`commit::Plan::follow_ups`]). Values too large for an item are spilled ([`blob`]).
@@ -862,10 +862,13 @@ impl Inner {
         // Tokens of attempts whose outcome is unknown.
         let mut unsure: Vec<String> = Vec::new();
         let mut backoff = Backoff::new();
-        // The item as this process last left it, if it did: every write to the item is
+        // The item as this process last left it, for a commit under a lease this process
+        // holds (nobody else's activation writes meanwhile). Every write to the item is
         // conditioned on its version, so a stale copy costs one refused transaction, after
-        // which the item is read. Only success is trusted on a cached copy.
-        let mut cached = self.forget(&execution);
+        // which the item is read. Only success is trusted on a kept copy. Other commits
+        // (callbacks, timers) are as likely as not about an execution another host runs, so
+        // they read.
+        let mut cached = self.forget(&execution).filter(|_| lease_token.is_some());
         loop {
             let from_cache = cached.is_some();
             let state = match cached.take() {
