@@ -338,34 +338,41 @@ fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.api_keys(&tenant.id).unwrap(), vec![revoked]);
 }
 
+/// A batch recording step `id` started and succeeded: one operation, two events.
+fn started_and_succeeded(id: &str) -> Batch {
+    let op = step(id, Status::Succeeded);
+    Batch {
+        events: vec![
+            Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
+            Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
+        ],
+        operations: vec![op],
+        ..Batch::default()
+    }
+}
+
+/// The EventIds of up to `limit` history events of `id` after `after`.
+fn event_ids(store: &dyn Store, id: &ExecutionId, after: u64, limit: usize) -> Vec<u64> {
+    store
+        .history(id, after, limit)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn event_ids_are_consecutive_across_batches(store: Arc<dyn Store>) {
     let ex = created(&*store, new_execution(None, "{}"));
     for i in 0..3 {
-        let op = step(&i.to_string(), Status::Succeeded);
-        let batch = Batch {
-            events: vec![
-                Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
-                Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
-            ],
-            operations: vec![op],
-            ..Batch::default()
-        };
-        store.commit(&ex.id, batch).unwrap();
+        store
+            .commit(&ex.id, started_and_succeeded(&i.to_string()))
+            .unwrap();
     }
-    let ids: Vec<u64> = store
-        .history(&ex.id, 0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(ids, (1..=7).collect::<Vec<_>>());
-    let page: Vec<u64> = store
-        .history(&ex.id, 3, 2)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(page, vec![4, 5]);
+    assert_eq!(
+        event_ids(&*store, &ex.id, 0, 100),
+        (1..=7).collect::<Vec<_>>()
+    );
+    assert_eq!(event_ids(&*store, &ex.id, 3, 2), vec![4, 5]);
 }
 
 fn a_failed_condition_writes_nothing(store: Arc<dyn Store>) {
@@ -457,17 +464,25 @@ fn acquired(claim: Claim) -> (Lease, bool) {
     }
 }
 
-fn leased_step(token: u64, id: &str) -> Batch {
+/// A batch recording step `id` succeeded: one operation, one event.
+fn succeeded_step(id: &str) -> Batch {
+    let op = step(id, Status::Succeeded);
     Batch {
-        conditions: vec![Condition::ExecutionRunning, Condition::Lease(token)],
-        operations: vec![step(id, Status::Succeeded)],
         events: vec![Event::operation(
             EventType::StepSucceeded,
-            &step(id, Status::Succeeded),
+            &op,
             now_ms(),
             json!({}),
         )],
+        operations: vec![op],
         ..Batch::default()
+    }
+}
+
+fn leased_step(token: u64, id: &str) -> Batch {
+    Batch {
+        conditions: vec![Condition::ExecutionRunning, Condition::Lease(token)],
+        ..succeeded_step(id)
     }
 }
 
@@ -779,13 +794,10 @@ fn concurrent_commits_are_group_committed_and_all_applied(store: Arc<dyn Store>)
         t.join().unwrap();
     }
     assert_eq!(store.operations(&ex.id).unwrap().len(), 400);
-    let ids: Vec<u64> = store
-        .history(&ex.id, 0, 1000)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(ids, (1..=401).collect::<Vec<_>>());
+    assert_eq!(
+        event_ids(&*store, &ex.id, 0, 1000),
+        (1..=401).collect::<Vec<_>>()
+    );
 }
 
 fn components_get_versions_by_digest(store: Arc<dyn Store>) {
@@ -1231,24 +1243,11 @@ fn dynamodb_stores_sharing_a_table_see_each_others_writes() {
     // Turns alternate, so each store's copy is one commit behind on its next turn.
     for i in 0..6 {
         let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
-        let op = step(&i.to_string(), Status::Succeeded);
-        let batch = Batch {
-            events: vec![
-                Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
-                Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
-            ],
-            operations: vec![op],
-            ..Batch::default()
-        };
-        store.commit(&ex.id, batch).unwrap();
+        store
+            .commit(&ex.id, started_and_succeeded(&i.to_string()))
+            .unwrap();
     }
-    let ids: Vec<u64> = b
-        .history(&ex.id, 0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(ids, (1..=13).collect::<Vec<_>>());
+    assert_eq!(event_ids(&b, &ex.id, 0, 100), (1..=13).collect::<Vec<_>>());
     assert_eq!(a.operations(&ex.id).unwrap().len(), 6);
 
     // A runs under its lease and keeps its copy; B records something meanwhile (as a callback
@@ -1256,28 +1255,9 @@ fn dynamodb_stores_sharing_a_table_see_each_others_writes() {
     let t0 = now_ms();
     let (la, _) = acquired(claim(&a, &ex.id, "host-a", t0));
     a.commit(&ex.id, leased_step(la.token, "a0")).unwrap();
-    let op = step("b0", Status::Succeeded);
-    b.commit(
-        &ex.id,
-        Batch {
-            events: vec![Event::operation(
-                EventType::StepSucceeded,
-                &op,
-                now_ms(),
-                json!({}),
-            )],
-            operations: vec![op],
-            ..Batch::default()
-        },
-    )
-    .unwrap();
+    b.commit(&ex.id, succeeded_step("b0")).unwrap();
     a.commit(&ex.id, leased_step(la.token, "a1")).unwrap();
-    let ids: Vec<u64> = b
-        .history(&ex.id, 0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids = event_ids(&b, &ex.id, 0, 100);
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
     assert!(b.operation(&ex.id, "a1").unwrap().is_some());
     let (lb, taken_over) = acquired(claim(&b, &ex.id, "host-b", t0 + TTL as Millis + 1));

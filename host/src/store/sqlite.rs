@@ -879,28 +879,26 @@ impl Store for SqliteStore {
         let (name, host) = (name.to_string(), host.to_string());
         self.write(move |tx| {
             let held = tx
-                .prepare_cached("SELECT owner, token, expires_at FROM roles WHERE name = ?1")?
-                .query_row([&name], |r| {
-                    Ok(Lease {
-                        owner: r.get("owner")?,
-                        token: r.get::<_, i64>("token")? as u64,
-                        expires_at: r.get("expires_at")?,
-                    })
-                })
+                .prepare_cached(
+                    "SELECT owner AS lease_owner, token AS lease_token,
+                            expires_at AS lease_expires_at
+                     FROM roles WHERE name = ?1",
+                )?
+                .query_row([&name], lease_from_row)
                 .optional()?
                 .unwrap_or_default();
-            if !held.available_to(&host, now) {
+            let Claim::Acquired { lease: taken, .. } = held.claim(true, &host, now, ttl_ms) else {
                 return Ok(false);
-            }
+            };
             tx.prepare_cached(
                 "INSERT INTO roles (name, owner, token, expires_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET owner = ?2, token = ?3, expires_at = ?4",
             )?
             .execute(params![
                 name,
-                host,
-                (held.token + 1) as i64,
-                now + ttl_ms as Millis
+                taken.owner,
+                taken.token as i64,
+                taken.expires_at
             ])?;
             Ok(true)
         })

@@ -767,10 +767,7 @@ impl Inner {
                 return Ok(claim);
             };
             let mut update = UpdateExpr::default();
-            update
-                .set("lease_owner", s(&taken.owner))
-                .set("lease_token", n(taken.token))
-                .set("lease_exp", n(taken.expires_at));
+            records::set_lease(&mut update, taken);
             let cond = lease_token_is(state.lease.token);
             if self
                 .table
@@ -803,14 +800,11 @@ impl Inner {
         loop {
             let item = self.table.get(&pk, keys::ROOT_SK).await?;
             let held = item.as_ref().map(records::lease_from).unwrap_or_default();
-            if !held.available_to(&host, now) {
+            let Claim::Acquired { lease: taken, .. } = held.claim(true, &host, now, ttl_ms) else {
                 return Ok(false);
-            }
+            };
             let mut update = UpdateExpr::default();
-            update
-                .set("lease_owner", s(&host))
-                .set("lease_token", n(held.token + 1))
-                .set("lease_exp", n(now + ttl_ms as Millis));
+            records::set_lease(&mut update, &taken);
             let cond = match item {
                 Some(_) => Cond::Eq("lease_token", n(held.token)),
                 None => Cond::NotExists("pk"),

@@ -1,7 +1,7 @@
 //! Items ↔ records. Attribute names are short and fixed; large text attributes are listed in
 //! [`super::blob::FIELDS`] and must be resolved before parsing.
 
-use super::expr::{Item, key, n, s};
+use super::expr::{Item, UpdateExpr, key, n, s};
 use super::io::ItemExt;
 use super::keys;
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
@@ -71,6 +71,14 @@ pub fn lease_from(item: &Item) -> Lease {
         token: item.num("lease_token").unwrap_or(0),
         expires_at: item.num("lease_exp").unwrap_or(0),
     }
+}
+
+/// Sets the lease attributes of an item to `lease`.
+pub fn set_lease(update: &mut UpdateExpr, lease: &Lease) {
+    update
+        .set("lease_owner", s(&lease.owner))
+        .set("lease_token", n(lease.token))
+        .set("lease_exp", n(lease.expires_at));
 }
 
 pub struct NewExecutionItem<'a> {
