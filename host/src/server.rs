@@ -8,7 +8,7 @@ use crate::config::{ArtifactsBackend, ClusterConfig, Config, StoreBackend};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Leasing, Runtime, Services};
 use crate::notifications::aws::AwsSinks;
-use crate::notifications::{Delivery, Notifier, Webhook};
+use crate::notifications::{Notifier, Webhook};
 use crate::scheduler::{self, Scheduler};
 use crate::store::Store;
 use crate::store::dynamo::{DynamoOptions, DynamoStore};
@@ -110,11 +110,7 @@ impl Server {
                 .lease_ttl_ms
                 .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
         };
-        let delivery = Delivery {
-            host_id: leasing.host_id.clone(),
-            ttl_ms: leasing.ttl_ms,
-        };
-        let notifier = Notifier::with_sinks(store.clone(), webhook, sinks, delivery);
+        let notifier = Notifier::new(store.clone(), webhook, sinks, leasing.clone());
         tokio::spawn(notifier.clone().run());
         let (scheduler, inbox) = Scheduler::new();
         let runtime = Runtime::new(Services {

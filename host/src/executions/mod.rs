@@ -89,12 +89,7 @@ pub struct Services {
     pub leasing: Leasing,
 }
 
-/// This host's name in leases, and how long a lease lasts.
-#[derive(Clone, Debug)]
-pub struct Leasing {
-    pub host_id: String,
-    pub ttl_ms: u64,
-}
+pub use crate::store::Leasing;
 
 /// What one turn of the drive loop asks for next.
 enum Next {

@@ -25,7 +25,7 @@
 pub mod aws;
 
 use crate::journal::{Millis, format_ts, now_ms};
-use crate::store::{Store, WorkflowEvent};
+use crate::store::{Leasing, Store, WorkflowEvent};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -47,23 +47,6 @@ const BATCH: usize = 256;
 /// The store role whose holder delivers the outbox.
 pub const OUTBOX_ROLE: &str = "outbox";
 
-/// Which host this is, and how long its claim on the outbox lasts.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub host_id: String,
-    pub ttl_ms: u64,
-}
-
-impl Default for Delivery {
-    /// A host alone on its store.
-    fn default() -> Self {
-        Self {
-            host_id: "embedded".into(),
-            ttl_ms: 10_000,
-        }
-    }
-}
-
 pub struct Notifier {
     store: Arc<dyn Store>,
     webhook: Option<Webhook>,
@@ -71,7 +54,8 @@ pub struct Notifier {
     client: reqwest::Client,
     kick: Notify,
     stream: broadcast::Sender<WorkflowEvent>,
-    delivery: Delivery,
+    /// This host's name and claim length, as for execution leases.
+    leasing: Leasing,
     /// Until when this host's claim on the outbox role lasts (0: not held).
     held_until: AtomicI64,
 }
@@ -96,17 +80,13 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl Notifier {
-    pub fn new(store: Arc<dyn Store>, webhook: Option<Webhook>) -> Arc<Self> {
-        Self::with_sinks(store, webhook, None, Delivery::default())
-    }
-
-    /// As [`Notifier::new`], also delivering to the configured SNS/EventBridge sinks, as the
-    /// host `delivery` names.
-    pub fn with_sinks(
+    /// Delivers to the webhook and the configured SNS/EventBridge sinks, claiming the outbox
+    /// as the host `leasing` names.
+    pub fn new(
         store: Arc<dyn Store>,
         webhook: Option<Webhook>,
         sinks: Option<aws::AwsSinks>,
-        delivery: Delivery,
+        leasing: Leasing,
     ) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -119,7 +99,7 @@ impl Notifier {
             client,
             kick: Notify::new(),
             stream: broadcast::channel(4096).0,
-            delivery,
+            leasing,
             held_until: AtomicI64::new(0),
         })
     }
@@ -223,11 +203,11 @@ impl Notifier {
     /// left, renewing the claim when less is left.
     async fn holds_outbox(&self) -> bool {
         let now = now_ms();
-        let half = (self.delivery.ttl_ms / 2) as Millis;
+        let half = (self.leasing.ttl_ms / 2) as Millis;
         if self.held_until.load(Ordering::Relaxed) > now + half {
             return true;
         }
-        let Delivery { host_id, ttl_ms } = self.delivery.clone();
+        let Leasing { host_id, ttl_ms } = self.leasing.clone();
         let held = self
             .read(move |s| s.claim_role(OUTBOX_ROLE, &host_id, now, ttl_ms))
             .await

@@ -266,6 +266,13 @@ impl Lease {
     }
 }
 
+/// This host's name in leases (of executions and of fleet-wide roles), and how long one lasts.
+#[derive(Clone, Debug)]
+pub struct Leasing {
+    pub host_id: String,
+    pub ttl_ms: u64,
+}
+
 /// What asking for an execution's lease gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
