@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::client::{Client, Reply};
@@ -220,4 +220,25 @@ pub async fn fetch(url: &str) -> Result<(u16, String, Vec<u8>)> {
         .to_string();
     let body = resp.bytes().await?.to_vec();
     Ok((status, content_type, body))
+}
+
+/// `GET` a review URL: checks it serves the analysis (HTTP 200, JSON, with findings); returns
+/// the content type and the analysis.
+///
+/// # Errors
+/// When the request fails or the answer is not such an analysis.
+pub async fn review_analysis(url: &str) -> Result<(String, Value)> {
+    let (status, content_type, body) = fetch(url).await?;
+    ensure!(
+        status == 200,
+        "GET the review URL: HTTP {status}, {content_type}"
+    );
+    let analysis: Value = serde_json::from_slice(&body).context("the analysis is JSON")?;
+    ensure!(
+        analysis["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "the analysis under review has no findings: {analysis}"
+    );
+    Ok((content_type, analysis))
 }

@@ -263,15 +263,7 @@ async fn approved_pipeline_completes_with_a_cited_report_events_and_signed_webho
             .as_str()
             .with_context(|| format!("no review_url while awaiting approval: {waiting}"))?
             .to_string();
-        let (status, _, body) = pipeline::fetch(&review_url).await?;
-        ensure!(status == 200, "GET review_url: HTTP {status}");
-        let analysis: Value = serde_json::from_slice(&body).context("the analysis is JSON")?;
-        ensure!(
-            analysis["findings"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty()),
-            "the analysis under review has no findings: {analysis}"
-        );
+        pipeline::review_analysis(&review_url).await?;
 
         let approved = pipeline::decide(&client, &id, "approve", "looks right").await?;
         let body = approved.expect(200, "approve")?;
