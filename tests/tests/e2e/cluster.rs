@@ -25,6 +25,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::kinds::Kind;
 use crate::{
     Expected, check_completed, check_history_shape, check_steps_once, guard, host_with, types,
     upload,
@@ -88,54 +89,14 @@ impl Shared {
     }
 }
 
-/// What an execution of the test runs: steps (`many_steps` with a step count), a durable sleep
-/// (a timer) or a callback. Three components, so the debug-built hosts compile little.
-#[derive(Clone, Debug)]
-enum Kind {
-    Steps(u64),
-    Sleep(u64),
-    Callback,
-}
-
-impl Kind {
-    fn for_index(i: usize) -> Kind {
-        match i % 10 {
-            0 | 1 => Kind::Steps(3),
-            2 | 3 => Kind::Sleep(2 + (i as u64 % 2)),
-            4 | 5 => Kind::Callback,
-            _ => Kind::Steps(MANY),
-        }
-    }
-
-    fn workflow(&self) -> &'static str {
-        match self {
-            Kind::Steps(_) => "many_steps",
-            Kind::Sleep(_) => "sleep",
-            Kind::Callback => "callback",
-        }
-    }
-
-    fn input(&self) -> Value {
-        match self {
-            Kind::Steps(n) => json!({"steps": n}),
-            Kind::Sleep(n) => json!({"seconds": n}),
-            Kind::Callback => json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
-        }
-    }
-
-    fn expected(&self, delivered: &Value) -> Value {
-        match self {
-            Kind::Steps(n) => json!({"steps": n, "sum": n * (n - 1) / 2}),
-            Kind::Sleep(n) => json!({"slept": n}),
-            Kind::Callback => json!({"callback": delivered}),
-        }
-    }
-
-    fn steps(&self) -> Option<usize> {
-        match self {
-            Kind::Steps(n) => Some(*n as usize),
-            Kind::Sleep(_) | Kind::Callback => None,
-        }
+/// The two-host test's mix, by index: steps (3 or [`MANY`]), durable sleeps and callbacks.
+/// Three components, so the debug-built hosts compile little.
+fn kind_for(i: usize) -> Kind {
+    match i % 10 {
+        0 | 1 => Kind::ManySteps(3),
+        2 | 3 => Kind::Sleep(2 + (i as u64 % 2)),
+        4 | 5 => Kind::Callback,
+        _ => Kind::ManySteps(MANY),
     }
 }
 
@@ -162,7 +123,7 @@ async fn two_hosts_one_table_survive_a_kill9() {
         let mut starts = JoinSet::new();
         let mut executions: Vec<Option<(String, Kind)>> = vec![None; 100];
         for i in 0..100 {
-            let kind = Kind::for_index(i);
+            let kind = kind_for(i);
             let c = if i % 2 == 0 { ca.clone() } else { cb.clone() };
             starts.spawn(async move {
                 let id = c.start(kind.workflow(), kind.input()).await;
@@ -194,7 +155,7 @@ async fn two_hosts_one_table_survive_a_kill9() {
                 continue;
             }
             *running.entry(kind.workflow()).or_default() += 1;
-            if i % 2 == 0 && matches!(kind, Kind::Steps(_)) {
+            if i % 2 == 0 && kind.is_steps() {
                 on_a.push((id.clone(), exec["updated_at"].clone()));
             }
         }

@@ -7,64 +7,19 @@ use std::time::Duration;
 use anyhow::ensure;
 use serde_json::{Value, json};
 
+use crate::kinds::Kind;
 use crate::{DONE, Expected, check_completed, guard, host, upload};
 
 /// Steps in each `many_steps` execution of the crash test.
 const MANY: u64 = 200;
 
-#[derive(Clone, Debug)]
-enum Kind {
-    Steps3(String),
-    Sleep(u64),
-    Callback,
-    ManySteps,
-}
-
-impl Kind {
-    fn for_index(i: usize) -> Kind {
-        match i % 10 {
-            0 => Kind::Steps3(format!("c{i}")),
-            1..=3 => Kind::Sleep(2 + (i as u64 % 2)),
-            4..=6 => Kind::Callback,
-            _ => Kind::ManySteps,
-        }
-    }
-
-    fn workflow(&self) -> &'static str {
-        match self {
-            Kind::Steps3(_) => "steps3",
-            Kind::Sleep(_) => "sleep",
-            Kind::Callback => "callback",
-            Kind::ManySteps => "many_steps",
-        }
-    }
-
-    fn input(&self) -> Value {
-        match self {
-            Kind::Steps3(s) => json!(s),
-            Kind::Sleep(n) => json!({"seconds": n}),
-            Kind::Callback => json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
-            Kind::ManySteps => json!({"steps": MANY}),
-        }
-    }
-
-    /// The result, given the value delivered to its callback.
-    fn expected(&self, delivered: &Value) -> Value {
-        match self {
-            Kind::Steps3(s) => json!(format!("{s}-a-b-c")),
-            Kind::Sleep(n) => json!({"slept": n}),
-            Kind::Callback => json!({"callback": delivered}),
-            Kind::ManySteps => json!({"steps": MANY, "sum": MANY * (MANY - 1) / 2}),
-        }
-    }
-
-    /// How many steps succeed in the execution.
-    fn steps(&self) -> Option<usize> {
-        match self {
-            Kind::Steps3(_) => Some(3),
-            Kind::ManySteps => Some(MANY as usize),
-            Kind::Sleep(_) | Kind::Callback => None,
-        }
+/// The crash test's mix, by index.
+fn kind_for(i: usize) -> Kind {
+    match i % 10 {
+        0 => Kind::Steps3(format!("c{i}")),
+        1..=3 => Kind::Sleep(2 + (i as u64 % 2)),
+        4..=6 => Kind::Callback,
+        _ => Kind::ManySteps(MANY),
     }
 }
 
@@ -77,7 +32,7 @@ async fn kill9_with_fifty_in_flight_loses_nothing() {
 
         let mut executions = Vec::new();
         for i in 0..50 {
-            let kind = Kind::for_index(i);
+            let kind = kind_for(i);
             let id = c.start(kind.workflow(), kind.input()).await?;
             executions.push((id, kind));
         }

@@ -17,6 +17,7 @@ mod cluster;
 mod crash;
 mod fuzz;
 mod interop;
+mod kinds;
 mod operations;
 mod pipeline;
 mod replay;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use aegis_tests::faults::{Faults, FaultyProxy};
 use aegis_tests::{HostOptions, aws};
 use anyhow::{Context as _, ensure};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::kinds::Kind;
 use crate::{Expected, check_completed, guard, host_with, upload};
 
 /// About one DynamoDB request in five fails.
@@ -45,42 +46,33 @@ async fn dynamodb_failures_are_retried_and_no_checkpoint_is_lost_or_repeated() {
     guard(300, async {
         let c = host.client();
         upload(&c, &["many_steps", "sleep", "callback"]).await?;
-        let mut expected = Vec::new();
-        let mut waiting = Vec::new();
+        let mut started = Vec::new();
         for i in 0..24 {
-            let (workflow, input, result, steps) = match i % 3 {
-                0 => (
-                    "many_steps",
-                    json!({"steps": 5}),
-                    json!({"steps": 5, "sum": 10}),
-                    Some(5),
-                ),
-                1 => ("sleep", json!({"seconds": 1}), json!({"slept": 1}), None),
-                _ => (
-                    "callback",
-                    json!({"timeout_seconds": 600, "heartbeat_seconds": null}),
-                    json!({"callback": {"approved": i}}),
-                    None,
-                ),
+            let kind = match i % 3 {
+                0 => Kind::ManySteps(5),
+                1 => Kind::Sleep(1),
+                _ => Kind::Callback,
             };
-            let id = c.start(workflow, input).await?;
-            if workflow == "callback" {
-                waiting.push((id.clone(), i));
-            }
-            expected.push(Expected {
-                id,
-                label: workflow.into(),
-                result,
-                steps,
-            });
+            started.push((c.start(kind.workflow(), kind.input()).await?, kind));
         }
         // Each callback is answered once; the host's 200 means it is recorded.
-        for (id, i) in &waiting {
-            let cb = c
-                .pending_callback(id, "approval", Duration::from_secs(120))
-                .await?;
-            let reply = c.callback_succeed(&cb, &json!({"approved": i})).await?;
-            ensure!(reply.status == 200, "callback {cb} of {id}: {reply:?}");
+        let mut expected = Vec::new();
+        for (i, (id, kind)) in started.into_iter().enumerate() {
+            let mut delivered = Value::Null;
+            if matches!(kind, Kind::Callback) {
+                let cb = c
+                    .pending_callback(&id, "approval", Duration::from_secs(120))
+                    .await?;
+                delivered = json!({"approved": i});
+                let reply = c.callback_succeed(&cb, &delivered).await?;
+                ensure!(reply.status == 200, "callback {cb} of {id}: {reply:?}");
+            }
+            expected.push(Expected {
+                label: kind.workflow().into(),
+                result: kind.expected(&delivered),
+                steps: kind.steps(),
+                id,
+            });
         }
         check_completed(&c, &expected, Duration::from_secs(240), 0)
             .await
