@@ -145,7 +145,7 @@ pub async fn get(
             .await
             .map_err(ApiError::internal)??;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
-    let mut status = "PENDING".to_string();
+    let mut said: Option<String> = None;
     let mut current_step = Value::Null;
     let mut steps = Vec::new();
     let (mut review_url, mut report_url) = (Value::Null, Value::Null);
@@ -154,7 +154,7 @@ pub async fn get(
         match event.kind.as_str() {
             "workflow.status" => {
                 if let Some(st) = data["status"].as_str() {
-                    status = st.to_string();
+                    said = Some(st.to_string());
                 }
                 current_step = data["current_step"].clone();
             }
@@ -168,13 +168,7 @@ pub async fn get(
             _ => {}
         }
     }
-    // The execution's own end overrides what the workflow last said.
-    match record.status {
-        ExecutionStatus::Failed | ExecutionStatus::TimedOut => status = "FAILED".into(),
-        ExecutionStatus::Stopped => status = "CANCELLED".into(),
-        ExecutionStatus::Running if status == "PENDING" => status = "RUNNING".into(),
-        _ => {}
-    }
+    let status = view_status(said.as_deref(), record.status);
     Ok(Json(json!({
         "workflow_id": record.id,
         "topic": input["topic"],
@@ -188,6 +182,21 @@ pub async fn get(
         "result": record.result.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null)),
         "error": record.error.as_ref().map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
     })))
+}
+
+/// The status a view shows, from what the workflow last said and how its execution stands.
+///
+/// The execution's own end overrides what the workflow said. An ending the workflow announced
+/// shows only once its execution has ended: the workflow says `COMPLETED` a moment before it
+/// returns, and a view that said `COMPLETED` then would carry no result yet.
+fn view_status(workflow_said: Option<&str>, execution: ExecutionStatus) -> &str {
+    match (execution, workflow_said) {
+        (ExecutionStatus::Failed | ExecutionStatus::TimedOut, _) => "FAILED",
+        (ExecutionStatus::Stopped, _) => "CANCELLED",
+        (ExecutionStatus::Running, None | Some("COMPLETED" | "REJECTED" | "FAILED")) => "RUNNING",
+        (_, Some(said)) => said,
+        (ExecutionStatus::Succeeded, None) => "PENDING",
+    }
 }
 
 #[derive(Deserialize)]
@@ -239,8 +248,35 @@ pub async fn approve(
 
 #[cfg(test)]
 mod tests {
-    use super::with_default_approval;
+    use super::{view_status, with_default_approval};
+    use crate::store::ExecutionStatus;
     use serde_json::json;
+
+    #[test]
+    fn an_announced_ending_shows_only_once_the_execution_ended() {
+        use ExecutionStatus::*;
+        for (said, execution, shown) in [
+            (None, Running, "RUNNING"),
+            (Some("RUNNING"), Running, "RUNNING"),
+            (Some("AWAITING_APPROVAL"), Running, "AWAITING_APPROVAL"),
+            // Said, but the execution has not returned its result yet.
+            (Some("COMPLETED"), Running, "RUNNING"),
+            (Some("REJECTED"), Running, "RUNNING"),
+            (Some("FAILED"), Running, "RUNNING"),
+            (Some("COMPLETED"), Succeeded, "COMPLETED"),
+            (Some("REJECTED"), Succeeded, "REJECTED"),
+            // The execution's own end wins over what the workflow said.
+            (Some("AWAITING_APPROVAL"), Failed, "FAILED"),
+            (Some("RUNNING"), TimedOut, "FAILED"),
+            (Some("AWAITING_APPROVAL"), Stopped, "CANCELLED"),
+        ] {
+            assert_eq!(
+                view_status(said, execution),
+                shown,
+                "{said:?} {execution:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_configured_approval_timeout_fills_only_what_the_request_leaves_out() {
