@@ -60,6 +60,17 @@ pub struct Notifier {
     held_until: AtomicI64,
 }
 
+/// What this host's claim on the outbox role allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outbox {
+    /// Another host holds the role.
+    NotHeld,
+    /// Held without a break since the last claim.
+    Held,
+    /// Held now, but it had lapsed: another host may have delivered in between.
+    Taken,
+}
+
 /// The JSON shape of an event, on the stream, in the API and in webhook bodies.
 pub fn to_json(event: &WorkflowEvent) -> Value {
     json!({
@@ -181,15 +192,28 @@ impl Notifier {
     /// Posts undelivered events in order, if this host holds the outbox role; stops at the
     /// first refusal and retries on a later tick.
     async fn deliver(&self) {
-        let Some(events) = self.read(|s| s.undelivered_events(BATCH)).await else {
+        let Some(mut events) = self.read(|s| s.undelivered_events(BATCH)).await else {
             return;
         };
-        if events.is_empty() || !self.holds_outbox().await {
+        if events.is_empty() {
             return;
+        }
+        match self.claim_outbox().await {
+            Outbox::NotHeld => return,
+            Outbox::Held => {}
+            // The previous holder may have delivered some of these since they were read.
+            Outbox::Taken => match self.read(|s| s.undelivered_events(BATCH)).await {
+                Some(fresh) => events = fresh,
+                None => return,
+            },
         }
         let mut delivered = Vec::new();
         for event in &events {
-            if !self.deliver_one(event).await {
+            // Renewed as it runs low, so that no other host takes the role over mid-batch and
+            // posts what this one has posted but not yet marked.
+            if (!delivered.is_empty() && self.claim_outbox().await != Outbox::Held)
+                || !self.deliver_one(event).await
+            {
                 break;
             }
             delivered.push(event.seq);
@@ -199,22 +223,29 @@ impl Notifier {
         }
     }
 
-    /// Whether this host may deliver: it holds the outbox role with at least half its claim
-    /// left, renewing the claim when less is left.
-    async fn holds_outbox(&self) -> bool {
+    /// This host's claim on the outbox role: kept while at least half of it is left, renewed
+    /// when less is left.
+    async fn claim_outbox(&self) -> Outbox {
         let now = now_ms();
         let half = (self.leasing.ttl_ms / 2) as Millis;
-        if self.held_until.load(Ordering::Relaxed) > now + half {
-            return true;
+        let held_until = self.held_until.load(Ordering::Relaxed);
+        if held_until > now + half {
+            return Outbox::Held;
         }
         let Leasing { host_id, ttl_ms } = self.leasing.clone();
         let held = self
             .read(move |s| s.claim_role(OUTBOX_ROLE, &host_id, now, ttl_ms))
             .await
             .unwrap_or(false);
-        let until = if held { now + ttl_ms as Millis } else { 0 };
-        self.held_until.store(until, Ordering::Relaxed);
-        held
+        self.held_until.store(
+            if held { now + ttl_ms as Millis } else { 0 },
+            Ordering::Relaxed,
+        );
+        match (held, held_until > now) {
+            (false, _) => Outbox::NotHeld,
+            (true, true) => Outbox::Held,
+            (true, false) => Outbox::Taken,
+        }
     }
 
     /// Sends one event to every configured sink; false (logged) when one refused it.
@@ -255,6 +286,47 @@ impl Notifier {
 
 #[cfg(test)]
 mod tests {
+    use super::{Notifier, OUTBOX_ROLE, Outbox};
+    use crate::journal::now_ms;
+    use crate::store::{Leasing, Store, sqlite::SqliteStore};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_outbox_claim_says_when_it_lapsed_and_another_host_may_have_delivered() {
+        let dir = std::env::temp_dir().join(format!("aegis-outbox-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("aegis.db")).unwrap());
+        let ttl_ms = 1_000;
+        let leasing = Leasing {
+            host_id: "a".into(),
+            ttl_ms,
+        };
+        let notifier = Notifier::new(store.clone(), None, None, leasing);
+        // Nothing held before: the first claim takes the role.
+        assert_eq!(notifier.claim_outbox().await, Outbox::Taken);
+        assert_eq!(notifier.claim_outbox().await, Outbox::Held);
+        assert!(
+            !store
+                .claim_role(OUTBOX_ROLE, "b", now_ms(), ttl_ms)
+                .unwrap()
+        );
+
+        // Lapsed, and host b took it: host a may not deliver.
+        tokio::time::sleep(Duration::from_millis(ttl_ms + 100)).await;
+        assert!(
+            store
+                .claim_role(OUTBOX_ROLE, "b", now_ms(), ttl_ms)
+                .unwrap()
+        );
+        assert_eq!(notifier.claim_outbox().await, Outbox::NotHeld);
+
+        // Lapsed again: host a takes it back, told that b may have delivered meanwhile.
+        tokio::time::sleep(Duration::from_millis(ttl_ms + 100)).await;
+        assert_eq!(notifier.claim_outbox().await, Outbox::Taken);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn signature_is_hmac_sha256_hex() {
         // RFC 4231 test case 2.
