@@ -146,11 +146,17 @@ pub async fn get(
             }
         }
     }
-    let store = s.rt.store.clone();
-    let exec_id = record.id.clone();
-    let pending = tokio::task::spawn_blocking(move || store.pending_callbacks(&exec_id))
-        .await
-        .map_err(ApiError::internal)??;
+    // An ended execution waits for nothing. Its callbacks are cancelled as it ends, but a
+    // backend may write that just after the end itself, so they are not read at all then.
+    let pending = if record.status.is_terminal() {
+        Vec::new()
+    } else {
+        let store = s.rt.store.clone();
+        let exec_id = record.id.clone();
+        tokio::task::spawn_blocking(move || store.pending_callbacks(&exec_id))
+            .await
+            .map_err(ApiError::internal)??
+    };
     let parse = |raw: &Option<String>| {
         raw.as_deref()
             .map(|r| serde_json::from_str(r).unwrap_or(Value::Null))
