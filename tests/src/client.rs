@@ -475,6 +475,29 @@ impl Client {
         }
     }
 
+    /// The history once the execution has suspended or ended: its last event is
+    /// `InvocationCompleted`. A history read while an activation still commits can grow by the
+    /// activation's remaining events, so a test comparing histories takes its baseline here.
+    ///
+    /// # Errors
+    /// When the execution does not settle within `timeout`.
+    pub async fn settled_history(&self, id: &str, timeout: Duration) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let history = self.history(id).await?;
+            if history
+                .last()
+                .is_some_and(|e| e["EventType"] == "InvocationCompleted")
+            {
+                return Ok(history);
+            }
+            if Instant::now() >= deadline {
+                bail!("execution {id} did not settle within {timeout:?}: {history:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls the execution until a pending callback named `name` appears; returns its id.
     ///
     /// # Errors

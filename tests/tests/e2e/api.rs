@@ -872,7 +872,8 @@ async fn stop_ends_an_execution_and_its_callbacks() {
         ensure!(c.get(&done).await?["status"] == "SUCCEEDED");
 
         // Stopping an execution in a durable wait clears its timer: it never resumes.
-        let sleeping = c.start("sleep", json!({"seconds": 1})).await?;
+        // 3 s: long enough to stop it before it wakes, even on a loaded machine.
+        let sleeping = c.start("sleep", json!({"seconds": 3})).await?;
         loop {
             let events = c.history(&sleeping).await?;
             if !of_type(&events, "WaitStarted").is_empty() {
@@ -889,7 +890,7 @@ async fn stop_ends_an_execution_and_its_callbacks() {
         // Past the wait's end, the execution is still STOPPED with the same history.
         let exec = c.wait_done(&sleeping, DONE).await?;
         ensure!(exec["status"] == "STOPPED", "{exec}");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         let exec = c.get(&sleeping).await?;
         let events = c.history(&sleeping).await?;
         ensure!(

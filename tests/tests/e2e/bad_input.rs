@@ -157,8 +157,8 @@ async fn unknown_callback_changes_nothing() {
         let cb = c
             .pending_callback(&id, "approval", Duration::from_secs(30))
             .await?;
+        let history = c.settled_history(&id, DONE).await?;
         let before = c.get(&id).await?;
-        let history = c.history(&id).await?;
 
         let unknown = format!("{cb}x");
         for reply in [

@@ -114,7 +114,8 @@ async fn callback_times_out() {
         let id = c
             .start(
                 "callback",
-                json!({"timeout_seconds": 1, "heartbeat_seconds": null}),
+                // Long enough for the test to see the callback pending on a loaded machine.
+                json!({"timeout_seconds": 3, "heartbeat_seconds": null}),
             )
             .await?;
         let cb = c.pending_callback(&id, "approval", PENDING).await?;
@@ -147,10 +148,11 @@ async fn callback_heartbeat_times_out() {
         let id = c
             .start(
                 "callback",
-                json!({"timeout_seconds": 60, "heartbeat_seconds": 1}),
+                json!({"timeout_seconds": 60, "heartbeat_seconds": 3}),
             )
             .await?;
         let cb = c.pending_callback(&id, "approval", PENDING).await?;
+        // Well inside the 3 s heartbeat timeout, even when finding the callback was slow.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let reply = c.callback_heartbeat(&cb).await?;
         ensure!(reply.status == 200, "heartbeat: {reply:?}");
@@ -177,12 +179,13 @@ async fn heartbeats_keep_a_callback_alive() {
         let id = c
             .start(
                 "callback",
-                json!({"timeout_seconds": 60, "heartbeat_seconds": 2}),
+                json!({"timeout_seconds": 60, "heartbeat_seconds": 5}),
             )
             .await?;
         let cb = c.pending_callback(&id, "approval", PENDING).await?;
-        // Heartbeats every 0.5 s for 3 s, past the 2 s heartbeat timeout.
-        for _ in 0..6 {
+        // Heartbeats every 0.5 s for 7 s, past the 5 s heartbeat timeout. The margin lets a
+        // loaded machine stall a heartbeat for seconds without the callback timing out.
+        for _ in 0..14 {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let reply = c.callback_heartbeat(&cb).await?;
             ensure!(reply.status == 200, "heartbeat: {reply:?}");

@@ -12,13 +12,11 @@
 //! (`make interop-deps`). Without them it is skipped with a loud message, unless
 //! `AEGIS_REQUIRE_INTEROP` is set (CI sets it), in which case it fails.
 
-use std::time::{Duration, Instant};
-
 use aegis_tests::agents::{
     AgentsConfig, Dispatched, PythonAgent, SimpleAgent, python_a2a_sdk, python_agent_script,
 };
 use aegis_tests::{Client, Host, HostOptions, Reply};
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -147,24 +145,6 @@ async fn dispatched(
         task.idempotency_key
     );
     Ok(task)
-}
-
-/// The history once the execution has suspended (its last event is `InvocationCompleted`).
-async fn settled_history(client: &Client, id: &str) -> Result<Vec<Value>> {
-    let deadline = Instant::now() + DONE;
-    loop {
-        let history = client.history(id).await?;
-        if history
-            .last()
-            .is_some_and(|e| e["EventType"] == "InvocationCompleted")
-        {
-            return Ok(history);
-        }
-        if Instant::now() >= deadline {
-            bail!("execution {id} did not settle: {history:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// An A2A push of a completed task carrying `data`: v1.0 (`{"task": ...}`) or v0.3 (a bare task).
@@ -361,13 +341,15 @@ async fn a_late_agent_answer_after_the_timeout_is_refused() {
         let client = host.client();
         client.upload_fixture(AGENT_CALL).await?;
         let input = json!({"question": "slow"});
-        let id = call(&client, "simple", &input, 1).await?;
+        // 3 s: long enough for the test to see the dispatch and the pending callback before
+        // the timeout, even on a loaded machine.
+        let id = call(&client, "simple", &input, 3).await?;
         let task = dispatched(&agent, &host, &client, &id, &input).await?;
 
         let exec = client.wait_done(&id, DONE).await?;
         ensure!(
             exec["status"] == "FAILED" && exec["error"]["error_type"] == "Callback.Timeout",
-            "an agent that does not answer within 1 s fails the call with Callback.Timeout: {exec}"
+            "an agent that does not answer within 3 s fails the call with Callback.Timeout: {exec}"
         );
         let history = client.history(&id).await?;
         ensure!(
@@ -407,7 +389,7 @@ async fn forged_agent_callbacks_are_not_found_and_change_nothing() {
         let input = json!({"question": "who are you?"});
         let id = call(&client, "simple", &input, 600).await?;
         let task = dispatched(&agent, &host, &client, &id, &input).await?;
-        let history = settled_history(&client, &id).await?;
+        let history = client.settled_history(&id, DONE).await?;
         let exec = client.get(&id).await?;
 
         let forged = forged_token();

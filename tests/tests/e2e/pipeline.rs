@@ -234,8 +234,9 @@ async fn check_completed(client: &Client, host: &Host, id: &str, view: &Value) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_pipeline_completes_with_a_cited_report_events_and_signed_webhooks() {
-    // A short delay per task, so that a poller sees RUNNING before and after the approval.
-    let agents = DemoAgents::start(Some(500)).await.expect("demo agents");
+    // A delay per task, so that a poller sees RUNNING before and after the approval even when a
+    // loaded machine slows its polls.
+    let agents = DemoAgents::start(Some(1000)).await.expect("demo agents");
     let webhook = WebhookReceiver::start().await.expect("webhook receiver");
     let config = demo_config(&agents);
     let opts = HostOptions::default()
@@ -295,8 +296,13 @@ async fn approved_pipeline_completes_with_a_cited_report_events_and_signed_webho
             "approval.requested event: {requested}"
         );
 
-        // The webhook got both, each signed over its exact body.
-        for kind in ["approval.requested", "workflow.completed"] {
+        // The webhook got them, each signed over its exact body. The host's own
+        // `execution.succeeded` is the run's last event.
+        for kind in [
+            "approval.requested",
+            "workflow.completed",
+            "execution.succeeded",
+        ] {
             webhook.wait_for(kind, &id, RUN).await?;
         }
         let posts = webhook.posts();
@@ -345,8 +351,8 @@ async fn approved_pipeline_completes_with_a_cited_report_events_and_signed_webho
             "workflow.completed webhook: {}",
             post.body
         );
-        // Every event of the run was delivered (the completion is the last one, and deliveries
-        // go in order).
+        // Every event of the run was delivered (`execution.succeeded` is the last one, and
+        // deliveries go in order).
         let published: std::collections::BTreeSet<String> =
             events.iter().map(|e| e["seq"].to_string()).collect();
         let delivered: std::collections::BTreeSet<String> = posts
@@ -510,8 +516,9 @@ async fn crash(host: &mut Host) -> Result<Client> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_survives_sigkill_while_each_agent_works() {
-    // Each task takes 1.5 s, so the host dies while the agent works on it.
-    let agents = DemoAgents::start(Some(1500)).await.expect("demo agents");
+    // Each task takes 3 s, so the host dies while the agent works on it, even when a loaded
+    // machine slows the polls that find the task out.
+    let agents = DemoAgents::start(Some(3000)).await.expect("demo agents");
     let config = demo_config(&agents);
     let mut host = pipeline_host(&config, HostOptions::default()).await;
     guard(240, async {
