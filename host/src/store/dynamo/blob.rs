@@ -13,6 +13,10 @@
 //! transaction that then fails leaves only an unreferenced copy behind. Readers check the
 //! content against its hash. Both kinds of reference stay readable, so a table written before
 //! S3 was configured still reads.
+//!
+//! Objects this process wrote or read lately are kept in memory ([`Kept`]): being immutable,
+//! they need neither a second put when a commit is retried nor a second fetch when an item is
+//! read again (the API's long-poll reads an execution's item over and over).
 
 use super::expr::{Item, Write, item_size, key, s};
 use super::io::{ItemExt, Table};
@@ -20,8 +24,10 @@ use super::keys;
 use crate::artifacts::s3::{Bucket, S3Uri};
 use crate::store::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
+use lru::LruCache;
 use sha2::Digest;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Text attributes larger than this are spilled.
 pub const INLINE_MAX: usize = 100 * 1024;
@@ -60,6 +66,58 @@ impl Spilled {
 
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty() && self.objects.is_empty()
+    }
+}
+
+/// Bytes of spilled objects [`Kept`] holds at most.
+pub const KEPT_BYTES: usize = 32 << 20;
+
+/// Spilled objects this process wrote or read lately, by object key, least recently used
+/// dropped first once they add up to more than their budget.
+pub struct Kept {
+    budget: usize,
+    inner: Mutex<KeptInner>,
+}
+
+struct KeptInner {
+    objects: LruCache<String, Arc<str>>,
+    bytes: usize,
+}
+
+impl Kept {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            inner: Mutex::new(KeptInner {
+                objects: LruCache::unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<str>> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    fn keep(&self, key: String, text: Arc<str>) {
+        if text.len() > self.budget {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.bytes += text.len();
+        if let Some(old) = inner.objects.put(key, text) {
+            inner.bytes -= old.len();
+        }
+        while inner.bytes > self.budget {
+            match inner.objects.pop_lru() {
+                Some((_, dropped)) => inner.bytes -= dropped.len(),
+                None => break,
+            }
+        }
     }
 }
 
@@ -187,7 +245,7 @@ fn text_len(v: &AttributeValue) -> usize {
 /// Replaces every `<attr>_ref` of `items` by the text it refers to.
 pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
     let mut chunks: HashMap<(String, String), Option<String>> = HashMap::new();
-    let mut objects: HashMap<String, Option<String>> = HashMap::new();
+    let mut objects: HashMap<String, Option<Arc<str>>> = HashMap::new();
     for item in items.iter() {
         for field in FIELDS {
             let Some(reference) = item.str(ref_attr(field)) else {
@@ -218,12 +276,9 @@ pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
             }
         }
     }
-    let fetched = futures_util::future::try_join_all(
-        objects
-            .keys()
-            .map(|reference| fetch(table.spill.as_ref(), reference)),
-    )
-    .await?;
+    let fetched =
+        futures_util::future::try_join_all(objects.keys().map(|reference| fetch(table, reference)))
+            .await?;
     for (reference, text) in fetched {
         objects.insert(reference, Some(text));
     }
@@ -233,9 +288,14 @@ pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
                 continue;
             };
             let text = if reference.starts_with("s3://") {
-                objects.get(&reference).cloned().flatten().ok_or_else(|| {
-                    Error::Backend(format!("spilled value {reference} was not fetched"))
-                })?
+                objects
+                    .get(&reference)
+                    .cloned()
+                    .flatten()
+                    .map(|text| text.to_string())
+                    .ok_or_else(|| {
+                        Error::Backend(format!("spilled value {reference} was not fetched"))
+                    })?
             } else {
                 join_chunks(&chunks, &reference)?
             };
@@ -264,9 +324,10 @@ fn join_chunks(
     Ok(text)
 }
 
-/// Reads one spilled object and checks it against the hash its key ends with.
-async fn fetch(spill: Option<&Bucket>, reference: &str) -> Result<(String, String)> {
-    let bucket = spill.ok_or_else(|| {
+/// Reads one spilled object, unless it is kept, and checks it against the hash its key ends
+/// with.
+async fn fetch(table: &Table, reference: &str) -> Result<(String, Arc<str>)> {
+    let bucket = table.spill.as_ref().ok_or_else(|| {
         Error::Backend(format!(
             "a value was spilled to {reference}, but this host has no S3 bucket to read it \
              (configure artifacts.backend = \"s3\")"
@@ -274,6 +335,9 @@ async fn fetch(spill: Option<&Bucket>, reference: &str) -> Result<(String, Strin
     })?;
     let uri = S3Uri::parse(reference)
         .map_err(|_| Error::Backend(format!("corrupt reference {reference:?}")))?;
+    if let Some(text) = table.kept.get(&uri.key) {
+        return Ok((reference.to_string(), text));
+    }
     let (bytes, _) = bucket
         .get(&uri)
         .await
@@ -287,6 +351,8 @@ async fn fetch(spill: Option<&Bucket>, reference: &str) -> Result<(String, Strin
             "spilled value {reference} does not match its hash"
         )));
     }
+    let text: Arc<str> = text.into();
+    table.kept.keep(uri.key, text.clone());
     Ok((reference.to_string(), text))
 }
 
@@ -305,12 +371,17 @@ pub async fn write(table: &Table, spilled: Spilled) -> Result<()> {
         })?;
         objects.sort_by(|a, b| a.0.cmp(&b.0));
         objects.dedup_by(|a, b| a.0 == b.0);
+        // Written or read before: it is there already.
+        objects.retain(|(key, _)| table.kept.get(key).is_none());
         futures_util::future::try_join_all(objects.into_iter().map(|(key, text)| async move {
             let name = bucket.uri(key.clone());
+            let text: Arc<str> = text.into();
             bucket
-                .put(key, "application/json", text.into_bytes())
+                .put(key.clone(), "application/json", text.as_bytes().to_vec())
                 .await
-                .map_err(|e| Error::Backend(format!("spill a value to {name}: {e}")))
+                .map_err(|e| Error::Backend(format!("spill a value to {name}: {e}")))?;
+            table.kept.keep(key, text);
+            Ok::<_, Error>(())
         }))
         .await?;
     }
@@ -414,6 +485,26 @@ mod tests {
             place_value(Some(&bucket), "small", &mut out),
             (s("small"), false)
         );
+    }
+
+    #[test]
+    fn kept_objects_stay_within_their_budget_dropping_the_least_recently_used() {
+        let kept = Kept::new(10);
+        kept.keep("a".into(), "1234".into());
+        kept.keep("b".into(), "5678".into());
+        // Reading `a` makes `b` the least recently used, so `b` makes room for `c`.
+        assert_eq!(kept.get("a").as_deref(), Some("1234"));
+        kept.keep("c".into(), "90ab".into());
+        assert!(kept.get("b").is_none());
+        assert_eq!(kept.get("a").as_deref(), Some("1234"));
+        assert_eq!(kept.get("c").as_deref(), Some("90ab"));
+        // Kept again under the same key: counted once.
+        kept.keep("c".into(), "90ab".into());
+        assert_eq!(kept.lock().bytes, 8);
+        // Larger than the whole budget: not kept, and nothing else is dropped for it.
+        kept.keep("d".into(), "x".repeat(11).into());
+        assert!(kept.get("d").is_none());
+        assert_eq!(kept.lock().bytes, 8);
     }
 
     #[test]

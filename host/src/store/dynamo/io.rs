@@ -15,6 +15,8 @@ pub struct Table {
     pub client: Client,
     pub name: String,
     pub spill: Option<crate::artifacts::s3::Bucket>,
+    /// Spilled objects written or read lately.
+    pub kept: super::blob::Kept,
 }
 
 pub const GSI1: &str = "gsi1";

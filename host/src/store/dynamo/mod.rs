@@ -228,6 +228,7 @@ impl DynamoStore {
                     client,
                     name,
                     spill,
+                    kept: blob::Kept::new(blob::KEPT_BYTES),
                 },
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 publish: tokio::sync::Mutex::new(()),
