@@ -428,10 +428,20 @@ impl Moto {
     /// # Errors
     /// When the scan fails.
     pub async fn scan(&self, table: &str) -> Result<Vec<Value>> {
+        self.scan_where(table, json!({})).await
+    }
+
+    /// The items of the DynamoDB table that a filter keeps: `filter` holds the request's
+    /// `FilterExpression` and its `ExpressionAttributeNames` / `ExpressionAttributeValues`.
+    ///
+    /// # Errors
+    /// When the scan fails.
+    pub async fn scan_where(&self, table: &str, filter: Value) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut start: Option<Value> = None;
         loop {
-            let mut request = json!({"TableName": table});
+            let mut request = filter.clone();
+            request["TableName"] = json!(table);
             if let Some(key) = start.take() {
                 request["ExclusiveStartKey"] = key;
             }

@@ -16,12 +16,12 @@
 //!
 //! Without a server the tests are skipped, saying so, unless `AEGIS_REQUIRE_DYNAMODB` is set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aegis_tests::agents::WebhookReceiver;
 use aegis_tests::{Host, HostOptions, aws};
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -34,6 +34,9 @@ use crate::{
 /// Lease lifetime in these tests: short, so a takeover happens within the test's patience.
 const LEASE_TTL_MS: u64 = 5_000;
 const SWEEP_MS: u64 = 3_000;
+/// The two-host kill test's host ids, which the table's lease attributes name.
+const HOST_A: &str = "host-a";
+const HOST_B: &str = "host-b";
 /// Steps of the longer step executions.
 const MANY: u64 = 5;
 
@@ -41,7 +44,10 @@ const MANY: u64 = 5;
 /// them.
 struct Shared {
     config: tempfile::NamedTempFile,
-    _moto: aws::OwnMoto,
+    /// The table's name.
+    table: String,
+    moto: aws::Moto,
+    _own: aws::OwnMoto,
 }
 
 impl Shared {
@@ -64,8 +70,32 @@ impl Shared {
         std::fs::write(file.path(), config)?;
         Ok(Shared {
             config: file,
-            _moto: moto,
+            table: format!("{name}-checkpoints"),
+            moto: aws::Moto::new(endpoint),
+            _own: moto,
         })
+    }
+
+    /// The running executions whose lease `host` holds (or held, and never released), as the
+    /// table itself says.
+    async fn leased_to(&self, host: &str) -> Result<BTreeSet<String>> {
+        let items = self
+            .moto
+            .scan_where(
+                &self.table,
+                json!({
+                    "FilterExpression": "lease_owner = :host AND lease_exp > :zero AND #status = :running",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":host": {"S": host}, ":zero": {"N": "0"}, ":running": {"S": "RUNNING"}
+                    },
+                }),
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| item["id"]["S"].as_str().map(str::to_string))
+            .collect())
     }
 
     /// Starts one more host on the shared table and bucket.
@@ -110,9 +140,14 @@ async fn two_hosts_one_table_survive_a_kill9() {
     // Both post to one webhook; whichever holds the outbox role when A dies, every end event
     // still arrives.
     let webhook = WebhookReceiver::start().await.expect("webhook receiver");
-    let env = [("AEGIS_WEBHOOK_URL", webhook.url())];
-    let mut a = shared.host_env(&env).await;
-    let b = shared.host_env(&env).await;
+    let env = |host: &str| {
+        [
+            ("AEGIS_WEBHOOK_URL", webhook.url()),
+            ("AEGIS_HOST_ID", host.to_string()),
+        ]
+    };
+    let mut a = shared.host_env(&env(HOST_A)).await;
+    let b = shared.host_env(&env(HOST_B)).await;
     // About 170 s on an idle 2-core machine; a machine three times as busy took 540 s and more,
     // most of it in moto, whose transactions copy the whole table.
     guard(900, async {
@@ -148,74 +183,71 @@ async fn two_hosts_one_table_survive_a_kill9() {
             began.elapsed().as_secs_f64()
         );
 
-        // Kill A at once: what it was running is orphaned mid-run.
-        let mut on_a = Vec::new();
-        let mut running: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, (id, kind)) in executions.iter().enumerate() {
-            let exec = cb.get(id).await?;
-            if exec["status"] != "RUNNING" {
-                continue;
-            }
-            *running.entry(kind.workflow()).or_default() += 1;
-            if i % 2 == 0 && kind.is_steps() {
-                on_a.push((id.clone(), exec["updated_at"].clone()));
-            }
+        // Kill A while the table shows it holding the lease of running executions, so that
+        // what it runs is orphaned mid-run. (Which host started an execution says little: a
+        // busy host's queued executions may be run by the other one.)
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while shared.leased_to(HOST_A).await?.is_empty() {
+            ensure!(
+                Instant::now() < deadline,
+                "host A held no lease on a running execution for 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        eprintln!(
-            "killing host A with {} of its step executions unfinished; running: {running:?}",
-            on_a.len()
-        );
-        ensure!(
-            !on_a.is_empty(),
-            "host A had finished everything before the kill"
-        );
         a.kill9()?;
         let killed = Instant::now();
+        // What A left behind: running executions whose lease it never released. moto serves one
+        // request at a time, so this scan comes after whatever A sent before it died.
+        let orphans = shared.leased_to(HOST_A).await?;
+        eprintln!(
+            "killed host A holding the lease of {} running executions",
+            orphans.len()
+        );
+        ensure!(
+            !orphans.is_empty(),
+            "host A released every lease in the moment before it was killed"
+        );
 
-        // Takeover: how long until each unfinished execution of A moves again, on B. Polled
-        // every 250 ms: each poll is a read on the one-request-at-a-time moto, and twenty
-        // pollers at 25 ms kept it busy enough to delay the takeover they were timing. The
-        // lease bound is 5 s + a 3 s sweep + an activation; the patience allows for moto's
+        // Takeover: how long until no orphan is leased to A any more. Polled with one scan
+        // every 250 ms, so that polling does not load moto and delay the takeover it times.
+        // The lease bound is 5 s + a 3 s sweep + an activation; the patience allows for moto's
         // queue on a loaded machine.
-        let mut moved = JoinSet::new();
-        for (id, before) in on_a {
-            let cb = cb.clone();
-            moved.spawn(async move {
-                loop {
-                    let exec = cb.get(&id).await?;
-                    if exec["updated_at"] != before {
-                        return Ok::<_, anyhow::Error>(killed.elapsed());
-                    }
-                    if killed.elapsed() > Duration::from_secs(90) {
-                        bail!("{id} did not move within 90 s of the kill");
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            });
-        }
-
-        // Callback ids, read through B: those of A's executions appear once B has taken them
-        // over.
-        let mut callbacks = Vec::new();
-        for (i, (id, kind)) in executions.iter().enumerate() {
-            if matches!(kind, Kind::Callback) {
-                let cb_id = cb
-                    .pending_callback(id, "approval", Duration::from_secs(120))
-                    .await?;
-                callbacks.push((i, cb_id));
+        let moved_by = async {
+            let mut left = orphans.clone();
+            let mut moved = Vec::new();
+            while !left.is_empty() {
+                ensure!(
+                    killed.elapsed() < Duration::from_secs(90),
+                    "{left:?} still leased to host A 90 s after the kill"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let still = shared.leased_to(HOST_A).await?;
+                let gone = left.len() - left.intersection(&still).count();
+                moved.extend(std::iter::repeat_n(killed.elapsed(), gone));
+                left = left.intersection(&still).cloned().collect();
             }
-        }
-        let mut delivered = vec![Value::Null; executions.len()];
-        for (i, cb_id) in &callbacks {
-            let value = json!({"approved": i});
-            let reply = cb.callback_succeed(cb_id, &value).await?;
-            ensure!(reply.status == 200, "callback {cb_id}: {reply:?}");
-            delivered[*i] = value;
-        }
-        let mut takeovers = Vec::new();
-        while let Some(joined) = moved.join_next().await {
-            takeovers.push(joined??);
-        }
+            Ok::<_, anyhow::Error>(moved)
+        };
+
+        // Meanwhile, the callbacks are answered through B. Their ids, read through B: those
+        // of A's executions appear once B has taken them over.
+        let answer = async {
+            let mut delivered = vec![Value::Null; executions.len()];
+            for (i, (id, kind)) in executions.iter().enumerate() {
+                if matches!(kind, Kind::Callback) {
+                    let cb_id = cb
+                        .pending_callback(id, "approval", Duration::from_secs(120))
+                        .await?;
+                    let value = json!({"approved": i});
+                    let reply = cb.callback_succeed(&cb_id, &value).await?;
+                    ensure!(reply.status == 200, "callback {cb_id}: {reply:?}");
+                    delivered[i] = value;
+                }
+            }
+            Ok(delivered)
+        };
+        let (takeovers, delivered) = tokio::join!(moved_by, answer);
+        let (mut takeovers, delivered) = (takeovers?, delivered?);
         takeovers.sort();
         let expected: Vec<Expected> = executions
             .iter()
@@ -249,11 +281,16 @@ async fn two_hosts_one_table_survive_a_kill9() {
                 .wait_for("execution.succeeded", id, Duration::from_secs(60))
                 .await?;
         }
-        // B took over A's executions: its log says so.
-        ensure!(
-            std::fs::read_to_string(b.log_path())?.contains("took over an execution"),
-            "host B's log shows no takeover"
-        );
+        // B took over every execution A left leased: its log says so.
+        let log = std::fs::read_to_string(b.log_path())?;
+        for id in &orphans {
+            ensure!(
+                log.lines()
+                    .any(|line| line.contains("took over an execution")
+                        && line.contains(id.as_str())),
+                "host B's log shows no takeover of {id}"
+            );
+        }
         Ok(())
     })
     .await;

@@ -53,8 +53,4 @@ impl Kind {
             Kind::Sleep(_) | Kind::Callback => None,
         }
     }
-
-    pub fn is_steps(&self) -> bool {
-        self.steps().is_some()
-    }
 }
