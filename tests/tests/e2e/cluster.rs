@@ -223,9 +223,12 @@ async fn two_hosts_one_table_survive_a_kill9() {
                 );
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let still = shared.leased_to(HOST_A).await?;
-                let gone = left.len() - left.intersection(&still).count();
-                moved.extend(std::iter::repeat_n(killed.elapsed(), gone));
-                left = left.intersection(&still).cloned().collect();
+                let kept: BTreeSet<String> = left.intersection(&still).cloned().collect();
+                moved.extend(std::iter::repeat_n(
+                    killed.elapsed(),
+                    left.len() - kept.len(),
+                ));
+                left = kept;
             }
             Ok::<_, anyhow::Error>(moved)
         };
