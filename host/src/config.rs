@@ -435,9 +435,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let dir = std::env::temp_dir().join(format!("aegis-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("aegis.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
         std::fs::write(&path, "data_dir = \"/srv/aegis\"\n[quotas]\nmemory_limit_mb = 32\ncpu_deadline_ms = 500\n[agents]\nresearcher = \"http://a\"\n").unwrap();
         let c = Config::load(
             Some(&path),
@@ -483,9 +482,8 @@ mod tests {
 
     #[test]
     fn agents_lacking_what_their_protocol_needs_are_refused() {
-        let dir = std::env::temp_dir().join(format!("aegis-config-agents-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("aegis.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
         std::fs::write(&path, "[agents.analyst]\nprotocol = \"bedrock\"\n").unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err();
         assert!(format!("{err:#}").contains("agent_runtime_arn"), "{err:#}");
@@ -553,9 +551,8 @@ mod tests {
             c.notifications.approval_sns_topic_arn.as_deref(),
             Some("arn:aws:sns:us-east-1:123456789012:approvals")
         );
-        let dir = std::env::temp_dir().join(format!("aegis-config-s3-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("aegis.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
         std::fs::write(
             &path,
             "[artifacts]\nbackend = \"s3\"\nbucket = \"b\"\nsse = \"aws:kms\"\nkms_key_id = \"k\"\nforce_path_style = true\n[notifications]\nevent_bus_name = \"bus\"\n",
@@ -591,9 +588,8 @@ mod tests {
             let c = Config::load(None, env(&pairs)).unwrap();
             assert_eq!(c.pipeline.approval_timeout_hours, Some(2), "{pairs:?}");
         }
-        let dir = std::env::temp_dir().join(format!("aegis-config-pipe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("aegis.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
         std::fs::write(&path, "[pipeline]\napproval_timeout_hours = 8784\n").unwrap();
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(c.pipeline.approval_timeout_seconds(), Some(366 * 86_400));

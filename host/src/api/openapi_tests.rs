@@ -8,7 +8,6 @@ use crate::server::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -416,7 +415,8 @@ fn enums_in_the_document_are_the_codes() {
 struct Host {
     base: String,
     client: reqwest::Client,
-    dir: PathBuf,
+    /// The host's data folder, removed when the test ends.
+    _dir: tempfile::TempDir,
 }
 
 /// An answer, with its body parsed when it is JSON.
@@ -451,13 +451,10 @@ impl Reply {
 
 impl Host {
     async fn start() -> Host {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("aegis-openapi-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir().expect("a scratch folder");
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("an address"),
-            data_dir: dir.clone(),
+            data_dir: dir.path().to_path_buf(),
             admin_key: Some(ADMIN_KEY.into()),
             max_instances: 16,
             ..Config::default()
@@ -469,7 +466,11 @@ impl Host {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("an HTTP client");
-        Host { base, client, dir }
+        Host {
+            base,
+            client,
+            _dir: dir,
+        }
     }
 
     /// A request to the route `template` (as the document writes it).
@@ -543,12 +544,6 @@ impl Host {
             .bytes(fixture(name))
             .expect(201)
             .await;
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -311,14 +311,11 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn store() -> (DiskArtifacts, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "aegis-art-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+    /// A store in a scratch folder, removed when the returned guard drops.
+    fn store() -> (DiskArtifacts, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
         (
-            DiskArtifacts::open(&dir, "http://host".into()).unwrap(),
+            DiskArtifacts::open(dir.path(), "http://host".into()).unwrap(),
             dir,
         )
     }

@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn junk_is_not_a_component() {
-        let dir = std::env::temp_dir().join(format!("aegis-engine-{}", std::process::id()));
-        let engine = Engine::new(&dir, &Limits::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(dir.path(), &Limits::default()).unwrap();
         let err = engine.install(b"definitely not wasm").unwrap_err();
         assert!(matches!(err, LoadError::NotAComponent(_)), "{err}");
         let err = engine.install(b"\0asm\x0d\0\x01\0garbage").unwrap_err();

@@ -294,9 +294,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_outbox_claim_says_when_it_lapsed_and_another_host_may_have_delivered() {
-        let dir = std::env::temp_dir().join(format!("aegis-outbox-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("aegis.db")).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("aegis.db")).unwrap());
         let ttl_ms = 1_000;
         let leasing = Leasing {
             host_id: "a".into(),
@@ -324,7 +324,6 @@ mod tests {
         // Lapsed again: host a takes it back, told that b may have delivered meanwhile.
         tokio::time::sleep(Duration::from_millis(ttl_ms + 100)).await;
         assert_eq!(notifier.claim_outbox().await, Outbox::Taken);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

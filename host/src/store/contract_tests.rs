@@ -11,16 +11,8 @@ use crate::journal::{EventType, Millis, OperationType, SubType, now_ms};
 use serde_json::json;
 use std::sync::Arc;
 
-fn sqlite_store() -> Option<Arc<dyn Store>> {
-    let dir = std::env::temp_dir().join(format!(
-        "aegis-store-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Some(Arc::new(
-        sqlite::SqliteStore::open(&dir.join("aegis.db")).unwrap(),
-    ))
+fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(sqlite::SqliteStore::open(&dir.join("aegis.db")).unwrap())
 }
 
 /// A fresh table on the DynamoDB server, or `None` (with a note) when there is none.
@@ -1053,7 +1045,8 @@ macro_rules! contract {
             $(
                 #[test]
                 fn $test() {
-                    super::$test(super::sqlite_store().unwrap());
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$test(super::sqlite_store(dir.path()));
                 }
             )*
         }
