@@ -29,7 +29,6 @@ use crate::store::{Batch, CallbackRecord, Condition, ExecutionRecord, Store, Tim
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 /// Largest result a durable operation may record; bigger payloads belong in artifacts.
@@ -702,17 +701,6 @@ impl HostState {
             table: ResourceTable::new(),
         }
     }
-
-    /// Runs a host call, keeping its time off the guest's CPU budget.
-    fn timed<R>(
-        &mut self,
-        f: impl FnOnce(&mut Activation) -> wasmtime::Result<R>,
-    ) -> wasmtime::Result<R> {
-        let start = Instant::now();
-        let result = f(&mut self.activation);
-        self.meter.host_time += start.elapsed();
-        result
-    }
 }
 
 impl WasiView for HostState {
@@ -733,7 +721,7 @@ impl durable::Host for HostState {
         name: String,
         semantics: StepSemantics,
     ) -> wasmtime::Result<StepAction> {
-        self.timed(|a| a.step_begin(&ctx, &name, semantics))
+        self.activation.step_begin(&ctx, &name, semantics)
     }
 
     fn step_end(
@@ -742,11 +730,11 @@ impl durable::Host for HostState {
         result: Outcome,
         policy: Option<RetryPolicy>,
     ) -> wasmtime::Result<StepVerdict> {
-        self.timed(|a| a.step_end(&operation_id, result, policy))
+        self.activation.step_end(&operation_id, result, policy)
     }
 
     fn wait(&mut self, ctx: String, name: String, duration_ms: u64) -> wasmtime::Result<Poll> {
-        self.timed(|a| a.wait(&ctx, &name, duration_ms))
+        self.activation.wait(&ctx, &name, duration_ms)
     }
 
     fn callback_create(
@@ -756,11 +744,12 @@ impl durable::Host for HostState {
         timeout_ms: u64,
         heartbeat_timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Callback> {
-        self.timed(|a| a.callback_create(&ctx, &name, timeout_ms, heartbeat_timeout_ms))
+        self.activation
+            .callback_create(&ctx, &name, timeout_ms, heartbeat_timeout_ms)
     }
 
     fn callback_poll(&mut self, operation_id: String) -> wasmtime::Result<Poll> {
-        self.timed(|a| a.callback_poll(&operation_id))
+        self.activation.callback_poll(&operation_id)
     }
 
     fn agent_invoke(
@@ -771,7 +760,8 @@ impl durable::Host for HostState {
         input: String,
         timeout_ms: u64,
     ) -> wasmtime::Result<Poll> {
-        self.timed(|a| a.agent_invoke(&ctx, &name, &agent, input, timeout_ms))
+        self.activation
+            .agent_invoke(&ctx, &name, &agent, input, timeout_ms)
     }
 
     fn context_enter(
@@ -780,45 +770,42 @@ impl durable::Host for HostState {
         name: String,
         kind: ContextKind,
     ) -> wasmtime::Result<ContextBegin> {
-        self.timed(|a| a.context_enter(&ctx, &name, kind))
+        self.activation.context_enter(&ctx, &name, kind)
     }
 
     fn context_exit(&mut self, operation_id: String, result: Outcome) -> wasmtime::Result<()> {
-        self.timed(|a| a.context_exit(&operation_id, result))
+        self.activation.context_exit(&operation_id, result)
     }
 
     fn now(&mut self, ctx: String) -> wasmtime::Result<u64> {
-        self.timed(|a| {
-            let v = a.recorded_value(&ctx, "$now", |_| Ok(Ok(now_ms().to_string())))?;
-            Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
-        })
+        let a = &mut self.activation;
+        let v = a.recorded_value(&ctx, "$now", |_| Ok(Ok(now_ms().to_string())))?;
+        Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
     }
 
     fn random(&mut self, ctx: String) -> wasmtime::Result<u64> {
-        self.timed(|a| {
-            let v = a.recorded_value(&ctx, "$random", |_| {
-                Ok(Ok(rand::random::<u64>().to_string()))
-            })?;
-            Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
-        })
+        let a = &mut self.activation;
+        let v = a.recorded_value(&ctx, "$random", |_| {
+            Ok(Ok(rand::random::<u64>().to_string()))
+        })?;
+        Ok(v.ok().and_then(|v| v.parse().ok()).unwrap_or_default())
     }
 
     fn log(&mut self, ctx: String, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        self.timed(|a| {
-            if a.cursor.is_replaying(&ctx) {
-                return Ok(());
-            }
-            let execution = a.execution.id.as_str();
-            let message: String = message.chars().take(4096).collect();
-            match level {
-                LogLevel::Trace => tracing::trace!(target: "aegis::guest", execution, "{message}"),
-                LogLevel::Debug => tracing::debug!(target: "aegis::guest", execution, "{message}"),
-                LogLevel::Info => tracing::info!(target: "aegis::guest", execution, "{message}"),
-                LogLevel::Warn => tracing::warn!(target: "aegis::guest", execution, "{message}"),
-                LogLevel::Error => tracing::error!(target: "aegis::guest", execution, "{message}"),
-            }
-            Ok(())
-        })
+        let a = &mut self.activation;
+        if a.cursor.is_replaying(&ctx) {
+            return Ok(());
+        }
+        let execution = a.execution.id.as_str();
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "aegis::guest", execution, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "aegis::guest", execution, "{message}"),
+            LogLevel::Info => tracing::info!(target: "aegis::guest", execution, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "aegis::guest", execution, "{message}"),
+            LogLevel::Error => tracing::error!(target: "aegis::guest", execution, "{message}"),
+        }
+        Ok(())
     }
 }
 
@@ -828,25 +815,29 @@ const MAX_EVENT_DATA: usize = 64 * 1024;
 
 impl events::Host for HostState {
     fn publish(&mut self, ctx: String, kind: String, data: String) -> wasmtime::Result<()> {
-        self.timed(|a| {
-            let well_formed = !kind.is_empty()
-                && kind.len() <= MAX_EVENT_KIND
-                && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-            if !well_formed || data.len() > MAX_EVENT_DATA || serde_json::from_str::<Value>(&data).is_err() {
-                let msg = format!(
-                    "publish: the kind must be 1-{MAX_EVENT_KIND} characters of [A-Za-z0-9._-] and the data JSON of at most {MAX_EVENT_DATA} bytes"
-                );
-                return Err(a.trap(Failure::InvalidCall(msg)));
-            }
-            let name = format!("$publish:{kind}");
-            // Publishing cannot fail once validated, so the recorded value is always `null`.
-            let _recorded = a.recorded_value(&ctx, &name, |a| {
-                a.pending.publish.push((kind.clone(), data.clone()));
-                a.published.push(kind.clone());
-                Ok(Ok("null".to_string()))
-            })?;
-            Ok(())
-        })
+        let a = &mut self.activation;
+        let well_formed = !kind.is_empty()
+            && kind.len() <= MAX_EVENT_KIND
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !well_formed
+            || data.len() > MAX_EVENT_DATA
+            || serde_json::from_str::<Value>(&data).is_err()
+        {
+            let msg = format!(
+                "publish: the kind must be 1-{MAX_EVENT_KIND} characters of [A-Za-z0-9._-] and the data JSON of at most {MAX_EVENT_DATA} bytes"
+            );
+            return Err(a.trap(Failure::InvalidCall(msg)));
+        }
+        let name = format!("$publish:{kind}");
+        // Publishing cannot fail once validated, so the recorded value is always `null`.
+        let _recorded = a.recorded_value(&ctx, &name, |a| {
+            a.pending.publish.push((kind.clone(), data.clone()));
+            a.published.push(kind.clone());
+            Ok(Ok("null".to_string()))
+        })?;
+        Ok(())
     }
 }
 
@@ -858,31 +849,29 @@ impl artifacts::Host for HostState {
         content_type: String,
         content: Vec<u8>,
     ) -> wasmtime::Result<Result<String, ErrorInfo>> {
-        self.timed(|a| {
-            let name = format!("$artifact.put:{key}");
-            a.recorded_value(&ctx, &name, |a| {
-                let tenant = a.execution.tenant.clone();
-                let execution = a.execution.id.clone();
-                Ok(a.artifacts
-                    .put(&tenant, &execution, &key, &content_type, &content)
-                    .map(|r| Value::String(r.to_string()).to_string())
-                    .map_err(|e| ErrorRecord::new("Artifact.PutFailed", e.to_string())))
-            })
-            .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
+        let a = &mut self.activation;
+        let name = format!("$artifact.put:{key}");
+        a.recorded_value(&ctx, &name, |a| {
+            let tenant = a.execution.tenant.clone();
+            let execution = a.execution.id.clone();
+            Ok(a.artifacts
+                .put(&tenant, &execution, &key, &content_type, &content)
+                .map(|r| Value::String(r.to_string()).to_string())
+                .map_err(|e| ErrorRecord::new("Artifact.PutFailed", e.to_string())))
         })
+        .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
     }
 
     fn get(&mut self, reference: String) -> wasmtime::Result<Result<Vec<u8>, ErrorInfo>> {
-        self.timed(|a| {
-            let parsed = ArtifactRef::parse(&reference)
-                .map_err(|e| to_info(ErrorRecord::new("Artifact.BadReference", e.to_string())));
-            Ok(parsed.and_then(|r| {
-                a.artifacts
-                    .get(&a.execution.tenant, &r)
-                    .map(|(bytes, _)| bytes)
-                    .map_err(|e| to_info(ErrorRecord::new("Artifact.GetFailed", e.to_string())))
-            }))
-        })
+        let a = &mut self.activation;
+        let parsed = ArtifactRef::parse(&reference)
+            .map_err(|e| to_info(ErrorRecord::new("Artifact.BadReference", e.to_string())));
+        Ok(parsed.and_then(|r| {
+            a.artifacts
+                .get(&a.execution.tenant, &r)
+                .map(|(bytes, _)| bytes)
+                .map_err(|e| to_info(ErrorRecord::new("Artifact.GetFailed", e.to_string())))
+        }))
     }
 
     fn presign(
@@ -891,19 +880,18 @@ impl artifacts::Host for HostState {
         reference: String,
         expires_in_seconds: u64,
     ) -> wasmtime::Result<Result<String, ErrorInfo>> {
-        self.timed(|a| {
-            a.recorded_value(&ctx, "$artifact.presign", |a| {
-                let url = ArtifactRef::parse(&reference)
-                    .and_then(|r| {
-                        a.artifacts
-                            .presign(&a.execution.tenant, &r, expires_in_seconds)
-                    })
-                    .map(|url| Value::String(url).to_string())
-                    .map_err(|e| ErrorRecord::new("Artifact.PresignFailed", e.to_string()));
-                Ok(url)
-            })
-            .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
+        let a = &mut self.activation;
+        a.recorded_value(&ctx, "$artifact.presign", |a| {
+            let url = ArtifactRef::parse(&reference)
+                .and_then(|r| {
+                    a.artifacts
+                        .presign(&a.execution.tenant, &r, expires_in_seconds)
+                })
+                .map(|url| Value::String(url).to_string())
+                .map_err(|e| ErrorRecord::new("Artifact.PresignFailed", e.to_string()));
+            Ok(url)
         })
+        .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
     }
 }
 

@@ -12,7 +12,7 @@ pub struct Quotas {
     pub max_component_mb: u32,
     /// Linear memory cap per guest instance, in MiB.
     pub memory_limit_mb: u32,
-    /// Guest CPU time per activation, in milliseconds (host calls excluded).
+    /// CPU time per activation, in milliseconds: the guest's and the host's work on its calls.
     pub cpu_deadline_ms: u64,
     /// Largest execution input or callback result, in KiB.
     pub max_payload_kb: u32,
