@@ -760,8 +760,7 @@ async fn memory_cap_is_per_tenant() {
 async fn cpu_deadline_is_per_tenant() {
     let host = keyed_host(HostOptions::default().env("AEGIS_CPU_DEADLINE_MS", 2000)).await;
     guard(120, async {
-        // 500 ms, not less: the deadline is measured in wall time outside host calls, so on a
-        // loaded machine instantiating even a short guest takes a share of it.
+        // 500 ms: far above the few ms of CPU `steps3` needs, debug build included.
         let small = new_tenant(&host, "small", json!({"cpu_deadline_ms": 500})).await?;
         let normal = new_tenant(&host, "normal", json!({})).await?;
         let me = normal.client.whoami().await?.expect(200, "whoami")?;
