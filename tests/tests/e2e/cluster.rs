@@ -52,10 +52,11 @@ struct Shared {
 
 impl Shared {
     async fn create() -> Result<Shared> {
-        let moto = aws::OwnMoto::start().await?;
-        let endpoint = moto.endpoint();
+        let own = aws::OwnMoto::start().await?;
+        let endpoint = own.endpoint();
+        let moto = aws::Moto::new(endpoint);
         let name = aws::unique("cluster");
-        aws::Moto::new(endpoint).create_bucket(&name).await?;
+        moto.create_bucket(&name).await?;
         aws::create_tables(endpoint, &format!("{name}-"))?;
         let region = aws::REGION;
         let config = format!(
@@ -71,8 +72,8 @@ impl Shared {
         Ok(Shared {
             config: file,
             table: format!("{name}-checkpoints"),
-            moto: aws::Moto::new(endpoint),
-            _own: moto,
+            moto,
+            _own: own,
         })
     }
 
