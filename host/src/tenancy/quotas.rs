@@ -1,60 +1,11 @@
 //! Per-tenant quotas: defaults from configuration, optional overrides per tenant.
+//!
+//! Each quota is declared once, in the [`quotas!`] table below: its type, default, valid range
+//! and meaning. The table makes [`Quotas`] (the effective values), [`Overrides`] (what a
+//! tenant changes), [`Quotas::with`] and [`Quotas::validate`], so a new quota cannot be added to
+//! one of them and forgotten in another.
 
 use serde::{Deserialize, Serialize};
-
-/// The limits one tenant runs under.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Quotas {
-    /// Executions of the tenant in status RUNNING at once.
-    pub max_running_executions: u32,
-    /// Largest component upload, in MiB.
-    pub max_component_mb: u32,
-    /// Linear memory cap per guest instance, in MiB.
-    pub memory_limit_mb: u32,
-    /// CPU time per activation, in milliseconds: the guest's and the host's work on its calls.
-    pub cpu_deadline_ms: u64,
-    /// Largest execution input or callback result, in KiB.
-    pub max_payload_kb: u32,
-    /// Sustained API requests per second.
-    pub requests_per_second: u32,
-    /// Requests allowed in a burst above the sustained rate.
-    pub request_burst: u32,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Self {
-            max_running_executions: 10_000,
-            max_component_mb: 50,
-            memory_limit_mb: 64,
-            cpu_deadline_ms: 10_000,
-            max_payload_kb: 256,
-            requests_per_second: 1_000,
-            request_burst: 2_000,
-        }
-    }
-}
-
-/// Per-tenant changes to the defaults; a missing field keeps the default.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Overrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_running_executions: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_component_mb: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_limit_mb: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_deadline_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_payload_kb: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_second: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_burst: Option<u32>,
-}
 
 /// Hard ceilings no quota may exceed, so a tenant cannot be configured past what the host's
 /// instance pool and store accept.
@@ -63,78 +14,101 @@ pub const MAX_PAYLOAD_KB: u32 = 256;
 pub const MAX_COMPONENT_MB: u32 = 512;
 pub const MAX_CPU_DEADLINE_MS: u64 = 15 * 60 * 1000;
 
-impl Quotas {
-    /// The defaults with `overrides` applied.
-    pub fn with(&self, overrides: &Overrides) -> Quotas {
-        Quotas {
-            max_running_executions: overrides
-                .max_running_executions
-                .unwrap_or(self.max_running_executions),
-            max_component_mb: overrides.max_component_mb.unwrap_or(self.max_component_mb),
-            memory_limit_mb: overrides.memory_limit_mb.unwrap_or(self.memory_limit_mb),
-            cpu_deadline_ms: overrides.cpu_deadline_ms.unwrap_or(self.cpu_deadline_ms),
-            max_payload_kb: overrides.max_payload_kb.unwrap_or(self.max_payload_kb),
-            requests_per_second: overrides
-                .requests_per_second
-                .unwrap_or(self.requests_per_second),
-            request_burst: overrides.request_burst.unwrap_or(self.request_burst),
+macro_rules! quotas {
+    ($($(#[doc = $doc:literal])* $name:ident: $ty:ty = $default:expr, $min:expr, $max:expr;)*) => {
+        /// The limits one tenant runs under.
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Quotas {
+            $($(#[doc = $doc])* pub $name: $ty,)*
         }
-    }
 
-    /// Checks every field is within the host's ceilings.
-    ///
-    /// # Errors
-    /// A message naming the first field out of range.
-    pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u64, u64, u64); 7] = [
-            (
-                "max_running_executions",
-                self.max_running_executions.into(),
-                1,
-                10_000_000,
-            ),
-            (
-                "max_component_mb",
-                self.max_component_mb.into(),
-                1,
-                MAX_COMPONENT_MB.into(),
-            ),
-            (
-                "memory_limit_mb",
-                self.memory_limit_mb.into(),
-                1,
-                MAX_MEMORY_MB.into(),
-            ),
-            (
-                "cpu_deadline_ms",
-                self.cpu_deadline_ms,
-                10,
-                MAX_CPU_DEADLINE_MS,
-            ),
-            (
-                "max_payload_kb",
-                self.max_payload_kb.into(),
-                1,
-                MAX_PAYLOAD_KB.into(),
-            ),
-            (
-                "requests_per_second",
-                self.requests_per_second.into(),
-                1,
-                1_000_000,
-            ),
-            ("request_burst", self.request_burst.into(), 1, 10_000_000),
-        ];
-        for (name, value, min, max) in checks {
-            if !(min..=max).contains(&value) {
-                return Err(format!(
-                    "{name} must be between {min} and {max}, not {value}"
-                ));
+        impl Default for Quotas {
+            fn default() -> Self {
+                Self { $($name: $default,)* }
             }
         }
-        Ok(())
-    }
 
+        /// Per-tenant changes to the defaults; a missing field keeps the default.
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Overrides {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        impl Quotas {
+            /// The defaults with `overrides` applied.
+            pub fn with(&self, overrides: &Overrides) -> Quotas {
+                Quotas { $($name: overrides.$name.unwrap_or(self.$name),)* }
+            }
+
+            /// Checks every field is within the host's ceilings.
+            ///
+            /// # Errors
+            /// A message naming the first field out of range.
+            pub fn validate(&self) -> Result<(), String> {
+                $(
+                    let (min, max): ($ty, $ty) = ($min, $max);
+                    let (value, min, max) = (u64::from(self.$name), u64::from(min), u64::from(max));
+                    if !(min..=max).contains(&value) {
+                        return Err(format!(
+                            "{} must be between {min} and {max}, not {value}",
+                            stringify!($name)
+                        ));
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+quotas! {
+    /// Executions of the tenant in status RUNNING at once.
+    max_running_executions: u32 = 10_000, 1, 10_000_000;
+    /// Largest component upload, in MiB.
+    max_component_mb: u32 = 50, 1, MAX_COMPONENT_MB;
+    /// Linear memory cap per guest instance, in MiB: all of its memories together.
+    memory_limit_mb: u32 = 64, 1, MAX_MEMORY_MB;
+    /// CPU time per activation, in milliseconds: the guest's and the host's work on its calls.
+    cpu_deadline_ms: u64 = 10_000, 10, MAX_CPU_DEADLINE_MS;
+    /// Largest execution input or callback result, in KiB.
+    max_payload_kb: u32 = 256, 1, MAX_PAYLOAD_KB;
+    /// Sustained API requests per second.
+    requests_per_second: u32 = 1_000, 1, 1_000_000;
+    /// Requests allowed in a burst above the sustained rate.
+    request_burst: u32 = 2_000, 1, 10_000_000;
+    /// Wall-clock time per activation, in milliseconds, counting only the guest's own time (not
+    /// the host's store commits and I/O on its calls). The backstop behind the CPU deadline.
+    wall_deadline_ms: u64 = 60_000, 100, MAX_CPU_DEADLINE_MS;
+    /// Activations of the tenant's executions that may run at once on one host. The rest queue,
+    /// and the queues of all tenants are served in turn.
+    max_activation_slots: u32 = 32, 1, 100_000;
+    /// New durable operations (steps, waits, callbacks, contexts, agent calls, recorded values)
+    /// one activation may start.
+    max_operations_per_activation: u32 = 10_000, 1, 1_000_000;
+    /// Bytes one activation may hold recorded and not yet committed, in KiB.
+    max_pending_kb_per_activation: u32 = 16_384, 64, 262_144;
+    /// Workflow events one activation may publish.
+    max_events_per_activation: u32 = 1_000, 1, 100_000;
+    /// Bytes of workflow events one activation may publish, in KiB.
+    max_event_kb_per_activation: u32 = 4_096, 1, 262_144;
+    /// Log lines one activation may write (replayed activations write none).
+    max_log_lines_per_activation: u32 = 1_000, 0, 1_000_000;
+    /// Bytes of log lines one activation may write, in KiB.
+    max_log_kb_per_activation: u32 = 256, 0, 262_144;
+    /// Callbacks (agent calls included) one activation may create.
+    max_callbacks_per_activation: u32 = 1_000, 1, 100_000;
+    /// Durable timers (waits, retries, callback timeouts and heartbeats) one activation may set.
+    max_timers_per_activation: u32 = 2_000, 1, 1_000_000;
+    /// Agent tasks one activation may send.
+    max_agent_calls_per_activation: u32 = 100, 1, 100_000;
+}
+
+impl Quotas {
     pub fn max_payload_bytes(&self) -> usize {
         self.max_payload_kb as usize * 1024
     }
@@ -168,6 +142,22 @@ mod tests {
             q.validate().unwrap_err(),
             "max_payload_kb must be between 1 and 256, not 1024"
         );
+        let q = Quotas {
+            max_operations_per_activation: 0,
+            ..Quotas::default()
+        };
+        assert_eq!(
+            q.validate().unwrap_err(),
+            "max_operations_per_activation must be between 1 and 1000000, not 0"
+        );
         assert!(Quotas::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_missing_field_keeps_its_default_and_an_unknown_one_is_refused() {
+        let q: Quotas = serde_json::from_str(r#"{"max_events_per_activation": 5}"#).unwrap();
+        assert_eq!(q.max_events_per_activation, 5);
+        assert_eq!(q.max_log_lines_per_activation, 1_000);
+        assert!(serde_json::from_str::<Overrides>(r#"{"max_event": 5}"#).is_err());
     }
 }

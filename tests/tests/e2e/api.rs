@@ -29,6 +29,17 @@ fn default_quotas() -> Value {
         "max_payload_kb": 256,
         "requests_per_second": 1_000,
         "request_burst": 2_000,
+        "wall_deadline_ms": 60_000,
+        "max_activation_slots": 32,
+        "max_operations_per_activation": 10_000,
+        "max_pending_kb_per_activation": 16_384,
+        "max_events_per_activation": 1_000,
+        "max_event_kb_per_activation": 4_096,
+        "max_log_lines_per_activation": 1_000,
+        "max_log_kb_per_activation": 256,
+        "max_callbacks_per_activation": 1_000,
+        "max_timers_per_activation": 2_000,
+        "max_agent_calls_per_activation": 100,
     })
 }
 

@@ -579,6 +579,10 @@ fn quota_objects() -> impl Strategy<Value = Value> {
         "max_payload_kb",
         "requests_per_second",
         "request_burst",
+        "wall_deadline_ms",
+        "max_activation_slots",
+        "max_operations_per_activation",
+        "max_log_lines_per_activation",
     ]);
     let value = prop_oneof![
         4 => edgy_number(),
