@@ -273,6 +273,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_MAX_PAYLOAD_KB", "quotas.max_payload_kb"),
     ("AEGIS_REQUESTS_PER_SECOND", "quotas.requests_per_second"),
     ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
+    ("AEGIS_WALL_DEADLINE_MS", "quotas.wall_deadline_ms"),
+    ("AEGIS_MAX_ACTIVATION_SLOTS", "quotas.max_activation_slots"),
     ("AEGIS_STORE_BACKEND", "store.backend"),
     // The pipeline's own name for its table (here: the prefix of Aegis's table).
     ("WORKFLOW_TABLE", "store.table_prefix"),

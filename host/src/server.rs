@@ -72,6 +72,7 @@ impl Server {
         let limits = Limits {
             memory_bytes: (config.quotas.memory_limit_mb as usize) << 20,
             cpu_deadline: Duration::from_millis(config.quotas.cpu_deadline_ms),
+            wall_deadline: Duration::from_millis(config.quotas.wall_deadline_ms),
             max_instances: config.max_instances,
         };
         let engine = Engine::new(&config.data_dir.join("components"), &limits)?;

@@ -5,7 +5,7 @@
 //! Real time and randomness reach it only through the recorded `now` and `random` imports, so a
 //! replay sees exactly what the first run saw.
 
-use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, from_info};
+use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, check_json, checked_error};
 use super::limits::{Exceeded, Limits, Meter};
 use super::{WorkflowComponentPre, exports::aegis::workflow::workflow::RunOutcome};
 use crate::journal::ErrorRecord;
@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use std::time::Duration;
 use wasmtime::UpdateDeadline;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder};
 
 /// How an activation ended.
 #[derive(Debug, PartialEq)]
@@ -29,7 +29,8 @@ pub enum Ending {
     },
 }
 
-/// A clock that never moves: guests must use the recorded `now` import.
+/// A wall clock that never moves: guests must use the recorded `now` import. (The monotonic
+/// clock is frozen too, in `engine::wasi`, which also refuses to let a guest wait on it.)
 struct FrozenClock;
 
 impl HostWallClock for FrozenClock {
@@ -38,15 +39,6 @@ impl HostWallClock for FrozenClock {
     }
     fn now(&self) -> Duration {
         Duration::ZERO
-    }
-}
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
     }
 }
 
@@ -60,7 +52,6 @@ fn sandbox(seed: u64, stderr: MemoryOutputPipe) -> WasiCtx {
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .wall_clock(FrozenClock)
-        .monotonic_clock(FrozenClock)
         .secure_random(rand::rngs::StdRng::seed_from_u64(seed))
         .insecure_random(rand::rngs::StdRng::seed_from_u64(seed.rotate_left(17)))
         .insecure_random_seed(u128::from(seed))
@@ -93,18 +84,33 @@ pub fn run(
     store.limiter(|s| &mut s.meter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
-        Ok(if ctx.data_mut().meter.over_deadline() {
+        let state = ctx.data_mut();
+        let in_host = state.activation.io_time;
+        Ok(if state.meter.over_deadline(in_host) {
             UpdateDeadline::Interrupt
         } else {
             UpdateDeadline::Continue(1)
         })
     });
 
-    let result = pre.instantiate(&mut store).and_then(|bindings| {
-        bindings
-            .aegis_workflow_workflow()
-            .call_run(&mut store, &input)
-    });
+    let bindings = match pre.instantiate(&mut store) {
+        Ok(bindings) => bindings,
+        // Every slot of the instance pool is taken: the host is busy, not the guest wrong.
+        Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+            let HostState { activation, .. } = store.into_data();
+            let reason = format!("the instance pool is full: {e}");
+            return (Ending::Abandoned { retry: true, reason }, activation);
+        }
+        Err(e) => {
+            let HostState {
+                activation, meter, ..
+            } = store.into_data();
+            return (classify(Err(e), &activation, &meter, &stderr), activation);
+        }
+    };
+    let result = bindings
+        .aegis_workflow_workflow()
+        .call_run(&mut store, &input);
     let HostState {
         activation, meter, ..
     } = store.into_data();
@@ -133,6 +139,16 @@ fn classify(
         (Some(Failure::InvalidCall(m)), _) => {
             Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", m.clone()))
         }
+        (Some(Failure::Blocking(m)), _) => {
+            Ending::Failed(ErrorRecord::new("Aegis.BlockingCall", m.clone()))
+        }
+        (Some(Failure::LimitExceeded(m)), _) => Ending::Failed(ErrorRecord::new(
+            "Aegis.ActivationLimitExceeded",
+            m.clone(),
+        )),
+        (Some(Failure::InvalidPayload(m)), _) => {
+            Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m.clone()))
+        }
         (None, Ok(RunOutcome::Completed(payload))) if payload.len() > MAX_PAYLOAD => {
             Ending::Failed(ErrorRecord::new(
                 "Execution.ResultTooLarge",
@@ -142,8 +158,22 @@ fn classify(
                 ),
             ))
         }
-        (None, Ok(RunOutcome::Completed(payload))) => Ending::Completed(payload),
-        (None, Ok(RunOutcome::Failed(info))) => Ending::Failed(from_info(info)),
+        (None, Ok(RunOutcome::Completed(payload))) => {
+            match check_json("the workflow's result", &payload) {
+                Ok(()) => Ending::Completed(payload),
+                Err(failure) => Ending::Failed(ErrorRecord::new(
+                    "Aegis.InvalidPayload",
+                    failure.message(),
+                )),
+            }
+        }
+        (None, Ok(RunOutcome::Failed(info))) => match checked_error(info) {
+            Ok(error) => Ending::Failed(error),
+            Err(Failure::InvalidPayload(m)) => {
+                Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m))
+            }
+            Err(failure) => Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", failure.message())),
+        },
         (None, Ok(RunOutcome::Suspended)) => Ending::Suspended,
         (None, Err(trap)) => Ending::Failed(match meter.exceeded {
             Some(Exceeded::Cpu) => ErrorRecord::new(
@@ -151,6 +181,13 @@ fn classify(
                 format!(
                     "the guest used more than {} ms of CPU in one activation and was stopped",
                     meter.cpu_deadline.as_millis()
+                ),
+            ),
+            Some(Exceeded::Wall) => ErrorRecord::new(
+                "Aegis.WallDeadlineExceeded",
+                format!(
+                    "the activation took more than {} ms of wall-clock time (not counting the host's own work) and was stopped",
+                    meter.wall_deadline.as_millis()
                 ),
             ),
             Some(Exceeded::Memory) => ErrorRecord::new(

@@ -17,6 +17,7 @@ use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
 };
 use super::aegis::workflow::{artifacts, events};
+use super::budget::{Budget, Charge};
 use super::limits::Meter;
 use crate::artifacts::{ArtifactRef, ArtifactStore};
 use crate::ids::CallbackId;
@@ -35,6 +36,17 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 /// Longest operation name.
 const MAX_NAME: usize = 256;
+/// Longest error type a guest may record.
+pub const MAX_ERROR_TYPE: usize = 256;
+/// Longest error message kept; a longer one is cut at this many bytes, marked as cut.
+pub const MAX_ERROR_MESSAGE: usize = 16 * 1024;
+/// Longest log line kept; a longer one is cut, marked as cut.
+const MAX_LOG_LINE: usize = 4096;
+/// Pending operations (or bytes) past which the next new operation first commits what is
+/// pending: a fan-out of thousands of waits is written in batches that any store takes in one
+/// transaction (DynamoDB allows 100 items), not in one batch no store accepts.
+const FLUSH_AT_OPERATIONS: usize = 16;
+const FLUSH_AT_BYTES: usize = 1 << 20;
 /// Shortest and longest wait or callback timeout.
 const MIN_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 366 * 24 * 3600 * 1000;
@@ -50,6 +62,26 @@ pub enum Failure {
     Superseded(String),
     /// Storage failed; the activation is abandoned and tried again later.
     Store(String),
+    /// The guest tried to block (sleep, or poll a clock); see `engine::wasi`.
+    Blocking(String),
+    /// The activation went over one of its budgets (see `engine::budget`).
+    LimitExceeded(String),
+    /// The guest handed the host a payload that is not JSON.
+    InvalidPayload(String),
+}
+
+impl Failure {
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::NonDeterminism(m)
+            | Failure::InvalidCall(m)
+            | Failure::Superseded(m)
+            | Failure::Store(m)
+            | Failure::Blocking(m)
+            | Failure::LimitExceeded(m)
+            | Failure::InvalidPayload(m) => m,
+        }
+    }
 }
 
 /// An agent task to send once the callback that receives its answer is durable.
@@ -89,6 +121,13 @@ pub struct Activation {
     pub published: Vec<String>,
     /// The fencing token of the lease this activation runs under: every commit carries it.
     lease: Option<u64>,
+    /// What this activation may still make the host hold.
+    budget: Budget,
+    /// Bytes recorded since the last commit.
+    pending_bytes: usize,
+    /// Wall time spent on the host's own I/O for the guest (store commits, artifacts): not
+    /// counted against the guest's wall-clock deadline.
+    pub io_time: std::time::Duration,
 }
 
 impl Activation {
@@ -110,7 +149,24 @@ impl Activation {
             dispatches: Vec::new(),
             published: Vec::new(),
             lease: None,
+            budget: Budget::new(&crate::tenancy::Quotas::default()),
+            pending_bytes: 0,
+            io_time: std::time::Duration::ZERO,
         }
+    }
+
+    /// Runs `io` (the host's own I/O), counting its time as the host's.
+    fn io<T>(&mut self, io: impl FnOnce(&mut Self) -> T) -> T {
+        let started = std::time::Instant::now();
+        let result = io(self);
+        self.io_time += started.elapsed();
+        result
+    }
+
+    /// Runs under `budget` (from the tenant's quotas) instead of the default one.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Runs under the lease with fencing token `token`: a commit after another host took the
@@ -135,13 +191,8 @@ impl Activation {
     }
 
     /// Records `failure` and returns the trap that ends the activation.
-    fn trap(&mut self, failure: Failure) -> wasmtime::Error {
-        let message = match &failure {
-            Failure::NonDeterminism(m)
-            | Failure::InvalidCall(m)
-            | Failure::Superseded(m)
-            | Failure::Store(m) => m.clone(),
-        };
+    pub(super) fn trap(&mut self, failure: Failure) -> wasmtime::Error {
+        let message = failure.message().to_string();
         if self.failure.is_none() {
             self.failure = Some(failure);
         }
@@ -165,14 +216,35 @@ impl Activation {
         let mut batch = self.take_pending();
         batch.conditions.splice(0..0, self.guards());
         let timers = batch.set_timers.clone();
-        match self.store.commit(&self.execution.id, batch) {
+        let execution = self.execution.id.clone();
+        match self.io(|a| a.store.commit(&execution, batch)) {
             Ok(()) => {
                 self.committed_timers.extend(timers);
+                self.budget.committed();
+                self.pending_bytes = 0;
                 Ok(())
             }
             Err(crate::store::Error::ConditionFailed(m)) => Err(self.trap(Failure::Superseded(m))),
+            Err(e @ crate::store::Error::TooLarge(_)) => {
+                Err(self.trap(Failure::LimitExceeded(e.to_string())))
+            }
             Err(e) => Err(self.trap(Failure::Store(e.to_string()))),
         }
+    }
+
+    /// Charges the activation's budget; over it, the activation ends.
+    fn charge(&mut self, charge: Charge) -> wasmtime::Result<()> {
+        match self.budget.charge(charge) {
+            Ok(()) => Ok(()),
+            Err(message) => Err(self.trap(Failure::LimitExceeded(message))),
+        }
+    }
+
+    /// Adds a timer to the pending writes, within the budget.
+    fn set_timer(&mut self, timer: Timer) -> wasmtime::Result<()> {
+        self.charge(Charge::Timer)?;
+        self.pending.set_timers.push(timer);
+        Ok(())
     }
 
     /// An operation the guest names by id; it must exist.
@@ -183,12 +255,41 @@ impl Activation {
         }
     }
 
-    fn record(&mut self, op: &Operation, event: EventType, details: Value) {
+    fn record(&mut self, op: &Operation, event: EventType, details: Value) -> wasmtime::Result<()> {
+        // What the record holds in memory until it is committed: the operation (its payloads)
+        // twice, once in the batch and once in the event's details, plus a fixed overhead.
+        let bytes = 2 * (op.name.len()
+            + op.result.as_ref().map_or(0, String::len)
+            + op.error.as_ref().map_or(0, |e| {
+                e.error_type.len()
+                    + e.error_message.len()
+                    + e.error_data.as_ref().map_or(0, String::len)
+            }))
+            + 256;
+        self.charge(Charge::Pending(bytes))?;
+        self.pending_bytes += bytes;
         self.pending
             .events
             .push(Event::operation(event, op, now_ms(), details));
         self.pending.operations.push(op.clone());
         self.cursor.put(op.clone());
+        Ok(())
+    }
+
+    /// Checks a payload the guest hands over is JSON.
+    fn check_json(&mut self, what: &str, payload: &str) -> wasmtime::Result<()> {
+        match check_json(what, payload) {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(self.trap(failure)),
+        }
+    }
+
+    /// A failure the guest reports, within the limits of what the host stores.
+    fn guest_error(&mut self, info: ErrorInfo) -> wasmtime::Result<ErrorRecord> {
+        match checked_error(info) {
+            Ok(error) => Ok(error),
+            Err(failure) => Err(self.trap(failure)),
+        }
     }
 
     fn check_name(&mut self, name: &str) -> wasmtime::Result<()> {
@@ -215,6 +316,16 @@ impl Activation {
             .expect(&id, op_type, sub_type, name)
             .map(|op| op.cloned())
             .map_err(|e| self.replay_error(e))?;
+        if existing.is_none() {
+            self.charge(Charge::Operation)?;
+            // Between operations, never inside one: an operation's records (its callback, its
+            // timers) always land in one commit.
+            if self.pending.operations.len() >= FLUSH_AT_OPERATIONS
+                || self.pending_bytes >= FLUSH_AT_BYTES
+            {
+                self.flush()?;
+            }
+        }
         Ok((id, existing))
     }
 
@@ -271,7 +382,7 @@ impl Activation {
                         "Error": error_details(op.error.as_ref().expect("set above")),
                         "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
                     });
-                    self.record(&op, EventType::StepFailed, details);
+                    self.record(&op, EventType::StepFailed, details)?;
                     self.flush()?;
                     return Ok(StepAction::Done(Self::recorded_outcome(&op)));
                 }
@@ -281,7 +392,7 @@ impl Activation {
         };
         op.status = Status::Started;
         op.next_attempt_ts = None;
-        self.record(&op, EventType::StepStarted, json!({}));
+        self.record(&op, EventType::StepStarted, json!({}))?;
         if semantics == StepSemantics::AtMostOnce {
             self.flush()?;
         }
@@ -319,6 +430,7 @@ impl Activation {
         };
         match outcome {
             Outcome::Succeeded(payload) => {
+                self.check_json(&format!("the result of step {:?}", op.name), &payload)?;
                 op.status = Status::Succeeded;
                 op.end_ts = Some(now);
                 let details = json!({
@@ -326,12 +438,12 @@ impl Activation {
                     "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
                 });
                 op.result = Some(payload);
-                self.record(&op, EventType::StepSucceeded, details);
+                self.record(&op, EventType::StepSucceeded, details)?;
                 self.flush()?;
                 Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
             }
             Outcome::Failed(info) => {
-                let error = from_info(info);
+                let error = self.guest_error(info)?;
                 let delay = policy
                     .as_ref()
                     .and_then(|p| retry_delay_ms(p, op.attempt, &error.error_type));
@@ -345,13 +457,13 @@ impl Activation {
                             "Error": error_details(op.error.as_ref().expect("set above")),
                             "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": delay as f64 / 1000.0},
                         });
-                        self.record(&op, EventType::StepFailed, details);
-                        self.pending.set_timers.push(Timer {
+                        self.record(&op, EventType::StepFailed, details)?;
+                        self.set_timer(Timer {
                             fire_at: due,
                             execution_id: self.execution.id.clone(),
                             op_id: op.id.clone(),
                             kind: TimerKind::StepRetry,
-                        });
+                        })?;
                         Ok(StepVerdict::RetryScheduled)
                     }
                     None => {
@@ -361,7 +473,7 @@ impl Activation {
                             "Error": error_details(op.error.as_ref().expect("set above")),
                             "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
                         });
-                        self.record(&op, EventType::StepFailed, details);
+                        self.record(&op, EventType::StepFailed, details)?;
                         self.flush()?;
                         Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
                     }
@@ -396,13 +508,13 @@ impl Activation {
             "Duration": duration_ms / 1000,
             "ScheduledEndTimestamp": crate::journal::format_ts(end),
         });
-        self.record(&op, EventType::WaitStarted, details);
-        self.pending.set_timers.push(Timer {
+        self.record(&op, EventType::WaitStarted, details)?;
+        self.set_timer(Timer {
             fire_at: end,
             execution_id: self.execution.id.clone(),
             op_id: op.id,
             kind: TimerKind::WaitEnd,
-        });
+        })?;
         Ok(Poll::Pending)
     }
 
@@ -445,6 +557,7 @@ impl Activation {
         if let Some(hb) = heartbeat_ms {
             self.check_timeout("callback heartbeat timeout", hb)?;
         }
+        self.charge(Charge::Callback)?;
         let callback_id = CallbackId::generate();
         let mut op = self.new_op(id, ctx, name, OperationType::Callback, SubType::Callback);
         op.callback_id = Some(callback_id.to_string());
@@ -453,21 +566,21 @@ impl Activation {
             "Timeout": timeout_ms / 1000,
             "HeartbeatTimeout": heartbeat_ms.map(|h| h / 1000),
         });
-        self.record(&op, EventType::CallbackStarted, details);
+        self.record(&op, EventType::CallbackStarted, details)?;
         let execution_id = self.execution.id.clone();
-        self.pending.set_timers.push(Timer {
+        self.set_timer(Timer {
             fire_at: op.start_ts + timeout_ms as Millis,
             execution_id: execution_id.clone(),
             op_id: op.id.clone(),
             kind: TimerKind::CallbackTimeout,
-        });
+        })?;
         if let Some(hb) = heartbeat_ms {
-            self.pending.set_timers.push(Timer {
+            self.set_timer(Timer {
                 fire_at: op.start_ts + hb as Millis,
                 execution_id: execution_id.clone(),
                 op_id: op.id.clone(),
                 kind: TimerKind::CallbackHeartbeat,
-            });
+            })?;
         }
         self.pending.callbacks.push(CallbackRecord {
             id: callback_id.clone(),
@@ -514,6 +627,8 @@ impl Activation {
             );
             return Err(self.trap(Failure::InvalidCall(msg)));
         }
+        self.check_json(&format!("the input of agent call {name:?}"), &input)?;
+        self.charge(Charge::AgentCall)?;
         let callback_id = self.start_callback(
             id,
             ctx,
@@ -554,7 +669,7 @@ impl Activation {
             }
             None => {
                 let op = self.new_op(id.clone(), ctx, name, OperationType::Context, sub_type);
-                self.record(&op, EventType::ContextStarted, json!({}));
+                self.record(&op, EventType::ContextStarted, json!({}))?;
                 self.cursor.enter_context(&id);
                 Ok(ContextBegin::Run(id))
             }
@@ -570,10 +685,11 @@ impl Activation {
         op.end_ts = Some(now_ms());
         match outcome {
             Outcome::Succeeded(payload) if payload.len() <= MAX_PAYLOAD => {
+                self.check_json(&format!("the result of context {:?}", op.name), &payload)?;
                 op.status = Status::Succeeded;
                 let details = json!({"Result": result_details(&payload)});
                 op.result = Some(payload);
-                self.record(&op, EventType::ContextSucceeded, details);
+                self.record(&op, EventType::ContextSucceeded, details)?;
             }
             Outcome::Succeeded(payload) => {
                 let error = ErrorRecord::new(
@@ -587,14 +703,14 @@ impl Activation {
                 op.status = Status::Failed;
                 let details = json!({"Error": error_details(&error)});
                 op.error = Some(error);
-                self.record(&op, EventType::ContextFailed, details);
+                self.record(&op, EventType::ContextFailed, details)?;
             }
             Outcome::Failed(info) => {
                 op.status = Status::Failed;
-                let error = from_info(info);
+                let error = self.guest_error(info)?;
                 let details = json!({"Error": error_details(&error)});
                 op.error = Some(error);
-                self.record(&op, EventType::ContextFailed, details);
+                self.record(&op, EventType::ContextFailed, details)?;
             }
         }
         Ok(())
@@ -615,7 +731,7 @@ impl Activation {
             });
         }
         let mut op = self.new_op(id, ctx, name, OperationType::Step, SubType::Step);
-        self.record(&op, EventType::StepStarted, json!({}));
+        self.record(&op, EventType::StepStarted, json!({}))?;
         op.attempt = 1;
         op.end_ts = Some(now_ms());
         match produce(self)? {
@@ -623,14 +739,14 @@ impl Activation {
                 op.status = Status::Succeeded;
                 let details = json!({"Result": result_details(&value), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
                 op.result = Some(value.clone());
-                self.record(&op, EventType::StepSucceeded, details);
+                self.record(&op, EventType::StepSucceeded, details)?;
                 Ok(Ok(value))
             }
             Err(error) => {
                 op.status = Status::Failed;
                 let details = json!({"Error": error_details(&error), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
                 op.error = Some(error.clone());
-                self.record(&op, EventType::StepFailed, details);
+                self.record(&op, EventType::StepFailed, details)?;
                 Ok(Err(to_info(error)))
             }
         }
@@ -682,6 +798,81 @@ pub fn from_info(e: ErrorInfo) -> ErrorRecord {
     let mut record = ErrorRecord::new(e.error_type, e.error_message);
     record.error_data = e.error_data;
     record
+}
+
+/// A payload the guest hands the host must be a JSON document: a result that is not would be
+/// stored and then served as `null`.
+pub fn check_json(what: &str, payload: &str) -> Result<(), Failure> {
+    serde_json::from_str::<serde::de::IgnoredAny>(payload)
+        .map(|_| ())
+        .map_err(|e| Failure::InvalidPayload(format!("{what} is not JSON: {e}")))
+}
+
+/// A failure reported by the guest, as the host stores it: the type at most
+/// [`MAX_ERROR_TYPE`] printable characters, the data JSON within the payload limit, and the
+/// message cut at [`MAX_ERROR_MESSAGE`] bytes (a long message is kept, marked as cut, since
+/// it is what a reader needs first).
+///
+/// # Errors
+/// The failure that ends the activation, for a type or data the host will not store.
+pub fn checked_error(info: ErrorInfo) -> Result<ErrorRecord, Failure> {
+    let ErrorInfo {
+        error_type,
+        error_message,
+        error_data,
+    } = info;
+    if error_type.is_empty()
+        || error_type.chars().count() > MAX_ERROR_TYPE
+        || error_type.chars().any(char::is_control)
+    {
+        let shown: String = error_type.chars().take(64).collect();
+        return Err(Failure::InvalidCall(format!(
+            "error type {shown:?}… ({} bytes) must be 1 to {MAX_ERROR_TYPE} printable characters",
+            error_type.len()
+        )));
+    }
+    if let Some(data) = &error_data {
+        if data.len() > MAX_PAYLOAD {
+            return Err(Failure::InvalidPayload(format!(
+                "the error data of {error_type:?} is {} bytes; the limit is {MAX_PAYLOAD}",
+                data.len()
+            )));
+        }
+        check_json(&format!("the error data of {error_type:?}"), data)?;
+    }
+    let mut record = ErrorRecord::new(error_type, cut(error_message, MAX_ERROR_MESSAGE));
+    record.error_data = error_data;
+    Ok(record)
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), marked as cut.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("… [cut: {total} bytes in all]"));
+    text
+}
+
+/// A guest's log line as one line of the host's log: cut at [`MAX_LOG_LINE`] bytes, with
+/// newlines and other control characters escaped (`\n`, `\u{1b}`).
+fn escape_log_line(message: &str) -> String {
+    let cut = cut(message.to_string(), MAX_LOG_LINE);
+    let mut line = String::with_capacity(cut.len());
+    for c in cut.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// The store data of one guest instance.
@@ -796,14 +987,18 @@ impl durable::Host for HostState {
         if a.cursor.is_replaying(&ctx) {
             return Ok(());
         }
+        a.charge(Charge::LogLine(message.len()))?;
         let execution = a.execution.id.as_str();
-        let message: String = message.chars().take(4096).collect();
+        let tenant = a.execution.tenant.as_str();
+        // The line is the guest's: its newlines and other control characters are escaped, so
+        // it stays one line and cannot forge the host's own.
+        let message = escape_log_line(&message);
         match level {
-            LogLevel::Trace => tracing::trace!(target: "aegis::guest", execution, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "aegis::guest", execution, "{message}"),
-            LogLevel::Info => tracing::info!(target: "aegis::guest", execution, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "aegis::guest", execution, "{message}"),
-            LogLevel::Error => tracing::error!(target: "aegis::guest", execution, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "aegis::guest", tenant, execution, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "aegis::guest", tenant, execution, "{message}"),
+            LogLevel::Info => tracing::info!(target: "aegis::guest", tenant, execution, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "aegis::guest", tenant, execution, "{message}"),
+            LogLevel::Error => tracing::error!(target: "aegis::guest", tenant, execution, "{message}"),
         }
         Ok(())
     }
@@ -830,6 +1025,8 @@ impl events::Host for HostState {
             );
             return Err(a.trap(Failure::InvalidCall(msg)));
         }
+        a.charge(Charge::Event(kind.len() + data.len()))?;
+        a.charge(Charge::Pending(kind.len() + data.len()))?;
         let name = format!("$publish:{kind}");
         // Publishing cannot fail once validated, so the recorded value is always `null`.
         let _recorded = a.recorded_value(&ctx, &name, |a| {
@@ -854,8 +1051,7 @@ impl artifacts::Host for HostState {
         a.recorded_value(&ctx, &name, |a| {
             let tenant = a.execution.tenant.clone();
             let execution = a.execution.id.clone();
-            Ok(a.artifacts
-                .put(&tenant, &execution, &key, &content_type, &content)
+            Ok(a.io(|a| a.artifacts.put(&tenant, &execution, &key, &content_type, &content))
                 .map(|r| Value::String(r.to_string()).to_string())
                 .map_err(|e| ErrorRecord::new("Artifact.PutFailed", e.to_string())))
         })
@@ -867,8 +1063,7 @@ impl artifacts::Host for HostState {
         let parsed = ArtifactRef::parse(&reference)
             .map_err(|e| to_info(ErrorRecord::new("Artifact.BadReference", e.to_string())));
         Ok(parsed.and_then(|r| {
-            a.artifacts
-                .get(&a.execution.tenant, &r)
+            a.io(|a| a.artifacts.get(&a.execution.tenant, &r))
                 .map(|(bytes, _)| bytes)
                 .map_err(|e| to_info(ErrorRecord::new("Artifact.GetFailed", e.to_string())))
         }))
@@ -927,6 +1122,56 @@ mod tests {
             let d = retry_delay_ms(&p, 1, "E").unwrap();
             assert!((500..=1000).contains(&d), "{d}");
         }
+    }
+
+    #[test]
+    fn guest_errors_are_bounded() {
+        let info = |t: &str, m: String, d: Option<&str>| ErrorInfo {
+            error_type: t.into(),
+            error_message: m,
+            error_data: d.map(str::to_string),
+        };
+        let e = checked_error(info("Step.Failed", "m".into(), Some(r#"{"a":1}"#))).unwrap();
+        assert_eq!(e.error_type, "Step.Failed");
+        let long_type = "T".repeat(MAX_ERROR_TYPE + 1);
+        assert!(matches!(
+            checked_error(info(&long_type, "m".into(), None)),
+            Err(Failure::InvalidCall(_))
+        ));
+        assert!(matches!(
+            checked_error(info("A\nB", "m".into(), None)),
+            Err(Failure::InvalidCall(_))
+        ));
+        assert!(matches!(
+            checked_error(info("E", "m".into(), Some("not json"))),
+            Err(Failure::InvalidPayload(_))
+        ));
+        let big = format!("\"{}\"", "x".repeat(MAX_PAYLOAD));
+        assert!(matches!(
+            checked_error(info("E", "m".into(), Some(&big))),
+            Err(Failure::InvalidPayload(_))
+        ));
+        let e = checked_error(info("E", "é".repeat(MAX_ERROR_MESSAGE), None)).unwrap();
+        assert!(e.error_message.len() < MAX_ERROR_MESSAGE + 64, "{}", e.error_message.len());
+        assert!(e.error_message.ends_with(&format!("[cut: {} bytes in all]", 2 * MAX_ERROR_MESSAGE)));
+    }
+
+    #[test]
+    fn log_lines_stay_one_line() {
+        assert_eq!(
+            escape_log_line("ok\nERROR aegis: forged\r\u{1b}[2J"),
+            "ok\\nERROR aegis: forged\\r\\u{1b}[2J"
+        );
+        assert_eq!(escape_log_line("naïve – fine"), "naïve – fine");
+        assert!(escape_log_line(&"x".repeat(10_000)).len() < MAX_LOG_LINE + 64);
+    }
+
+    #[test]
+    fn payloads_must_be_json() {
+        assert!(check_json("r", r#"{"a": [1, 2]}"#).is_ok());
+        assert!(check_json("r", "null").is_ok());
+        assert!(matches!(check_json("r", "hello"), Err(Failure::InvalidPayload(_))));
+        assert!(matches!(check_json("r", ""), Err(Failure::InvalidPayload(_))));
     }
 
     #[test]

@@ -1,7 +1,19 @@
-//! Per-guest limits: the memory cap (a `ResourceLimiter`) and the CPU deadline (an epoch
-//! callback that reads the CPU clock of the thread the activation runs on).
+//! Per-guest limits: the memory cap and the per-store counts of instances, memories and
+//! tables (a `ResourceLimiter`), and the CPU and wall-clock deadlines (an epoch callback that
+//! reads the CPU clock of the thread the activation runs on, and the guest's share of the
+//! wall clock).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Core instances one component may create. A Rust guest needs three or four (its module and
+/// the canonical-ABI shims); the cap keeps one component from taking many pool slots.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Linear memories one component may have, all counted together against the memory cap.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables one component may have.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 16;
+/// Elements a table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Sandbox limits for guests.
 #[derive(Clone, Debug)]
@@ -10,7 +22,11 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// CPU time one activation may use: the guest's own and the host's work on its calls.
     pub cpu_deadline: Duration,
-    /// Instances that may exist at once (pool size).
+    /// Wall-clock time one activation may take, less the time the host spends in its own calls
+    /// (store commits, artifact I/O). A guest cannot block (see `engine::wasi`), so this is a
+    /// backstop, not the usual way an activation ends.
+    pub wall_deadline: Duration,
+    /// Component instances that may exist at once (pool size); activations take half of them.
     pub max_instances: u32,
 }
 
@@ -19,8 +35,17 @@ impl Default for Limits {
         Self {
             memory_bytes: 64 << 20,
             cpu_deadline: Duration::from_secs(10),
+            wall_deadline: Duration::from_secs(60),
             max_instances: 256,
         }
+    }
+}
+
+impl Limits {
+    /// Activations that may run at once: each holds one component instance, and the other
+    /// half of the pool is headroom for instances wasmtime has not yet given back.
+    pub fn activation_slots(&self) -> usize {
+        (self.max_instances as usize / 2).max(1)
     }
 }
 
@@ -29,14 +54,20 @@ impl Default for Limits {
 pub enum Exceeded {
     Memory,
     Cpu,
+    Wall,
 }
 
 /// The limit state of one store. It must be created on the thread that runs the activation.
 pub struct Meter {
     pub memory_bytes: usize,
     pub cpu_deadline: Duration,
+    pub wall_deadline: Duration,
     /// The thread's CPU clock when the activation began.
     started: Duration,
+    /// The wall clock when the activation began.
+    started_wall: Instant,
+    /// Bytes of linear memory of all the store's memories together.
+    memory_total: usize,
     pub exceeded: Option<Exceeded>,
 }
 
@@ -45,7 +76,10 @@ impl Meter {
         Self {
             memory_bytes: limits.memory_bytes,
             cpu_deadline: limits.cpu_deadline,
+            wall_deadline: limits.wall_deadline,
             started: thread_cpu_time(),
+            started_wall: Instant::now(),
+            memory_total: 0,
             exceeded: None,
         }
     }
@@ -55,10 +89,20 @@ impl Meter {
         thread_cpu_time().saturating_sub(self.started)
     }
 
-    /// Called on every epoch tick while the guest runs (on the activation's thread).
-    pub fn over_deadline(&mut self) -> bool {
+    /// Wall time the activation has taken so far, less `in_host`: the time the host spent on
+    /// its own I/O for the guest's calls (store commits, artifacts).
+    pub fn guest_wall_time(&self, in_host: Duration) -> Duration {
+        self.started_wall.elapsed().saturating_sub(in_host)
+    }
+
+    /// Called on every epoch tick while the guest runs (on the activation's thread), with the
+    /// time the host has spent on its own I/O so far.
+    pub fn over_deadline(&mut self, in_host: Duration) -> bool {
         if self.used() > self.cpu_deadline {
             self.exceeded = Some(Exceeded::Cpu);
+            true
+        } else if self.guest_wall_time(in_host) > self.wall_deadline {
+            self.exceeded = Some(Exceeded::Wall);
             true
         } else {
             false
@@ -89,19 +133,26 @@ fn thread_cpu_time() -> Duration {
 }
 
 impl wasmtime::ResourceLimiter for Meter {
+    /// The cap counts every memory of the instance together: a component with several
+    /// memories gets no more than one with a single memory.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = self
+            .memory_total
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > self.memory_bytes {
             self.exceeded = Some(Exceeded::Memory);
             return Err(wasmtime::Error::msg(format!(
-                "memory limit exceeded: the guest asked for {desired} bytes, the cap is {}",
+                "memory limit exceeded: the guest's memories would take {total} bytes together, the cap is {}",
                 self.memory_bytes
             )));
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -111,7 +162,19 @@ impl wasmtime::ResourceLimiter for Meter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES_PER_COMPONENT as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_COMPONENT as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_COMPONENT as usize
     }
 }
 
@@ -132,6 +195,38 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_cap_counts_all_memories_together() {
+        let mut m = Meter::new(&Limits {
+            memory_bytes: 4 << 20,
+            ..Limits::default()
+        });
+        // Three memories of 1 MiB each fit under 4 MiB; a fourth grown to 2 MiB does not.
+        for _ in 0..3 {
+            assert!(m.memory_growing(0, 1 << 20, None).unwrap());
+        }
+        assert!(m.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(m.exceeded, None);
+        assert!(m.memory_growing(1 << 20, 2 << 20, None).is_err());
+        assert_eq!(m.exceeded, Some(Exceeded::Memory));
+    }
+
+    #[test]
+    fn the_hosts_own_time_is_not_the_guests_wall_time() {
+        let mut m = Meter::new(&Limits {
+            wall_deadline: Duration::from_millis(100),
+            ..Limits::default()
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        // All of it was spent in the host (say, a slow commit): the guest used none.
+        let in_host = Duration::from_millis(150);
+        assert!(m.guest_wall_time(in_host) < Duration::from_millis(100));
+        assert!(!m.over_deadline(in_host));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(m.over_deadline(in_host));
+        assert_eq!(m.exceeded, Some(Exceeded::Wall));
+    }
+
+    #[test]
     fn waiting_does_not_count_against_the_deadline_and_computing_does() {
         let mut m = Meter::new(&Limits {
             cpu_deadline: Duration::from_millis(50),
@@ -140,7 +235,7 @@ mod tests {
         // Asleep (as when waiting for the store or for a core), the thread uses no CPU.
         std::thread::sleep(Duration::from_millis(200));
         assert!(m.used() < Duration::from_millis(50), "{:?}", m.used());
-        assert!(!m.over_deadline());
+        assert!(!m.over_deadline(Duration::ZERO));
         assert_eq!(m.exceeded, None);
 
         // Computing does count, and past the deadline it is recorded.
@@ -148,7 +243,7 @@ mod tests {
         while m.used() <= Duration::from_millis(60) {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
-        assert!(m.over_deadline());
+        assert!(m.over_deadline(Duration::ZERO));
         assert_eq!(m.exceeded, Some(Exceeded::Cpu));
     }
 

@@ -11,10 +11,15 @@
 //! - [`host`]: the imports the guest calls.
 
 pub mod activation;
+pub mod budget;
 pub mod host;
 mod limits;
+mod wasi;
 
 pub use limits::Limits;
+use limits::{
+    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+};
 
 use crate::ids::ComponentDigest;
 use host::HostState;
@@ -64,18 +69,25 @@ impl Engine {
         config.epoch_interruption(true);
         // Replays must compute what the first run computed, NaN bits included.
         config.cranelift_nan_canonicalization(true);
+        // One component may hold only so many core instances, memories and tables (a component
+        // over these is refused at upload, naming the limit), and the pool has room for every
+        // activation slot to hold that many at once: no tenant can take the slots of another.
+        let slots = u32::try_from(limits.activation_slots()).unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances);
-        pool.total_core_instances(limits.max_instances * 8);
-        pool.total_memories(limits.max_instances * 2);
-        pool.total_tables(limits.max_instances * 4);
+        pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
+        pool.max_memories_per_component(MAX_MEMORIES_PER_COMPONENT);
+        pool.max_tables_per_component(MAX_TABLES_PER_COMPONENT);
+        pool.total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT));
+        pool.total_memories(slots.saturating_mul(MAX_MEMORIES_PER_COMPONENT));
+        pool.total_tables(slots.saturating_mul(MAX_TABLES_PER_COMPONENT));
         // Slots fit the largest memory any tenant may be given; each store enforces its own cap.
         pool.max_memory_size((crate::tenancy::quotas::MAX_MEMORY_MB as usize) << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config).map_err(anyhow::Error::from)?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         WorkflowComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
 

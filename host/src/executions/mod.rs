@@ -14,13 +14,15 @@
 //! finds executions nobody woke on this host: those whose holder died, and timers armed
 //! elsewhere.
 
+mod slots;
 pub mod sweep;
 
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
+use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
-use crate::engine::{Engine, Limits};
+use crate::engine::{Engine, LoadError, Limits};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{
     ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
@@ -35,7 +37,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast};
+use slots::Slots;
+use tokio::sync::broadcast;
 
 /// Longest execution timeout (the model's 366 days).
 pub const MAX_EXECUTION_TIMEOUT_SECS: u64 = 366 * 86_400;
@@ -95,8 +98,24 @@ pub use crate::store::Leasing;
 enum Next {
     /// Done for now (unless a wake-up came meanwhile).
     Done,
-    /// Try again after this delay: the infrastructure failed, or another host holds the lease.
+    /// Try again after this delay: another host holds the lease.
     RetryIn(Duration),
+    /// The infrastructure failed (the store, a component fetch, a full pool): try again after
+    /// a delay that grows with each failure in a row (see [`backoff`]).
+    Backoff,
+}
+
+/// Failures in a row after which an execution whose component cannot be loaded fails as
+/// `Aegis.ComponentUnavailable` (about half an hour of backoff): the component is gone, not
+/// late.
+const MAX_LOAD_ATTEMPTS: u32 = 40;
+
+/// The delay before the `failures`-th retry in a row: exponential from 250 ms, capped at 60 s,
+/// with jitter so that executions failed by one outage do not all come back at once.
+fn backoff(failures: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << failures.min(8)).min(60_000);
+    use rand::RngExt;
+    Duration::from_millis(rand::rng().random_range(base / 2..=base))
 }
 
 /// How an activation ended, for the drive loop.
@@ -123,8 +142,8 @@ pub struct Runtime {
     pub leasing: Leasing,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,
-    /// Bounds concurrent activations to the instance pool.
-    slots: Arc<Semaphore>,
+    /// Bounds concurrent activations to the instance pool, fairly between tenants.
+    slots: Arc<Slots>,
     finished: broadcast::Sender<ExecutionId>,
 }
 
@@ -142,7 +161,7 @@ impl Runtime {
             agent_inline_limit,
             leasing,
         } = services;
-        let slots = Arc::new(Semaphore::new(limits.max_instances as usize / 2));
+        let slots = Slots::new(limits.activation_slots());
         Self {
             store,
             engine,
@@ -354,10 +373,40 @@ impl Runtime {
     }
 
     async fn drive(self: Arc<Self>, id: ExecutionId) {
+        let mut failures = 0u32;
+        let mut tenant = None;
         loop {
-            if let Next::RetryIn(delay) = self.turn(&id).await {
-                tokio::time::sleep(delay).await;
-                continue;
+            // The slot queue is per tenant: learn the execution's tenant once.
+            let owner = match &tenant {
+                Some(owner) => Some(owner),
+                None => match self.tenant_of(&id).await {
+                    Ok(found) => {
+                        tenant = found;
+                        tenant.as_ref()
+                    }
+                    Err(e) => {
+                        tracing::warn!(execution = %id, error = %e, "cannot read the execution; trying again");
+                        failures += 1;
+                        tokio::time::sleep(backoff(failures)).await;
+                        continue;
+                    }
+                },
+            };
+            let next = match owner {
+                Some(owner) => self.turn(&id, owner, failures).await,
+                None => Next::Done,
+            };
+            match next {
+                Next::RetryIn(delay) => {
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Next::Backoff => {
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+                Next::Done => failures = 0,
             }
             let mut running = self.running.lock().expect("running set poisoned");
             match running.get_mut(&id) {
@@ -370,17 +419,24 @@ impl Runtime {
         }
     }
 
+    /// The tenant of execution `id`, or `None` when there is no such execution.
+    async fn tenant_of(self: &Arc<Self>, id: &ExecutionId) -> Result<Option<TenantId>, String> {
+        let this = self.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || this.store.execution(&id))
+            .await
+            .map_err(|e| format!("execution lookup task: {e}"))?
+            .map(|record| record.map(|r| r.tenant))
+            .map_err(|e| e.to_string())
+    }
+
     /// One turn: claim the lease, run one activation under it, send its agent tasks, give the
-    /// lease back.
-    async fn turn(self: &Arc<Self>, id: &ExecutionId) -> Next {
+    /// lease back. `failures` counts the turns in a row that the infrastructure failed.
+    async fn turn(self: &Arc<Self>, id: &ExecutionId, tenant: &TenantId, failures: u32) -> Next {
         // A slot first, then the lease: a lease is not held (nor left to expire) while the
         // execution queues for an instance.
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("slots never close");
+        let cap = self.tenancy.quotas(tenant).max_activation_slots as usize;
+        let permit = self.slots.acquire(tenant, cap).await;
         let this = self.clone();
         let claim_id = id.clone();
         let claim = tokio::task::spawn_blocking(move || {
@@ -404,11 +460,11 @@ impl Runtime {
             }
             Ok(Err(e)) => {
                 tracing::error!(execution = %id, error = %e, "cannot claim the lease");
-                return Next::RetryIn(Duration::from_secs(1));
+                return Next::Backoff;
             }
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "lease task failed");
-                return Next::RetryIn(Duration::from_secs(1));
+                return Next::Backoff;
             }
         };
         if taken_over {
@@ -420,13 +476,13 @@ impl Runtime {
         let token = lease.token;
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            this.activate(&run_id, token)
+            this.activate(&run_id, token, failures)
         })
         .await
         .unwrap_or_else(|e| {
             tracing::error!(execution = %id, error = %e, "activation panicked");
             Outcome {
-                next: Next::RetryIn(Duration::from_secs(5)),
+                next: Next::Backoff,
                 dispatches: Vec::new(),
                 wake_seq: 0,
             }
@@ -514,14 +570,15 @@ impl Runtime {
     }
 
     /// One activation of `id` under the lease with fencing token `token`. Its outcome says
-    /// when it must be tried again because the infrastructure (not the workflow) failed.
-    fn activate(self: &Arc<Self>, id: &ExecutionId, token: u64) -> Outcome {
+    /// when it must be tried again because the infrastructure (not the workflow) failed;
+    /// `failures` counts the turns in a row that it did.
+    fn activate(self: &Arc<Self>, id: &ExecutionId, token: u64, failures: u32) -> Outcome {
         let outcome = |next| Outcome {
             next,
             dispatches: Vec::new(),
             wake_seq: 0,
         };
-        let retry = || outcome(Next::RetryIn(Duration::from_secs(1)));
+        let retry = || outcome(Next::Backoff);
         let execution = match self.store.execution(id) {
             Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
             Ok(_) => return outcome(Next::Done),
@@ -543,6 +600,7 @@ impl Runtime {
         let limits = Limits {
             memory_bytes: (quotas.memory_limit_mb as usize) << 20,
             cpu_deadline: Duration::from_millis(quotas.cpu_deadline_ms),
+            wall_deadline: Duration::from_millis(quotas.wall_deadline_ms),
             ..self.limits.clone()
         };
         let digest = execution.digest.clone();
@@ -555,8 +613,16 @@ impl Runtime {
                     self.store.clone(),
                     self.artifacts.clone(),
                 )
-                .with_lease(token);
+                .with_lease(token)
+                .with_budget(Budget::new(&quotas));
                 activation::run(&pre, activation, &limits)
+            }
+            // A disk or S3 error, or a component not fetched yet, is the host's trouble: the
+            // activation is tried again with backoff, and only a component still missing after
+            // many tries fails the execution.
+            Err(LoadError::Io(e)) if failures + 1 < MAX_LOAD_ATTEMPTS => {
+                tracing::warn!(execution = %id, %digest, error = %e, attempt = failures + 1, "cannot load the component; trying again");
+                return retry();
             }
             Err(e) => {
                 let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()));
@@ -648,7 +714,20 @@ impl Runtime {
         }
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
-        match self.store.commit(id, batch) {
+        let committed = match self.store.commit(id, batch) {
+            // The activation's last writes do not fit one commit (a store's transaction limit):
+            // the execution fails, naming the limit, with a batch that holds only its ending.
+            Err(store::Error::TooLarge(reason)) => {
+                terminal = true;
+                let error = ErrorRecord::new(
+                    "Aegis.ActivationLimitExceeded",
+                    format!("the activation's writes do not fit one commit: {reason}"),
+                );
+                self.store.commit(id, too_large_ending(&activation, &workflow, error))
+            }
+            other => other,
+        };
+        match committed {
             Ok(()) => {}
             Err(store::Error::ConditionFailed(reason)) => {
                 tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
@@ -720,6 +799,27 @@ pub fn ended_event(
         "error": error.map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
     });
     (kind, data.to_string())
+}
+
+/// The batch that fails an execution whose activation's own writes were too large to commit.
+fn too_large_ending(activation: &Activation, workflow: &str, error: ErrorRecord) -> store::Batch {
+    store::Batch {
+        conditions: activation.guards(),
+        events: vec![Event::execution(
+            EventType::ExecutionFailed,
+            now_ms(),
+            json!({"Error": error_details(&error)}),
+        )],
+        publish: vec![ended_event(ExecutionStatus::Failed, workflow, Some(&error))],
+        finish: Some(Finish {
+            status: ExecutionStatus::Failed,
+            result: None,
+            error: Some(error),
+        }),
+        clear_all_timers: true,
+        release_lease: true,
+        ..store::Batch::default()
+    }
 }
 
 fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {

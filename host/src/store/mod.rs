@@ -29,6 +29,9 @@ pub enum Error {
     /// The backend failed; the write may be retried.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The batch is larger than the backend takes in one write; retrying it cannot help.
+    #[error("the batch is too large for the store: {0}")]
+    TooLarge(String),
 }
 
 impl From<rusqlite::Error> for Error {

@@ -503,7 +503,7 @@ pub async fn plan(
     }
     plan.follow_ups = later;
     if plan.writes.len() > MAX_ITEMS {
-        return Err(crate::store::Error::Backend(format!(
+        return Err(crate::store::Error::TooLarge(format!(
             "batch needs {} DynamoDB items in one transaction; DynamoDB allows {MAX_ITEMS}: \
              record fewer operations between commits (e.g. smaller fan-outs per activation)",
             plan.writes.len()
