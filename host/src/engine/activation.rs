@@ -42,6 +42,9 @@ impl HostWallClock for FrozenClock {
     }
 }
 
+/// Most random bytes one WASI call may ask for (wasmtime's default is 64 MiB).
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// Bytes of guest stderr kept to explain a trap.
 const STDERR_CAPTURE: usize = 8 * 1024;
 
@@ -55,6 +58,8 @@ fn sandbox(seed: u64, stderr: MemoryOutputPipe) -> WasiCtx {
         .secure_random(rand::rngs::StdRng::seed_from_u64(seed))
         .insecure_random(rand::rngs::StdRng::seed_from_u64(seed.rotate_left(17)))
         .insecure_random_seed(u128::from(seed))
+        // The host builds the bytes before copying them into the guest: bound that buffer.
+        .max_random_size(MAX_RANDOM_BYTES)
         .stderr(stderr);
     builder.build()
 }

@@ -38,8 +38,6 @@ pub const MAX_PAYLOAD: usize = 256 * 1024;
 const MAX_NAME: usize = 256;
 /// Longest error type a guest may record.
 pub const MAX_ERROR_TYPE: usize = 256;
-/// Longest error message kept; a longer one is cut at this many bytes, marked as cut.
-pub const MAX_ERROR_MESSAGE: usize = 16 * 1024;
 /// Longest log line kept; a longer one is cut, marked as cut.
 const MAX_LOG_LINE: usize = 4096;
 /// Pending operations (or bytes) past which the next new operation first commits what is
@@ -810,8 +808,8 @@ pub fn check_json(what: &str, payload: &str) -> Result<(), Failure> {
 
 /// A failure reported by the guest, as the host stores it: the type at most
 /// [`MAX_ERROR_TYPE`] printable characters, the data JSON within the payload limit, and the
-/// message cut at [`MAX_ERROR_MESSAGE`] bytes (a long message is kept, marked as cut, since
-/// it is what a reader needs first).
+/// message cut at [`crate::journal::MAX_ERROR_MESSAGE`] bytes by [`ErrorRecord::new`] (a long
+/// message is kept, marked as cut, since it is what a reader needs first).
 ///
 /// # Errors
 /// The failure that ends the activation, for a type or data the host will not store.
@@ -840,30 +838,15 @@ pub fn checked_error(info: ErrorInfo) -> Result<ErrorRecord, Failure> {
         }
         check_json(&format!("the error data of {error_type:?}"), data)?;
     }
-    let mut record = ErrorRecord::new(error_type, cut(error_message, MAX_ERROR_MESSAGE));
+    let mut record = ErrorRecord::new(error_type, error_message);
     record.error_data = error_data;
     Ok(record)
-}
-
-/// `text` cut to at most `max` bytes (at a character boundary), marked as cut.
-pub fn cut(mut text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let total = text.len();
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(&format!("… [cut: {total} bytes in all]"));
-    text
 }
 
 /// A guest's log line as one line of the host's log: cut at [`MAX_LOG_LINE`] bytes, with
 /// newlines and other control characters escaped (`\n`, `\u{1b}`).
 fn escape_log_line(message: &str) -> String {
-    let cut = cut(message.to_string(), MAX_LOG_LINE);
+    let cut = crate::journal::cut(message.to_string(), MAX_LOG_LINE);
     let mut line = String::with_capacity(cut.len());
     for c in cut.chars() {
         if c.is_control() {
@@ -1151,9 +1134,10 @@ mod tests {
             checked_error(info("E", "m".into(), Some(&big))),
             Err(Failure::InvalidPayload(_))
         ));
-        let e = checked_error(info("E", "é".repeat(MAX_ERROR_MESSAGE), None)).unwrap();
-        assert!(e.error_message.len() < MAX_ERROR_MESSAGE + 64, "{}", e.error_message.len());
-        assert!(e.error_message.ends_with(&format!("[cut: {} bytes in all]", 2 * MAX_ERROR_MESSAGE)));
+        let max = crate::journal::MAX_ERROR_MESSAGE;
+        let e = checked_error(info("E", "é".repeat(max), None)).unwrap();
+        assert!(e.error_message.len() <= max, "{}", e.error_message.len());
+        assert!(e.error_message.ends_with(&format!("[cut: {} bytes in all]", 2 * max)));
     }
 
     #[test]
@@ -1163,7 +1147,7 @@ mod tests {
             "ok\\nERROR aegis: forged\\r\\u{1b}[2J"
         );
         assert_eq!(escape_log_line("naïve – fine"), "naïve – fine");
-        assert!(escape_log_line(&"x".repeat(10_000)).len() < MAX_LOG_LINE + 64);
+        assert!(escape_log_line(&"x".repeat(10_000)).len() <= MAX_LOG_LINE);
     }
 
     #[test]

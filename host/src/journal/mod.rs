@@ -121,18 +121,27 @@ impl std::fmt::Display for ErrorRecord {
 }
 
 /// Longest error message kept (the model's 32 KB error object, with room for the rest).
-const MAX_ERROR_MESSAGE: usize = 16 * 1024;
+pub const MAX_ERROR_MESSAGE: usize = 16 * 1024;
+
+/// `text` cut to at most `max` bytes, at a character boundary, and marked as cut (with the
+/// length it had) so that a reader knows it is not whole.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mark = format!("… [cut: {} bytes in all]", text.len());
+    let mut end = max.saturating_sub(mark.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&mark);
+    text
+}
 
 impl ErrorRecord {
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        let mut error_message: String = message.into();
-        if error_message.len() > MAX_ERROR_MESSAGE {
-            let mut cut = MAX_ERROR_MESSAGE;
-            while !error_message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error_message.truncate(cut);
-        }
+        let error_message = cut(message.into(), MAX_ERROR_MESSAGE);
         Self {
             error_type: error_type.into(),
             error_message,
