@@ -9,6 +9,7 @@
 //! - [`pipeline`]: the research pipeline's REST calls (`/workflows`) and the event list.
 //! - [`aws`]: servers that speak the AWS wire protocols (moto, s3s-fs), reached over plain HTTP,
 //!   and `aegis dynamodb create-tables`;
+//! - [`fairness`]: one tenant floods the host while another runs short workflows (a bench);
 //! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
@@ -16,6 +17,7 @@
 pub mod agents;
 pub mod aws;
 pub mod client;
+pub mod fairness;
 pub mod faults;
 pub mod fixtures;
 pub mod host;

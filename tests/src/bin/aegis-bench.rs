@@ -7,7 +7,11 @@
 //! - `W2`: `callback` ×100 one after the other; latency is callback delivery → result (the
 //!   resume latency);
 //! - `W3`: `many_steps` with 1,000 steps once; total and per-step time, and steps/s;
-//! - `suspended`: 10,000 `callback` executions suspended at once; the host's RSS before and after.
+//! - `suspended`: 10,000 `callback` executions suspended at once; the host's RSS before and after;
+//! - `fairness` (only when named in `--only`): on a host of its own, tenant A floods 2,000
+//!   executions that each burn 100 ms of CPU while tenant B runs 30 `steps3` one after the
+//!   other; B's latency from start to result (`aegis_tests::fairness`). `--fairness N` sets A's
+//!   count.
 //!
 //! Usage: `aegis-bench [--only W1,W2,W3,suspended] [--quick] [--store embedded|dynamodb]
 //! [--dynamodb-endpoint URL] [--w1 N] [--w2 N] [--w3 STEPS] [--suspended N]`.
@@ -38,11 +42,11 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-const WORKLOADS: &[&str] = &["W1", "W2", "W3", "suspended"];
+const WORKLOADS: &[&str] = &["W1", "W2", "W3", "suspended", "fairness"];
 
 const USAGE: &str = "usage: aegis-bench [--only W1,W2,W3,suspended] [--quick] \
                      [--store embedded|dynamodb] [--dynamodb-endpoint URL] [--w1 N] [--w2 N] \
-                     [--w3 STEPS] [--suspended N]";
+                     [--w3 STEPS] [--suspended N] [--fairness N]";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum StoreKind {
@@ -98,6 +102,7 @@ struct Args {
     w2: Option<usize>,
     w3: Option<u64>,
     suspended: Option<usize>,
+    fairness: Option<usize>,
 }
 
 impl Args {
@@ -118,6 +123,7 @@ impl Args {
             None => WORKLOADS
                 .iter()
                 .filter(|w| self.store == StoreKind::Embedded || **w != "suspended")
+                .filter(|w| **w != "fairness")
                 .map(|w| w.to_string())
                 .collect(),
         }
@@ -159,6 +165,7 @@ fn parse_args() -> Result<Args> {
         w2: None,
         w3: None,
         suspended: None,
+        fairness: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -189,6 +196,8 @@ fn parse_args() -> Result<Args> {
             args.w3 = Some(count("--w3", &n)?);
         } else if let Some(n) = flag_value(&arg, "--suspended", &mut it)? {
             args.suspended = Some(count("--suspended", &n)?);
+        } else if let Some(n) = flag_value(&arg, "--fairness", &mut it)? {
+            args.fairness = Some(count("--fairness", &n)?);
         } else if let Some(only) = flag_value(&arg, "--only", &mut it)? {
             let mut list = Vec::new();
             for name in only.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -266,6 +275,17 @@ async fn main() -> Result<()> {
             "aegis-bench: replay of a 1,000-step history is measured inside the host: \
              `cargo bench -p aegis --bench replay` (also run by `make bench`)"
         );
+    }
+    if wants("fairness") {
+        let mut sizes = aegis_tests::fairness::Fairness::default();
+        if args.quick {
+            sizes.flood /= 10;
+        }
+        sizes.flood = args.fairness.unwrap_or(sizes.flood);
+        let line = aegis_tests::fairness::run(sizes)
+            .await
+            .context("fairness")?;
+        println!("{line}");
     }
     if wants("suspended") {
         let host = hosts.host_for("suspended").await?;
