@@ -123,3 +123,42 @@ async fn graceful_restart_resumes_waits_and_callbacks() {
     })
     .await;
 }
+
+/// A component the host cannot read (its files gone from the data folder, as after a disk or
+/// S3 failure) is the host's trouble, not the workflow's: the execution stays RUNNING while the
+/// host tries again with backoff, and completes once the files are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_the_host_cannot_read_is_retried_not_failed() {
+    let mut host = host().await;
+    guard(240, async {
+        upload(&host.client(), &["steps3"]).await?;
+        host.kill9()?;
+        let components = host.data_dir().join("components");
+        let aside = host.data_dir().join("components-aside");
+        std::fs::rename(&components, &aside)?;
+        std::fs::create_dir(&components)?;
+        host.restart().await?;
+        let c = host.client();
+        let id = c.start("steps3", json!("late")).await?;
+
+        // The host says it is trying again, and the execution is still running.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !host.log_tail(200).contains("cannot load the component; trying again") {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "no retry was logged:\n{}",
+                host.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let exec = c.get(&id).await?;
+        ensure!(exec["status"] == "RUNNING", "{exec}");
+
+        // The files come back: the next try runs it.
+        std::fs::remove_dir(&components)?;
+        std::fs::rename(&aside, &components)?;
+        ensure!(c.result(&id, DONE).await? == json!("late-a-b-c"));
+        Ok(())
+    })
+    .await;
+}

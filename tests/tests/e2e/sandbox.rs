@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aegis_tests::{Client, HostOptions};
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use serde_json::json;
 
 use crate::{DONE, expect_failed, guard, host, host_with, upload};

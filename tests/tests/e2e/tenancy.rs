@@ -1,7 +1,8 @@
 //! Tenants are isolated: one tenant's key cannot read, list, stop or learn of another's
 //! executions, callbacks, components, histories or artifacts, and an existing-but-foreign
 //! resource answers exactly like a missing one. Quotas are per tenant: running executions,
-//! component size, payload size, request rate, guest memory and CPU.
+//! component size, payload size, request rate, guest memory and CPU, and the per-activation
+//! budgets.
 
 use std::time::Duration;
 
@@ -793,6 +794,52 @@ async fn cpu_deadline_is_per_tenant() {
         .await?;
         let ok = small.client.start("steps3", json!("s")).await?;
         ensure!(small.client.result(&ok, DONE).await? == json!("s-a-b-c"));
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_budgets_are_per_tenant() {
+    let host = keyed_host(HostOptions::default()).await;
+    guard(180, async {
+        let small = new_tenant(
+            &host,
+            "small",
+            json!({"max_operations_per_activation": 50, "max_log_lines_per_activation": 0}),
+        )
+        .await?;
+        let normal = new_tenant(&host, "normal", json!({})).await?;
+        for t in [&small, &normal] {
+            upload(&t.client, &["many_steps", "log_flood"]).await?;
+        }
+        // 100 steps in one activation: over the small tenant's 50 operations, well within the
+        // default 10,000.
+        let over = small.client.start("many_steps", json!({"steps": 100})).await?;
+        let within = normal.client.start("many_steps", json!({"steps": 100})).await?;
+        let exec = expect_failed(&small.client, &over, "Aegis.ActivationLimitExceeded").await?;
+        let message = exec["error"]["error_message"].as_str().unwrap_or("");
+        ensure!(
+            message.contains("max_operations_per_activation") && message.contains("50"),
+            "the message names the quota and its limit: {message}"
+        );
+        ensure!(
+            normal.client.result(&within, DONE).await? == json!({"steps": 100, "sum": 4950}),
+            "the other tenant's execution is not limited"
+        );
+        // No log lines at all for the small tenant; ten are fine for the other.
+        let quiet = small
+            .client
+            .start("log_flood", json!({"lines": 1, "bytes": 10}))
+            .await?;
+        let exec = expect_failed(&small.client, &quiet, "Aegis.ActivationLimitExceeded").await?;
+        let message = exec["error"]["error_message"].as_str().unwrap_or("");
+        ensure!(message.contains("max_log_lines_per_activation"), "{message}");
+        let chatty = normal
+            .client
+            .start("log_flood", json!({"lines": 10, "bytes": 100}))
+            .await?;
+        ensure!(normal.client.result(&chatty, DONE).await? == json!(10));
         Ok(())
     })
     .await;
