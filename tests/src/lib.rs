@@ -10,6 +10,8 @@
 //! - [`aws`]: servers that speak the AWS wire protocols (moto, s3s-fs), reached over plain HTTP,
 //!   and `aegis dynamodb create-tables`;
 //! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
+//! - [`hostile`]: the hostile-guest suite: the attacks, the bystander's canaries, the host's RSS;
+//! - [`wat`]: hand-written hostile components (many memories, many instances).
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
@@ -19,7 +21,9 @@ pub mod client;
 pub mod faults;
 pub mod fixtures;
 pub mod host;
+pub mod hostile;
 pub mod pipeline;
+pub mod wat;
 
 pub use client::{Client, Reply};
 pub use fixtures::fixture;
