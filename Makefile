@@ -10,12 +10,16 @@
 #   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1";
 #                    BENCH_ARGS="--store dynamodb" runs it on the DynamoDB store, on moto's server
 #                    that it starts through .ci/moto-server), then the replay benchmark
+#   make bench-hostile the hostile-guest suite measured against a release host: per attack, how
+#                    it ended, the time to contain it, the host's peak RSS and the canaries' p99
+#                    (HOSTILE_ARGS="--attacks wait-flood,trap-storm" runs some)
 #   make demo        `aegis demo`
 
 CARGO ?= cargo
 GUESTS := guest-workflows
 WASM_TARGET := wasm32-wasip2
 BENCH_ARGS ?=
+HOSTILE_ARGS ?=
 
 # nextest gives each test its own process and a slow-test timeout (tests/nextest.toml);
 # plain `cargo test` is the fallback where it is not installed.
@@ -26,7 +30,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench demo
+.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench bench-hostile demo
 
 all: build
 
@@ -79,6 +83,10 @@ bench: toolchain
 	$(CARGO) build --release -p aegis
 	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- $(BENCH_ARGS)
 	$(CARGO) bench -p aegis --bench replay
+
+bench-hostile: toolchain
+	$(CARGO) build --release -p aegis
+	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- --hostile $(HOSTILE_ARGS)
 
 # The research pipeline end to end: demo agents, host and embedded store, with an approval.
 # A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.

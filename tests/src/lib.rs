@@ -11,6 +11,8 @@
 //!   and `aegis dynamodb create-tables`;
 //! - [`fairness`]: one tenant floods the host while another runs short workflows (a bench);
 //! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
+//! - [`hostile`]: the hostile-guest suite: the attacks, the bystander's canaries, the host's RSS;
+//! - [`wat`]: hand-written hostile components (many memories, many instances).
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
@@ -21,7 +23,9 @@ pub mod fairness;
 pub mod faults;
 pub mod fixtures;
 pub mod host;
+pub mod hostile;
 pub mod pipeline;
+pub mod wat;
 
 pub use client::{Client, Reply};
 pub use fixtures::fixture;

@@ -14,7 +14,8 @@
 //!   count.
 //!
 //! Usage: `aegis-bench [--only W1,W2,W3,suspended] [--quick] [--store embedded|dynamodb]
-//! [--dynamodb-endpoint URL] [--w1 N] [--w2 N] [--w3 STEPS] [--suspended N]`.
+//! [--dynamodb-endpoint URL] [--w1 N] [--w2 N] [--w3 STEPS] [--suspended N]`, or
+//! `aegis-bench --hostile [--attacks NAME,...]` (below).
 //! `--quick` divides the counts by 10; `--w1`/`--w2`/`--w3`/`--suspended` set one count exactly.
 //! Run it with `cargo run --release -p aegis-tests --bin aegis-bench`; it uses the `aegis`
 //! binary of the same profile (or `$AEGIS_BIN`). Under `cargo run` it first brings that binary
@@ -29,6 +30,14 @@
 //! moto is far slower than DynamoDB, so the default counts there are smaller: W1 200 (at
 //! concurrency 1 and 32), W2 50, W3 200 steps; `suspended` (1,000) runs only when named in
 //! `--only`. Every JSON line names its store and the count it ran.
+//!
+//! `--hostile` runs the hostile-guest suite instead (`aegis_tests::hostile`; `--attacks` picks
+//! some of it): each attack against a fresh host in keyed mode (embedded store), tenant A
+//! attacking while tenant B runs `steps3` canaries in two closed loops, until the attack is over
+//! and at least 100 canaries have finished (or a minute has passed). One JSON line per attack:
+//! how it ended, whether that is what the suite expects, the time to contain it (first start to
+//! last end, or to the refused upload), the host's RSS before and its peak (`VmHWM`), and the
+//! canaries' count, failures, p50 and p99; then a table of the same on stderr.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,7 +46,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aegis_tests::client::TERMINAL;
-use aegis_tests::{Client, Host, HostOptions, aws};
+use aegis_tests::{Client, Host, HostOptions, aws, hostile};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -46,7 +55,7 @@ const WORKLOADS: &[&str] = &["W1", "W2", "W3", "suspended", "fairness"];
 
 const USAGE: &str = "usage: aegis-bench [--only W1,W2,W3,suspended] [--quick] \
                      [--store embedded|dynamodb] [--dynamodb-endpoint URL] [--w1 N] [--w2 N] \
-                     [--w3 STEPS] [--suspended N] [--fairness N]";
+                     [--w3 STEPS] [--suspended N] [--fairness N]\n       aegis-bench --hostile [--attacks NAME,...]";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum StoreKind {
@@ -103,6 +112,10 @@ struct Args {
     w3: Option<u64>,
     suspended: Option<usize>,
     fairness: Option<usize>,
+    /// `--hostile`: run the hostile-guest suite instead of the workloads.
+    hostile: bool,
+    /// `--attacks`: the attacks to run (`None`: all).
+    attacks: Option<Vec<String>>,
 }
 
 impl Args {
@@ -166,12 +179,18 @@ fn parse_args() -> Result<Args> {
         w3: None,
         suspended: None,
         fairness: None,
+        hostile: false,
+        attacks: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => {
                 args.quick = true;
+                continue;
+            }
+            "--hostile" => {
+                args.hostile = true;
                 continue;
             }
             "-h" | "--help" => {
@@ -198,6 +217,17 @@ fn parse_args() -> Result<Args> {
             args.suspended = Some(count("--suspended", &n)?);
         } else if let Some(n) = flag_value(&arg, "--fairness", &mut it)? {
             args.fairness = Some(count("--fairness", &n)?);
+        } else if let Some(list) = flag_value(&arg, "--attacks", &mut it)? {
+            let known: Vec<&str> = hostile::attacks().iter().map(|a| a.name).collect();
+            let mut names = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if !known.contains(&name) {
+                    bail!("unknown attack {name:?}; known: {known:?}");
+                }
+                names.push(name.to_string());
+            }
+            args.attacks = Some(names);
+            args.hostile = true;
         } else if let Some(only) = flag_value(&arg, "--only", &mut it)? {
             let mut list = Vec::new();
             for name in only.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -225,6 +255,10 @@ fn parse_args() -> Result<Args> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
+    if args.hostile {
+        build_host()?;
+        return hostile_suite(args.attacks.as_deref()).await;
+    }
     let sizes = args.sizes();
     let workloads = args.workloads();
     let wants = |w: &str| workloads.iter().any(|o| o == w);
@@ -669,19 +703,7 @@ async fn w3(c: &Client, steps: u64) -> Result<Value> {
 
 /// The resident set of `pid`, in MiB, from `/proc/<pid>/status`.
 fn rss_mb(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS line")?;
-    let kb: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS without a value")?
-        .parse()
-        .context("VmRSS value")?;
-    Ok(round2(kb / 1024.0))
+    Ok(round2(hostile::rss(pid)?.current_mb()))
 }
 
 /// `n` `callback` executions, all suspended on their callback at once; the host's RSS.
@@ -731,4 +753,91 @@ async fn suspended(c: &Client, pid: u32, n: usize, concurrency: usize) -> Result
         "rss_idle_mb": idle,
         "rss_per_execution_kb": round2((rss - idle).max(0.0) * 1024.0 / n.max(1) as f64),
     }))
+}
+
+/// `--hostile`: each attack (all, or those named) against a fresh host; one JSON line each on
+/// stdout, then a table on stderr.
+async fn hostile_suite(only: Option<&[String]>) -> Result<()> {
+    let settings = hostile::Settings::bench();
+    let attacks: Vec<hostile::Attack> = hostile::attacks()
+        .into_iter()
+        .filter(|a| only.is_none_or(|names| names.iter().any(|n| n == a.name)))
+        .collect();
+    eprintln!(
+        "aegis-bench: hostile suite, {} attacks; aegis is {}",
+        attacks.len(),
+        aegis_tests::host::aegis_bin().display()
+    );
+    let mut rows = Vec::new();
+    for attack in &attacks {
+        eprintln!("hostile: {} ({})", attack.name, attack.what);
+        let host = Host::start(attack.host_options().keyed())
+            .await
+            .with_context(|| format!("starting the host for {}", attack.name))?;
+        let line = match hostile::run_attack(&host, attack, &settings).await {
+            Ok(report) => {
+                let verdict = report.check(attack, &settings);
+                json!({
+                    "attack": attack.name,
+                    "what": attack.what,
+                    "ending": report.ending(),
+                    "as_expected": verdict.is_ok(),
+                    "problems": verdict.err().map(|e| format!("{e:#}")),
+                    "uncontained": report.uncontained(),
+                    "contain_s": round2(report.contain.as_secs_f64()),
+                    "rss_before_mb": round2(report.rss_before.current_mb()),
+                    "peak_rss_mb": round2(report.rss_after.peak_mb()),
+                    "rss_bound_mb": attack.rss_bound_mb,
+                    "canaries": report.canaries.completed(),
+                    "canary_failures": report.canaries.failures.len(),
+                    "canary_p50_ms": ms(report.canaries.percentile(50.0)),
+                    "canary_p99_ms": ms(report.canaries.percentile(99.0)),
+                    "healthy": report.healthy,
+                })
+            }
+            Err(e) => json!({
+                "attack": attack.name,
+                "what": attack.what,
+                "ending": "the driver failed",
+                "as_expected": false,
+                "problems": format!("{e:#}"),
+            }),
+        };
+        println!("{line}");
+        rows.push(line);
+        drop(host);
+    }
+    eprintln!("\n{}", hostile_table(&rows));
+    Ok(())
+}
+
+/// The JSON lines of [`hostile_suite`] as a Markdown table.
+fn hostile_table(rows: &[Value]) -> String {
+    let mut table = String::from(
+        "| attack | ending | as expected | contained in | peak RSS (MiB) | canaries (failed) | canary p99 (ms) |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let contained = if row["uncontained"].as_u64().unwrap_or(0) > 0 {
+            format!("not in {} s", row["contain_s"])
+        } else {
+            format!("{} s", row["contain_s"])
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} ({}) | {} |\n",
+            row["attack"].as_str().unwrap_or("?"),
+            row["ending"].as_str().unwrap_or("?"),
+            if row["as_expected"] == true {
+                "yes"
+            } else {
+                "no"
+            },
+            contained,
+            row["peak_rss_mb"],
+            row["canaries"],
+            row["canary_failures"],
+            row["canary_p99_ms"],
+        ));
+    }
+    table
 }

@@ -16,6 +16,7 @@ mod callbacks;
 mod cluster;
 mod crash;
 mod fuzz;
+mod hostile;
 mod interop;
 mod kinds;
 mod operations;
