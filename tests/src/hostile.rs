@@ -239,7 +239,7 @@ pub struct Attack {
     pub quotas: Value,
     /// Environment of the host (`AEGIS_*`), beyond the defaults.
     pub host_env: Vec<(&'static str, String)>,
-    /// The upload may be refused with 400 `invalid_component` (with a message naming a limit)
+    /// The upload may be refused with 400 `component_over_limits` (with a message naming a limit)
     /// instead of the executions failing.
     pub may_be_refused: bool,
     /// The host's peak RSS must stay under this, in MiB.
@@ -541,7 +541,7 @@ impl Report {
             .count()
     }
 
-    /// How the attack ended, in a few words: `refused 400 invalid_component`, or each distinct
+    /// How the attack ended, in a few words: `refused 400 component_over_limits`, or each distinct
     /// ending with its count (`FAILED Aegis.Trap ×200`).
     pub fn ending(&self) -> String {
         if let Some(r) = &self.refused {
@@ -588,7 +588,7 @@ impl Report {
                     .any(|w| r.message.to_lowercase().contains(w));
                 if !(attack.may_be_refused
                     && r.status == 400
-                    && r.code == "invalid_component"
+                    && r.code == "component_over_limits"
                     && names_limit)
                 {
                     problems.push(format!(

@@ -70,6 +70,9 @@ impl From<crate::components::Error> for ApiError {
             E::Load(LoadError::Incompatible(_)) => {
                 ApiError::bad_request("incompatible_component", e.to_string())
             }
+            E::Load(LoadError::OverLimits(_)) => {
+                ApiError::bad_request("component_over_limits", e.to_string())
+            }
             // The upload can simply be sent again.
             E::Share(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -46,6 +46,11 @@ pub enum LoadError {
     NotAComponent(String),
     #[error("the component does not implement aegis:workflow/workflow-component: {0}")]
     Incompatible(String),
+    /// More core instances, memories or tables than one component may have.
+    #[error(
+        "the component is over the host's per-component limits (at most {MAX_CORE_INSTANCES_PER_COMPONENT} core instances, {MAX_MEMORIES_PER_COMPONENT} memories and {MAX_TABLES_PER_COMPONENT} tables): {0}"
+    )]
+    OverLimits(String),
     #[error("component store: {0}")]
     Io(String),
 }
@@ -134,8 +139,7 @@ impl Engine {
                 "the bytes do not start with a component header (\\0asm, layer 1)".into(),
             ));
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let component = Component::new(&self.engine, bytes).map_err(compile_error)?;
         let pre = self.prepare(&component)?;
         let cwasm = component
             .serialize()
@@ -197,6 +201,17 @@ impl Engine {
             .expect("component cache poisoned")
             .insert(digest.clone(), pre.clone());
         Ok(pre)
+    }
+}
+
+/// Why wasmtime would not compile a component. The pooling allocator checks the per-component
+/// limits at compile time and says so in its message; anything else is not a valid component.
+fn compile_error(e: wasmtime::Error) -> LoadError {
+    let text = format!("{e:#}");
+    if text.contains("pooling allocator") {
+        LoadError::OverLimits(text)
+    } else {
+        LoadError::NotAComponent(text)
     }
 }
 
