@@ -331,6 +331,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_MAX_PAYLOAD_KB", "quotas.max_payload_kb"),
     ("AEGIS_REQUESTS_PER_SECOND", "quotas.requests_per_second"),
     ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
+    ("AEGIS_MAX_ARTIFACT_MB", "quotas.max_artifact_mb"),
     ("AEGIS_STORE_BACKEND", "store.backend"),
     // The pipeline's own name for its table (here: the prefix of Aegis's table).
     ("WORKFLOW_TABLE", "store.table_prefix"),

@@ -10,6 +10,7 @@
 
 mod admin;
 mod agents;
+mod artifacts;
 mod body;
 mod callbacks;
 mod components;

@@ -20,6 +20,8 @@ pub struct Quotas {
     pub requests_per_second: u32,
     /// Requests allowed in a burst above the sustained rate.
     pub request_burst: u32,
+    /// Artifact bytes the tenant may keep stored, in MiB (all its executions together).
+    pub max_artifact_mb: u32,
 }
 
 impl Default for Quotas {
@@ -32,6 +34,7 @@ impl Default for Quotas {
             max_payload_kb: 256,
             requests_per_second: 1_000,
             request_burst: 2_000,
+            max_artifact_mb: 1024,
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct Overrides {
     pub requests_per_second: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_artifact_mb: Option<u32>,
 }
 
 /// Hard ceilings no quota may exceed, so a tenant cannot be configured past what the host's
@@ -62,6 +67,8 @@ pub const MAX_MEMORY_MB: u32 = 4096;
 pub const MAX_PAYLOAD_KB: u32 = 256;
 pub const MAX_COMPONENT_MB: u32 = 512;
 pub const MAX_CPU_DEADLINE_MS: u64 = 15 * 60 * 1000;
+/// 1 TiB: the counter is exact, but a larger quota is a configuration mistake.
+pub const MAX_ARTIFACT_MB: u32 = 1 << 20;
 
 impl Quotas {
     /// The defaults with `overrides` applied.
@@ -78,6 +85,7 @@ impl Quotas {
                 .requests_per_second
                 .unwrap_or(self.requests_per_second),
             request_burst: overrides.request_burst.unwrap_or(self.request_burst),
+            max_artifact_mb: overrides.max_artifact_mb.unwrap_or(self.max_artifact_mb),
         }
     }
 
@@ -86,7 +94,7 @@ impl Quotas {
     /// # Errors
     /// A message naming the first field out of range.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u64, u64, u64); 7] = [
+        let checks: [(&str, u64, u64, u64); 8] = [
             (
                 "max_running_executions",
                 self.max_running_executions.into(),
@@ -124,6 +132,12 @@ impl Quotas {
                 1_000_000,
             ),
             ("request_burst", self.request_burst.into(), 1, 10_000_000),
+            (
+                "max_artifact_mb",
+                self.max_artifact_mb.into(),
+                1,
+                MAX_ARTIFACT_MB.into(),
+            ),
         ];
         for (name, value, min, max) in checks {
             if !(min..=max).contains(&value) {
@@ -141,6 +155,10 @@ impl Quotas {
 
     pub fn max_component_bytes(&self) -> usize {
         self.max_component_mb as usize * 1024 * 1024
+    }
+
+    pub fn max_artifact_bytes(&self) -> u64 {
+        u64::from(self.max_artifact_mb) << 20
     }
 }
 
