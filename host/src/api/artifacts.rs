@@ -56,7 +56,11 @@ mod tests {
 
     #[test]
     fn html_is_an_inert_attachment() {
-        let response = serve("site/index.html", b"<script>1</script>".to_vec(), "text/html");
+        let response = serve(
+            "site/index.html",
+            b"<script>1</script>".to_vec(),
+            "text/html",
+        );
         let h = response.headers();
         assert_eq!(h[header::CONTENT_TYPE], "text/html");
         assert_eq!(

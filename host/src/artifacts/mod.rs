@@ -162,7 +162,11 @@ pub trait ArtifactStore: Send + Sync {
 /// segment, as a quoted ASCII `filename` with anything outside `[A-Za-z0-9._-]` replaced, and
 /// as an RFC 5987 `filename*` with those bytes percent-encoded.
 pub fn attachment(key: &str) -> String {
-    let name = key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("artifact");
+    let name = key
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("artifact");
     let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
     let plain: String = name
         .bytes()
@@ -550,9 +554,8 @@ mod tests {
     #[test]
     fn the_quota_refuses_growth_past_it_and_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let quota: Quota = std::sync::Arc::new(|t: &TenantId| {
-            if t.as_str() == "small" { 10 } else { 1000 }
-        });
+        let quota: Quota =
+            std::sync::Arc::new(|t: &TenantId| if t.as_str() == "small" { 10 } else { 1000 });
         let open = || {
             DiskArtifacts::open(dir.path(), "http://host".into())
                 .unwrap()
@@ -564,7 +567,14 @@ mod tests {
         s.put(&small, &ex, "a", "text/plain", b"123456").unwrap();
         let err = s.put(&small, &ex, "b", "text/plain", b"12345").unwrap_err();
         assert!(
-            matches!(err, Error::QuotaExceeded { used: 6, needed: 5, limit: 10 }),
+            matches!(
+                err,
+                Error::QuotaExceeded {
+                    used: 6,
+                    needed: 5,
+                    limit: 10
+                }
+            ),
             "{err}"
         );
         assert_eq!(err.put_error_type(), "Artifact.QuotaExceeded");
@@ -576,7 +586,8 @@ mod tests {
         ));
         s.put(&big, &ex, "b", "text/plain", &[0; 500]).unwrap();
         // Replacing an artifact counts only the difference; shrinking is always allowed.
-        s.put(&small, &ex, "a", "text/plain", b"1234567890").unwrap();
+        s.put(&small, &ex, "a", "text/plain", b"1234567890")
+            .unwrap();
         s.put(&small, &ex, "a", "text/plain", b"12").unwrap();
         s.put(&small, &ex, "c", "text/plain", b"1234").unwrap();
         assert_eq!(s.usage(&small).unwrap(), 6);

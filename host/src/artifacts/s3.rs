@@ -575,9 +575,7 @@ impl ArtifactStore for S3Artifacts {
             // Checked and reserved under one lock, so this host's concurrent puts cannot
             // both pass on the same room.
             let mut usage = self.usage.lock().expect("artifact usage poisoned");
-            let entry = usage
-                .entry(tenant.clone())
-                .or_insert((0, Instant::now()));
+            let entry = usage.entry(tenant.clone()).or_insert((0, Instant::now()));
             entry.0 = check_quota(entry.0, old, content.len() as u64, limit)?;
         } else {
             // Nothing was counted for this put: list again when the usage is asked for.

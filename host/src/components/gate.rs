@@ -107,17 +107,16 @@ impl Gate {
         let ticket = Ticket(self.admitted.clone());
         // Waiting in the queue is bounded too: slots held by compiles that outlived their
         // callers could otherwise keep an upload waiting for as long as Cranelift runs.
-        let permit = match tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(closed)) => return Err(GateError::Failed(closed.to_string())),
-            Err(_) => {
-                return Err(GateError::Busy {
-                    retry_after_secs: self.retry_after_secs(),
-                });
-            }
-        };
+        let permit =
+            match tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(closed)) => return Err(GateError::Failed(closed.to_string())),
+                Err(_) => {
+                    return Err(GateError::Busy {
+                        retry_after_secs: self.retry_after_secs(),
+                    });
+                }
+            };
         self.started.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mean_ms = self.mean_ms.clone();
