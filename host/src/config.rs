@@ -43,6 +43,63 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Several hosts sharing one store: leases and the takeover sweep.
     pub cluster: ClusterConfig,
+    /// Component uploads: how many compiles run at once, wait, and how long one may take.
+    pub uploads: UploadsConfig,
+}
+
+/// The `[uploads]` section: the host-wide bounds on compiling uploaded components (the size of
+/// one upload is the tenant's `max_component_mb`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Compiles that run at once. Each takes a core (Cranelift) and can take hundreds of MB,
+    /// so the default is 1: activations keep the other cores.
+    pub compile_concurrency: u32,
+    /// Compiles that may wait for a slot; an upload that would be one more gets 429 with
+    /// `Retry-After`. Uploads of bytes being compiled already wait on that compile instead.
+    pub compile_queue: u32,
+    /// How long one compile (or its wait for a slot) may take, in ms; past it the upload is
+    /// refused. The compile itself cannot be interrupted, so it keeps its slot until it ends.
+    pub compile_timeout_ms: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            compile_concurrency: 1,
+            compile_queue: 8,
+            compile_timeout_ms: 120_000,
+        }
+    }
+}
+
+impl UploadsConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A concurrency of 0 or over 64, a queue over 10 000, or a time limit under 100 ms or
+    /// over an hour.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.compile_concurrency) {
+            return Err(format!(
+                "uploads.compile_concurrency must be between 1 and 64, got {}",
+                self.compile_concurrency
+            ));
+        }
+        if self.compile_queue > 10_000 {
+            return Err(format!(
+                "uploads.compile_queue must be at most 10000, got {}",
+                self.compile_queue
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.compile_timeout_ms) {
+            return Err(format!(
+                "uploads.compile_timeout_ms must be between 100 and 3600000, got {}",
+                self.compile_timeout_ms
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `[cluster]` section: how hosts that share a DynamoDB table split the work.
@@ -245,6 +302,7 @@ impl Default for Config {
             notifications: NotificationsConfig::default(),
             pipeline: PipelineConfig::default(),
             cluster: ClusterConfig::default(),
+            uploads: UploadsConfig::default(),
         }
     }
 }
@@ -275,6 +333,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_REQUEST_BURST", "quotas.request_burst"),
     ("AEGIS_WALL_DEADLINE_MS", "quotas.wall_deadline_ms"),
     ("AEGIS_MAX_ACTIVATION_SLOTS", "quotas.max_activation_slots"),
+    ("AEGIS_MAX_ARTIFACT_MB", "quotas.max_artifact_mb"),
     ("AEGIS_STORE_BACKEND", "store.backend"),
     // The pipeline's own name for its table (here: the prefix of Aegis's table).
     ("WORKFLOW_TABLE", "store.table_prefix"),
@@ -299,6 +358,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_HOST_ID", "cluster.host_id"),
     ("AEGIS_LEASE_TTL_MS", "cluster.lease_ttl_ms"),
     ("AEGIS_SWEEP_INTERVAL_MS", "cluster.sweep_interval_ms"),
+    ("AEGIS_COMPILE_CONCURRENCY", "uploads.compile_concurrency"),
+    ("AEGIS_COMPILE_QUEUE", "uploads.compile_queue"),
+    ("AEGIS_COMPILE_TIMEOUT_MS", "uploads.compile_timeout_ms"),
 ];
 
 /// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
@@ -387,6 +449,10 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config
             .cluster
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config
+            .uploads
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(config)
@@ -648,5 +714,33 @@ mod tests {
         assert!(format!("{err:#}").contains("memory_limit_mb"), "{err:#}");
         let err = Config::load(None, env(&[("AEGIS_MAX_PAYLOAD_KB", "100000")])).unwrap_err();
         assert!(format!("{err:#}").contains("max_payload_kb"), "{err:#}");
+    }
+
+    #[test]
+    fn the_uploads_section_and_its_variables() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.uploads, UploadsConfig::default());
+        let c = Config::load(
+            None,
+            env(&[
+                ("AEGIS_COMPILE_CONCURRENCY", "2"),
+                ("AEGIS_COMPILE_QUEUE", "0"),
+                ("AEGIS_COMPILE_TIMEOUT_MS", "5000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.uploads,
+            UploadsConfig {
+                compile_concurrency: 2,
+                compile_queue: 0,
+                compile_timeout_ms: 5000,
+            }
+        );
+        let err = Config::load(None, env(&[("AEGIS_COMPILE_CONCURRENCY", "0")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("uploads.compile_concurrency"),
+            "{err:#}"
+        );
     }
 }

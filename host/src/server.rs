@@ -76,19 +76,31 @@ impl Server {
             max_instances: config.max_instances,
         };
         let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
-        let artifacts: Arc<dyn ArtifactStore> = match s3 {
-            None => Arc::new(
-                DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
-                    .context("open the artifact store")?,
-            ),
-            Some(s3) => Arc::new(S3Artifacts::open(s3).context("open the S3 artifact store")?),
-        };
-        let agents = Arc::new(Agents::new(&config.agents, public_url));
         let tenancy = Arc::new(Tenancy::new(
             store.clone(),
             config.quotas.clone(),
             config.admin_key.clone(),
         ));
+        // Each tenant's artifact quota, read at every put so a changed quota applies at once.
+        let artifact_quota: crate::artifacts::Quota = {
+            let tenancy = tenancy.clone();
+            Arc::new(move |tenant: &crate::ids::TenantId| {
+                tenancy.quotas(tenant).max_artifact_bytes()
+            })
+        };
+        let artifacts: Arc<dyn ArtifactStore> = match s3 {
+            None => Arc::new(
+                DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
+                    .context("open the artifact store")?
+                    .with_quota(artifact_quota),
+            ),
+            Some(s3) => Arc::new(
+                S3Artifacts::open(s3)
+                    .context("open the S3 artifact store")?
+                    .with_quota(artifact_quota),
+            ),
+        };
+        let agents = Arc::new(Agents::new(&config.agents, public_url));
         let webhook = config
             .webhook_url
             .clone()

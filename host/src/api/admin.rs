@@ -136,9 +136,17 @@ pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Va
     let store = s.rt.store.clone();
     let id = tenant.0.clone();
     let record = blocking(move || Ok(store.tenant(&id)?)).await?;
+    let artifacts = s.rt.artifacts.clone();
+    let id = tenant.0.clone();
+    // What the tenant uses, beside the quota that limits it.
+    let artifact_bytes = tokio::task::spawn_blocking(move || artifacts.usage(&id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "tenant_id": tenant.0,
         "name": record.map(|r| r.name),
         "quotas": s.rt.tenancy.quotas(&tenant),
+        "usage": {"artifact_bytes": artifact_bytes},
     })))
 }

@@ -9,8 +9,8 @@ use crate::journal::ErrorRecord;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -116,9 +116,7 @@ pub async fn artifact(
     .await
     .map_err(ApiError::internal)?;
     match fetched {
-        Ok((bytes, content_type)) => {
-            Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
-        }
+        Ok((bytes, content_type)) => Ok(super::artifacts::serve(&key, bytes, &content_type)),
         Err(crate::artifacts::Error::NotFound(_)) => Err(ApiError::not_found(
             "artifact_not_found",
             "artifact not found",

@@ -1,12 +1,14 @@
 //! `/v1/components`: upload, list, read and delete workflow components.
 
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Tenant};
+use crate::components::Error;
+use crate::components::spool::spool;
 use crate::journal::format_ts;
 use crate::store::{ComponentRecord, Deleted};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -28,22 +30,51 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)??)
 }
 
+/// `POST /v1/components/{name}`: the body is spooled to disk as it arrives (never held whole in
+/// memory), refused with 413 as soon as it is over the tenant's `max_component_mb`, and compiled
+/// only when these bytes are not installed already; a full compile queue is a 429 with
+/// `Retry-After`.
 pub async fn upload(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(name): Path<String>,
+    headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).max_component_bytes();
-    let bytes = body::read(request, limit, "the component (max_component_mb)").await?;
-    let (record, created) =
-        crate::components::upload(&s.rt, &tenant, &name, bytes.to_vec(), limit).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    if !crate::components::valid_name(&name) {
+        return Err(Error::BadName(name.chars().take(100).collect()).into());
+    }
+    let limit = s.rt.tenancy.quotas(&tenant).max_component_bytes() as u64;
+    // A declared length over the limit is refused before a byte is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::TooLarge { limit }.into());
+    }
+    let outcome = match spool(s.uploads.spool_dir(), request.into_data_stream(), limit).await {
+        Ok(spooled) => s.uploads.upload(&s.rt, &tenant, &name, spooled).await,
+        Err(e) => Err(e.into()),
     };
-    Ok((status, Json(view(&record))).into_response())
+    match outcome {
+        Ok((record, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(view(&record))).into_response())
+        }
+        Err(e @ Error::Busy { retry_after_secs }) => {
+            let mut response = ApiError::from(e).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            Ok(response)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn list(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {

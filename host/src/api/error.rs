@@ -79,7 +79,21 @@ impl From<crate::components::Error> for ApiError {
                 "component_storage_unavailable",
                 e.to_string(),
             ),
-            E::Load(LoadError::Io(_)) | E::Store(_) => ApiError::internal(e),
+            // The handler adds `Retry-After`.
+            E::Busy { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "compile_queue_full",
+                e.to_string(),
+            ),
+            // The component is too costly to compile within the host's limit: sending it
+            // again would cost the same.
+            E::CompileTimeout { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "compile_timeout",
+                e.to_string(),
+            ),
+            E::Body(_) => ApiError::bad_request("invalid_body", e.to_string()),
+            E::Load(LoadError::Io(_)) | E::Store(_) | E::Internal(_) => ApiError::internal(e),
         }
     }
 }

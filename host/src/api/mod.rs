@@ -10,6 +10,7 @@
 
 mod admin;
 mod agents;
+mod artifacts;
 mod body;
 mod callbacks;
 mod components;
@@ -40,6 +41,8 @@ struct AppState {
     rt: Arc<Runtime>,
     /// Defaults of the pipeline's own API (`POST /workflows`).
     pipeline: Arc<PipelineConfig>,
+    /// Component uploads: the spool folder, the compile gate, compiles in flight.
+    uploads: Arc<crate::components::Uploads>,
 }
 
 /// The HTTP router of the host, with the default configuration.
@@ -52,9 +55,14 @@ pub fn router(rt: Arc<Runtime>) -> Router {
 pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
     // Compile the document's schemas now: a broken document stops the host at start.
     schema::schemas();
+    let uploads = Arc::new(crate::components::Uploads::new(
+        &config.uploads,
+        &rt.engine.dir().join("uploads"),
+    ));
     let state = AppState {
         rt,
         pipeline: Arc::new(config.pipeline.clone()),
+        uploads,
     };
     let tenant_routes = Router::new()
         .route("/v1/tenant", get(admin::whoami))

@@ -7,6 +7,12 @@
 //! type. A reference is `artifact://<execution>/<key>`; a reference never crosses tenants
 //! because every lookup is made under the caller's tenant folder.
 //!
+//! Each tenant's stored bytes are counted against its `max_artifact_mb` ([`Quota`]): a `put`
+//! that would take the tenant past it fails with [`Error::QuotaExceeded`] and stores nothing.
+//! The disk store sums the tenant's folder the first time it meets the tenant after a start,
+//! then keeps the sum up to date, so the count survives restarts without a counter file that
+//! a crash could leave wrong. Only content counts, not the small `.meta` files.
+//!
 //! A presigned URL carries its expiry and an HMAC-SHA256 over tenant, reference and expiry,
 //! keyed by a secret that is created once in the data folder. The disk store does not encrypt
 //! content at rest: it relies on the data folder's permissions (0700) and on disk encryption
@@ -15,9 +21,11 @@
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +41,42 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("artifact storage: {0}")]
     Backend(String),
+    #[error(
+        "artifact storage quota exceeded: the tenant stores {used} bytes of artifacts, this one \
+         needs {needed} more, and the limit is {limit} bytes (max_artifact_mb)"
+    )]
+    QuotaExceeded { used: u64, needed: u64, limit: u64 },
+}
+
+impl Error {
+    /// The error type a guest sees when `put` fails this way: `Artifact.QuotaExceeded` for the
+    /// quota (the guest may clean up or give up; retrying will not help), else
+    /// `Artifact.PutFailed`.
+    pub fn put_error_type(&self) -> &'static str {
+        match self {
+            Error::QuotaExceeded { .. } => "Artifact.QuotaExceeded",
+            _ => "Artifact.PutFailed",
+        }
+    }
+}
+
+/// Each tenant's artifact quota in bytes, asked at every `put` (so a changed quota applies at
+/// once). Without one, a store has no limit.
+pub type Quota = std::sync::Arc<dyn Fn(&TenantId) -> u64 + Send + Sync>;
+
+/// The check every backend makes before writing: `used` bytes stored, an artifact of `new`
+/// bytes replacing one of `old` bytes. Shrinking is always allowed, so a tenant over a lowered
+/// quota can still replace artifacts with smaller ones.
+pub(crate) fn check_quota(used: u64, old: u64, new: u64, limit: u64) -> Result<u64, Error> {
+    let after = used.saturating_sub(old).saturating_add(new);
+    if new > old && after > limit {
+        return Err(Error::QuotaExceeded {
+            used,
+            needed: new - old,
+            limit,
+        });
+    }
+    Ok(after)
 }
 
 pub mod s3;
@@ -52,6 +96,12 @@ pub trait ArtifactStore: Send + Sync {
         content_type: &str,
         content: &[u8],
     ) -> Result<ArtifactRef, Error>;
+
+    /// The bytes of artifacts `tenant` keeps stored, as counted against its quota.
+    ///
+    /// # Errors
+    /// A storage failure while counting.
+    fn usage(&self, tenant: &TenantId) -> Result<u64, Error>;
 
     /// The content and content type of an artifact of `tenant`.
     ///
@@ -104,6 +154,33 @@ pub trait ArtifactStore: Send + Sync {
     ) -> Result<(Vec<u8>, String), Error> {
         Err(Error::BadSignature)
     }
+}
+
+/// The `Content-Disposition` an artifact is served with: always an attachment, so a browser
+/// saves it instead of rendering it, whatever content type the guest chose (an HTML artifact
+/// rendered on the API's origin could script against it). The file name is the key's last
+/// segment, as a quoted ASCII `filename` with anything outside `[A-Za-z0-9._-]` replaced, and
+/// as an RFC 5987 `filename*` with those bytes percent-encoded.
+pub fn attachment(key: &str) -> String {
+    let name = key
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("artifact");
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    let plain: String = name
+        .bytes()
+        .map(|b| if safe(b) { b as char } else { '_' })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if safe(b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
 /// `artifact://<execution>/<key>`.
@@ -175,6 +252,9 @@ pub struct DiskArtifacts {
     root: PathBuf,
     secret: Vec<u8>,
     public_url: String,
+    quota: Option<Quota>,
+    /// Stored bytes per tenant met since the start (see the module doc).
+    usage: Mutex<HashMap<TenantId, u64>>,
 }
 
 impl DiskArtifacts {
@@ -200,7 +280,32 @@ impl DiskArtifacts {
             root: root.to_path_buf(),
             secret,
             public_url,
+            quota: None,
+            usage: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Limits each tenant's stored bytes to what `quota` says.
+    #[must_use]
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// Runs `f` on the tenant's count, summing its folder first if this is the first time
+    /// since the start. The lock is held across the first sum, so two first puts cannot both
+    /// count from zero.
+    fn with_usage<T>(
+        &self,
+        tenant: &TenantId,
+        f: impl FnOnce(&mut u64) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut usage = self.usage.lock().expect("artifact usage poisoned");
+        if !usage.contains_key(tenant) {
+            let sum = content_bytes(&self.root.join(tenant.as_str()))?;
+            usage.insert(tenant.clone(), sum);
+        }
+        f(usage.get_mut(tenant).expect("counted above"))
     }
 
     fn path(&self, tenant: &TenantId, r: &ArtifactRef) -> PathBuf {
@@ -228,15 +333,43 @@ impl ArtifactStore for DiskArtifacts {
     ) -> Result<ArtifactRef, Error> {
         let r = ArtifactRef::new(execution, key)?;
         let path = self.path(tenant, &r);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        let new = content.len() as u64;
+        let old = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if let Some(quota) = &self.quota {
+            let limit = quota(tenant);
+            self.with_usage(tenant, |used| {
+                *used = check_quota(*used, old, new, limit)?;
+                Ok(())
+            })?;
+        } else {
+            self.with_usage(tenant, |used| {
+                *used = used.saturating_sub(old).saturating_add(new);
+                Ok(())
+            })?;
         }
-        write_synced(
-            &path.with_extension(meta_ext(&path)),
-            content_type.as_bytes(),
-        )?;
-        write_synced(&path, content)?;
+        let written = (|| -> Result<(), Error> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_synced(
+                &path.with_extension(meta_ext(&path)),
+                content_type.as_bytes(),
+            )?;
+            write_synced(&path, content)
+        })();
+        if let Err(e) = written {
+            // What is on disk is unknown now: count again from the folder next time.
+            self.usage
+                .lock()
+                .expect("artifact usage poisoned")
+                .remove(tenant);
+            return Err(e);
+        }
         Ok(r)
+    }
+
+    fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
+        self.with_usage(tenant, |used| Ok(*used))
     }
 
     fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
@@ -285,6 +418,28 @@ impl ArtifactStore for DiskArtifacts {
         }
         self.get(tenant, r)
     }
+}
+
+/// The bytes of the files under `dir` (recursively), `.meta` files aside; 0 when it does not
+/// exist. Artifact keys never end in `.meta`, so those are exactly the content-type files.
+fn content_bytes(dir: &Path) -> Result<u64, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut sum = 0;
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            sum += content_bytes(&path)?;
+        } else if kind.is_file() && path.extension().is_none_or(|e| e != "meta") {
+            sum += entry.metadata()?.len();
+        }
+    }
+    Ok(sum)
 }
 
 fn meta_ext(path: &Path) -> String {
@@ -378,5 +533,83 @@ mod tests {
             s.fetch_signed(&t, &r, past, &old_sig),
             Err(Error::BadSignature)
         ));
+    }
+
+    #[test]
+    fn attachments_name_the_file_safely() {
+        assert_eq!(
+            attachment("reports/final.md"),
+            "attachment; filename=\"final.md\"; filename*=UTF-8''final.md"
+        );
+        assert_eq!(
+            attachment("a\"b;c\r\nd é"),
+            "attachment; filename=\"a_b_c__d___\"; filename*=UTF-8''a%22b%3Bc%0D%0Ad%20%C3%A9"
+        );
+        assert_eq!(
+            attachment("dir/"),
+            "attachment; filename=\"artifact\"; filename*=UTF-8''artifact"
+        );
+    }
+
+    #[test]
+    fn the_quota_refuses_growth_past_it_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let quota: Quota =
+            std::sync::Arc::new(|t: &TenantId| if t.as_str() == "small" { 10 } else { 1000 });
+        let open = || {
+            DiskArtifacts::open(dir.path(), "http://host".into())
+                .unwrap()
+                .with_quota(quota.clone())
+        };
+        let s = open();
+        let (small, big) = (TenantId::from_raw("small"), TenantId::from_raw("big"));
+        let ex = ExecutionId::from_raw("ex_1");
+        s.put(&small, &ex, "a", "text/plain", b"123456").unwrap();
+        let err = s.put(&small, &ex, "b", "text/plain", b"12345").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::QuotaExceeded {
+                    used: 6,
+                    needed: 5,
+                    limit: 10
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.put_error_type(), "Artifact.QuotaExceeded");
+        assert!(err.to_string().contains("max_artifact_mb"), "{err}");
+        // Nothing was stored, and the other tenant has its own room.
+        assert!(matches!(
+            s.get(&small, &ArtifactRef::new(&ex, "b").unwrap()),
+            Err(Error::NotFound(_))
+        ));
+        s.put(&big, &ex, "b", "text/plain", &[0; 500]).unwrap();
+        // Replacing an artifact counts only the difference; shrinking is always allowed.
+        s.put(&small, &ex, "a", "text/plain", b"1234567890")
+            .unwrap();
+        s.put(&small, &ex, "a", "text/plain", b"12").unwrap();
+        s.put(&small, &ex, "c", "text/plain", b"1234").unwrap();
+        assert_eq!(s.usage(&small).unwrap(), 6);
+        drop(s);
+        // A new start counts the folders again.
+        let s = open();
+        assert_eq!(s.usage(&small).unwrap(), 6);
+        assert_eq!(s.usage(&big).unwrap(), 500);
+        assert_eq!(s.usage(&TenantId::from_raw("none")).unwrap(), 0);
+        assert!(matches!(
+            s.put(&small, &ex, "d", "text/plain", b"12345"),
+            Err(Error::QuotaExceeded { .. })
+        ));
+    }
+
+    #[test]
+    fn quota_arithmetic() {
+        assert_eq!(check_quota(0, 0, 10, 10).unwrap(), 10);
+        assert!(check_quota(5, 0, 6, 10).is_err());
+        assert_eq!(check_quota(5, 5, 10, 10).unwrap(), 10);
+        // Over a lowered quota: shrinking passes, growing does not.
+        assert_eq!(check_quota(20, 10, 5, 10).unwrap(), 15);
+        assert!(check_quota(20, 10, 11, 10).is_err());
     }
 }

@@ -8,10 +8,19 @@
 //! SigV4 query-signed URLs that S3 serves directly; SigV4 caps their life at 7 days, so longer
 //! requests are clamped to [`MAX_PRESIGN_SECONDS`].
 //!
+//! Quota accounting: S3 has no atomic counter, and hosts sharing the bucket do not talk to each
+//! other, so each host sums the tenant's objects (`ListObjectsV2` under `<prefix><tenant>/`)
+//! the first time it meets the tenant and again after [`USAGE_REFRESH`], and adds its own puts
+//! in between. The count thus survives restarts (it is read from the bucket, not kept), costs
+//! one listing per 1,000 objects per tenant per refresh, and is exact for one host; with
+//! several hosts a tenant can overshoot by what the other hosts stored since the last listing.
+//! Presigned links ask S3 to answer with `Content-Disposition: attachment`, like the host's
+//! own links; S3 serves them from its own origin, not the API's.
+//!
 //! The [`ArtifactStore`] interface is synchronous (the engine calls it from blocking threads), so
 //! like the DynamoDB store this owns a small runtime and waits on a channel for each call.
 
-use super::{ArtifactRef, ArtifactStore, Error};
+use super::{ArtifactRef, ArtifactStore, Error, Quota, check_quota};
 use crate::aws::{AwsOptions, sdk_config};
 use crate::config::{ArtifactsConfig, Sse};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
@@ -20,9 +29,11 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Uploads larger than this are multipart.
 pub const MULTIPART_THRESHOLD: usize = 8 << 20;
@@ -30,6 +41,8 @@ pub const MULTIPART_THRESHOLD: usize = 8 << 20;
 pub const PART_SIZE: usize = 8 << 20;
 /// SigV4 presigned URLs live at most 7 days.
 pub const MAX_PRESIGN_SECONDS: u64 = 7 * 86_400;
+/// How long a tenant's listed usage is trusted before it is listed again (see the module doc).
+pub const USAGE_REFRESH: Duration = Duration::from_secs(300);
 
 /// `s3://bucket/key`: where an artifact physically is, for operators and tools that speak S3.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +280,9 @@ impl Bucket {
 pub struct S3Artifacts {
     bucket: Bucket,
     runtime: Option<tokio::runtime::Runtime>,
+    quota: Option<Quota>,
+    /// Per tenant: stored bytes, and when they were last listed.
+    usage: Mutex<HashMap<TenantId, (u64, Instant)>>,
 }
 
 impl Drop for S3Artifacts {
@@ -297,6 +313,74 @@ impl S3Artifacts {
         Ok(Self {
             bucket,
             runtime: Some(rt),
+            quota: None,
+            usage: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Limits each tenant's stored bytes to what `quota` says.
+    #[must_use]
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// The tenant's stored bytes: the count kept since the last listing, or a new listing when
+    /// there is none or it is older than [`USAGE_REFRESH`].
+    fn counted(&self, tenant: &TenantId) -> Result<u64, Error> {
+        if let Some((bytes, at)) = self
+            .usage
+            .lock()
+            .expect("artifact usage poisoned")
+            .get(tenant)
+            && at.elapsed() < USAGE_REFRESH
+        {
+            return Ok(*bytes);
+        }
+        let client = self.bucket.client.clone();
+        let bucket = self.bucket.name().to_string();
+        let prefix = self.bucket.key(&format!("{tenant}/"));
+        let listed = self.run(async move {
+            let mut sum = 0u64;
+            let mut token = None;
+            loop {
+                let page = client
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(&prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_err("list objects", e))?;
+                sum += page
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.size())
+                    .map(|n| n.max(0) as u64)
+                    .sum::<u64>();
+                token = page.next_continuation_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok(sum);
+                }
+            }
+        })?;
+        self.usage
+            .lock()
+            .expect("artifact usage poisoned")
+            .insert(tenant.clone(), (listed, Instant::now()));
+        Ok(listed)
+    }
+
+    /// The size of the object at `key`, 0 when there is none.
+    fn object_size(&self, key: String) -> Result<u64, Error> {
+        let client = self.bucket.client.clone();
+        let bucket = self.bucket.name().to_string();
+        self.run(async move {
+            match client.head_object().bucket(bucket).key(key).send().await {
+                Ok(head) => Ok(head.content_length().unwrap_or(0).max(0) as u64),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(0),
+                Err(e) => Err(sdk_err("head object", e)),
+            }
         })
     }
 
@@ -483,8 +567,36 @@ impl ArtifactStore for S3Artifacts {
         content: &[u8],
     ) -> Result<ArtifactRef, Error> {
         let r = ArtifactRef::new(execution, key)?;
-        self.put_object(self.object_key(tenant, &r), content_type, content)?;
+        let object = self.object_key(tenant, &r);
+        if let Some(quota) = &self.quota {
+            let limit = quota(tenant);
+            let old = self.object_size(object.clone())?;
+            self.counted(tenant)?;
+            // Checked and reserved under one lock, so this host's concurrent puts cannot
+            // both pass on the same room.
+            let mut usage = self.usage.lock().expect("artifact usage poisoned");
+            let entry = usage.entry(tenant.clone()).or_insert((0, Instant::now()));
+            entry.0 = check_quota(entry.0, old, content.len() as u64, limit)?;
+        } else {
+            // Nothing was counted for this put: list again when the usage is asked for.
+            self.usage
+                .lock()
+                .expect("artifact usage poisoned")
+                .remove(tenant);
+        }
+        if let Err(e) = self.put_object(object, content_type, content) {
+            // Whether it was stored is unknown now: list again next time.
+            self.usage
+                .lock()
+                .expect("artifact usage poisoned")
+                .remove(tenant);
+            return Err(e);
+        }
         Ok(r)
+    }
+
+    fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
+        self.counted(tenant)
     }
 
     fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
@@ -513,6 +625,7 @@ impl ArtifactStore for S3Artifacts {
         let bucket = self.bucket.name().to_string();
         let object = self.object_key(tenant, r);
         let name = r.to_string();
+        let disposition = super::attachment(&r.key);
         let expires = Duration::from_secs(expires_in_seconds.clamp(1, MAX_PRESIGN_SECONDS));
         self.run(async move {
             // Like the disk store: no link to an artifact that does not exist.
@@ -535,6 +648,7 @@ impl ArtifactStore for S3Artifacts {
                 .get_object()
                 .bucket(bucket)
                 .key(object)
+                .response_content_disposition(disposition)
                 .presigned(config)
                 .await
                 .map_err(|e| sdk_err("presign", e))?;

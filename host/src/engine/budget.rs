@@ -4,7 +4,7 @@
 //! lives in the store; a guest that calls `wait` millions of times, or publishes 300 MB of
 //! events, would otherwise decide how much of either the host spends. Each activation gets a
 //! [`Budget`] from its tenant's quotas, the host charges it on every new operation, pending
-//! byte, event, log line, callback, timer and agent call, and the first charge over a limit
+//! byte, event, log line, callback, timer, agent call and artifact byte, and the first charge over a limit
 //! ends the activation: the execution fails with `Aegis.ActivationLimitExceeded`, naming the
 //! quota. Replayed operations are not charged; only what this activation adds.
 
@@ -29,6 +29,7 @@ struct Spent {
     callbacks: u64,
     timers: u64,
     agent_calls: u64,
+    artifact_bytes: u64,
 }
 
 /// One thing the host is asked to hold.
@@ -45,6 +46,8 @@ pub enum Charge {
     Callback,
     Timer,
     AgentCall,
+    /// Artifact bytes written.
+    Artifact(usize),
 }
 
 impl Budget {
@@ -61,6 +64,7 @@ impl Budget {
                 callbacks: quotas.max_callbacks_per_activation.into(),
                 timers: quotas.max_timers_per_activation.into(),
                 agent_calls: quotas.max_agent_calls_per_activation.into(),
+                artifact_bytes: kib(quotas.max_artifact_mb_per_activation) * 1024,
             },
             spent: Spent::default(),
         }
@@ -138,6 +142,13 @@ impl Budget {
                 "max_agent_calls_per_activation",
                 "agent calls",
                 1,
+            ),
+            Charge::Artifact(bytes) => (
+                &mut self.spent.artifact_bytes,
+                self.limits.artifact_bytes,
+                "max_artifact_mb_per_activation",
+                "bytes of artifacts written",
+                bytes as u64,
             ),
         };
         let total = *spent + by;

@@ -1032,11 +1032,12 @@ impl artifacts::Host for HostState {
         let a = &mut self.activation;
         let name = format!("$artifact.put:{key}");
         a.recorded_value(&ctx, &name, |a| {
+            a.charge(Charge::Artifact(content.len()))?;
             let tenant = a.execution.tenant.clone();
             let execution = a.execution.id.clone();
             Ok(a.io(|a| a.artifacts.put(&tenant, &execution, &key, &content_type, &content))
                 .map(|r| Value::String(r.to_string()).to_string())
-                .map_err(|e| ErrorRecord::new("Artifact.PutFailed", e.to_string())))
+                .map_err(|e| ErrorRecord::new(e.put_error_type(), e.to_string())))
         })
         .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
     }

@@ -39,8 +39,9 @@ wasmtime::component::bindgen!({
 /// How often the epoch advances; CPU deadlines are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Why a component was refused.
-#[derive(Debug, thiserror::Error)]
+/// Why a component was refused. `Clone`, so that every upload waiting on one compile of the
+/// same bytes gets its outcome.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
@@ -53,6 +54,13 @@ pub enum LoadError {
     OverLimits(String),
     #[error("component store: {0}")]
     Io(String),
+}
+
+/// A compiled, linked component that is not stored yet (see [`Engine::compile`]).
+pub struct Compiled {
+    pub digest: ComponentDigest,
+    pre: WorkflowComponentPre<HostState>,
+    cwasm: Vec<u8>,
 }
 
 pub struct Engine {
@@ -119,6 +127,11 @@ impl Engine {
         &self.engine
     }
 
+    /// The folder components are kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn wasm_path(&self, digest: &ComponentDigest) -> PathBuf {
         self.dir.join(format!("{}.wasm", digest.hex()))
     }
@@ -133,6 +146,17 @@ impl Engine {
     /// # Errors
     /// [`LoadError::NotAComponent`] or [`LoadError::Incompatible`] for bad input.
     pub fn install(&self, bytes: &[u8]) -> Result<ComponentDigest, LoadError> {
+        let compiled = self.compile(bytes)?;
+        self.keep(compiled, bytes)
+    }
+
+    /// Validates and compiles `bytes` without storing anything. Split from [`Engine::keep`] so
+    /// that a caller bounding compile time can run this on a thread it may stop waiting for,
+    /// and throw the result away: nothing is written until `keep`.
+    ///
+    /// # Errors
+    /// [`LoadError::NotAComponent`] or [`LoadError::Incompatible`] for bad input.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         let digest = ComponentDigest::of(bytes);
         if !wasmparser_is_component(bytes) {
             return Err(LoadError::NotAComponent(
@@ -144,6 +168,16 @@ impl Engine {
         let cwasm = component
             .serialize()
             .map_err(|e| LoadError::Io(format!("serialize: {e:#}")))?;
+        Ok(Compiled { digest, pre, cwasm })
+    }
+
+    /// Stores a component [`Engine::compile`] made from `bytes` (the `.wasm` and the `.cwasm`)
+    /// and caches it, so later loads and uploads of the same bytes never compile again.
+    ///
+    /// # Errors
+    /// [`LoadError::Io`] when the files cannot be written.
+    pub fn keep(&self, compiled: Compiled, bytes: &[u8]) -> Result<ComponentDigest, LoadError> {
+        let Compiled { digest, pre, cwasm } = compiled;
         write_durably(&self.wasm_path(&digest), bytes)?;
         write_durably(&self.cwasm_path(&digest), &cwasm)?;
         self.cache
@@ -151,6 +185,37 @@ impl Engine {
             .expect("component cache poisoned")
             .insert(digest.clone(), pre);
         Ok(digest)
+    }
+
+    /// Whether `digest` is ready here without compiling: in the cache, or with a `.cwasm` on
+    /// disk that this engine accepts (it is then cached). Unlike [`Engine::load`], this never
+    /// compiles, so an upload can ask it before taking a compile slot. Blocks (reads a file).
+    pub fn precompiled(&self, digest: &ComponentDigest) -> bool {
+        if self
+            .cache
+            .lock()
+            .expect("component cache poisoned")
+            .contains_key(digest)
+        {
+            return true;
+        }
+        let cwasm = self.cwasm_path(digest);
+        if !cwasm.exists() {
+            return false;
+        }
+        // SAFETY: as in `load`: only `keep` writes .cwasm files here, from this engine's own
+        // `serialize`; wasmtime checks the engine configuration on load.
+        let Ok(component) = (unsafe { Component::deserialize_file(&self.engine, &cwasm) }) else {
+            return false;
+        };
+        let Ok(pre) = self.prepare(&component) else {
+            return false;
+        };
+        self.cache
+            .lock()
+            .expect("component cache poisoned")
+            .insert(digest.clone(), pre);
+        true
     }
 
     fn prepare(&self, component: &Component) -> Result<WorkflowComponentPre<HostState>, LoadError> {

@@ -13,6 +13,8 @@ pub const MAX_MEMORY_MB: u32 = 4096;
 pub const MAX_PAYLOAD_KB: u32 = 256;
 pub const MAX_COMPONENT_MB: u32 = 512;
 pub const MAX_CPU_DEADLINE_MS: u64 = 15 * 60 * 1000;
+/// 1 TiB: the counter is exact, but a larger quota is a configuration mistake.
+pub const MAX_ARTIFACT_MB: u32 = 1 << 20;
 
 macro_rules! quotas {
     ($($(#[doc = $doc:literal])* $name:ident: $ty:ty = $default:expr, $min:expr, $max:expr;)*) => {
@@ -106,6 +108,10 @@ quotas! {
     max_timers_per_activation: u32 = 2_000, 1, 1_000_000;
     /// Agent tasks one activation may send.
     max_agent_calls_per_activation: u32 = 100, 1, 100_000;
+    /// Artifact bytes one activation may write, in MiB.
+    max_artifact_mb_per_activation: u32 = 256, 1, MAX_ARTIFACT_MB;
+    /// Artifact bytes the tenant may keep stored, in MiB (all its executions together).
+    max_artifact_mb: u32 = 1024, 1, MAX_ARTIFACT_MB;
 }
 
 impl Quotas {

@@ -40,6 +40,8 @@ fn default_quotas() -> Value {
         "max_callbacks_per_activation": 1_000,
         "max_timers_per_activation": 2_000,
         "max_agent_calls_per_activation": 100,
+        "max_artifact_mb_per_activation": 256,
+        "max_artifact_mb": 1024,
     })
 }
 

@@ -25,6 +25,7 @@ mod replay;
 mod sandbox;
 mod store_faults;
 mod tenancy;
+mod uploads;
 
 use std::collections::HashMap;
 use std::future::Future;
