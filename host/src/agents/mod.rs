@@ -490,7 +490,11 @@ fn read_parts(body: &Value) -> Result<Parts, String> {
         };
         return Ok((token, None, answer));
     }
-    if let Some(task) = a2a::find_task(body) {
+    // Updates first: a v0.3 `status-update` has a `status` too, and read as a task it would
+    // lose its `taskId`.
+    if a2a::find_update(body).is_none()
+        && let Some(task) = a2a::find_task(body)
+    {
         let task_id = a2a::task_id(task).map(str::to_owned);
         return Ok((None, task_id.clone(), answer_of(a2a::outcome(task), task_id)));
     }
@@ -567,6 +571,17 @@ mod tests {
         assert_eq!(read_answer(&artifact).unwrap().task_id.as_deref(), Some("t2"));
         let v03 = json!({"kind": "task", "id": "t3", "status": {"state": "completed"}});
         assert_eq!(read_answer(&v03).unwrap().task_id.as_deref(), Some("t3"));
+        // A v0.3 status update carries a `status` as a task does, but names its task `taskId`.
+        let update = json!({"kind": "status-update", "taskId": "t4", "contextId": "c",
+            "status": {"state": "completed"}, "final": true});
+        let read = read_answer(&update).unwrap();
+        assert_eq!(read.task_id.as_deref(), Some("t4"));
+        assert_eq!(
+            read.answer,
+            Answer::Fetch {
+                task_id: "t4".into()
+            }
+        );
     }
 
     /// An agent on the loopback: `/redirect` answers 307 to `/target`, `/huge` streams 5 MiB
