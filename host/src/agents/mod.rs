@@ -159,10 +159,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// # Errors
 /// [`BodyError::TooLarge`], or the transport's error.
-pub async fn read_limited(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
@@ -304,8 +301,7 @@ impl Agents {
                         };
                         // The push config rode along with the send; registering it again covers
                         // agents that only take it through the dedicated method.
-                        let set =
-                            a2a::push_config_request(version, id, task_id, &callback_url, id);
+                        let set = a2a::push_config_request(version, id, task_id, &callback_url, id);
                         if let Err(e) = self
                             .post(endpoint, &dispatch.agent, &set, Some(version))
                             .await
@@ -496,7 +492,11 @@ fn read_parts(body: &Value) -> Result<Parts, String> {
         && let Some(task) = a2a::find_task(body)
     {
         let task_id = a2a::task_id(task).map(str::to_owned);
-        return Ok((None, task_id.clone(), answer_of(a2a::outcome(task), task_id)));
+        return Ok((
+            None,
+            task_id.clone(),
+            answer_of(a2a::outcome(task), task_id),
+        ));
     }
     match a2a::find_update(body) {
         Some((task_id, Some(status))) => {
@@ -534,9 +534,8 @@ mod tests {
 
     #[test]
     fn simple_form_and_pushes_are_read() {
-        let read =
-            read_answer(&json!({"token": "cb_x", "status": "SUCCESS", "result": {"r": 1}}))
-                .unwrap();
+        let read = read_answer(&json!({"token": "cb_x", "status": "SUCCESS", "result": {"r": 1}}))
+            .unwrap();
         assert_eq!(read.token.as_deref(), Some("cb_x"));
         assert_eq!(read.task_id, None);
         assert_eq!(read.answer, Answer::Done(json!({"r": 1})));
@@ -558,7 +557,8 @@ mod tests {
 
     #[test]
     fn pushes_name_their_task_whatever_their_shape() {
-        let done = json!({"statusUpdate": {"taskId": "t1", "status": {"state": "TASK_STATE_COMPLETED"}}});
+        let done =
+            json!({"statusUpdate": {"taskId": "t1", "status": {"state": "TASK_STATE_COMPLETED"}}});
         let read = read_answer(&done).unwrap();
         assert_eq!(read.task_id.as_deref(), Some("t1"));
         assert_eq!(
@@ -568,7 +568,10 @@ mod tests {
             }
         );
         let artifact = json!({"artifactUpdate": {"taskId": "t2", "artifact": {"parts": []}}});
-        assert_eq!(read_answer(&artifact).unwrap().task_id.as_deref(), Some("t2"));
+        assert_eq!(
+            read_answer(&artifact).unwrap().task_id.as_deref(),
+            Some("t2")
+        );
         let v03 = json!({"kind": "task", "id": "t3", "status": {"state": "completed"}});
         assert_eq!(read_answer(&v03).unwrap().task_id.as_deref(), Some("t3"));
         // A v0.3 status update carries a `status` as a task does, but names its task `taskId`.
@@ -596,7 +599,10 @@ mod tests {
             .route(
                 "/redirect",
                 axum::routing::post(|| async {
-                    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/target")])
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, "/target")],
+                    )
                 }),
             )
             .route(

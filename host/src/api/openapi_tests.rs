@@ -1114,7 +1114,10 @@ async fn answers_match_the_document() {
         .query(&format!("tenant_id={tenant_id}&after=0&limit=5"))
         .expect(200)
         .await;
-    host.call(M::GET, all).key(&key).error(401, "unauthorized").await;
+    host.call(M::GET, all)
+        .key(&key)
+        .error(401, "unauthorized")
+        .await;
 
     // Presigned artifact links.
     let artifact = "/v1/artifacts/{tenant}/{execution}/{key}";

@@ -38,7 +38,9 @@ pub enum Error {
     #[error("this callback is bound to another task than {0:?}")]
     TaskMismatch(String),
     /// A push named a task before the agent's answer to the dispatch bound one; retry later.
-    #[error("no task is bound to this callback yet (the agent's answer to the dispatch has not been recorded); retry")]
+    #[error(
+        "no task is bound to this callback yet (the agent's answer to the dispatch has not been recorded); retry"
+    )]
     TaskNotBound,
     #[error(transparent)]
     Store(#[from] store::Error),

@@ -209,9 +209,16 @@ pub fn is_invalid_entry(code: &str) -> bool {
     let code = code.to_ascii_lowercase();
     !code.contains("throttl")
         && !code.contains("internal")
-        && ["invalid", "malformed", "validation", "toolarge", "too large", "toolong"]
-            .iter()
-            .any(|word| code.contains(word))
+        && [
+            "invalid",
+            "malformed",
+            "validation",
+            "toolarge",
+            "too large",
+            "toolong",
+        ]
+        .iter()
+        .any(|word| code.contains(word))
 }
 
 /// How an SDK call's failure counts: a request that never reached the service is an outage; a

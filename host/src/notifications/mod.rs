@@ -505,10 +505,7 @@ impl Notifier {
                 return;
             }
             let after = page.last().map_or(0, |e| e.seq);
-            match self
-                .read(move |s| s.undelivered_events(after, BATCH))
-                .await
-            {
+            match self.read(move |s| s.undelivered_events(after, BATCH)).await {
                 Some(next) if !next.is_empty() => page = next,
                 _ => return,
             }
@@ -617,7 +614,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The dead letter of `event`, offered as `body`, after `error`.
-fn dead_letter(event: &WorkflowEvent, body: &Value, error: &SinkError, attempts: u32) -> DeadLetter {
+fn dead_letter(
+    event: &WorkflowEvent,
+    body: &Value,
+    error: &SinkError,
+    attempts: u32,
+) -> DeadLetter {
     let data = body.get("data").cloned().unwrap_or(Value::Null);
     DeadLetter {
         event: WorkflowEvent {
@@ -788,7 +790,9 @@ mod tests {
         }
         assert!(store.undelivered_events(0, 10).unwrap().is_empty());
         assert_eq!(seen.lock().unwrap().0, vec!["a.after", "b.one", "a2.after"]);
-        let letters = store.dead_letters(Some(&TenantId::from_raw("tn_a")), 0, 10).unwrap();
+        let letters = store
+            .dead_letters(Some(&TenantId::from_raw("tn_a")), 0, 10)
+            .unwrap();
         assert_eq!(letters.len(), 2);
         assert_eq!(letters[1].event.kind, "flaky");
         assert_eq!(letters[1].attempts, 3);
@@ -852,7 +856,10 @@ mod tests {
         let out = to_json(&event(big));
         let size = serde_json::to_vec(&out).unwrap().len();
         assert!(size <= MAX_EVENT_BYTES, "{size}");
-        assert!(size > MAX_EVENT_BYTES - 1024, "cut no more than needed: {size}");
+        assert!(
+            size > MAX_EVENT_BYTES - 1024,
+            "cut no more than needed: {size}"
+        );
         let kept = out["data"]["error"]["error_message"].as_str().unwrap();
         assert!(kept.starts_with("é\n\"x"));
         assert!(kept.ends_with(" bytes]"), "{}", &kept[kept.len() - 40..]);

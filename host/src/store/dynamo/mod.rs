@@ -1081,7 +1081,10 @@ impl Inner {
         let items = self.table.query_all(&q, Some(limit)).await?;
         let letters = parse_all(&self.table, items, records::dead_letter_from).await?;
         Ok(match tenant {
-            Some(t) => letters.into_iter().filter(|l| l.event.tenant == t).collect(),
+            Some(t) => letters
+                .into_iter()
+                .filter(|l| l.event.tenant == t)
+                .collect(),
             None => letters,
         })
     }

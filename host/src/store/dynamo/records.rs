@@ -7,8 +7,8 @@ use super::keys;
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Millis, Status};
 use crate::store::{
-    CallbackRecord, ComponentRecord, DeadLetter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, Result,
-    TenantRecord, Timer, TimerKind, WorkflowEvent,
+    CallbackRecord, ComponentRecord, DeadLetter, ExecutionRecord, ExecutionStatus, KeyRecord,
+    Lease, Result, TenantRecord, Timer, TimerKind, WorkflowEvent,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 
