@@ -16,6 +16,7 @@ mod callbacks;
 mod cluster;
 mod crash;
 mod fuzz;
+mod hostile_events;
 mod interop;
 mod kinds;
 mod operations;
