@@ -277,9 +277,9 @@ pub fn read_reply(content_type: &str, body: &[u8]) -> Answer {
         });
         if simple_form
             && (status == "success" || status == "failure")
-            && let Ok((_, answer)) = super::read_answer(&value)
+            && let Ok(reading) = super::read_answer(&value)
         {
-            return answer;
+            return reading.answer;
         }
     }
     Answer::Done(value)
@@ -382,7 +382,13 @@ pub async fn invoke(
             Ok(resp) => {
                 let status = resp.status();
                 let response_headers = resp.headers().clone();
-                let bytes = resp.bytes().await.unwrap_or_default();
+                let bytes = match super::read_limited(resp, super::MAX_RESPONSE_BYTES).await {
+                    Ok(bytes) => bytes,
+                    Err(e @ super::BodyError::TooLarge(_)) => {
+                        return Err(format!("InvokeAgentRuntime at {url}: {e}"));
+                    }
+                    Err(_) => Vec::new(),
+                };
                 if status.is_success() {
                     let content_type = response_headers
                         .get(reqwest::header::CONTENT_TYPE)
@@ -391,7 +397,10 @@ pub async fn invoke(
                     return Ok(read_reply(content_type, &bytes));
                 }
                 let words = aws_error(&response_headers, &bytes);
-                if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                // A redirect is never followed (the client follows none) nor retried.
+                if (status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS)
+                    || status.is_redirection()
+                {
                     return Err(format!(
                         "InvokeAgentRuntime refused the task: HTTP {status}: {words}"
                     ));

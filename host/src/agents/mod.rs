@@ -16,6 +16,27 @@
 //!   as the endpoint base (default `https://bedrock-agentcore.{region}.amazonaws.com`). The agent
 //!   gets `{"input","callback_url","token"}` and answers at once, or `{"status":"accepted"}` and
 //!   later posts the simple form to the callback URL: see [`bedrock`].
+//!
+//! # Binding pushes to their task
+//!
+//! When an A2A agent answers the dispatch with a running task, the callback is bound durably to
+//! that task's id ([`Answer::Accepted`], `Store::bind_agent_task`; the first binding wins). A
+//! push that names a task must name that one: a push naming another task is refused and
+//! nothing is fetched, so the callback token alone cannot make the host read someone else's
+//! task with its own credentials (`GetTask` / `tasks/get`). A push can arrive before the
+//! dispatch's answer is recorded (a fast agent): it then waits for the binding, briefly (see
+//! `callbacks::push`), and is answered 503 with `Retry-After` if the binding has still not
+//! come; agents that retry pushes on 5xx (as the demo agents do) deliver it then. Pushes that
+//! name no task (and the simple form) are authenticated by the token alone, as before; they
+//! can make the host fetch nothing.
+//!
+//! # Outbound calls
+//!
+//! Calls to agents follow no redirects (a 3xx fails the call with `Agent.Redirected`: an agent
+//! must be configured with its final URL, and a redirect could point the host anywhere, the
+//! loopback included), time out (connect [`CONNECT_TIMEOUT`], whole call [`CALL_TIMEOUT`];
+//! `bedrock` has its own longer call timeout), and read at most [`MAX_RESPONSE_BYTES`] of an
+//! answer, streaming it and stopping there (`Agent.ResponseTooLarge`).
 
 pub mod a2a;
 pub mod bedrock;
@@ -110,6 +131,66 @@ pub enum Answer {
     Fetch {
         task_id: String,
     },
+    /// The agent took the task and runs it as `task_id` (its answer to the dispatch): the
+    /// callback is bound to that task, and its outcome comes by push.
+    Accepted {
+        task_id: String,
+    },
+}
+
+/// A push or simple-form answer as read: the token it carries (simple form), the task it names
+/// (A2A), and what it says.
+#[derive(Debug, PartialEq)]
+pub struct Reading {
+    pub token: Option<String>,
+    pub task_id: Option<String>,
+    pub answer: Answer,
+}
+
+/// The most of an agent's answer that is read; past it the call fails.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// How long connecting to an agent may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call to an agent may take in all (A2A and the simple form).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a response's body, chunk by chunk, failing as soon as it passes `limit` bytes (a
+/// `Content-Length` over it fails before anything is read).
+///
+/// # Errors
+/// [`BodyError::TooLarge`], or the transport's error.
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Why an answer's body was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge(usize),
+    Transport(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(limit) => write!(f, "the answer is larger than {limit} bytes"),
+            BodyError::Transport(e) => write!(f, "the answer could not be read: {e}"),
+        }
+    }
 }
 
 pub struct Agents {
@@ -131,7 +212,9 @@ impl Agents {
     /// `agents` maps names to their configuration; `public_url` is where agents reach this host.
     pub fn new(agents: &BTreeMap<String, AgentConfig>, public_url: String) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
             .build()
             .expect("http client builds");
         let endpoints = agents
@@ -213,19 +296,21 @@ impl Agents {
                         Ok(Answer::Failed(agent_failed(&dispatch.agent, &words)))
                     }
                     a2a::TaskOutcome::Working => {
+                        let Some(task_id) = a2a::task_id(task) else {
+                            return Ok(Answer::Working);
+                        };
                         // The push config rode along with the send; registering it again covers
                         // agents that only take it through the dedicated method.
-                        if let Some(task_id) = a2a::task_id(task) {
-                            let set =
-                                a2a::push_config_request(version, id, task_id, &callback_url, id);
-                            if let Err(e) = self
-                                .post(endpoint, &dispatch.agent, &set, Some(version))
-                                .await
-                            {
-                                tracing::debug!(agent = %dispatch.agent, error = %e, "push config registration refused");
-                            }
+                        let set = a2a::push_config_request(version, id, task_id, &callback_url, id);
+                        if let Err(e) = self
+                            .post(endpoint, &dispatch.agent, &set, Some(version))
+                            .await
+                        {
+                            tracing::debug!(agent = %dispatch.agent, error = %e, "push config registration refused");
                         }
-                        Ok(Answer::Working)
+                        Ok(Answer::Accepted {
+                            task_id: task_id.to_string(),
+                        })
                     }
                 }
             }
@@ -295,8 +380,36 @@ impl Agents {
                 request = request.bearer_auth(token);
             }
             match request.send().await {
+                Ok(resp) if resp.status().is_redirection() => {
+                    let to = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("nowhere")
+                        .chars()
+                        .take(256)
+                        .collect::<String>();
+                    return Err(ErrorRecord::new(
+                        "Agent.Redirected",
+                        format!(
+                            "agent {agent:?}: answered HTTP {} (to {to:?}); redirects are not \
+                             followed: configure the agent's final URL",
+                            resp.status()
+                        ),
+                    ));
+                }
                 Ok(resp) if resp.status().is_success() => {
-                    return Ok(resp.json::<Value>().await.unwrap_or(Value::Null));
+                    return match read_limited(resp, MAX_RESPONSE_BYTES).await {
+                        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+                        Err(BodyError::TooLarge(limit)) => Err(ErrorRecord::new(
+                            "Agent.ResponseTooLarge",
+                            format!(
+                                "agent {agent:?}: its answer is larger than {limit} bytes, the \
+                                 most the host reads"
+                            ),
+                        )),
+                        Err(e) => Err(dispatch_failed(agent, e.to_string())),
+                    };
                 }
                 Ok(resp) if resp.status().is_client_error() => {
                     return Err(dispatch_failed(
@@ -344,7 +457,18 @@ fn rpc_result(agent: &str, reply: &Value) -> Result<Value, ErrorRecord> {
 ///
 /// # Errors
 /// A message saying what the body lacks.
-pub fn read_answer(body: &Value) -> Result<(Option<String>, Answer), String> {
+pub fn read_answer(body: &Value) -> Result<Reading, String> {
+    let (token, task_id, answer) = read_parts(body)?;
+    Ok(Reading {
+        token,
+        task_id,
+        answer,
+    })
+}
+
+type Parts = (Option<String>, Option<String>, Answer);
+
+fn read_parts(body: &Value) -> Result<Parts, String> {
     if let Some(status) = body.get("status").and_then(Value::as_str) {
         let token = body.get("token").and_then(Value::as_str).map(str::to_owned);
         let result = body.get("result").cloned().unwrap_or(Value::Null);
@@ -360,16 +484,27 @@ pub fn read_answer(body: &Value) -> Result<(Option<String>, Answer), String> {
             }
             other => return Err(format!("status must be SUCCESS or FAILURE, not {other:?}")),
         };
-        return Ok((token, answer));
+        return Ok((token, None, answer));
     }
-    if let Some(task) = a2a::find_task(body) {
+    // Updates first: a v0.3 `status-update` has a `status` too, and read as a task it would
+    // lose its `taskId`.
+    if a2a::find_update(body).is_none()
+        && let Some(task) = a2a::find_task(body)
+    {
         let task_id = a2a::task_id(task).map(str::to_owned);
-        return Ok((None, answer_of(a2a::outcome(task), task_id)));
+        return Ok((
+            None,
+            task_id.clone(),
+            answer_of(a2a::outcome(task), task_id),
+        ));
     }
     match a2a::find_update(body) {
-        Some((task_id, Some(status))) => Ok((None, answer_of(a2a::outcome(&status), task_id.map(str::to_owned)))),
+        Some((task_id, Some(status))) => {
+            let task_id = task_id.map(str::to_owned);
+            Ok((None, task_id.clone(), answer_of(a2a::outcome(&status), task_id)))
+        }
         // An artifact update is progress; the completion that follows brings (or points to) it.
-        Some((_, None)) => Ok((None, Answer::Working)),
+        Some((task_id, None)) => Ok((None, task_id.map(str::to_owned), Answer::Working)),
         None => Err(
             "expected an A2A task ({\"task\": ...}), a task update ({\"statusUpdate\"|\"artifactUpdate\": ...}) or {\"token\",\"status\",\"result\"}"
                 .into(),
@@ -395,24 +530,155 @@ fn answer_of(outcome: a2a::TaskOutcome, task_id: Option<String>) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn simple_form_and_pushes_are_read() {
-        let (token, answer) =
-            read_answer(&json!({"token": "cb_x", "status": "SUCCESS", "result": {"r": 1}}))
-                .unwrap();
-        assert_eq!(token.as_deref(), Some("cb_x"));
-        assert_eq!(answer, Answer::Done(json!({"r": 1})));
-        let (_, answer) =
+        let read = read_answer(&json!({"token": "cb_x", "status": "SUCCESS", "result": {"r": 1}}))
+            .unwrap();
+        assert_eq!(read.token.as_deref(), Some("cb_x"));
+        assert_eq!(read.task_id, None);
+        assert_eq!(read.answer, Answer::Done(json!({"r": 1})));
+        let read =
             read_answer(&json!({"token": "t", "status": "FAILURE", "result": "boom"})).unwrap();
         assert_eq!(
-            answer,
+            read.answer,
             Answer::Failed(ErrorRecord::new("Agent.Failed", "boom"))
         );
         assert!(read_answer(&json!({"token": "t", "status": "MAYBE"})).is_err());
         let push = json!({"task": {"id": "t", "status": {"state": "TASK_STATE_WORKING"}}});
-        assert_eq!(read_answer(&push).unwrap().1, Answer::Working);
+        let read = read_answer(&push).unwrap();
+        assert_eq!(
+            (read.task_id.as_deref(), read.answer),
+            (Some("t"), Answer::Working)
+        );
         assert!(read_answer(&json!({"hello": 1})).is_err());
+    }
+
+    #[test]
+    fn pushes_name_their_task_whatever_their_shape() {
+        let done =
+            json!({"statusUpdate": {"taskId": "t1", "status": {"state": "TASK_STATE_COMPLETED"}}});
+        let read = read_answer(&done).unwrap();
+        assert_eq!(read.task_id.as_deref(), Some("t1"));
+        assert_eq!(
+            read.answer,
+            Answer::Fetch {
+                task_id: "t1".into()
+            }
+        );
+        let artifact = json!({"artifactUpdate": {"taskId": "t2", "artifact": {"parts": []}}});
+        assert_eq!(
+            read_answer(&artifact).unwrap().task_id.as_deref(),
+            Some("t2")
+        );
+        let v03 = json!({"kind": "task", "id": "t3", "status": {"state": "completed"}});
+        assert_eq!(read_answer(&v03).unwrap().task_id.as_deref(), Some("t3"));
+        // A v0.3 status update carries a `status` as a task does, but names its task `taskId`.
+        let update = json!({"kind": "status-update", "taskId": "t4", "contextId": "c",
+            "status": {"state": "completed"}, "final": true});
+        let read = read_answer(&update).unwrap();
+        assert_eq!(read.task_id.as_deref(), Some("t4"));
+        assert_eq!(
+            read.answer,
+            Answer::Fetch {
+                task_id: "t4".into()
+            }
+        );
+    }
+
+    /// An agent on the loopback: `/redirect` answers 307 to `/target`, `/huge` streams 5 MiB
+    /// without a length, `/task` answers an A2A working task `t-42`; counts the hits on
+    /// `/target`.
+    async fn agent_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::http::{StatusCode, header};
+        use std::sync::atomic::Ordering;
+        let target_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hits = target_hits.clone();
+        let app = axum::Router::new()
+            .route(
+                "/redirect",
+                axum::routing::post(|| async {
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, "/target")],
+                    )
+                }),
+            )
+            .route(
+                "/target",
+                axum::routing::post(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async { axum::Json(json!({"jsonrpc": "2.0", "id": "x", "result": {}})) }
+                }),
+            )
+            .route(
+                "/huge",
+                axum::routing::post(|| async {
+                    let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10]));
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+                }),
+            )
+            .route(
+                "/task",
+                axum::routing::post(|| async {
+                    axum::Json(json!({"jsonrpc": "2.0", "id": "x",
+                        "result": {"kind": "task", "id": "t-42", "status": {"state": "working"}}}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (base, target_hits)
+    }
+
+    fn agents_at(base: &str) -> Agents {
+        let agents = ["redirect", "huge", "task"]
+            .into_iter()
+            .map(|name| (name.to_string(), AgentConfig::Url(format!("{base}/{name}"))))
+            .collect();
+        Agents::new(&agents, "http://aegis.test".into())
+    }
+
+    fn dispatch_to(agent: &str) -> Dispatch {
+        Dispatch {
+            callback_id: crate::ids::CallbackId::generate(),
+            agent: agent.into(),
+            input: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_huge_answers_not_read() {
+        let (base, target_hits) = agent_server().await;
+        let agents = agents_at(&base);
+        let err = agents.dispatch(&dispatch_to("redirect")).await.unwrap_err();
+        assert_eq!(err.error_type, "Agent.Redirected");
+        assert!(err.error_message.contains("307"), "{}", err.error_message);
+        assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        let err = agents.dispatch(&dispatch_to("huge")).await.unwrap_err();
+        assert_eq!(err.error_type, "Agent.ResponseTooLarge");
+        assert!(
+            err.error_message.contains(&MAX_RESPONSE_BYTES.to_string()),
+            "{}",
+            err.error_message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_task_is_accepted_under_its_id() {
+        let (base, _) = agent_server().await;
+        let answer = agents_at(&base)
+            .dispatch(&dispatch_to("task"))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            Answer::Accepted {
+                task_id: "t-42".into()
+            }
+        );
     }
 
     #[test]

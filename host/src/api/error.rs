@@ -170,6 +170,14 @@ impl From<crate::callbacks::Error> for ApiError {
                 "payload_too_large",
                 e.to_string(),
             ),
+            E::TaskMismatch(_) => {
+                ApiError::new(StatusCode::CONFLICT, "task_mismatch", e.to_string())
+            }
+            E::TaskNotBound => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "task_not_bound",
+                e.to_string(),
+            ),
             E::Store(e) => ApiError::internal(e),
         }
     }

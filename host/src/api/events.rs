@@ -1,8 +1,11 @@
-//! `/v1/events`: the tenant's workflow events, as pages or as a live SSE stream.
+//! `/v1/events`: the tenant's workflow events, as pages or as a live SSE stream, and the events
+//! a sink refused for good (dead letters).
 
 use super::{ApiError, AppState, Tenant};
-use crate::ids::ExecutionId;
+use crate::ids::{ExecutionId, TenantId};
+use crate::journal::format_ts;
 use crate::notifications::to_json;
+use crate::store::DeadLetter;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -108,4 +111,68 @@ pub async fn stream(
             .data(to_json(&event).to_string()))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllDeadLettersQuery {
+    tenant_id: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The JSON shape of a dead letter: the event as it was offered, and what became of it.
+fn dead_letter_json(letter: &DeadLetter) -> Value {
+    json!({
+        "event": to_json(&letter.event),
+        "sink": letter.sink,
+        "attempts": letter.attempts,
+        "last_error": letter.last_error,
+        "dead_at": format_ts(letter.dead_at),
+    })
+}
+
+async fn dead_letter_page(
+    s: &AppState,
+    tenant: Option<TenantId>,
+    after: Option<u64>,
+    limit: Option<usize>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    let after = after.unwrap_or(0);
+    let store = s.rt.store.clone();
+    let letters =
+        tokio::task::spawn_blocking(move || store.dead_letters(tenant.as_ref(), after, limit))
+            .await
+            .map_err(ApiError::internal)??;
+    let next = letters.last().map(|l| l.event.seq).unwrap_or(after);
+    Ok(Json(json!({
+        "dead_letters": letters.iter().map(dead_letter_json).collect::<Vec<_>>(),
+        "next_after": next,
+    })))
+}
+
+/// `GET /v1/events/dead-letters`: the tenant's events that a sink refused for good, by seq.
+pub async fn dead_letters(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    Query(q): Query<DeadLettersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    dead_letter_page(&s, Some(tenant.0), q.after, q.limit).await
+}
+
+/// `GET /v1/admin/dead-letters`: every tenant's dead letters (or one tenant's), for operators.
+pub async fn all_dead_letters(
+    State(s): State<AppState>,
+    Query(q): Query<AllDeadLettersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = q.tenant_id.map(TenantId::from_raw);
+    dead_letter_page(&s, tenant, q.after, q.limit).await
 }

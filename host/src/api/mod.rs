@@ -84,6 +84,7 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
         .route("/v1/executions/{id}/stop", post(executions::stop))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/events/dead-letters", get(events::dead_letters))
         .route("/workflows", post(pipeline::start))
         .route("/workflows/{id}", get(pipeline::get))
         .route("/workflows/{id}/approval", post(pipeline::approve))
@@ -103,6 +104,7 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
             "/v1/admin/tenants/{id}/keys/{key_id}",
             delete(admin::revoke_key),
         )
+        .route("/v1/admin/dead-letters", get(events::all_dead_letters))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

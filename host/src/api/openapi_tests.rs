@@ -1099,6 +1099,26 @@ async fn answers_match_the_document() {
         .await;
     assert!(limited.headers.contains_key("retry-after"), "{limited:?}");
 
+    // Dead letters: a page (empty here), for the tenant and for the operator.
+    let letters = "/v1/events/dead-letters";
+    let page = host.call(M::GET, letters).key(&key).expect(200).await;
+    assert_eq!(page.body["dead_letters"], json!([]), "{page:?}");
+    host.call(M::GET, letters)
+        .key(&key)
+        .query("after=soon")
+        .error(400, "bad_request")
+        .await;
+    let all = "/v1/admin/dead-letters";
+    host.call(M::GET, all)
+        .key(ADMIN_KEY)
+        .query(&format!("tenant_id={tenant_id}&after=0&limit=5"))
+        .expect(200)
+        .await;
+    host.call(M::GET, all)
+        .key(&key)
+        .error(401, "unauthorized")
+        .await;
+
     // Presigned artifact links.
     let artifact = "/v1/artifacts/{tenant}/{execution}/{key}";
     host.call(M::GET, artifact)

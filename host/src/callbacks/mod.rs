@@ -34,6 +34,14 @@ pub enum Error {
     ExecutionEnded,
     #[error("callback result is {size} bytes; the limit is {limit} (max_payload_kb)")]
     PayloadTooLarge { size: usize, limit: usize },
+    /// A push named a task this callback is not bound to (it is bound to another one).
+    #[error("this callback is bound to another task than {0:?}")]
+    TaskMismatch(String),
+    /// A push named a task before the agent's answer to the dispatch bound one; retry later.
+    #[error(
+        "no task is bound to this callback yet (the agent's answer to the dispatch has not been recorded); retry"
+    )]
+    TaskNotBound,
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -43,6 +51,80 @@ fn refusal(status: Status) -> Error {
         Status::TimedOut => Error::TimedOut,
         Status::Cancelled | Status::Stopped => Error::ExecutionEnded,
         _ => Error::AlreadyCompleted,
+    }
+}
+
+/// How long a push naming a task waits for the dispatch's answer to bind one, at most.
+const BIND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Receives an agent's push (or simple-form answer). A push that names a task must name the
+/// task bound to this callback at dispatch ([`crate::agents`], "Binding pushes to their task"):
+/// another task is refused ([`Error::TaskMismatch`]); with none bound yet, the push waits up to
+/// [`BIND_WAIT`] for the dispatch's answer to bind one (a fast agent can push before it is
+/// recorded), then is refused with [`Error::TaskNotBound`], which the agent may retry. In both
+/// cases nothing is fetched and nothing changes.
+///
+/// # Errors
+/// As [`answer`], and the two above.
+pub async fn push(
+    rt: &Arc<Runtime>,
+    raw_id: &str,
+    reading: crate::agents::Reading,
+) -> Result<CallbackRecord, Error> {
+    if let Some(named) = &reading.task_id {
+        match bound_task(rt, raw_id).await? {
+            Binding::Bound(bound) if bound == *named => {}
+            Binding::Bound(_) => {
+                return Err(Error::TaskMismatch(named.chars().take(128).collect()));
+            }
+            Binding::Unbound => return Err(Error::TaskNotBound),
+            // A plain callback answered in A2A's shape: no agent, so nothing could be fetched
+            // for it; the token decides, as before.
+            Binding::NotAgent => {}
+        }
+    }
+    answer(rt, raw_id, reading.answer).await
+}
+
+/// What a waiting callback is bound to.
+enum Binding {
+    Bound(String),
+    /// An agent invocation whose dispatch answer named no task (yet).
+    Unbound,
+    /// Not an agent invocation.
+    NotAgent,
+}
+
+/// The task bound to a waiting callback, waiting for the binding up to [`BIND_WAIT`].
+async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
+    if !CallbackId::is_well_formed(raw_id) {
+        return Err(Error::NotFound);
+    }
+    let id = CallbackId::from_raw(raw_id);
+    let deadline = tokio::time::Instant::now() + BIND_WAIT;
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        let (store, id) = (rt.store.clone(), id.clone());
+        let (record, task) = tokio::task::spawn_blocking(move || {
+            Ok::<_, store::Error>((store.callback(&id)?, store.agent_task(&id)?))
+        })
+        .await
+        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+        let record = record.ok_or(Error::NotFound)?;
+        if record.status != Status::Started {
+            return Err(refusal(record.status));
+        }
+        if record.agent.is_none() {
+            return Ok(Binding::NotAgent);
+        }
+        if let Some(task) = task {
+            return Ok(Binding::Bound(task));
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Ok(Binding::Unbound);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
     }
 }
 
@@ -59,10 +141,15 @@ pub async fn answer(
 ) -> Result<CallbackRecord, Error> {
     let answer = match answer {
         crate::agents::Answer::Fetch { task_id } => fetch_result(rt, raw_id, &task_id).await?,
+        crate::agents::Answer::Accepted { task_id } => {
+            return bind(rt, raw_id, &task_id).await;
+        }
         other => other,
     };
     let completion = match answer {
-        crate::agents::Answer::Working | crate::agents::Answer::Fetch { .. } => {
+        crate::agents::Answer::Working
+        | crate::agents::Answer::Fetch { .. }
+        | crate::agents::Answer::Accepted { .. } => {
             return heartbeat_if_pending(rt, raw_id).await;
         }
         crate::agents::Answer::Failed(error) => Completion::Fail(error),
@@ -76,6 +163,32 @@ pub async fn answer(
         }
     };
     complete(rt, raw_id, completion).await
+}
+
+/// Binds a waiting agent invocation to the task its agent created (the dispatch's answer).
+async fn bind(rt: &Arc<Runtime>, raw_id: &str, task_id: &str) -> Result<CallbackRecord, Error> {
+    if !CallbackId::is_well_formed(raw_id) {
+        return Err(Error::NotFound);
+    }
+    let id = CallbackId::from_raw(raw_id);
+    let (store, task) = (rt.store.clone(), task_id.to_string());
+    let (record, bound) = tokio::task::spawn_blocking(move || {
+        let bound = store.bind_agent_task(&id, &task)?;
+        Ok::<_, store::Error>((store.callback(&id)?, bound))
+    })
+    .await
+    .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+    let record = record.ok_or(Error::NotFound)?;
+    match bound {
+        None => Err(refusal(record.status)),
+        Some(bound) => {
+            if bound != task_id {
+                // The agent answered a resent dispatch with a new task; the first one stays.
+                tracing::warn!(callback = raw_id, %bound, answered = task_id, "agent answered with another task than the one bound; keeping the first");
+            }
+            Ok(record)
+        }
+    }
 }
 
 /// Asks the agent of a waiting callback for a task's result (its push said only "completed").

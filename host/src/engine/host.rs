@@ -987,9 +987,11 @@ impl durable::Host for HostState {
     }
 }
 
-/// Longest event kind and event data.
+/// Longest event kind and event data. An event as delivered (data, kind and envelope) is at
+/// most 64 KiB (`notifications`); 63 KiB of data leaves room for the envelope, so a guest's event
+/// is never cut on its way out.
 const MAX_EVENT_KIND: usize = 128;
-const MAX_EVENT_DATA: usize = 64 * 1024;
+const MAX_EVENT_DATA: usize = 63 * 1024;
 
 impl events::Host for HostState {
     fn publish(&mut self, ctx: String, kind: String, data: String) -> wasmtime::Result<()> {

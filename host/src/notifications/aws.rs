@@ -10,7 +10,7 @@
 //! Each sink is on only when its target is configured. Calls are async and made from the
 //! notifier's task, so no blocking bridge is needed here.
 
-use super::to_json;
+use super::{Failure, SinkError, to_json};
 use crate::aws::{AwsOptions, sdk_config};
 use crate::config::NotificationsConfig;
 use crate::store::WorkflowEvent;
@@ -105,11 +105,12 @@ impl AwsSinks {
         }))
     }
 
-    /// Sends `event` to every sink that takes its kind.
+    /// Sends `event` (its JSON, bounded as [`to_json`] bounds it) to every sink that takes its
+    /// kind.
     ///
     /// # Errors
-    /// The first sink that refused it.
-    pub async fn deliver(&self, event: &WorkflowEvent) -> anyhow::Result<()> {
+    /// The first sink that refused it, and how.
+    pub async fn deliver(&self, event: &WorkflowEvent) -> Result<(), SinkError> {
         let body = to_json(event).to_string();
         if let Some((client, topic)) = &self.sns
             && event.kind == APPROVAL_REQUESTED
@@ -122,9 +123,16 @@ impl AwsSinks {
                 .send()
                 .await
                 .map_err(|e| {
-                    anyhow::anyhow!(
-                        "SNS publish: {}",
-                        aws_sdk_sns::error::DisplayErrorContext(e)
+                    let code = e.as_service_error().and_then(|s| {
+                        aws_sdk_sns::error::ProvideErrorMetadata::code(s).map(str::to_string)
+                    });
+                    SinkError::new(
+                        "sns",
+                        sdk_failure(&e, code.as_deref()),
+                        format!(
+                            "SNS publish: {}",
+                            aws_sdk_sns::error::DisplayErrorContext(e)
+                        ),
                     )
                 })?;
         }
@@ -144,23 +152,83 @@ impl AwsSinks {
                 .send()
                 .await
                 .map_err(|e| {
-                    anyhow::anyhow!(
-                        "EventBridge PutEvents: {}",
-                        aws_sdk_eventbridge::error::DisplayErrorContext(e)
+                    let code = e.as_service_error().and_then(|s| {
+                        aws_sdk_eventbridge::error::ProvideErrorMetadata::code(s)
+                            .map(str::to_string)
+                    });
+                    SinkError::new(
+                        "eventbridge",
+                        sdk_failure(&e, code.as_deref()),
+                        format!(
+                            "EventBridge PutEvents: {}",
+                            aws_sdk_eventbridge::error::DisplayErrorContext(e)
+                        ),
                     )
                 })?;
             // PutEvents succeeds as a call while failing entries one by one.
             if out.failed_entry_count() > 0 {
-                let why = out
+                let failed: Vec<_> = out
                     .entries()
                     .iter()
-                    .filter_map(|e| e.error_message())
+                    .filter(|e| e.error_code().is_some() || e.error_message().is_some())
+                    .collect();
+                let why = failed
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.error_code().unwrap_or("error"),
+                            e.error_message().unwrap_or("")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
-                anyhow::bail!("EventBridge refused the event: {why}");
+                let failure = if failed
+                    .iter()
+                    .any(|e| e.error_code().is_some_and(is_invalid_entry))
+                {
+                    Failure::Permanent
+                } else {
+                    Failure::Retriable
+                };
+                return Err(SinkError::new(
+                    "eventbridge",
+                    failure,
+                    format!("EventBridge refused the event: {why}"),
+                ));
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an AWS error code says the entry itself is bad (invalid, malformed, too large), so
+/// sending it again cannot help. Throttling, internal errors and access problems (a fault of
+/// the configuration, not of the event) are not.
+pub fn is_invalid_entry(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    !code.contains("throttl")
+        && !code.contains("internal")
+        && [
+            "invalid",
+            "malformed",
+            "validation",
+            "toolarge",
+            "too large",
+            "toolong",
+        ]
+        .iter()
+        .any(|word| code.contains(word))
+}
+
+/// How an SDK call's failure counts: a request that never reached the service is an outage; a
+/// service error whose code says the entry is bad is permanent; anything else is retried.
+fn sdk_failure<E, R>(e: &aws_sdk_sns::error::SdkError<E, R>, code: Option<&str>) -> Failure {
+    use aws_sdk_sns::error::SdkError;
+    match e {
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Failure::Unreachable,
+        SdkError::ServiceError(_) if code.is_some_and(is_invalid_entry) => Failure::Permanent,
+        _ => Failure::Retriable,
     }
 }
 

@@ -3,7 +3,7 @@
 //! Events are written to the store in the same commit as the operation that published them (an
 //! outbox), so none is lost in a crash and none is published twice by a replay. This module
 //! reads them back: it broadcasts each new event to stream subscribers (SSE), and posts each one
-//! to the configured webhook, in order, until the webhook accepts it.
+//! to the configured webhook.
 //!
 //! A webhook request carries the event as JSON with `X-Aegis-Event` (the kind),
 //! `X-Aegis-Delivery` (the event's sequence number, stable across retries) and
@@ -11,10 +11,38 @@
 //!
 //! Beside the webhook, two optional AWS sinks ([`aws::AwsSinks`], `[notifications]` in the
 //! configuration): `approval.requested` events go to an SNS topic, and workflow events go to an
-//! EventBridge bus. An event counts as delivered only when every configured sink accepted it;
-//! until then it is retried in order, like the webhook. Delivery is therefore at least once: a
-//! sink that accepted an event may see it again when another sink refused it, so consumers
-//! dedupe on the event's `seq`.
+//! EventBridge bus. An event counts as delivered only when every configured sink accepted it.
+//! Delivery is therefore at least once: a sink that accepted an event may see it again when
+//! another sink refused it, so consumers dedupe on the event's `seq`.
+//!
+//! # Size
+//!
+//! An event as delivered (the JSON of [`to_json`]: envelope, kind and data) is at most
+//! [`MAX_EVENT_BYTES`]: well under EventBridge's 256 KB entry and what webhooks commonly take.
+//! Guests' `publish` data is capped when published; the host's own events carry error messages,
+//! which may be long, so [`to_json`] shortens the longest strings of an oversized event's data,
+//! marking each cut, and every surface (webhook, SNS, EventBridge, API, SSE) sees the same
+//! bounded event.
+//!
+//! # Refusals, retries and dead letters
+//!
+//! Events are offered in seq order, but one event a sink will not take never holds back the
+//! others (of any tenant): it is set aside, and the events behind it go on.
+//! - A *permanent* refusal (HTTP 4xx other than 408/429, a redirect, an SNS or EventBridge
+//!   error that says the entry is invalid or too large) dead-letters the event at once.
+//! - A *retriable* failure (HTTP 5xx, 408, 429, a timeout, a throttled or failing AWS call) is
+//!   retried with exponential backoff ([`RetryPolicy`]: 1 s, 4 s, 16 s, 64 s); the fifth failure
+//!   dead-letters the event. Meanwhile the later events *of the same execution* wait, so that an
+//!   execution's events still arrive in order; other executions' events go on. Three retriable
+//!   failures in a row end the pass: the sink is struggling, and is not hammered.
+//! - A sink that cannot be reached at all (no connection) is an outage, not a refusal: nothing
+//!   is charged to the event, and delivery stops until the next tick, as before. An outage of
+//!   the webhook therefore never dead-letters events by itself.
+//!
+//! A dead letter ([`crate::store::DeadLetter`]) keeps the event as offered, the sink, the
+//! attempts and the sink's last words; `GET /v1/events/dead-letters` lists a tenant's. Attempts
+//! are counted in the memory of the host delivering: a restart, or the outbox role moving to
+//! another host, starts an event's count again (it stays bounded per holder).
 //!
 //! Hosts that share a store share its outbox. Only the holder of the store's `outbox` role
 //! ([`Store::claim_role`], renewed while it delivers, lasting the lease TTL) posts, so each event
@@ -24,15 +52,110 @@
 
 pub mod aws;
 
+use crate::ids::ExecutionId;
 use crate::journal::{Millis, format_ts, now_ms};
-use crate::store::{Leasing, Store, WorkflowEvent};
+use crate::store::{DeadLetter, Leasing, Store, WorkflowEvent};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
+
+/// The largest event as delivered: its JSON (envelope, kind and data), in bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// What a sink's words may add to a dead letter.
+const MAX_ERROR_CHARS: usize = 1024;
+/// Retriable failures in a row that end a delivery pass (the sink is struggling).
+const FAILURES_PER_PASS: u32 = 3;
+/// Pages of the outbox read in one pass, at most: a pass behind many waiting events stays short.
+const PAGES_PER_PASS: usize = 8;
+/// How long connecting to the webhook may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one webhook request may take in all.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How an event that failed retriably is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; the last failure dead-letters the event.
+    pub max_attempts: u32,
+    /// The wait after the first failure; each later wait is four times the one before.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `failures`-th failure (1-based).
+    fn backoff(&self, failures: u32) -> Duration {
+        self.first_backoff
+            .saturating_mul(4u32.saturating_pow(failures.saturating_sub(1)))
+    }
+}
+
+/// How a sink failed to take an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made: the sink is down, whichever event is offered.
+    Unreachable,
+    /// The sink may take the event later (5xx, 408, 429, timeouts, throttling).
+    Retriable,
+    /// The sink refused this event and will refuse it again (4xx, an invalid or oversized
+    /// entry).
+    Permanent,
+}
+
+/// A sink's refusal of one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkError {
+    /// `webhook`, `sns` or `eventbridge`.
+    pub sink: &'static str,
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn new(sink: &'static str, failure: Failure, message: impl Into<String>) -> Self {
+        Self {
+            sink,
+            failure,
+            message: message.into(),
+        }
+    }
+}
+
+/// How an HTTP answer of a sink counts: 2xx taken; 408, 429 and 5xx worth a retry; anything
+/// else (other 4xx, a redirect, which is never followed) refused for good.
+pub fn classify_status(status: reqwest::StatusCode) -> Option<Failure> {
+    if status.is_success() {
+        None
+    } else if status.is_server_error()
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        Some(Failure::Retriable)
+    } else {
+        Some(Failure::Permanent)
+    }
+}
+
+/// An event set aside after a retriable failure.
+#[derive(Clone, Debug)]
+struct Retry {
+    failures: u32,
+    /// When it may be offered again.
+    due: Millis,
+}
 
 /// Where events are posted.
 #[derive(Clone, Debug)]
@@ -52,6 +175,9 @@ pub struct Notifier {
     webhook: Option<Webhook>,
     sinks: Option<aws::AwsSinks>,
     client: reqwest::Client,
+    retry: RetryPolicy,
+    /// Events waiting for a retry, by seq (only the delivering task touches it).
+    retries: Mutex<HashMap<u64, Retry>>,
     kick: Notify,
     stream: broadcast::Sender<WorkflowEvent>,
     /// This host's name and claim length, as for execution leases.
@@ -71,16 +197,92 @@ enum Outbox {
     Taken,
 }
 
-/// The JSON shape of an event, on the stream, in the API and in webhook bodies.
+/// The JSON shape of an event, on the stream, in the API and in webhook bodies; at most
+/// [`MAX_EVENT_BYTES`] as JSON (see [`bound_event`]).
 pub fn to_json(event: &WorkflowEvent) -> Value {
-    json!({
+    let mut value = json!({
         "seq": event.seq,
         "kind": event.kind,
         "tenant_id": event.tenant,
         "execution_id": event.execution_id,
         "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
         "created_at": format_ts(event.created_at),
-    })
+    });
+    bound_event(&mut value, MAX_EVENT_BYTES);
+    value
+}
+
+fn json_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+}
+
+/// The longest string in `value` (object keys aside).
+fn longest_string(value: &mut Value) -> Option<&mut String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Array(items) => items
+            .iter_mut()
+            .filter_map(longest_string)
+            .max_by_key(|s| s.len()),
+        Value::Object(map) => map
+            .values_mut()
+            .filter_map(longest_string)
+            .max_by_key(|s| s.len()),
+        _ => None,
+    }
+}
+
+/// Shortens an event's `data` until the event's JSON is at most `limit` bytes: the longest
+/// string is cut (on a character boundary) and ends with `…[truncated N bytes]`, again while
+/// the event is too large. Data with no string long enough to help (a huge array of numbers)
+/// is replaced by `{"truncated": true, "original_bytes": N}`. Why here and not where events are
+/// made: the host's own `execution.*` events carry error messages of any length, and one
+/// oversized event must not be refused by every sink.
+pub fn bound_event(event: &mut Value, limit: usize) {
+    if json_len(event) <= limit {
+        return;
+    }
+    let Some(slot) = event.get_mut("data") else {
+        return;
+    };
+    let mut data = slot.take();
+    let original = json_len(&data);
+    // The envelope with `null` data; the data's JSON takes the place of those 4 bytes.
+    let envelope = json_len(event).saturating_sub(4);
+    let budget = limit.saturating_sub(envelope);
+    let marker_room = "…[truncated 18446744073709551615 bytes]".len();
+    let mut size = original;
+    // Each cut takes about the excess off the JSON (a string whose escaping is uneven may need
+    // another round); the bound is a guard.
+    for _ in 0..32 {
+        if size <= budget {
+            break;
+        }
+        let excess = size - budget;
+        let Some(longest) = longest_string(&mut data) else {
+            break;
+        };
+        // JSON escaping makes a string's JSON longer than its bytes (up to 6 to 1): keep the
+        // share of its bytes that its JSON may keep.
+        let escaped = serde_json::to_vec(longest.as_str()).map_or(usize::MAX, |v| v.len());
+        let want = excess + marker_room;
+        if escaped <= want + 16 {
+            break;
+        }
+        let mut keep =
+            (longest.len() as u128 * (escaped - want) as u128 / escaped as u128) as usize;
+        while !longest.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let dropped = longest.len() - keep;
+        longest.truncate(keep);
+        longest.push_str(&format!("…[truncated {dropped} bytes]"));
+        size = json_len(&data);
+    }
+    if size > budget {
+        data = json!({"truncated": true, "original_bytes": original});
+    }
+    event["data"] = data;
 }
 
 /// `sha256=<hex>` of the body, keyed by `secret`.
@@ -99,8 +301,23 @@ impl Notifier {
         sinks: Option<aws::AwsSinks>,
         leasing: Leasing,
     ) -> Arc<Self> {
+        Self::with_retry(store, webhook, sinks, leasing, RetryPolicy::default())
+    }
+
+    /// As [`Notifier::new`], retrying as `retry` says.
+    pub fn with_retry(
+        store: Arc<dyn Store>,
+        webhook: Option<Webhook>,
+        sinks: Option<aws::AwsSinks>,
+        leasing: Leasing,
+        retry: RetryPolicy,
+    ) -> Arc<Self> {
+        // No redirects: a webhook that answers 3xx is refused, never followed to a host it
+        // names (which could be anywhere, the loopback included). Timeouts bound a slow sink.
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("http client builds");
         Arc::new(Self {
@@ -108,6 +325,8 @@ impl Notifier {
             webhook,
             sinks,
             client,
+            retry,
+            retries: Mutex::new(HashMap::new()),
             kick: Notify::new(),
             stream: broadcast::channel(4096).0,
             leasing,
@@ -189,38 +408,112 @@ impl Notifier {
         }
     }
 
-    /// Posts undelivered events in order, if this host holds the outbox role; stops at the
-    /// first refusal and retries on a later tick.
+    /// Offers undelivered events in order, if this host holds the outbox role: records what
+    /// was taken, dead-letters what was refused for good, and sets aside what failed retriably
+    /// (see the module doc). Ends at an unreachable sink, or after a few retriable failures in
+    /// a row; the next tick carries on.
     async fn deliver(&self) {
-        let Some(mut events) = self.read(|s| s.undelivered_events(BATCH)).await else {
+        let Some(mut page) = self.read(|s| s.undelivered_events(0, BATCH)).await else {
             return;
         };
-        if events.is_empty() {
+        if page.is_empty() {
             return;
         }
         match self.claim_outbox().await {
-            Outbox::NotHeld => return,
+            Outbox::NotHeld => {
+                // Another host delivers; its view of retries is its own.
+                self.lock_retries().clear();
+                return;
+            }
             Outbox::Held => {}
             // The previous holder may have delivered some of these since they were read.
-            Outbox::Taken => match self.read(|s| s.undelivered_events(BATCH)).await {
-                Some(fresh) => events = fresh,
+            Outbox::Taken => match self.read(|s| s.undelivered_events(0, BATCH)).await {
+                Some(fresh) => page = fresh,
                 None => return,
             },
         }
-        let mut delivered = Vec::new();
-        for event in &events {
-            // Renewed as it runs low, so that no other host takes the role over mid-batch and
-            // posts what this one has posted but not yet marked.
-            if (!delivered.is_empty() && self.claim_outbox().await != Outbox::Held)
-                || !self.deliver_one(event).await
-            {
-                break;
+        // Executions with an earlier event set aside: their later events wait, in order.
+        let mut held_back: HashSet<ExecutionId> = HashSet::new();
+        let mut failures_in_a_row = 0;
+        let mut offered = false;
+        for _ in 0..PAGES_PER_PASS {
+            let mut delivered = Vec::new();
+            let mut dead = Vec::new();
+            let mut stop = false;
+            for event in &page {
+                if held_back.contains(&event.execution_id) {
+                    continue;
+                }
+                let waiting = self.lock_retries().get(&event.seq).cloned();
+                if waiting.as_ref().is_some_and(|r| r.due > now_ms()) {
+                    held_back.insert(event.execution_id.clone());
+                    continue;
+                }
+                // Renewed as it runs low, so that no other host takes the role over mid-pass
+                // and posts what this one has posted but not yet marked.
+                if offered && self.claim_outbox().await != Outbox::Held {
+                    stop = true;
+                    break;
+                }
+                offered = true;
+                let (body, outcome) = self.deliver_one(event).await;
+                let Err(error) = outcome else {
+                    self.lock_retries().remove(&event.seq);
+                    failures_in_a_row = 0;
+                    delivered.push(event.seq);
+                    continue;
+                };
+                let failures = waiting.map_or(0, |r| r.failures) + 1;
+                match error.failure {
+                    Failure::Unreachable => {
+                        tracing::warn!(seq = event.seq, sink = error.sink, error = %error.message, "event sink unreachable; will retry");
+                        stop = true;
+                        break;
+                    }
+                    Failure::Retriable if failures < self.retry.max_attempts => {
+                        let wait = self.retry.backoff(failures);
+                        tracing::warn!(seq = event.seq, sink = error.sink, failures, error = %error.message, retry_in = ?wait, "event sink failed; will retry");
+                        self.lock_retries().insert(
+                            event.seq,
+                            Retry {
+                                failures,
+                                due: now_ms() + wait.as_millis() as Millis,
+                            },
+                        );
+                        held_back.insert(event.execution_id.clone());
+                        failures_in_a_row += 1;
+                        if failures_in_a_row >= FAILURES_PER_PASS {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Failure::Retriable | Failure::Permanent => {
+                        tracing::warn!(seq = event.seq, sink = error.sink, attempts = failures, error = %error.message, "event refused for good; dead-lettered");
+                        self.lock_retries().remove(&event.seq);
+                        dead.push(dead_letter(event, &body, &error, failures));
+                    }
+                }
             }
-            delivered.push(event.seq);
+            if !dead.is_empty() && self.read(move |s| s.dead_letter(&dead)).await.is_none() {
+                // Not stored: offered again (and refused again) on a later pass.
+                stop = true;
+            }
+            if !delivered.is_empty() {
+                self.read(move |s| s.mark_delivered(&delivered)).await;
+            }
+            if stop || page.len() < BATCH {
+                return;
+            }
+            let after = page.last().map_or(0, |e| e.seq);
+            match self.read(move |s| s.undelivered_events(after, BATCH)).await {
+                Some(next) if !next.is_empty() => page = next,
+                _ => return,
+            }
         }
-        if !delivered.is_empty() {
-            self.read(move |s| s.mark_delivered(&delivered)).await;
-        }
+    }
+
+    fn lock_retries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Retry>> {
+        self.retries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This host's claim on the outbox role: kept while at least half of it is left, renewed
@@ -248,49 +541,104 @@ impl Notifier {
         }
     }
 
-    /// Sends one event to every configured sink; false (logged) when one refused it.
-    async fn deliver_one(&self, event: &WorkflowEvent) -> bool {
-        if let Some(hook) = &self.webhook {
-            let body = serde_json::to_vec(&to_json(event)).unwrap_or_default();
-            let sent = self
-                .client
-                .post(&hook.url)
-                .header("content-type", "application/json")
-                .header("x-aegis-event", &event.kind)
-                .header("x-aegis-delivery", event.seq.to_string())
-                .header("x-aegis-signature", signature(&hook.secret, &body))
-                .body(body)
-                .send()
-                .await;
-            match sent {
-                Ok(resp) if resp.status().is_success() => {}
-                Ok(resp) => {
-                    tracing::warn!(seq = event.seq, status = %resp.status(), "webhook refused an event; will retry");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::warn!(seq = event.seq, error = %e, "webhook unreachable; will retry");
-                    return false;
-                }
-            }
+    /// Sends one event to every configured sink. Returns the event as offered (bounded) and
+    /// the first refusal.
+    async fn deliver_one(&self, event: &WorkflowEvent) -> (Value, Result<(), SinkError>) {
+        let body = to_json(event);
+        if let Some(hook) = &self.webhook
+            && let Err(e) = self.post_webhook(hook, event, &body).await
+        {
+            return (body, Err(e));
         }
         if let Some(sinks) = &self.sinks
             && let Err(e) = sinks.deliver(event).await
         {
-            tracing::warn!(seq = event.seq, error = %e, "event sink refused an event; will retry");
-            return false;
+            return (body, Err(e));
         }
-        true
+        (body, Ok(()))
+    }
+
+    async fn post_webhook(
+        &self,
+        hook: &Webhook,
+        event: &WorkflowEvent,
+        body: &Value,
+    ) -> Result<(), SinkError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let sent = self
+            .client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-aegis-event", &event.kind)
+            .header("x-aegis-delivery", event.seq.to_string())
+            .header("x-aegis-signature", signature(&hook.secret, &bytes))
+            .body(bytes)
+            .send()
+            .await;
+        // The answer's body is never read: dropping the response closes it, whatever its size.
+        match sent {
+            Ok(resp) => match classify_status(resp.status()) {
+                None => Ok(()),
+                Some(failure) => {
+                    let mut message = format!("HTTP {}", resp.status());
+                    if resp.status().is_redirection() {
+                        message.push_str(" (a redirect; redirects are not followed)");
+                    }
+                    Err(SinkError::new("webhook", failure, message))
+                }
+            },
+            Err(e) if e.is_connect() => Err(SinkError::new(
+                "webhook",
+                Failure::Unreachable,
+                error_chain(&e),
+            )),
+            Err(e) => Err(SinkError::new(
+                "webhook",
+                Failure::Retriable,
+                error_chain(&e),
+            )),
+        }
+    }
+}
+
+/// An error with its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// The dead letter of `event`, offered as `body`, after `error`.
+fn dead_letter(
+    event: &WorkflowEvent,
+    body: &Value,
+    error: &SinkError,
+    attempts: u32,
+) -> DeadLetter {
+    let data = body.get("data").cloned().unwrap_or(Value::Null);
+    DeadLetter {
+        event: WorkflowEvent {
+            data: data.to_string(),
+            ..event.clone()
+        },
+        sink: error.sink.to_string(),
+        attempts,
+        last_error: error.message.chars().take(MAX_ERROR_CHARS).collect(),
+        dead_at: now_ms(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Notifier, OUTBOX_ROLE, Outbox};
-    use crate::journal::now_ms;
-    use crate::store::{Leasing, Store, sqlite::SqliteStore};
-    use std::sync::Arc;
-    use std::time::Duration;
+    use super::*;
+    use crate::ids::{ComponentDigest, TenantId};
+    use crate::journal::{Event, EventType};
+    use crate::store::{Batch, Created, NewExecution, sqlite::SqliteStore};
 
     #[tokio::test]
     async fn the_outbox_claim_says_when_it_lapsed_and_another_host_may_have_delivered() {
@@ -324,6 +672,241 @@ mod tests {
         // Lapsed again: host a takes it back, told that b may have delivered meanwhile.
         tokio::time::sleep(Duration::from_millis(ttl_ms + 100)).await;
         assert_eq!(notifier.claim_outbox().await, Outbox::Taken);
+    }
+
+    /// A webhook on the loopback that answers each post by its `X-Aegis-Event` kind: `bad` 400,
+    /// `flaky` 503, anything else 200; it records the kinds it took and the posts it saw.
+    async fn webhook() -> (String, Arc<std::sync::Mutex<(Vec<String>, usize)>>) {
+        use axum::http::{HeaderMap, StatusCode};
+        let seen = Arc::new(std::sync::Mutex::new((Vec::new(), 0usize)));
+        let state = seen.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap| {
+                let state = state.clone();
+                async move {
+                    let kind = headers["x-aegis-event"].to_str().unwrap().to_string();
+                    let mut seen = state.lock().unwrap();
+                    seen.1 += 1;
+                    match kind.as_str() {
+                        "bad" => StatusCode::BAD_REQUEST,
+                        "flaky" => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => {
+                            seen.0.push(kind);
+                            StatusCode::OK
+                        }
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, seen)
+    }
+
+    fn execution(store: &dyn Store, tenant: &str) -> ExecutionId {
+        let id = ExecutionId::generate();
+        let new = NewExecution {
+            id: id.clone(),
+            tenant: TenantId::from_raw(tenant),
+            name: None,
+            workflow: "wf".into(),
+            version: 1,
+            digest: ComponentDigest::of(b"x"),
+            input: "{}".into(),
+            now: now_ms(),
+            timeout_at: None,
+            max_running: None,
+            started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
+        };
+        assert!(matches!(
+            store.create_execution(new).unwrap(),
+            Created::New(_)
+        ));
+        id
+    }
+
+    fn publish(store: &dyn Store, id: &ExecutionId, kind: &str) {
+        let batch = Batch {
+            publish: vec![(kind.to_string(), "{}".to_string())],
+            ..Batch::default()
+        };
+        store.commit(id, batch).unwrap();
+    }
+
+    #[tokio::test]
+    async fn refused_events_are_dead_lettered_and_never_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("aegis.db")).unwrap());
+        let (url, seen) = webhook().await;
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(1),
+        };
+        let leasing = Leasing {
+            host_id: "a".into(),
+            ttl_ms: 60_000,
+        };
+        let hook = Webhook {
+            url,
+            secret: "s".into(),
+        };
+        let notifier = Notifier::with_retry(store.clone(), Some(hook), None, leasing, policy);
+        let (a, a2, b) = (
+            execution(&*store, "tn_a"),
+            execution(&*store, "tn_a"),
+            execution(&*store, "tn_b"),
+        );
+        publish(&*store, &a, "bad");
+        publish(&*store, &a, "a.after");
+        publish(&*store, &a2, "flaky");
+        publish(&*store, &a2, "a2.after");
+        publish(&*store, &b, "b.one");
+
+        // One pass: the 400 is dead-lettered at once and the events behind it go; the 503 is
+        // set aside and its execution's next event waits behind it, in order.
+        notifier.deliver().await;
+        assert_eq!(seen.lock().unwrap().0, vec!["a.after", "b.one"]);
+        let letters = store.dead_letters(None, 0, 10).unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            (letters[0].event.kind.as_str(), letters[0].sink.as_str()),
+            ("bad", "webhook")
+        );
+        assert_eq!(letters[0].attempts, 1);
+        assert_eq!(letters[0].last_error, "HTTP 400 Bad Request");
+        assert_eq!(letters[0].event.tenant, TenantId::from_raw("tn_a"));
+
+        // Retried until its attempts run out (the backoff is a millisecond here), then
+        // dead-lettered; the event behind it goes right after.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            notifier.deliver().await;
+            if store.undelivered_events(0, 10).unwrap().is_empty() {
+                break;
+            }
+        }
+        assert!(store.undelivered_events(0, 10).unwrap().is_empty());
+        assert_eq!(seen.lock().unwrap().0, vec!["a.after", "b.one", "a2.after"]);
+        let letters = store
+            .dead_letters(Some(&TenantId::from_raw("tn_a")), 0, 10)
+            .unwrap();
+        assert_eq!(letters.len(), 2);
+        assert_eq!(letters[1].event.kind, "flaky");
+        assert_eq!(letters[1].attempts, 3);
+        assert_eq!(letters[1].last_error, "HTTP 503 Service Unavailable");
+        // 1 + 1 + 3 + 1 + 1 posts: nothing was offered again once it was taken or dead.
+        assert_eq!(seen.lock().unwrap().1, 7);
+        assert!(notifier.lock_retries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_webhook_charges_no_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("aegis.db")).unwrap());
+        // A port that was free a moment ago: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        drop(listener);
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            first_backoff: Duration::from_millis(1),
+        };
+        let leasing = Leasing {
+            host_id: "a".into(),
+            ttl_ms: 60_000,
+        };
+        let hook = Webhook {
+            url,
+            secret: "s".into(),
+        };
+        let notifier = Notifier::with_retry(store.clone(), Some(hook), None, leasing, policy);
+        let a = execution(&*store, "tn_a");
+        publish(&*store, &a, "one");
+        publish(&*store, &a, "two");
+        for _ in 0..3 {
+            notifier.deliver().await;
+        }
+        // An outage is not a refusal: both wait, none is dead.
+        assert_eq!(store.undelivered_events(0, 10).unwrap().len(), 2);
+        assert!(store.dead_letters(None, 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn oversized_events_are_cut_to_the_limit_with_a_marker() {
+        let event = |data: Value| WorkflowEvent {
+            seq: 7,
+            tenant: TenantId::from_raw("tn_a"),
+            execution_id: ExecutionId::from_raw("ex_1"),
+            kind: "execution.failed".into(),
+            data: data.to_string(),
+            created_at: 1_764_000_000_000,
+        };
+        // Small events are untouched.
+        let small = json!({"status": "FAILED", "error": {"error_message": "short"}});
+        assert_eq!(to_json(&event(small.clone()))["data"], small);
+
+        // A 2 MB error message (with characters JSON escapes, and multi-byte ones) is cut.
+        let message = "é\n\"x".repeat(400_000);
+        let big = json!({"status": "FAILED", "workflow": "wf",
+            "error": {"error_type": "Boom", "error_message": message}});
+        let out = to_json(&event(big));
+        let size = serde_json::to_vec(&out).unwrap().len();
+        assert!(size <= MAX_EVENT_BYTES, "{size}");
+        assert!(
+            size > MAX_EVENT_BYTES - 1024,
+            "cut no more than needed: {size}"
+        );
+        let kept = out["data"]["error"]["error_message"].as_str().unwrap();
+        assert!(kept.starts_with("é\n\"x"));
+        assert!(kept.ends_with(" bytes]"), "{}", &kept[kept.len() - 40..]);
+        assert!(kept.contains("…[truncated "));
+        assert_eq!(out["data"]["error"]["error_type"], "Boom");
+        assert_eq!(out["data"]["status"], "FAILED");
+
+        // Nothing long enough to cut: the data is replaced, saying how large it was.
+        let numbers: Vec<u32> = (0..40_000).collect();
+        let out = to_json(&event(json!(numbers)));
+        assert!(serde_json::to_vec(&out).unwrap().len() <= MAX_EVENT_BYTES);
+        assert_eq!(out["data"]["truncated"], true);
+        assert!(out["data"]["original_bytes"].as_u64().unwrap() > 200_000);
+    }
+
+    #[test]
+    fn sink_answers_are_classified() {
+        use reqwest::StatusCode as S;
+        assert_eq!(classify_status(S::OK), None);
+        assert_eq!(classify_status(S::ACCEPTED), None);
+        for retriable in [
+            S::REQUEST_TIMEOUT,
+            S::TOO_MANY_REQUESTS,
+            S::INTERNAL_SERVER_ERROR,
+            S::BAD_GATEWAY,
+        ] {
+            assert_eq!(classify_status(retriable), Some(Failure::Retriable));
+        }
+        for permanent in [
+            S::BAD_REQUEST,
+            S::UNAUTHORIZED,
+            S::NOT_FOUND,
+            S::PAYLOAD_TOO_LARGE,
+            S::FOUND,
+        ] {
+            assert_eq!(classify_status(permanent), Some(Failure::Permanent));
+        }
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.backoff(1), Duration::from_secs(1));
+        assert_eq!(policy.backoff(4), Duration::from_secs(64));
+        assert!(aws::is_invalid_entry("InvalidArgument"));
+        assert!(aws::is_invalid_entry("MalformedDetail"));
+        assert!(aws::is_invalid_entry("InvalidParameterValue"));
+        assert!(aws::is_invalid_entry("ValidationException"));
+        assert!(!aws::is_invalid_entry("ThrottlingException"));
+        assert!(!aws::is_invalid_entry("InternalFailure"));
+        assert!(!aws::is_invalid_entry("AuthorizationError"));
     }
 
     #[test]

@@ -852,15 +852,133 @@ fn published_events_are_numbered_scoped_and_delivered_once(store: Arc<dyn Store>
         .unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(store.workflow_events(None, None, 0, 10).unwrap().len(), 3);
-    let pending = store.undelivered_events(10).unwrap();
+    let pending = store.undelivered_events(0, 10).unwrap();
     assert_eq!(pending.len(), 3);
     store
         .mark_delivered(&[pending[0].seq, pending[1].seq])
         .unwrap();
     assert_eq!(
-        store.undelivered_events(10).unwrap(),
+        store.undelivered_events(0, 10).unwrap(),
         vec![pending[2].clone()]
     );
+}
+
+fn dead_letters_leave_the_outbox_and_are_listed_by_tenant(store: Arc<dyn Store>) {
+    let a = created(&*store, new_execution(None, "{}"));
+    let mut other = new_execution(None, "{}");
+    other.tenant = TenantId::from_raw("tn_b");
+    let b = created(&*store, other);
+    let publish = |kind: &str| Batch {
+        publish: vec![(kind.to_string(), r#"{"n":1}"#.to_string())],
+        ..Batch::default()
+    };
+    for kind in ["a1", "a2", "a3"] {
+        store.commit(&a.id, publish(kind)).unwrap();
+    }
+    store.commit(&b.id, publish("b1")).unwrap();
+    let pending = store.undelivered_events(0, 10).unwrap();
+    assert_eq!(pending.len(), 4);
+    // Paging past an event that waits for a retry.
+    assert_eq!(
+        store.undelivered_events(pending[1].seq, 10).unwrap(),
+        pending[2..].to_vec()
+    );
+    let letter = |event: &WorkflowEvent, sink: &str| DeadLetter {
+        event: event.clone(),
+        sink: sink.into(),
+        attempts: 5,
+        last_error: "HTTP 400 Bad Request".into(),
+        dead_at: 1_764_000_000_000,
+    };
+    let (a1, a3, b1) = (&pending[0], &pending[2], &pending[3]);
+    store
+        .dead_letter(&[letter(a1, "webhook"), letter(b1, "eventbridge")])
+        .unwrap();
+    // Again (a crash after the letter was stored): nothing doubles.
+    store.dead_letter(&[letter(a1, "webhook")]).unwrap();
+    store.dead_letter(&[letter(a3, "webhook")]).unwrap();
+    assert_eq!(
+        store.undelivered_events(0, 10).unwrap(),
+        vec![pending[1].clone()]
+    );
+    let mine = store.dead_letters(Some(&a.tenant), 0, 10).unwrap();
+    assert_eq!(mine, vec![letter(a1, "webhook"), letter(a3, "webhook")]);
+    // Pages by seq.
+    assert_eq!(
+        store.dead_letters(Some(&a.tenant), 0, 1).unwrap(),
+        vec![letter(a1, "webhook")]
+    );
+    assert_eq!(
+        store.dead_letters(Some(&a.tenant), a1.seq, 10).unwrap(),
+        vec![letter(a3, "webhook")]
+    );
+    assert_eq!(
+        store.dead_letters(Some(&b.tenant), 0, 10).unwrap(),
+        vec![letter(b1, "eventbridge")]
+    );
+    assert_eq!(store.dead_letters(None, 0, 10).unwrap().len(), 3);
+    // The event itself stays readable where it was.
+    assert_eq!(store.workflow_events(None, None, 0, 10).unwrap().len(), 4);
+}
+
+fn agent_invocations_bind_the_first_task_named(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let cb = CallbackRecord {
+        id: CallbackId::generate(),
+        tenant: ex.tenant.clone(),
+        execution_id: ex.id.clone(),
+        op_id: "1".into(),
+        name: "research".into(),
+        status: Status::Started,
+        heartbeat_timeout_ms: None,
+        agent: Some(("researcher".into(), "{}".into())),
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![cb.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.agent_task(&cb.id).unwrap(), None);
+    assert_eq!(
+        store.bind_agent_task(&cb.id, "task-1").unwrap().as_deref(),
+        Some("task-1")
+    );
+    // The first binding wins: a second dispatch's answer (or anyone) cannot move it.
+    assert_eq!(
+        store.bind_agent_task(&cb.id, "task-2").unwrap().as_deref(),
+        Some("task-1")
+    );
+    assert_eq!(store.agent_task(&cb.id).unwrap().as_deref(), Some("task-1"));
+    // The binding is not part of the record the rest of the host reads and writes.
+    assert_eq!(store.callback(&cb.id).unwrap(), Some(cb.clone()));
+
+    // Nothing binds to a callback that does not exist or no longer waits.
+    let unknown = CallbackId::generate();
+    assert_eq!(store.bind_agent_task(&unknown, "t").unwrap(), None);
+    assert_eq!(store.agent_task(&unknown).unwrap(), None);
+    let late = CallbackRecord {
+        id: CallbackId::generate(),
+        op_id: "2".into(),
+        ..cb.clone()
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![CallbackRecord {
+                    status: Status::Succeeded,
+                    ..late.clone()
+                }],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.bind_agent_task(&late.id, "t").unwrap(), None);
+    assert_eq!(store.agent_task(&late.id).unwrap(), None);
 }
 
 /// Returns the execution, for the checks a backend adds (where the values went).
@@ -889,7 +1007,7 @@ fn large_records_round_trip(store: Arc<dyn Store>) -> ExecutionId {
     assert_eq!(store.history(&ex.id, 1, 10).unwrap(), vec![(2, event)]);
     let published = store.workflow_events(None, Some(&ex.id), 0, 10).unwrap();
     assert_eq!(published[0].data, big);
-    assert_eq!(store.undelivered_events(10).unwrap()[0].data, big);
+    assert_eq!(store.undelivered_events(0, 10).unwrap()[0].data, big);
     let finish = Finish {
         status: ExecutionStatus::Succeeded,
         result: Some(big.clone()),
@@ -1078,6 +1196,8 @@ contract!(
     concurrent_commits_are_group_committed_and_all_applied,
     components_get_versions_by_digest,
     published_events_are_numbered_scoped_and_delivered_once,
+    dead_letters_leave_the_outbox_and_are_listed_by_tenant,
+    agent_invocations_bind_the_first_task_named,
     large_records_round_trip,
     ending_an_execution_cancels_callbacks_and_clears_timers,
     long_histories_read_in_pages,

@@ -158,6 +158,21 @@ pub struct WorkflowEvent {
     pub created_at: Millis,
 }
 
+/// An event a sink refused for good (or kept failing until its attempts ran out): out of the
+/// outbox, so the events behind it flow, and kept so that it can be listed and acted on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// The event as it was offered to the sink (its data bounded as delivered).
+    pub event: WorkflowEvent,
+    /// The sink that refused it: `webhook`, `sns` or `eventbridge`.
+    pub sink: String,
+    /// Delivery attempts made, the last one included.
+    pub attempts: u32,
+    /// What the sink said the last time.
+    pub last_error: String,
+    pub dead_at: Millis,
+}
+
 /// What deleting a component version did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Deleted {
@@ -501,9 +516,31 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<WorkflowEvent>>;
-    /// Events the webhook has not accepted yet, oldest first.
-    fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>>;
+    /// Events after `after` that the sinks have not accepted yet (nor were dead-lettered),
+    /// oldest first. Paging past `after` lets delivery go on behind events that wait for a retry.
+    fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>>;
     fn mark_delivered(&self, seqs: &[u64]) -> Result<()>;
+    /// Stores each letter and takes its event out of the outbox. Idempotent by the event's seq;
+    /// a letter is stored before its event leaves the outbox, so a crash between the two only
+    /// means the event is offered (and dead-lettered) again.
+    fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()>;
+    /// Dead letters whose event's seq is above `after`, oldest first: of one tenant, or of every
+    /// tenant when `tenant` is `None`.
+    fn dead_letters(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>>;
+
+    /// Binds an agent invocation's callback to the task the agent created for it (the A2A
+    /// `Task.id` of its answer to the dispatch), if the callback is waiting and not bound yet.
+    /// Returns the task now bound (the earlier one when it already was), or `None` when the
+    /// callback does not exist or no longer waits. The first binding wins: pushes naming any
+    /// other task are refused, so a push cannot make the host fetch a task of someone else.
+    fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>>;
+    /// The task an agent invocation's callback is bound to, if any.
+    fn agent_task(&self, id: &CallbackId) -> Result<Option<String>>;
 
     /// Takes or keeps the fleet-wide role `name` for `host` until `now + ttl_ms`, if nobody
     /// holds it, its holder's claim expired, or `host` holds it already; `false` while another

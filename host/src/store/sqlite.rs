@@ -7,7 +7,7 @@
 //! separate connections, which WAL lets run beside the writer.
 
 use super::{
-    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, Deleted, Error,
+    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, DeadLetter, Deleted, Error,
     ExecutionFilter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, NewExecution, Result,
     Runnable, Store, TenantRecord, Timer, TimerKind, WorkflowEvent,
 };
@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_component_tombstones.sql"),
     include_str!("../../migrations/0006_leases.sql"),
     include_str!("../../migrations/0007_roles.sql"),
+    include_str!("../../migrations/0008_event_dead_letters.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -189,6 +190,16 @@ fn workflow_event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Workflow
         kind: row.get("kind")?,
         data: row.get("data")?,
         created_at: row.get("created_at")?,
+    })
+}
+
+fn dead_letter_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        event: workflow_event_from_row(row)?,
+        sink: row.get("sink")?,
+        attempts: row.get::<_, i64>("attempts")? as u32,
+        last_error: row.get("last_error")?,
+        dead_at: row.get("dead_at")?,
     })
 }
 
@@ -370,10 +381,17 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
         }
     }
     {
+        // An upsert that leaves `task_id` alone: the task an agent invocation is bound to
+        // outlives the record's rewrites (see `bind_agent_task`).
         let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO callbacks
+            "INSERT INTO callbacks
                 (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms, agent, agent_input)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (callback_id) DO UPDATE SET
+                tenant_id = excluded.tenant_id, execution_id = excluded.execution_id,
+                op_id = excluded.op_id, name = excluded.name, status = excluded.status,
+                heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, agent = excluded.agent,
+                agent_input = excluded.agent_input",
         )?;
         for cb in &batch.callbacks {
             upsert.execute(params![
@@ -853,13 +871,94 @@ impl Store for SqliteStore {
         })
     }
 
-    fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>> {
+    fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT * FROM workflow_events WHERE delivered = 0 ORDER BY seq LIMIT ?1",
+                "SELECT * FROM workflow_events WHERE delivered = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map([limit as i64], workflow_event_from_row)?;
+            let rows = stmt.query_map(
+                params![after as i64, limit as i64],
+                workflow_event_from_row,
+            )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()> {
+        let letters = letters.to_vec();
+        self.write(move |tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO dead_letters
+                    (seq, tenant_id, execution_id, kind, data, created_at, sink, attempts, last_error, dead_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut out =
+                tx.prepare_cached("UPDATE workflow_events SET delivered = 1 WHERE seq = ?1")?;
+            for l in &letters {
+                let e = &l.event;
+                insert.execute(params![
+                    e.seq as i64,
+                    e.tenant.as_str(),
+                    e.execution_id.as_str(),
+                    e.kind,
+                    e.data,
+                    e.created_at,
+                    l.sink,
+                    i64::from(l.attempts),
+                    l.last_error,
+                    l.dead_at
+                ])?;
+                out.execute([e.seq as i64])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn dead_letters(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM dead_letters WHERE seq > ?1 AND (?2 IS NULL OR tenant_id = ?2)
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![after as i64, tenant.map(TenantId::as_str), limit as i64],
+                dead_letter_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>> {
+        let (id, task_id) = (id.as_str().to_string(), task_id.to_string());
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE callbacks SET task_id = ?2
+                 WHERE callback_id = ?1 AND status = 'STARTED' AND task_id IS NULL",
+            )?
+            .execute(params![id, task_id])?;
+            let (status, bound) = tx
+                .prepare_cached("SELECT status, task_id FROM callbacks WHERE callback_id = ?1")?
+                .query_row([&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .optional()?
+                .unwrap_or_default();
+            Ok(bound.filter(|_| status == "STARTED"))
+        })
+    }
+
+    fn agent_task(&self, id: &CallbackId) -> Result<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT task_id FROM callbacks WHERE callback_id = ?1")?
+                .query_row([id.as_str()], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten())
         })
     }
 

@@ -17,6 +17,7 @@ mod cluster;
 mod crash;
 mod fuzz;
 mod hostile;
+mod hostile_events;
 mod interop;
 mod kinds;
 mod operations;

@@ -217,7 +217,14 @@ async fn approval_requests_reach_the_sns_topic() {
         .await
         .unwrap()
         .unwrap();
-    assert!(broken.deliver(&approval).await.is_err());
+    // A missing topic is the configuration's fault, not the event's: retried, never a dead
+    // letter at once.
+    let refused = broken.deliver(&approval).await.unwrap_err();
+    assert_eq!(
+        (refused.sink, refused.failure),
+        ("sns", super::super::Failure::Retriable),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -306,5 +313,10 @@ async fn workflow_events_reach_the_eventbridge_bus() {
         .await
         .unwrap()
         .unwrap();
-    assert!(broken.deliver(&sent[0]).await.is_err());
+    let refused = broken.deliver(&sent[0]).await.unwrap_err();
+    assert_eq!(
+        (refused.sink, refused.failure),
+        ("eventbridge", super::super::Failure::Retriable),
+        "{refused:?}"
+    );
 }

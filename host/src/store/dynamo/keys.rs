@@ -98,6 +98,14 @@ pub const EVENTS_PK: &str = "#WEV";
 /// Workflow events the webhook has not accepted yet.
 pub const OUTBOX_PK: &str = "#WEV#OUTBOX";
 
+/// Every dead letter (workflow events a sink refused for good), by seq.
+pub const DEAD_LETTERS_PK: &str = "#DLQ";
+
+/// A tenant's dead letters, by seq.
+pub fn tenant_dead_letters_pk(tenant: &str) -> String {
+    format!("DLQ#T#{}", esc(tenant))
+}
+
 /// A fleet-wide role one host at a time holds (see `Store::claim_role`).
 pub fn role_pk(name: &str) -> String {
     format!("#ROLE#{}", esc(name))

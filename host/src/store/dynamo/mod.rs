@@ -12,7 +12,7 @@
 //! | operation | `EX#<id>` | `OP#<op id>` | `st` (status, for conditions), `d` (JSON) |
 //! | history event | `EX#<id>` | `EV#<EventId, 20 digits>` | `d` (JSON): a page of history is one `Query` |
 //! | timer | `EX#<id>` | `TM#<kind>#<op id>` | `fire_at`; GSI2 `TM#<shard>` / `<fire_at>#…` |
-//! | callback | `EX#<id>` | `CB#<callback id>` | `st`; GSI2 `AG#<shard>` while an agent invocation waits |
+//! | callback | `EX#<id>` | `CB#<callback id>` | `st`, `task_id` once the agent named its task; GSI2 `AG#<shard>` while an agent invocation waits |
 //! | callback pointer | `CB#<callback id>` | `#` | the execution id (find a callback by id) |
 //! | execution name | `T#<tenant>#NAME#<name>` | `#` | the execution id (idempotent starts) |
 //! | running counts | `T#<tenant>` | `#RUNNING`, `#RUNNING#<digest>` | `n`: the quota and component deletion read these |
@@ -22,7 +22,8 @@
 //! | tenant name | `TNAME#<name>` | `#` | uniqueness |
 //! | API key | `KEY#<id>` | `#` | GSI1 `T#<tenant>#KEY` |
 //! | workflow event | `#WEV`, `WEV#T#<tenant>`, `WEV#E#<execution>` | `<seq, 20 digits>` | one copy per way it is read, all strongly consistent |
-//! | webhook outbox | `#WEV#OUTBOX` | `<seq>` | removed once delivered |
+//! | webhook outbox | `#WEV#OUTBOX` | `<seq>` | removed once delivered or dead-lettered |
+//! | dead letter | `#DLQ`, `DLQ#T#<tenant>` | `<seq, 20 digits>` | the event (as delivered, bounded), `sink`, `attempts`, `last_error`, `dead_at`; one copy per way it is read |
 //! | event counter | `#WEVSEQ` | `#` | `n`, the last seq |
 //! | fleet-wide role | `#ROLE#<name>` | `#` | a lease: `lease_owner`, `lease_token`, `lease_exp` |
 //! | spilled value | `BLOB#<sha256>` | `<chunk, 5 digits>` | see [`blob`] |
@@ -83,7 +84,7 @@ mod tables;
 pub use keys::table_name;
 
 use super::{
-    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, Deleted, Error,
+    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, DeadLetter, Deleted, Error,
     ExecutionFilter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, NewExecution, Result,
     Runnable, Store, TenantRecord, Timer, WorkflowEvent,
 };
@@ -1030,8 +1031,8 @@ impl Inner {
         })
     }
 
-    async fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>> {
-        let mut q = Query::table(keys::OUTBOX_PK, Sk::Any);
+    async fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
+        let mut q = Query::table(keys::OUTBOX_PK, Sk::Gt(keys::seq(after)));
         q.page = Some(limit.clamp(1, 1000) as i32);
         let markers = self.table.query_all(&q, Some(limit)).await?;
         let keys_wanted = markers
@@ -1043,6 +1044,105 @@ impl Inner {
         let mut events = parse_all(&self.table, items, records::workflow_event_from).await?;
         events.sort_by_key(|e| e.seq);
         Ok(events)
+    }
+
+    /// Both copies of each letter first, then the outbox markers: every write is idempotent,
+    /// and a crash in between leaves the event in the outbox, to be dead-lettered again.
+    async fn dead_letter(&self, letters: Vec<DeadLetter>) -> Result<()> {
+        let mut puts = Vec::new();
+        let mut markers = Vec::new();
+        for l in &letters {
+            puts.push(records::dead_letter_item(
+                keys::DEAD_LETTERS_PK.to_string(),
+                l,
+            ));
+            puts.push(records::dead_letter_item(
+                keys::tenant_dead_letters_pk(l.event.tenant.as_str()),
+                l,
+            ));
+            markers.push(key(keys::OUTBOX_PK, keys::seq(l.event.seq)));
+        }
+        self.table.batch_write(puts, Vec::new()).await?;
+        self.table.batch_write(Vec::new(), markers).await
+    }
+
+    async fn dead_letters(
+        &self,
+        tenant: Option<TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let pk = match &tenant {
+            Some(t) => keys::tenant_dead_letters_pk(t.as_str()),
+            None => keys::DEAD_LETTERS_PK.to_string(),
+        };
+        let mut q = Query::table(pk, Sk::Gt(keys::seq(after)));
+        q.page = Some(limit.clamp(1, 1000) as i32);
+        let items = self.table.query_all(&q, Some(limit)).await?;
+        let letters = parse_all(&self.table, items, records::dead_letter_from).await?;
+        Ok(match tenant {
+            Some(t) => letters
+                .into_iter()
+                .filter(|l| l.event.tenant == t)
+                .collect(),
+            None => letters,
+        })
+    }
+
+    /// The callback item's key, through its pointer.
+    async fn callback_key(&self, id: &CallbackId) -> Result<Option<Item>> {
+        let Some(pointer) = self
+            .table
+            .get(&keys::callback_pk(id.as_str()), keys::ROOT_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let execution = ExecutionId::from_raw(pointer.req_str("execution_id")?);
+        Ok(Some(key(
+            keys::execution_pk(&execution),
+            keys::callback_sk(id.as_str()),
+        )))
+    }
+
+    /// One conditional update (waiting, and no task yet), then a read of what is bound.
+    async fn bind_agent_task(&self, id: CallbackId, task_id: String) -> Result<Option<String>> {
+        let Some(item_key) = self.callback_key(&id).await? else {
+            return Ok(None);
+        };
+        let mut update = UpdateExpr::default();
+        update.set("task_id", s(&task_id));
+        let cond = Cond::And(vec![
+            Cond::Eq("st", s("STARTED")),
+            Cond::NotExists("task_id"),
+        ]);
+        if self.table.update(item_key.clone(), &update, &cond).await? {
+            return Ok(Some(task_id));
+        }
+        let (pk, sk) = (item_key["pk"].clone(), item_key["sk"].clone());
+        let (Ok(pk), Ok(sk)) = (pk.as_s(), sk.as_s()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .table
+            .get(pk, sk)
+            .await?
+            .filter(|item| item.str("st") == Some("STARTED"))
+            .and_then(|item| item.str("task_id").map(str::to_string)))
+    }
+
+    async fn agent_task(&self, id: CallbackId) -> Result<Option<String>> {
+        let Some(item_key) = self.callback_key(&id).await? else {
+            return Ok(None);
+        };
+        let (Ok(pk), Ok(sk)) = (item_key["pk"].as_s(), item_key["sk"].as_s()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .table
+            .get(pk, sk)
+            .await?
+            .and_then(|item| item.str("task_id").map(str::to_string)))
     }
 }
 
@@ -1294,13 +1394,43 @@ impl Store for DynamoStore {
         })
     }
 
-    fn undelivered_events(&self, limit: usize) -> Result<Vec<WorkflowEvent>> {
+    fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
         self.run(move |i| async move {
             if limit == 0 {
                 return Ok(Vec::new());
             }
-            i.undelivered_events(limit).await
+            i.undelivered_events(after, limit).await
         })
+    }
+
+    fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()> {
+        let letters = letters.to_vec();
+        self.run(move |i| async move { i.dead_letter(letters).await })
+    }
+
+    fn dead_letters(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let tenant = tenant.cloned();
+        self.run(move |i| async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            i.dead_letters(tenant, after, limit).await
+        })
+    }
+
+    fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>> {
+        let (id, task_id) = (id.clone(), task_id.to_string());
+        self.run(move |i| async move { i.bind_agent_task(id, task_id).await })
+    }
+
+    fn agent_task(&self, id: &CallbackId) -> Result<Option<String>> {
+        let id = id.clone();
+        self.run(move |i| async move { i.agent_task(id).await })
     }
 
     fn mark_delivered(&self, seqs: &[u64]) -> Result<()> {

@@ -7,8 +7,8 @@ use super::keys;
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Millis, Status};
 use crate::store::{
-    CallbackRecord, ComponentRecord, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, Result,
-    TenantRecord, Timer, TimerKind, WorkflowEvent,
+    CallbackRecord, ComponentRecord, DeadLetter, ExecutionRecord, ExecutionStatus, KeyRecord,
+    Lease, Result, TenantRecord, Timer, TimerKind, WorkflowEvent,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -331,6 +331,27 @@ pub fn workflow_event_item(pk: String, e: &WorkflowEvent) -> Item {
     item.insert("d".into(), s(&e.data));
     item.insert("created_at".into(), n(e.created_at));
     item
+}
+
+/// A dead letter: the event's attributes (as [`workflow_event_item`]) and what the sink said.
+/// Its data is the event as delivered, bounded well under the item limit, so it never spills.
+pub fn dead_letter_item(pk: String, l: &DeadLetter) -> Item {
+    let mut item = workflow_event_item(pk, &l.event);
+    item.insert("sink".into(), s(&l.sink));
+    item.insert("attempts".into(), n(l.attempts));
+    item.insert("last_error".into(), s(&l.last_error));
+    item.insert("dead_at".into(), n(l.dead_at));
+    item
+}
+
+pub fn dead_letter_from(item: &Item) -> Result<DeadLetter> {
+    Ok(DeadLetter {
+        event: workflow_event_from(item)?,
+        sink: item.req_str("sink")?,
+        attempts: item.req_num("attempts")?,
+        last_error: item.req_str("last_error")?,
+        dead_at: item.req_num("dead_at")?,
+    })
 }
 
 pub fn workflow_event_from(item: &Item) -> Result<WorkflowEvent> {
