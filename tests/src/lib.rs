@@ -10,11 +10,14 @@
 //! - [`aws`]: servers that speak the AWS wire protocols (moto, s3s-fs), reached over plain HTTP,
 //!   and `aegis dynamodb create-tables`;
 //! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
+//! - [`checks`]: checks on a history (its shape, waits and callbacks ended once, no succeeded
+//!   step run again) that the crash tests and the crash loop share;
 //!
 //! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
 
 pub mod agents;
 pub mod aws;
+pub mod checks;
 pub mod client;
 pub mod faults;
 pub mod fixtures;
