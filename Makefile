@@ -11,6 +11,8 @@
 #                    BENCH_ARGS="--store dynamodb" runs it on the DynamoDB store, on moto's server
 #                    that it starts through .ci/moto-server), then the replay benchmark
 #   make demo        `aegis demo`
+#   make soak        the crash-loop soak: 1,000 SIGKILLs across 100 executions on a release host
+#                    (SOAK_ARGS="--kills 200 --seed 7"; SOAK_PROFILE=dev for a debug host)
 
 CARGO ?= cargo
 GUESTS := guest-workflows
@@ -26,7 +28,8 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench demo
+.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench demo \
+	soak
 
 all: build
 
@@ -79,6 +82,17 @@ bench: toolchain
 	$(CARGO) build --release -p aegis
 	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- $(BENCH_ARGS)
 	$(CARGO) bench -p aegis --bench replay
+
+# The crash-loop soak (tests/src/crashloop.rs): the host SIGKILLed at random moments 1,000 times
+# across 100 executions of steps, retries, waits, callbacks and agent calls; prints the kills,
+# executions, lost executions, steps run twice and the slowest recovery, and fails on any loss.
+# A release host by default (SOAK_PROFILE=dev runs the debug build the tests use).
+SOAK_ARGS ?=
+SOAK_PROFILE ?= release
+SOAK_DIR := target/$(if $(filter dev,$(SOAK_PROFILE)),debug,$(SOAK_PROFILE))
+soak: guests
+	$(CARGO) build --profile $(SOAK_PROFILE) -p aegis -p aegis-tests --bin aegis --bin aegis-crashloop
+	$(SOAK_DIR)/aegis-crashloop $(SOAK_ARGS)
 
 # The research pipeline end to end: demo agents, host and embedded store, with an approval.
 # A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.

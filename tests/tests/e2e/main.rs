@@ -15,6 +15,7 @@ mod bad_input;
 mod callbacks;
 mod cluster;
 mod crash;
+mod crash_loop;
 mod fuzz;
 mod interop;
 mod kinds;
