@@ -13,6 +13,7 @@
 #   make demo        `aegis demo`
 #   make soak        the crash-loop soak: 1,000 SIGKILLs across 100 executions on a release host
 #                    (SOAK_ARGS="--kills 200 --seed 7"; SOAK_PROFILE=dev for a debug host)
+#   make contract-fuzz schemathesis against the host's /v1/openapi.json (part of `make test`)
 
 CARGO ?= cargo
 GUESTS := guest-workflows
@@ -29,7 +30,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
 .PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench demo \
-	soak
+	soak contract-fuzz contract-fuzz-deps
 
 all: build
 
@@ -43,7 +44,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps s3s-fs test-host test-guests
+test: toolchain interop-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
 
 # The end-to-end tests run the host and the demo agents binaries.
 test-host:
@@ -70,6 +71,17 @@ s3s-fs:
 
 test-guests:
 	cd $(GUESTS) && $(CARGO) test -p aegis-sdk
+
+# Contract fuzzing (.ci/contract-fuzz): schemathesis runs against /v1/openapi.json of a real host
+# in keyed mode, tenant routes with a tenant key and admin routes with the admin key; any 5xx
+# or answer outside the document fails. About two minutes.
+SCHEMATHESIS_VERSION := 4.32.*
+contract-fuzz-deps:
+	python3 -m pip install --quiet "schemathesis==$(SCHEMATHESIS_VERSION)"
+
+contract-fuzz: guests
+	$(CARGO) build -p aegis
+	./.ci/contract-fuzz
 
 lint: toolchain
 	$(CARGO) fmt --all --check
