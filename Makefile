@@ -14,6 +14,9 @@
 #                    it ended, the time to contain it, the host's peak RSS and the canaries' p99
 #                    (HOSTILE_ARGS="--attacks wait-flood,trap-storm" runs some)
 #   make demo        `aegis demo`
+#   make soak        the crash-loop soak: 1,000 SIGKILLs across 100 executions on a release host
+#                    (SOAK_ARGS="--kills 200 --seed 7"; SOAK_PROFILE=dev for a debug host)
+#   make contract-fuzz schemathesis against the host's /v1/openapi.json (part of `make test`)
 
 CARGO ?= cargo
 GUESTS := guest-workflows
@@ -30,7 +33,8 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench bench-hostile demo
+.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench bench-hostile demo \
+	soak contract-fuzz contract-fuzz-deps
 
 all: build
 
@@ -44,7 +48,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps s3s-fs test-host test-guests
+test: toolchain interop-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
 
 # The end-to-end tests run the host and the demo agents binaries.
 test-host:
@@ -72,6 +76,17 @@ s3s-fs:
 test-guests:
 	cd $(GUESTS) && $(CARGO) test -p aegis-sdk
 
+# Contract fuzzing (.ci/contract-fuzz): schemathesis runs against /v1/openapi.json of a real host
+# in keyed mode, tenant routes with a tenant key and admin routes with the admin key; any 5xx
+# or answer outside the document fails. About two minutes.
+SCHEMATHESIS_VERSION := 4.32.*
+contract-fuzz-deps:
+	python3 -m pip install --quiet "schemathesis==$(SCHEMATHESIS_VERSION)"
+
+contract-fuzz: guests
+	$(CARGO) build -p aegis
+	./.ci/contract-fuzz
+
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -87,6 +102,17 @@ bench: toolchain
 bench-hostile: toolchain
 	$(CARGO) build --release -p aegis
 	$(CARGO) run --release -p aegis-tests --bin aegis-bench -- --hostile $(HOSTILE_ARGS)
+
+# The crash-loop soak (tests/src/crashloop.rs): the host SIGKILLed at random moments 1,000 times
+# across 100 executions of steps, retries, waits, callbacks and agent calls; prints the kills,
+# executions, lost executions, steps run twice and the slowest recovery, and fails on any loss.
+# A release host by default (SOAK_PROFILE=dev runs the debug build the tests use).
+SOAK_ARGS ?=
+SOAK_PROFILE ?= release
+SOAK_DIR := target/$(if $(filter dev,$(SOAK_PROFILE)),debug,$(SOAK_PROFILE))
+soak: guests
+	$(CARGO) build --profile $(SOAK_PROFILE) -p aegis -p aegis-tests --bin aegis --bin aegis-crashloop
+	$(SOAK_DIR)/aegis-crashloop $(SOAK_ARGS)
 
 # The research pipeline end to end: demo agents, host and embedded store, with an approval.
 # A fresh data folder each run, so the demo always starts from nothing. APPROVE=1 skips the prompt.

@@ -38,6 +38,9 @@ pub struct HostOptions {
     pub admin_key: Option<String>,
     /// How long to wait for the readiness line.
     pub ready_timeout: Duration,
+    /// The data dir to use instead of `data/` in a fresh temp dir (the crash-loop soak's
+    /// `--data-dir`); it is kept when the [`Host`] is dropped.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -49,6 +52,7 @@ impl Default for HostOptions {
             env: Vec::new(),
             admin_key: None,
             ready_timeout: Duration::from_secs(60),
+            data_dir: None,
         }
     }
 }
@@ -144,7 +148,12 @@ impl Host {
             .prefix("aegis-e2e-")
             .tempdir()
             .context("creating the temp dir")?;
-        std::fs::create_dir_all(dir.path().join("data"))?;
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
         let mut host = Host {
             opts,
             log_path: dir.path().join("host-0.log"),
@@ -314,7 +323,15 @@ impl Host {
 
     /// The data dir, the same across restarts.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.opts.data_dir {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("data"),
+        }
+    }
+
+    /// How many times the process has been started.
+    pub fn starts(&self) -> u32 {
+        self.starts
     }
 
     /// The pid of the running process.

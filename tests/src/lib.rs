@@ -13,12 +13,19 @@
 //! - [`faults`]: a proxy that makes a DynamoDB-protocol server throttle, fail and lose replies.
 //! - [`hostile`]: the hostile-guest suite: the attacks, the bystander's canaries, the host's RSS;
 //! - [`wat`]: hand-written hostile components (many memories, many instances).
+//! - [`checks`]: checks on a history (its shape, waits and callbacks ended once, no succeeded
+//!   step run again) that the crash tests and the crash loop share;
+//! - [`crashloop`]: the crash loop: the host SIGKILLed and restarted again and again under a mix
+//!   of executions, then every execution checked.
 //!
-//! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`.
+//! The end-to-end tests live in `tests/e2e/`; the benchmark driver in `src/bin/aegis-bench.rs`;
+//! the crash-loop soak driver in `src/bin/aegis-crashloop.rs`.
 
 pub mod agents;
 pub mod aws;
+pub mod checks;
 pub mod client;
+pub mod crashloop;
 pub mod fairness;
 pub mod faults;
 pub mod fixtures;

@@ -15,6 +15,7 @@ mod bad_input;
 mod callbacks;
 mod cluster;
 mod crash;
+mod crash_loop;
 mod fuzz;
 mod hostile;
 mod hostile_events;
@@ -28,12 +29,15 @@ mod store_faults;
 mod tenancy;
 mod uploads;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+pub use aegis_tests::checks::{
+    StepCount, check_history_shape, check_steps_once, check_waits_end_once, details, of_type,
+    step_runs, types,
+};
 use aegis_tests::{Client, Host, HostOptions};
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
 /// A generous bound on how long one execution may take in these tests.
@@ -117,151 +121,6 @@ pub async fn expect_failed(client: &Client, id: &str, error_type: &str) -> Resul
     Ok(exec)
 }
 
-/// The `EventType` of each event.
-pub fn types(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["EventType"].as_str().unwrap_or("?"))
-        .collect()
-}
-
-/// Events of one type.
-pub fn of_type<'a>(events: &'a [Value], event_type: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e["EventType"] == event_type)
-        .collect()
-}
-
-/// The details record of an event (`<EventType>Details`).
-pub fn details(event: &Value) -> &Value {
-    let key = format!("{}Details", event["EventType"].as_str().unwrap_or(""));
-    &event[key.as_str()]
-}
-
-/// Checks what every history has: EventIds consecutive from 1, event 1 `ExecutionStarted`,
-/// a timestamp and a details object on every event, and exactly one terminal event, last.
-pub fn check_history_shape(events: &[Value]) -> Result<()> {
-    ensure!(!events.is_empty(), "empty history");
-    ensure!(
-        events[0]["EventType"] == "ExecutionStarted",
-        "event 1 is {}, not ExecutionStarted",
-        events[0]
-    );
-    for (i, event) in events.iter().enumerate() {
-        ensure!(
-            event["EventId"].as_u64() == Some(i as u64 + 1),
-            "EventIds are not consecutive from 1: event #{} is {event}",
-            i + 1
-        );
-        ensure!(
-            !event["EventTimestamp"].is_null(),
-            "event without EventTimestamp: {event}"
-        );
-        ensure!(
-            details(event).is_object(),
-            "event without a {}Details object: {event}",
-            event["EventType"].as_str().unwrap_or("?")
-        );
-    }
-    let terminal = |t: &str| {
-        matches!(
-            t,
-            "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionStopped"
-        )
-    };
-    let ts = types(events);
-    let terminals = ts.iter().filter(|t| terminal(t)).count();
-    if terminals > 0 {
-        ensure!(
-            terminals == 1 && terminal(ts[ts.len() - 1]),
-            "one terminal event, last: {ts:?}"
-        );
-    }
-    Ok(())
-}
-
-/// What [`check_steps_once`] found.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StepCount {
-    /// Step operations that succeeded.
-    pub succeeded: usize,
-    /// Attempts started again because a crash interrupted them.
-    pub rerun: usize,
-}
-
-/// Checks that no step body that had succeeded ran again: per step operation id, at most one
-/// `StepSucceeded`; once it is there, no later `StepStarted`/`StepFailed` for that id; each
-/// `StepSucceeded` follows a `StepStarted` of the same id; and each attempt is started once,
-/// except that each of `crashes` crashes may have interrupted one attempt, which runs again.
-pub fn check_steps_once(events: &[Value], crashes: usize) -> Result<StepCount> {
-    #[derive(Default)]
-    struct Seen {
-        started: usize,
-        failed: usize,
-        succeeded: usize,
-    }
-    let mut seen: HashMap<String, Seen> = HashMap::new();
-    for event in events {
-        let t = event["EventType"].as_str().unwrap_or("");
-        if !matches!(t, "StepStarted" | "StepSucceeded" | "StepFailed") {
-            continue;
-        }
-        let Some(id) = event["Id"].as_str() else {
-            bail!("step event without Id: {event}");
-        };
-        let s = seen.entry(id.to_string()).or_default();
-        if s.succeeded > 0 {
-            bail!("step {id} had succeeded, and then: {event}");
-        }
-        match t {
-            "StepStarted" => s.started += 1,
-            "StepSucceeded" => {
-                ensure!(s.started > 0, "StepSucceeded without StepStarted: {event}");
-                s.succeeded += 1;
-            }
-            _ => s.failed += 1,
-        }
-    }
-    let mut count = StepCount::default();
-    for (id, s) in &seen {
-        let attempts = s.failed + s.succeeded;
-        let rerun = s.started.saturating_sub(attempts.max(1));
-        ensure!(
-            rerun <= crashes,
-            "step {id} started {} times for {attempts} finished attempts",
-            s.started
-        );
-        count.rerun += rerun;
-        count.succeeded += s.succeeded;
-    }
-    Ok(count)
-}
-
-/// Checks that every wait and callback ended once: a timer or a callback completion that fired
-/// twice (two hosts, or a host and its own restart) would show as a second ending event.
-pub fn check_waits_end_once(events: &[Value]) -> Result<()> {
-    let mut ended: HashMap<&str, &str> = HashMap::new();
-    for event in events {
-        let t = event["EventType"].as_str().unwrap_or("");
-        if !matches!(
-            t,
-            "WaitSucceeded"
-                | "WaitCancelled"
-                | "CallbackSucceeded"
-                | "CallbackFailed"
-                | "CallbackTimedOut"
-        ) {
-            continue;
-        }
-        let id = event["Id"].as_str().unwrap_or("?");
-        if let Some(first) = ended.insert(id, t) {
-            bail!("operation {id} ended twice: {first}, then {event}");
-        }
-    }
-    Ok(())
-}
-
 /// What a finished execution must show to [`check_completed`].
 pub struct Expected {
     pub id: String,
@@ -339,4 +198,33 @@ fn a_wait_or_callback_that_ends_twice_is_caught() {
         event("CallbackSucceeded", "2"),
     ];
     assert!(check_waits_end_once(&twice).is_err());
+}
+
+#[test]
+fn a_succeeded_step_that_runs_again_is_caught() {
+    let event = |t: &str, id: &str| serde_json::json!({"EventType": t, "Id": id});
+    // An attempt interrupted by a crash runs again: allowed, and counted.
+    let interrupted = [
+        event("StepStarted", "1"),
+        event("StepStarted", "1"),
+        event("StepSucceeded", "1"),
+    ];
+    let runs = step_runs(&interrupted).expect("a well-formed history");
+    assert_eq!((runs.succeeded, runs.rerun), (1, 1));
+    assert!(runs.twice.is_empty());
+    assert!(check_steps_once(&interrupted, 1).is_ok());
+    assert!(check_steps_once(&interrupted, 0).is_err());
+    // A step that had succeeded and started again ran twice.
+    let twice = [
+        event("StepStarted", "1"),
+        event("StepSucceeded", "1"),
+        event("StepStarted", "2"),
+        event("StepSucceeded", "2"),
+        event("StepStarted", "1"),
+        event("StepSucceeded", "1"),
+    ];
+    let runs = step_runs(&twice).expect("a well-formed history");
+    assert_eq!(runs.twice.len(), 1, "{:?}", runs.twice);
+    assert!(runs.twice[0].contains("step 1 had succeeded"));
+    assert!(check_steps_once(&twice, 10).is_err());
 }
