@@ -122,6 +122,10 @@ impl Quotas {
     pub fn max_component_bytes(&self) -> usize {
         self.max_component_mb as usize * 1024 * 1024
     }
+
+    pub fn max_artifact_bytes(&self) -> u64 {
+        u64::from(self.max_artifact_mb) << 20
+    }
 }
 
 #[cfg(test)]
