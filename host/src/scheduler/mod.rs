@@ -14,11 +14,11 @@
 //! out.
 
 use crate::executions::Runtime;
+use crate::ids::ExecutionId;
+use crate::journal::Millis;
 use crate::journal::{ErrorRecord, Event, EventType, Status, error_details, now_ms};
 use crate::store::{self, Batch, Condition, ExecutionStatus, Finish, Timer, TimerKind};
 use serde_json::json;
-use crate::ids::ExecutionId;
-use crate::journal::Millis;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -103,7 +103,10 @@ impl Timers {
         let mut due = Vec::new();
         while self.order.first().is_some_and(|(at, _)| *at <= now) {
             let (at, key) = self.order.pop_first().expect("checked above");
-            let entry = self.entries.get_mut(&key).expect("every queued key has an entry");
+            let entry = self
+                .entries
+                .get_mut(&key)
+                .expect("every queued key has an entry");
             if entry.latest > at {
                 entry.armed = entry.latest;
                 self.order.insert((entry.latest, key.clone()));
@@ -306,7 +309,12 @@ mod tests {
         // The callback's own timeout, and 2,000 heartbeats each moving the heartbeat deadline.
         timers.add(timer("ex_1", "op_1", TimerKind::CallbackTimeout, 1_000_000));
         for i in 0..2_000 {
-            timers.add(timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 30_000 + i));
+            timers.add(timer(
+                "ex_1",
+                "op_1",
+                TimerKind::CallbackHeartbeat,
+                30_000 + i,
+            ));
         }
         assert_eq!(timers.len(), 2, "one entry per (execution, op, kind)");
         assert_eq!(timers.next_at(), Some(30_000));
@@ -314,14 +322,20 @@ mod tests {
         // The first deadline fires (the store refuses it: the deadline moved) and the entry is
         // re-armed at the last one, not dropped.
         let due = timers.take_due(30_000);
-        assert_eq!(due, vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 30_000)]);
+        assert_eq!(
+            due,
+            vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 30_000)]
+        );
         assert_eq!(timers.len(), 2);
         assert_eq!(timers.next_at(), Some(31_999));
         assert!(timers.take_due(31_998).is_empty());
 
         // No heartbeat after that: the last deadline fires, and the entry is gone.
         let due = timers.take_due(31_999);
-        assert_eq!(due, vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 31_999)]);
+        assert_eq!(
+            due,
+            vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 31_999)]
+        );
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.next_at(), Some(1_000_000));
     }
@@ -356,7 +370,11 @@ mod tests {
         timers.add(timer("ex_2", "op_1", TimerKind::WaitEnd, 300));
         timers.add(timer("ex_1", "op_1", TimerKind::WaitEnd, 200));
         timers.add(timer("ex_1", "", TimerKind::ExecutionTimeout, 100));
-        let due: Vec<_> = timers.take_due(1_000).into_iter().map(|t| t.fire_at).collect();
+        let due: Vec<_> = timers
+            .take_due(1_000)
+            .into_iter()
+            .map(|t| t.fire_at)
+            .collect();
         assert_eq!(due, vec![100, 200, 300]);
     }
 }
