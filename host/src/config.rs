@@ -811,8 +811,10 @@ mod tests {
         let c = Config::load(None, env(&[("AEGIS_MAX_INSTANCES", "2")])).unwrap();
         assert_eq!(c.max_instances, 2);
         // Flags change the configuration after it is loaded; validating again catches them.
-        let mut c = Config::default();
-        c.max_instances = 1;
+        let c = Config {
+            max_instances: 1,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 

@@ -47,6 +47,9 @@ fn status_of(buf: &[u8]) -> Option<u16> {
     head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
+/// One attack: the path, extra headers, and the status the host must answer.
+type Attack<'a> = (String, Vec<(&'a str, &'a str)>, u16);
+
 /// What [`post_big`] saw.
 #[derive(Debug)]
 struct BigPost {
@@ -225,7 +228,7 @@ async fn big_bodies_on_keyless_routes_are_refused_without_being_read() {
         let unknown2 = format!("cb_{}", "f".repeat(64));
         let (rss_before, hwm_before) = memory_kb(pid)?;
 
-        let attacks: Vec<(String, Vec<(&str, &str)>, u16)> = vec![
+        let attacks: Vec<Attack> = vec![
             (format!("/v1/callbacks/{unknown}/succeed"), vec![], 404),
             (format!("/v1/callbacks/{unknown}/fail"), vec![], 404),
             (format!("/v1/callbacks/{unknown}/heartbeat"), vec![], 404),
