@@ -45,6 +45,9 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Component uploads: how many compiles run at once, wait, and how long one may take.
     pub uploads: UploadsConfig,
+    /// The HTTP server's own limits: timeouts, connections, and the rates of the routes that
+    /// take no API key.
+    pub server: ServerConfig,
 }
 
 /// The `[uploads]` section: the host-wide bounds on compiling uploaded components (the size of
@@ -73,6 +76,49 @@ impl Default for UploadsConfig {
     }
 }
 
+/// The `[server]` section. Every limit here protects the host from callers it cannot identify:
+/// a connection that never finishes its request, or a flood on the routes that need no key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// A connection must send a request's whole header within this time, or it is closed. It
+    /// also bounds how long an idle keep-alive connection is kept. Without it, connections that
+    /// send a header byte by byte (slowloris) would hold the host's connections forever.
+    pub header_read_timeout_ms: u64,
+    /// A request's whole body must arrive within this time, counted from the end of its
+    /// header; a later body is a 408. Large enough for the largest component upload on a slow
+    /// link, small enough that a trickled body cannot hold a connection for long.
+    pub body_timeout_ms: u64,
+    /// Connections served at once. Past it, new connections wait in the listen backlog (and
+    /// are refused by the kernel once that is full) instead of taking the host's file
+    /// descriptors and memory.
+    pub max_connections: u32,
+    /// Heartbeats (and agents' progress updates) per second on one callback, and the burst
+    /// above it: each is a durable write. A callback id is a capability, not an identity:
+    /// whoever holds it may post, but not as fast as they can. Completions are not limited per
+    /// callback (only one can win).
+    pub callback_requests_per_second: u32,
+    pub callback_request_burst: u32,
+    /// Requests per second from one source address on the routes that take no API key, and
+    /// the burst above it. Behind a proxy every request has the proxy's address: raise it.
+    pub address_requests_per_second: u32,
+    pub address_request_burst: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 120_000,
+            max_connections: 1024,
+            callback_requests_per_second: 20,
+            callback_request_burst: 50,
+            address_requests_per_second: 200,
+            address_request_burst: 400,
+        }
+    }
+}
+
 impl UploadsConfig {
     /// Checks the values.
     ///
@@ -97,6 +143,42 @@ impl UploadsConfig {
                 "uploads.compile_timeout_ms must be between 100 and 3600000, got {}",
                 self.compile_timeout_ms
             ));
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A timeout under 100 ms or over an hour, no connections, or a rate or burst of 0; the
+    /// message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, ms) in [
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            ("server.body_timeout_ms", self.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&ms) {
+                return Err(format!("{key} must be between 100 and 3600000, got {ms}"));
+            }
+        }
+        for (key, n) in [
+            ("server.max_connections", self.max_connections),
+            (
+                "server.callback_requests_per_second",
+                self.callback_requests_per_second,
+            ),
+            ("server.callback_request_burst", self.callback_request_burst),
+            (
+                "server.address_requests_per_second",
+                self.address_requests_per_second,
+            ),
+            ("server.address_request_burst", self.address_request_burst),
+        ] {
+            if n == 0 {
+                return Err(format!("{key} must be at least 1, got 0"));
+            }
         }
         Ok(())
     }
@@ -303,6 +385,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             cluster: ClusterConfig::default(),
             uploads: UploadsConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -361,6 +444,28 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_COMPILE_CONCURRENCY", "uploads.compile_concurrency"),
     ("AEGIS_COMPILE_QUEUE", "uploads.compile_queue"),
     ("AEGIS_COMPILE_TIMEOUT_MS", "uploads.compile_timeout_ms"),
+    (
+        "AEGIS_HEADER_READ_TIMEOUT_MS",
+        "server.header_read_timeout_ms",
+    ),
+    ("AEGIS_BODY_TIMEOUT_MS", "server.body_timeout_ms"),
+    ("AEGIS_MAX_CONNECTIONS", "server.max_connections"),
+    (
+        "AEGIS_CALLBACK_REQUESTS_PER_SECOND",
+        "server.callback_requests_per_second",
+    ),
+    (
+        "AEGIS_CALLBACK_REQUEST_BURST",
+        "server.callback_request_burst",
+    ),
+    (
+        "AEGIS_ADDRESS_REQUESTS_PER_SECOND",
+        "server.address_requests_per_second",
+    ),
+    (
+        "AEGIS_ADDRESS_REQUEST_BURST",
+        "server.address_request_burst",
+    ),
 ];
 
 /// Environment variables that configure a Bedrock AgentCore agent by its runtime ARN (region
@@ -439,23 +544,52 @@ impl Config {
                 .check()
                 .map_err(|e| anyhow::anyhow!("invalid configuration: agent {name:?}: {e}"))?;
         }
-        config
-            .quotas
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses what cannot work, naming the setting: quotas out of range, a webhook whose
+    /// posts could not be signed, an instance pool too small for one activation, and the
+    /// sections' own checks.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.quotas
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid default quotas: {e}"))?;
-        config
-            .pipeline
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        config
-            .cluster
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        config
-            .uploads
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        Ok(config)
+        let invalid = |e: String| anyhow::anyhow!("invalid configuration: {e}");
+        // Receivers check the HMAC to know a post came from this host; an empty key signs
+        // nothing anyone could not forge.
+        if self
+            .webhook_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+            && self
+                .webhook_secret
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(invalid(
+                "webhook_url is set but webhook_secret is missing or empty: set webhook_secret \
+                 (AEGIS_WEBHOOK_SECRET) to the key the receiver checks X-Aegis-Signature with"
+                    .into(),
+            ));
+        }
+        // The runtime gives activations half the pool's instances as slots (`max_instances /
+        // 2`), so a smaller pool has no slot and every execution would wait forever.
+        if self.max_instances < 2 {
+            return Err(invalid(format!(
+                "max_instances (AEGIS_MAX_INSTANCES) must be at least 2, got {}: activations \
+                 use half of the instance pool, so a smaller pool can run none",
+                self.max_instances
+            )));
+        }
+        self.pipeline.validate().map_err(invalid)?;
+        self.cluster.validate().map_err(invalid)?;
+        self.server.validate().map_err(invalid)?;
+        self.uploads.validate().map_err(invalid)?;
+        Ok(())
     }
 }
 
@@ -706,6 +840,86 @@ mod tests {
             c.public_url.as_deref(),
             Some("https://callbacks.example.com")
         );
+    }
+
+    #[test]
+    fn a_webhook_without_a_secret_is_refused() {
+        let hook = ("AEGIS_WEBHOOK_URL", "https://hooks.example.com/aegis");
+        for secret in [None, Some(""), Some("  ")] {
+            let mut pairs = vec![hook];
+            if let Some(secret) = secret {
+                pairs.push(("AEGIS_WEBHOOK_SECRET", secret));
+            }
+            let err = Config::load(None, env(&pairs)).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("webhook_secret") && err.contains("AEGIS_WEBHOOK_SECRET"),
+                "{secret:?}: {err}"
+            );
+        }
+        let c = Config::load(None, env(&[hook, ("AEGIS_WEBHOOK_SECRET", "s3cret")])).unwrap();
+        assert_eq!(c.webhook_secret.as_deref(), Some("s3cret"));
+        // No webhook (or an empty URL, which means none): no secret needed.
+        Config::load(None, env(&[("AEGIS_WEBHOOK_URL", "")])).unwrap();
+    }
+
+    #[test]
+    fn an_instance_pool_without_room_for_an_activation_is_refused() {
+        for n in ["0", "1"] {
+            let err = Config::load(None, env(&[("AEGIS_MAX_INSTANCES", n)])).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("max_instances") && err.contains("at least 2"),
+                "{err}"
+            );
+        }
+        let c = Config::load(None, env(&[("AEGIS_MAX_INSTANCES", "2")])).unwrap();
+        assert_eq!(c.max_instances, 2);
+        // Flags change the configuration after it is loaded; validating again catches them.
+        let c = Config {
+            max_instances: 1,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_server_section_and_its_limits() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server, ServerConfig::default());
+        let c = Config::load(
+            None,
+            env(&[
+                ("AEGIS_HEADER_READ_TIMEOUT_MS", "2500"),
+                ("AEGIS_MAX_CONNECTIONS", "64"),
+                ("AEGIS_CALLBACK_REQUESTS_PER_SECOND", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.header_read_timeout_ms, 2500);
+        assert_eq!(c.server.max_connections, 64);
+        assert_eq!(c.server.callback_requests_per_second, 5);
+        assert_eq!(
+            c.server.body_timeout_ms,
+            ServerConfig::default().body_timeout_ms
+        );
+        for (var, value, key) in [
+            (
+                "AEGIS_HEADER_READ_TIMEOUT_MS",
+                "0",
+                "server.header_read_timeout_ms",
+            ),
+            ("AEGIS_BODY_TIMEOUT_MS", "99", "server.body_timeout_ms"),
+            ("AEGIS_MAX_CONNECTIONS", "0", "server.max_connections"),
+            (
+                "AEGIS_ADDRESS_REQUEST_BURST",
+                "0",
+                "server.address_request_burst",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{var}={value}: {err:#}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod executions;
 pub mod ids;
 pub mod journal;
 pub mod notifications;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -129,10 +129,8 @@ fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> 
             .into_iter()
             .map(|(name, url)| (name, aegis::agents::AgentConfig::Url(url))),
     );
-    config
-        .quotas
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid default quotas: {e}"))?;
+    // Again: the flags may have changed what the file and the environment gave.
+    config.validate()?;
     Ok(config)
 }
 

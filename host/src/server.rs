@@ -4,7 +4,7 @@
 use crate::agents::Agents;
 use crate::artifacts::s3::{S3Artifacts, S3Options};
 use crate::artifacts::{ArtifactStore, DiskArtifacts};
-use crate::config::{ArtifactsBackend, ClusterConfig, Config, StoreBackend};
+use crate::config::{ArtifactsBackend, ClusterConfig, Config, ServerConfig, StoreBackend};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Leasing, Runtime, Services};
 use crate::notifications::aws::AwsSinks;
@@ -26,7 +26,13 @@ pub struct Server {
     pub recovered: usize,
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    limits: ServerConfig,
 }
+
+/// The most a connection buffers while it reads a request's header (or a chunk of its body).
+/// hyper's default is about 400 KiB; with `max_connections` connections each sending a large
+/// header slowly, that would be hundreds of MiB. A longer header is refused with a 431.
+const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
 
 impl Server {
     /// Opens the data folder, recovers executions that were running, and binds the listener.
@@ -34,6 +40,7 @@ impl Server {
     /// # Errors
     /// When the data folder, the store or the port cannot be opened.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create data folder {}", config.data_dir.display()))?;
         #[cfg(unix)]
@@ -162,16 +169,77 @@ impl Server {
             recovered,
             listener,
             router,
+            limits: config.server.clone(),
         })
     }
 
     /// Serves requests until the process ends.
     ///
+    /// Each connection is served by hyper's HTTP/1 connection builder with
+    /// `server.header_read_timeout_ms`: a connection that does not send a whole request header
+    /// in that time (a slowloris, or a keep-alive connection left idle) is closed. Each request
+    /// body must arrive within `server.body_timeout_ms` ([`crate::api::Deadline`]). At most
+    /// `server.max_connections` connections are served at once: past that, the loop stops
+    /// accepting, and new connections wait in the kernel's backlog.
+    ///
     /// # Errors
     /// When the listener fails.
     pub async fn serve(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).await?;
-        Ok(())
+        use axum::extract::ConnectInfo;
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use tower::ServiceExt as _;
+
+        let Self {
+            listener,
+            router,
+            limits,
+            ..
+        } = self;
+        let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize));
+        let body_timeout = Duration::from_millis(limits.body_timeout_ms);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+            .max_buf_size(MAX_CONNECTION_BUFFER);
+        loop {
+            let permit = connections
+                .clone()
+                .acquire_owned()
+                .await
+                .context("the connection limit was closed")?;
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // keep serving the others, without spinning on the error.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let router = router.clone();
+            let service = hyper::service::service_fn(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(|body| {
+                        if http_body::Body::is_end_stream(&body) {
+                            axum::body::Body::new(body)
+                        } else {
+                            axum::body::Body::new(crate::api::Deadline::new(body, body_timeout))
+                        }
+                    });
+                    // The routes that take no key are rate limited by source address.
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(request)
+                },
+            );
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Agent callbacks: where agents post their answers. The URL carries the callback token (the
 //! callback id); the simple form may carry it in its body instead. Like callbacks, these routes
-//! need no tenant key: the token is the capability.
+//! need no tenant key: the token is the capability, and it is checked before the body is read.
+//! A push that names a task must name the one the agent gave at dispatch (`callbacks::push`).
 
-use super::{ApiError, AppState, body};
+use super::{ApiError, AppState, body, callbacks};
 use crate::agents::{self, Answer};
 use axum::Json;
 use axum::body::Body;
@@ -11,10 +12,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The largest answer from an agent whose token was checked before its body was read. Results
+/// over `agent_inline_limit_kb` are kept as artifacts, so this may exceed the payload quota.
 const MAX_AGENT_BODY: usize = 64 << 20;
+/// The largest answer whose token is known only once its body is read (the simple form posted
+/// to the bare URL, without `X-A2A-Notification-Token`): no more than any callback payload may
+/// be. Agents are given the URL with the token in it, and that one takes larger answers.
+const MAX_UNCHECKED_BODY: usize =
+    crate::tenancy::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
 const TOKEN_HEADER: &str = "x-a2a-notification-token";
 
-/// `POST /v1/agents/callbacks/{token}`: an A2A push or the simple form.
+/// `POST /v1/agents/callbacks/{token}`: an A2A push or the simple form. The token is checked
+/// (the callback exists and waits) before the body is read.
 pub async fn with_token(
     State(s): State<AppState>,
     Path(token): Path<String>,
@@ -27,27 +36,52 @@ pub async fn with_token(
     {
         return Err(forged().into_response());
     }
-    receive(&s, Some(token), request).await
+    callbacks::admit(&s, &token)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let bytes = body::read(request, MAX_AGENT_BODY, "the agent's answer")
+        .await
+        .map_err(IntoResponse::into_response)?;
+    receive(&s, Some(token), &bytes).await
 }
 
-/// `POST /v1/agents/callbacks`: the simple form with the token in the body.
+/// `POST /v1/agents/callbacks`: the simple form with the token in the body (or in
+/// `X-A2A-Notification-Token`, which is then checked before the body is read).
 pub async fn without_token(
     State(s): State<AppState>,
+    headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Value>, Response> {
-    receive(&s, None, request).await
+    let header = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let read = match &header {
+        Some(token) => match callbacks::admit(&s, token).await {
+            Ok(_) => body::read(request, MAX_AGENT_BODY, "the agent's answer").await,
+            Err(e) => Err(e),
+        },
+        None => {
+            let what = "an agent's answer without a token in its URL or header";
+            body::read(request, MAX_UNCHECKED_BODY, what).await
+        }
+    };
+    let bytes = read.map_err(IntoResponse::into_response)?;
+    receive(&s, header, &bytes).await
 }
 
 fn forged() -> ApiError {
     ApiError::not_found("callback_not_found", "callback not found")
 }
 
+/// Reads an answer whose body is in; `checked` is the token already admitted (from the URL or
+/// the header), which a token in the body must match.
 async fn receive(
     s: &AppState,
-    url_token: Option<String>,
-    request: Body,
+    checked: Option<String>,
+    bytes: &[u8],
 ) -> Result<Json<Value>, Response> {
-    let (token, reading) = read(url_token, request)
+    let (token, reading) = read(s, checked, bytes)
         .await
         .map_err(IntoResponse::into_response)?;
     let working = reading.answer == Answer::Working;
@@ -62,19 +96,22 @@ async fn receive(
     ))
 }
 
-/// The token an answer is for (from the URL or the simple form's body) and what it says.
+/// The token an answer is for and what it says.
 async fn read(
-    url_token: Option<String>,
-    request: Body,
+    s: &AppState,
+    checked: Option<String>,
+    bytes: &[u8],
 ) -> Result<(String, agents::Reading), ApiError> {
-    let bytes = body::read(request, MAX_AGENT_BODY, "the agent's answer").await?;
-    let value: Value = body::json(&bytes)?;
+    let value: Value = body::json(bytes)?;
     let mut reading =
         agents::read_answer(&value).map_err(|m| ApiError::bad_request("invalid_request", m))?;
-    let token = match (url_token, reading.token.take()) {
-        (Some(url), Some(body)) if url != body => return Err(forged()),
-        (Some(url), _) => url,
-        (None, Some(body)) => body,
+    let token = match (checked, reading.token.take()) {
+        (Some(checked), Some(body)) if checked != body => return Err(forged()),
+        (Some(checked), _) => checked,
+        (None, Some(body)) => {
+            callbacks::admit(s, &body).await?;
+            body
+        }
         (None, None) => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -82,6 +119,11 @@ async fn read(
             ));
         }
     };
+    // Progress (and a push that makes the host fetch the task from the agent) is what a flood
+    // would be made of; a final answer can win only once, so it is never held back.
+    if matches!(reading.answer, Answer::Working | Answer::Fetch { .. }) {
+        s.guards.check_callback(&token)?;
+    }
     Ok((token, reading))
 }
 

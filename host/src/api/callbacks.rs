@@ -6,6 +6,7 @@ use crate::artifacts::ArtifactRef;
 use crate::callbacks::{self, Completion};
 use crate::ids::TenantId;
 use crate::journal::ErrorRecord;
+use crate::store::CallbackRecord;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -13,10 +14,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// The largest callback body accepted before the callback's tenant (and so its quota) is known.
-const MAX_CALLBACK_BODY: usize =
-    crate::tenancy::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,13 +26,30 @@ struct FailBody {
     error_data: Option<Value>,
 }
 
+/// Lets a request on the callback `id` go on to read its body: the callback exists and waits.
+/// Nothing of the body has been read yet, so a request with an unknown id, or for a callback
+/// that already ended, costs a lookup and no more.
+///
+/// # Errors
+/// 404 or 409 (see [`callbacks::waiting`]).
+pub(super) async fn admit(s: &AppState, id: &str) -> Result<CallbackRecord, ApiError> {
+    Ok(callbacks::waiting(&s.rt, id).await?)
+}
+
+/// The largest body a callback of `record`'s tenant accepts: its payload limit and the JSON
+/// around it.
+fn body_limit(s: &AppState, record: &CallbackRecord) -> usize {
+    s.rt.tenancy.quotas(&record.tenant).max_payload_bytes() + body::ENVELOPE
+}
+
 /// `POST /v1/callbacks/{id}/succeed`: the body (any JSON; empty is `null`) is the result.
 pub async fn succeed(
     State(s): State<AppState>,
     Path(id): Path<String>,
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = body::read(request, MAX_CALLBACK_BODY, "the callback body").await?;
+    let record = admit(&s, &id).await?;
+    let bytes = body::read(request, body_limit(&s, &record), "the callback body").await?;
     let result: Value = if bytes.is_empty() {
         Value::Null
     } else {
@@ -50,7 +64,8 @@ pub async fn fail(
     Path(id): Path<String>,
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = body::read(request, MAX_CALLBACK_BODY, "the callback body").await?;
+    let record = admit(&s, &id).await?;
+    let bytes = body::read(request, body_limit(&s, &record), "the callback body").await?;
     let fail: FailBody = if bytes.is_empty() {
         FailBody::default()
     } else {
@@ -66,10 +81,17 @@ pub async fn fail(
 }
 
 /// `POST /v1/callbacks/{id}/heartbeat`: resets the heartbeat timeout; any body is ignored.
+///
+/// Heartbeats are what the per-callback rate limits: each one is a durable write, and nothing
+/// stops a holder of the id from sending them in a loop. A completion or a failure is not
+/// limited per callback: only one can win, and after it every other is refused before its body
+/// is read, so a heartbeat flood can never keep the real answer out.
 pub async fn heartbeat(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    admit(&s, &id).await?;
+    s.guards.check_callback(&id)?;
     accept(&s, &id, Completion::Heartbeat, "heartbeat").await
 }
 

@@ -17,11 +17,13 @@ mod components;
 mod error;
 mod events;
 mod executions;
+mod guard;
 #[cfg(test)]
 mod openapi_tests;
 mod pipeline;
 mod schema;
 
+pub use body::Deadline;
 pub use error::ApiError;
 
 use crate::config::{Config, PipelineConfig};
@@ -43,6 +45,8 @@ struct AppState {
     pipeline: Arc<PipelineConfig>,
     /// Component uploads: the spool folder, the compile gate, compiles in flight.
     uploads: Arc<crate::components::Uploads>,
+    /// Rate limits of the routes that take no key.
+    guards: Arc<guard::Guards>,
 }
 
 /// The HTTP router of the host, with the default configuration.
@@ -63,6 +67,7 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
         rt,
         pipeline: Arc::new(config.pipeline.clone()),
         uploads,
+        guards: Arc::new(guard::Guards::new(&config.server)),
     };
     let tenant_routes = Router::new()
         .route("/v1/tenant", get(admin::whoami))
@@ -106,16 +111,23 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
         )
         .route("/v1/admin/dead-letters", get(events::all_dead_letters))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/v1/openapi.json", get(openapi))
-        .merge(tenant_routes)
-        .merge(admin_routes)
+    // The callback id (or agent token) is the credential: no key, so a rate per source address.
+    let capability_routes = Router::new()
         .route("/v1/callbacks/{id}/succeed", post(callbacks::succeed))
         .route("/v1/callbacks/{id}/fail", post(callbacks::fail))
         .route("/v1/callbacks/{id}/heartbeat", post(callbacks::heartbeat))
         .route("/v1/agents/callbacks", post(agents::without_token))
         .route("/v1/agents/callbacks/{token}", post(agents::with_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::limit_address,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(tenant_routes)
+        .merge(admin_routes)
+        .merge(capability_routes)
         .route(
             "/v1/artifacts/{tenant}/{execution}/{*key}",
             get(callbacks::artifact),
@@ -159,13 +171,7 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
             quotas.request_burst,
             wait.as_millis()
         );
-        let mut response =
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
-        let secs = wait.as_secs().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&secs) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+        return ApiError::rate_limited(wait, message).into_response();
     }
     request.extensions_mut().insert(tenant);
     next.run(request).await
@@ -196,7 +202,10 @@ async fn require_admin(State(s): State<AppState>, request: Request, next: Next) 
 async fn json_errors(mut response: Response) -> Response {
     // An answer given before the body was read (a body over its limit) ends the connection;
     // saying so lets pooled clients open a new one instead of losing their next request.
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if matches!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -197,6 +197,23 @@ async fn fetch_result(
     raw_id: &str,
     task_id: &str,
 ) -> Result<crate::agents::Answer, Error> {
+    let record = waiting(rt, raw_id).await?;
+    let Some((agent, _)) = record.agent else {
+        return Err(Error::NotFound);
+    };
+    Ok(match rt.agents.fetch_task(&agent, raw_id, task_id).await {
+        Ok(answer) => answer,
+        Err(error) => crate::agents::Answer::Failed(error),
+    })
+}
+
+/// The callback `raw_id` if it exists and is still waiting. The routes that take no key ask
+/// this before they read a request's body: the id is the capability, so a request without one
+/// costs a lookup, not the reading and parsing of whatever body it sent.
+///
+/// # Errors
+/// [`Error::NotFound`], or why the callback no longer waits.
+pub async fn waiting(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, Error> {
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
@@ -209,13 +226,7 @@ async fn fetch_result(
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
-    let Some((agent, _)) = record.agent else {
-        return Err(Error::NotFound);
-    };
-    Ok(match rt.agents.fetch_task(&agent, raw_id, task_id).await {
-        Ok(answer) => answer,
-        Err(error) => crate::agents::Answer::Failed(error),
-    })
+    Ok(record)
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.

@@ -1,17 +1,25 @@
 //! The scheduler: durable timers for waits, step retries, callback and heartbeat timeouts, and
 //! execution timeouts.
 //!
-//! Timers live in the store; this module keeps an in-memory heap of them (filled from the store
+//! Timers live in the store; this module keeps an in-memory queue of them (filled from the store
 //! at start-up, so every timer survives a restart) and applies each due timer's transition as a
-//! conditional write. The condition ([`Condition::TimerDue`]) makes a timer fire once, and lets a
-//! heartbeat move a deadline without hunting down the old heap entry.
+//! conditional write. The condition ([`Condition::TimerDue`]) makes a timer fire once.
+//!
+//! The queue holds at most one entry per timer, that is per (execution, operation, kind), as the
+//! store does ([`Timers`]): a flood of heartbeats on one callback moves one deadline instead of
+//! adding an entry each. An entry is armed at the earliest deadline it was handed and remembers
+//! the latest; when it fires and a later deadline is known, it is re-armed at that one. Firing
+//! at a deadline a heartbeat has since moved is harmless (the store's `TimerDue` condition
+//! refuses it), and the re-armed entry makes sure a missed heartbeat still times the callback
+//! out.
 
 use crate::executions::Runtime;
+use crate::ids::ExecutionId;
+use crate::journal::Millis;
 use crate::journal::{ErrorRecord, Event, EventType, Status, error_details, now_ms};
 use crate::store::{self, Batch, Condition, ExecutionStatus, Finish, Timer, TimerKind};
 use serde_json::json;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,30 +47,112 @@ impl Scheduler {
     }
 }
 
+/// What identifies a timer: the store keeps one per (execution, operation, kind).
+type Key = (ExecutionId, String, TimerKind);
+
+/// One queued timer: armed at `armed`; `latest` is the latest deadline it was handed since.
+struct Entry {
+    armed: Millis,
+    latest: Millis,
+}
+
+/// The scheduler's queue: one entry per timer key, ordered by the time it is armed for.
+#[derive(Default)]
+pub(crate) struct Timers {
+    entries: HashMap<Key, Entry>,
+    order: BTreeSet<(Millis, Key)>,
+}
+
+impl Timers {
+    /// Queues `timer`. A timer already queued under its key is not queued again: a later
+    /// deadline is remembered (heartbeats, and the takeover sweep handing over the same timer
+    /// again and again), an earlier one moves the entry forward.
+    pub(crate) fn add(&mut self, timer: Timer) {
+        let Timer {
+            fire_at,
+            execution_id,
+            op_id,
+            kind,
+        } = timer;
+        let key = (execution_id, op_id, kind);
+        match self.entries.get_mut(&key) {
+            None => {
+                self.order.insert((fire_at, key.clone()));
+                self.entries.insert(
+                    key,
+                    Entry {
+                        armed: fire_at,
+                        latest: fire_at,
+                    },
+                );
+            }
+            Some(entry) => {
+                entry.latest = entry.latest.max(fire_at);
+                if fire_at < entry.armed {
+                    let at = std::mem::replace(&mut entry.armed, fire_at);
+                    self.order.remove(&(at, key.clone()));
+                    self.order.insert((fire_at, key));
+                }
+            }
+        }
+    }
+
+    /// Takes the timers due at `now`, each once. An entry handed a later deadline since it was
+    /// armed stays queued, re-armed at that deadline.
+    pub(crate) fn take_due(&mut self, now: Millis) -> Vec<Timer> {
+        let mut due = Vec::new();
+        while self.order.first().is_some_and(|(at, _)| *at <= now) {
+            let (at, key) = self.order.pop_first().expect("checked above");
+            let entry = self
+                .entries
+                .get_mut(&key)
+                .expect("every queued key has an entry");
+            if entry.latest > at {
+                entry.armed = entry.latest;
+                self.order.insert((entry.latest, key.clone()));
+            } else {
+                self.entries.remove(&key);
+            }
+            let (execution_id, op_id, kind) = key;
+            due.push(Timer {
+                fire_at: at,
+                execution_id,
+                op_id,
+                kind,
+            });
+        }
+        due
+    }
+
+    /// When the earliest queued timer is due.
+    pub(crate) fn next_at(&self) -> Option<Millis> {
+        self.order.first().map(|(at, _)| *at)
+    }
+
+    /// How many timers are queued.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        debug_assert_eq!(self.entries.len(), self.order.len());
+        self.entries.len()
+    }
+}
+
 /// The scheduler loop: sleeps until the earliest timer, fires what is due.
 pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
-    let mut heap: BinaryHeap<Reverse<Timer>> = BinaryHeap::new();
-    // What the heap holds: the takeover sweep hands over the same timers again and again.
-    let mut queued: HashSet<Timer> = HashSet::new();
+    let mut timers = Timers::default();
     loop {
         let now = now_ms();
-        while heap.peek().is_some_and(|Reverse(t)| t.fire_at <= now) {
-            let Reverse(timer) = heap.pop().expect("peeked");
-            queued.remove(&timer);
+        for timer in timers.take_due(now) {
             let Some(rt) = runtime.upgrade() else { return };
             tokio::spawn(async move { fire(rt, timer).await });
         }
-        let sleep = heap
-            .peek()
-            .map(|Reverse(t)| Duration::from_millis((t.fire_at - now).max(0) as u64))
+        let sleep = timers
+            .next_at()
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             received = rx.recv() => match received {
-                Some(timer) => {
-                    if queued.insert(timer.clone()) {
-                        heap.push(Reverse(timer));
-                    }
-                }
+                Some(timer) => timers.add(timer),
                 None => return,
             },
             _ = tokio::time::sleep(sleep) => {}
@@ -197,5 +287,94 @@ fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
         Ok(()) => Ok(fired),
         Err(store::Error::ConditionFailed(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(execution: &str, op: &str, kind: TimerKind, fire_at: Millis) -> Timer {
+        Timer {
+            fire_at,
+            execution_id: ExecutionId::from_raw(execution),
+            op_id: op.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_flood_keeps_one_entry_and_the_last_deadline_still_fires() {
+        let mut timers = Timers::default();
+        // The callback's own timeout, and 2,000 heartbeats each moving the heartbeat deadline.
+        timers.add(timer("ex_1", "op_1", TimerKind::CallbackTimeout, 1_000_000));
+        for i in 0..2_000 {
+            timers.add(timer(
+                "ex_1",
+                "op_1",
+                TimerKind::CallbackHeartbeat,
+                30_000 + i,
+            ));
+        }
+        assert_eq!(timers.len(), 2, "one entry per (execution, op, kind)");
+        assert_eq!(timers.next_at(), Some(30_000));
+
+        // The first deadline fires (the store refuses it: the deadline moved) and the entry is
+        // re-armed at the last one, not dropped.
+        let due = timers.take_due(30_000);
+        assert_eq!(
+            due,
+            vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 30_000)]
+        );
+        assert_eq!(timers.len(), 2);
+        assert_eq!(timers.next_at(), Some(31_999));
+        assert!(timers.take_due(31_998).is_empty());
+
+        // No heartbeat after that: the last deadline fires, and the entry is gone.
+        let due = timers.take_due(31_999);
+        assert_eq!(
+            due,
+            vec![timer("ex_1", "op_1", TimerKind::CallbackHeartbeat, 31_999)]
+        );
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.next_at(), Some(1_000_000));
+    }
+
+    #[test]
+    fn the_same_timer_handed_over_again_is_queued_once() {
+        let mut timers = Timers::default();
+        for _ in 0..100 {
+            timers.add(timer("ex_1", "op_1", TimerKind::WaitEnd, 500));
+        }
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.take_due(500).len(), 1);
+        assert_eq!(timers.len(), 0);
+        assert!(timers.take_due(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn an_earlier_deadline_moves_the_entry_forward_and_the_later_one_still_fires() {
+        let mut timers = Timers::default();
+        timers.add(timer("ex_1", "op_1", TimerKind::StepRetry, 900));
+        timers.add(timer("ex_1", "op_1", TimerKind::StepRetry, 100));
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.next_at(), Some(100));
+        assert_eq!(timers.take_due(100)[0].fire_at, 100);
+        assert_eq!(timers.take_due(900)[0].fire_at, 900);
+        assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn distinct_timers_fire_in_deadline_order() {
+        let mut timers = Timers::default();
+        timers.add(timer("ex_2", "op_1", TimerKind::WaitEnd, 300));
+        timers.add(timer("ex_1", "op_1", TimerKind::WaitEnd, 200));
+        timers.add(timer("ex_1", "", TimerKind::ExecutionTimeout, 100));
+        let due: Vec<_> = timers
+            .take_due(1_000)
+            .into_iter()
+            .map(|t| t.fire_at)
+            .collect();
+        assert_eq!(due, vec![100, 200, 300]);
     }
 }

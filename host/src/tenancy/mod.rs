@@ -15,6 +15,7 @@ pub use quotas::{Overrides, Quotas};
 
 use crate::ids::TenantId;
 use crate::journal::{Millis, now_ms};
+use crate::ratelimit::Bucket;
 use crate::store::{self, KeyRecord, Store, TenantRecord};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -88,12 +89,6 @@ fn parse_key(raw: &str) -> Option<(String, &str)> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A token bucket: `rate` per second, up to `burst` at once.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
 }
 
 pub struct Tenancy {
@@ -182,23 +177,12 @@ impl Tenancy {
     /// How long to wait, when the bucket is empty.
     pub fn check_rate(&self, tenant: &TenantId) -> Result<(), Duration> {
         let quotas = self.quotas(tenant);
-        let rate = f64::from(quotas.requests_per_second);
-        let burst = f64::from(quotas.request_burst.max(1));
-        let mut buckets = self.buckets.lock().expect("rate buckets poisoned");
-        let bucket = buckets.entry(tenant.clone()).or_insert(Bucket {
-            tokens: burst,
-            last: Instant::now(),
-        });
         let now = Instant::now();
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-        }
+        let mut buckets = self.buckets.lock().expect("rate buckets poisoned");
+        buckets
+            .entry(tenant.clone())
+            .or_insert_with(|| Bucket::full(quotas.request_burst, now))
+            .take(quotas.requests_per_second, quotas.request_burst, now)
     }
 
     /// Creates a tenant with its first key.

@@ -144,6 +144,8 @@ async fn two_hosts_one_table_survive_a_kill9() {
     let env = |host: &str| {
         [
             ("AEGIS_WEBHOOK_URL", webhook.url()),
+            // The host refuses a webhook it could not sign for.
+            ("AEGIS_WEBHOOK_SECRET", "cluster-webhook-secret".to_string()),
             ("AEGIS_HOST_ID", host.to_string()),
         ]
     };
@@ -390,7 +392,10 @@ async fn two_hosts_deliver_each_event_once() {
     }
     let shared = guard(60, Shared::create()).await;
     let webhook = WebhookReceiver::start().await.expect("webhook receiver");
-    let env = [("AEGIS_WEBHOOK_URL", webhook.url())];
+    let env = [
+        ("AEGIS_WEBHOOK_URL", webhook.url()),
+        ("AEGIS_WEBHOOK_SECRET", "cluster-webhook-secret".to_string()),
+    ];
     let a = shared.host_env(&env).await;
     let b = shared.host_env(&env).await;
     guard(240, async {

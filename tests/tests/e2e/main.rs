@@ -9,6 +9,7 @@
 //! key ([`keyed_host`], [`new_tenant`]).
 
 mod api;
+mod api_abuse;
 mod artifacts;
 mod aws;
 mod bad_input;
