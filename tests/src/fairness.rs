@@ -98,7 +98,10 @@ pub async fn run(sizes: Fairness) -> Result<Value> {
         let t0 = Instant::now();
         let id = b.start("steps3", json!(format!("p{i}"))).await?;
         let result = b.result(&id, Duration::from_secs(600)).await?;
-        ensure!(result == json!(format!("p{i}-a-b-c")), "probe {i}: {result}");
+        ensure!(
+            result == json!(format!("p{i}-a-b-c")),
+            "probe {i}: {result}"
+        );
         latencies.push(t0.elapsed());
     }
     let a_done_during_probes = count_done(&a, &flood_ids).await?;

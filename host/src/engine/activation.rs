@@ -101,10 +101,19 @@ pub fn run(
     let bindings = match pre.instantiate(&mut store) {
         Ok(bindings) => bindings,
         // Every slot of the instance pool is taken: the host is busy, not the guest wrong.
-        Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some() =>
+        {
             let HostState { activation, .. } = store.into_data();
             let reason = format!("the instance pool is full: {e}");
-            return (Ending::Abandoned { retry: true, reason }, activation);
+            return (
+                Ending::Abandoned {
+                    retry: true,
+                    reason,
+                },
+                activation,
+            );
         }
         Err(e) => {
             let HostState {
@@ -147,10 +156,9 @@ fn classify(
         (Some(Failure::Blocking(m)), _) => {
             Ending::Failed(ErrorRecord::new("Aegis.BlockingCall", m.clone()))
         }
-        (Some(Failure::LimitExceeded(m)), _) => Ending::Failed(ErrorRecord::new(
-            "Aegis.ActivationLimitExceeded",
-            m.clone(),
-        )),
+        (Some(Failure::LimitExceeded(m)), _) => {
+            Ending::Failed(ErrorRecord::new("Aegis.ActivationLimitExceeded", m.clone()))
+        }
         (Some(Failure::InvalidPayload(m)), _) => {
             Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m.clone()))
         }
@@ -166,10 +174,9 @@ fn classify(
         (None, Ok(RunOutcome::Completed(payload))) => {
             match check_json("the workflow's result", &payload) {
                 Ok(()) => Ending::Completed(payload),
-                Err(failure) => Ending::Failed(ErrorRecord::new(
-                    "Aegis.InvalidPayload",
-                    failure.message(),
-                )),
+                Err(failure) => {
+                    Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", failure.message()))
+                }
             }
         }
         (None, Ok(RunOutcome::Failed(info))) => match checked_error(info) {
@@ -177,7 +184,9 @@ fn classify(
             Err(Failure::InvalidPayload(m)) => {
                 Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m))
             }
-            Err(failure) => Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", failure.message())),
+            Err(failure) => {
+                Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", failure.message()))
+            }
         },
         (None, Ok(RunOutcome::Suspended)) => Ending::Suspended,
         (None, Err(trap)) => Ending::Failed(match meter.exceeded {

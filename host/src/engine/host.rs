@@ -256,13 +256,14 @@ impl Activation {
     fn record(&mut self, op: &Operation, event: EventType, details: Value) -> wasmtime::Result<()> {
         // What the record holds in memory until it is committed: the operation (its payloads)
         // twice, once in the batch and once in the event's details, plus a fixed overhead.
-        let bytes = 2 * (op.name.len()
-            + op.result.as_ref().map_or(0, String::len)
-            + op.error.as_ref().map_or(0, |e| {
-                e.error_type.len()
-                    + e.error_message.len()
-                    + e.error_data.as_ref().map_or(0, String::len)
-            }))
+        let bytes = 2
+            * (op.name.len()
+                + op.result.as_ref().map_or(0, String::len)
+                + op.error.as_ref().map_or(0, |e| {
+                    e.error_type.len()
+                        + e.error_message.len()
+                        + e.error_data.as_ref().map_or(0, String::len)
+                }))
             + 256;
         self.charge(Charge::Pending(bytes))?;
         self.pending_bytes += bytes;
@@ -977,11 +978,21 @@ impl durable::Host for HostState {
         // it stays one line and cannot forge the host's own.
         let message = escape_log_line(&message);
         match level {
-            LogLevel::Trace => tracing::trace!(target: "aegis::guest", tenant, execution, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "aegis::guest", tenant, execution, "{message}"),
-            LogLevel::Info => tracing::info!(target: "aegis::guest", tenant, execution, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "aegis::guest", tenant, execution, "{message}"),
-            LogLevel::Error => tracing::error!(target: "aegis::guest", tenant, execution, "{message}"),
+            LogLevel::Trace => {
+                tracing::trace!(target: "aegis::guest", tenant, execution, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "aegis::guest", tenant, execution, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "aegis::guest", tenant, execution, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "aegis::guest", tenant, execution, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "aegis::guest", tenant, execution, "{message}")
+            }
         }
         Ok(())
     }
@@ -1037,9 +1048,12 @@ impl artifacts::Host for HostState {
             a.charge(Charge::Artifact(content.len()))?;
             let tenant = a.execution.tenant.clone();
             let execution = a.execution.id.clone();
-            Ok(a.io(|a| a.artifacts.put(&tenant, &execution, &key, &content_type, &content))
-                .map(|r| Value::String(r.to_string()).to_string())
-                .map_err(|e| ErrorRecord::new(e.put_error_type(), e.to_string())))
+            Ok(a.io(|a| {
+                a.artifacts
+                    .put(&tenant, &execution, &key, &content_type, &content)
+            })
+            .map(|r| Value::String(r.to_string()).to_string())
+            .map_err(|e| ErrorRecord::new(e.put_error_type(), e.to_string())))
         })
         .map(|r| r.map(|json| serde_json::from_str::<String>(&json).unwrap_or(json)))
     }
@@ -1140,7 +1154,10 @@ mod tests {
         let max = crate::journal::MAX_ERROR_MESSAGE;
         let e = checked_error(info("E", "é".repeat(max), None)).unwrap();
         assert!(e.error_message.len() <= max, "{}", e.error_message.len());
-        assert!(e.error_message.ends_with(&format!("[cut: {} bytes in all]", 2 * max)));
+        assert!(
+            e.error_message
+                .ends_with(&format!("[cut: {} bytes in all]", 2 * max))
+        );
     }
 
     #[test]
@@ -1157,8 +1174,14 @@ mod tests {
     fn payloads_must_be_json() {
         assert!(check_json("r", r#"{"a": [1, 2]}"#).is_ok());
         assert!(check_json("r", "null").is_ok());
-        assert!(matches!(check_json("r", "hello"), Err(Failure::InvalidPayload(_))));
-        assert!(matches!(check_json("r", ""), Err(Failure::InvalidPayload(_))));
+        assert!(matches!(
+            check_json("r", "hello"),
+            Err(Failure::InvalidPayload(_))
+        ));
+        assert!(matches!(
+            check_json("r", ""),
+            Err(Failure::InvalidPayload(_))
+        ));
     }
 
     #[test]

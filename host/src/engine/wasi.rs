@@ -19,6 +19,7 @@
 
 use super::host::{Failure, HostState};
 use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime_wasi::WasiView as _;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
@@ -26,7 +27,6 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::{self, Duration, Insta
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
-use wasmtime_wasi::WasiView as _;
 
 /// Links the WASI interfaces a guest may import.
 ///
@@ -37,10 +37,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
     monotonic_clock::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
     filesystem::preopens::add_to_linker::<HostState, WasiFilesystem>(l, HostState::filesystem)?;
-    sync::filesystem::types::add_to_linker::<HostState, WasiFilesystem>(
-        l,
-        HostState::filesystem,
-    )?;
+    sync::filesystem::types::add_to_linker::<HostState, WasiFilesystem>(l, HostState::filesystem)?;
     random::random::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
     random::insecure::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
     random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
@@ -111,7 +108,10 @@ impl monotonic_clock::Host for HostState {
         self.ready_pollable()
     }
 
-    fn subscribe_duration(&mut self, duration: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+    fn subscribe_duration(
+        &mut self,
+        duration: Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         if duration > 0 {
             return Err(self.refuse_to_block(format!(
                 "the guest asked to sleep for {duration} ns (monotonic-clock subscribe-duration)"

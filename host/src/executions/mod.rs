@@ -22,7 +22,7 @@ use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
-use crate::engine::{Engine, LoadError, Limits};
+use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{
     ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
@@ -34,10 +34,10 @@ use crate::store::{
 };
 use crate::tenancy::Tenancy;
 use serde_json::json;
+use slots::Slots;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use slots::Slots;
 use tokio::sync::broadcast;
 
 /// Longest execution timeout (the model's 366 days).
@@ -723,7 +723,8 @@ impl Runtime {
                     "Aegis.ActivationLimitExceeded",
                     format!("the activation's writes do not fit one commit: {reason}"),
                 );
-                self.store.commit(id, too_large_ending(&activation, &workflow, error))
+                self.store
+                    .commit(id, too_large_ending(&activation, &workflow, error))
             }
             other => other,
         };

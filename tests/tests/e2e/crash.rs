@@ -143,7 +143,10 @@ async fn a_component_the_host_cannot_read_is_retried_not_failed() {
 
         // The host says it is trying again, and the execution is still running.
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while !host.log_tail(200).contains("cannot load the component; trying again") {
+        while !host
+            .log_tail(200)
+            .contains("cannot load the component; trying again")
+        {
             ensure!(
                 std::time::Instant::now() < deadline,
                 "no retry was logged:\n{}",

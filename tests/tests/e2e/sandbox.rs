@@ -91,7 +91,9 @@ async fn a_component_that_imports_sockets_is_refused_at_upload() {
         let reply = c.upload_bytes("socket_probe", bytes).await?;
         reply.assert_error(400, "incompatible_component");
         ensure!(
-            reply.error_message().is_some_and(|m| m.contains("wasi:sockets")),
+            reply
+                .error_message()
+                .is_some_and(|m| m.contains("wasi:sockets")),
             "the refusal names the import: {}",
             reply.body
         );

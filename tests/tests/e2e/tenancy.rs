@@ -815,8 +815,14 @@ async fn activation_budgets_are_per_tenant() {
         }
         // 100 steps in one activation: over the small tenant's 50 operations, well within the
         // default 10,000.
-        let over = small.client.start("many_steps", json!({"steps": 100})).await?;
-        let within = normal.client.start("many_steps", json!({"steps": 100})).await?;
+        let over = small
+            .client
+            .start("many_steps", json!({"steps": 100}))
+            .await?;
+        let within = normal
+            .client
+            .start("many_steps", json!({"steps": 100}))
+            .await?;
         let exec = expect_failed(&small.client, &over, "Aegis.ActivationLimitExceeded").await?;
         let message = exec["error"]["error_message"].as_str().unwrap_or("");
         ensure!(
@@ -834,7 +840,10 @@ async fn activation_budgets_are_per_tenant() {
             .await?;
         let exec = expect_failed(&small.client, &quiet, "Aegis.ActivationLimitExceeded").await?;
         let message = exec["error"]["error_message"].as_str().unwrap_or("");
-        ensure!(message.contains("max_log_lines_per_activation"), "{message}");
+        ensure!(
+            message.contains("max_log_lines_per_activation"),
+            "{message}"
+        );
         let chatty = normal
             .client
             .start("log_flood", json!({"lines": 10, "bytes": 100}))
