@@ -493,6 +493,7 @@ async fn fuzz_callback_bodies() {
         );
         let tally = check("callback bodies", strategy, |(action, target, body)| {
             let anon = anon.clone();
+            let known = matches!(target, Target::Real(_));
             let id = match target {
                 Target::Real(i) => callbacks[i.index(callbacks.len())].clone(),
                 Target::Unknown => unknown.clone(),
@@ -507,9 +508,20 @@ async fn fuzz_callback_bodies() {
                 let reply = anon
                     .send_json_bytes(Method::POST, &path, body.0.clone())
                     .await?;
-                // Only succeed and fail read the body; a heartbeat ignores it, and an unknown
-                // action is no route at all.
+                // Only succeed and fail read the body, and only once the callback was found
+                // waiting: an unknown one is a 404 and one that ended a 409, whatever the body.
+                // A heartbeat ignores the body, and an unknown action is no route at all.
                 match action {
+                    "succeed" | "fail" if !known => {
+                        well_formed(&reply)?;
+                        ensure!(
+                            [400, 404].contains(&reply.status),
+                            "HTTP {} for an unknown callback: {}",
+                            reply.status,
+                            reply.text()
+                        );
+                    }
+                    "succeed" | "fail" if reply.status == 409 => well_formed(&reply)?,
                     "succeed" | "fail" => {
                         judged(&reply, &body, PAYLOAD_BODY_LIMIT, &[200, 400, 404, 409, 413])?;
                     }
