@@ -123,14 +123,16 @@ impl Gate {
         std::thread::Builder::new()
             .name("aegis-compile".into())
             .spawn(move || {
-                // Both are released only when the work really ends, whoever still waits.
-                let _ticket = ticket;
-                let _permit = permit;
+                // Both are released only when the work really ends, whoever still waits, and
+                // before its result is handed over: a caller that has the result may at once
+                // compile again, and must find the slot free.
                 let began = Instant::now();
                 let out = work();
                 let ms = began.elapsed().as_millis() as u64;
                 let old = mean_ms.load(Ordering::Relaxed);
                 mean_ms.store((old * 3 + ms) / 4, Ordering::Relaxed);
+                drop(permit);
+                drop(ticket);
                 let _ = tx.send(out);
             })
             .map_err(|e| GateError::Failed(format!("cannot start a compile thread: {e}")))?;
@@ -161,9 +163,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_queue_refuses_at_once() {
-        let gate = Arc::new(Gate::new(1, 0, Duration::from_secs(600)));
+    /// Starts work that holds the gate's slot until the returned sender is sent to; returns
+    /// once it runs.
+    async fn hold_the_slot(
+        gate: &Arc<Gate>,
+    ) -> (
+        tokio::task::JoinHandle<Result<u32, GateError>>,
+        mpsc::Sender<()>,
+    ) {
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel();
         let first = tokio::spawn({
@@ -173,6 +180,13 @@ mod tests {
         tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
             .await
             .unwrap();
+        (first, release_tx)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let gate = Arc::new(Gate::new(1, 0, Duration::from_secs(600)));
+        let (first, release_tx) = hold_the_slot(&gate).await;
         let refused = gate.run(|| 1).await;
         assert!(
             matches!(refused, Err(GateError::Busy { retry_after_secs }) if retry_after_secs >= 1),
@@ -187,15 +201,7 @@ mod tests {
     #[tokio::test]
     async fn a_queued_compile_waits_for_the_slot() {
         let gate = Arc::new(Gate::new(1, 1, Duration::from_secs(600)));
-        let (started_tx, started_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel();
-        let first = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.run(held(started_tx, release_rx)).await }
-        });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-            .await
-            .unwrap();
+        let (first, release_tx) = hold_the_slot(&gate).await;
         let second = tokio::spawn({
             let gate = gate.clone();
             async move { gate.run(|| 3).await }

@@ -741,19 +741,7 @@ mod tests {
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("aegis.db")).unwrap());
         let (url, seen) = webhook().await;
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            first_backoff: Duration::from_millis(1),
-        };
-        let leasing = Leasing {
-            host_id: "a".into(),
-            ttl_ms: 60_000,
-        };
-        let hook = Webhook {
-            url,
-            secret: "s".into(),
-        };
-        let notifier = Notifier::with_retry(store.clone(), Some(hook), None, leasing, policy);
+        let notifier = webhook_notifier(&store, url, 3);
         let (a, a2, b) = (
             execution(&*store, "tn_a"),
             execution(&*store, "tn_a"),
@@ -811,19 +799,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         drop(listener);
-        let policy = RetryPolicy {
-            max_attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        };
-        let leasing = Leasing {
-            host_id: "a".into(),
-            ttl_ms: 60_000,
-        };
-        let hook = Webhook {
-            url,
-            secret: "s".into(),
-        };
-        let notifier = Notifier::with_retry(store.clone(), Some(hook), None, leasing, policy);
+        let notifier = webhook_notifier(&store, url, 1);
         let a = execution(&*store, "tn_a");
         publish(&*store, &a, "one");
         publish(&*store, &a, "two");
@@ -916,5 +892,22 @@ mod tests {
             super::signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    /// A notifier posting to the webhook at `url`, giving up on an event after `max_attempts`.
+    fn webhook_notifier(store: &Arc<dyn Store>, url: String, max_attempts: u32) -> Arc<Notifier> {
+        let policy = RetryPolicy {
+            max_attempts,
+            first_backoff: Duration::from_millis(1),
+        };
+        let leasing = Leasing {
+            host_id: "a".into(),
+            ttl_ms: 60_000,
+        };
+        let hook = Webhook {
+            url,
+            secret: "s".into(),
+        };
+        Notifier::with_retry(store.clone(), Some(hook), None, leasing, policy)
     }
 }
