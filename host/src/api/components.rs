@@ -41,10 +41,14 @@ pub async fn upload(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    let limit = s.rt.tenancy.quotas(&tenant).max_component_bytes() as u64;
     if !crate::components::valid_name(&name) {
+        // The body is read and dropped (up to the size limit) before answering: a server that
+        // answers and closes while the client still sends makes the client's kernel see a
+        // reset, which can destroy the answer before the client reads it.
+        drain(request, limit).await;
         return Err(Error::BadName(name.chars().take(100).collect()).into());
     }
-    let limit = s.rt.tenancy.quotas(&tenant).max_component_bytes() as u64;
     // A declared length over the limit is refused before a byte is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -74,6 +78,19 @@ pub async fn upload(
             Ok(response)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads and drops a body, up to `limit` bytes.
+async fn drain(body: Body, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > limit {
+            break;
+        }
     }
 }
 
