@@ -15,6 +15,8 @@ use crate::tenancy::Quotas;
 pub struct Budget {
     limits: Spent,
     spent: Spent,
+    /// Operations the execution may have in its journal, all activations together.
+    journal_limit: u64,
 }
 
 /// Counts of what an activation made the host hold.
@@ -67,7 +69,24 @@ impl Budget {
                 artifact_bytes: kib(quotas.max_artifact_mb_per_activation) * 1024,
             },
             spent: Spent::default(),
+            journal_limit: quotas.max_operations_per_execution.into(),
         }
+    }
+
+    /// Checks that one more operation fits the execution's journal, which holds `journal`
+    /// operations now (replayed and new).
+    ///
+    /// # Errors
+    /// A message naming `max_operations_per_execution`.
+    pub fn journal_has_room(&self, journal: usize) -> Result<(), String> {
+        if journal as u64 >= self.journal_limit {
+            return Err(format!(
+                "the execution's journal holds {journal} operations, its limit \
+                 (max_operations_per_execution); every activation replays the whole journal, so \
+                 it cannot grow without bound: continue in a new execution, or ask for a higher quota",
+            ));
+        }
+        Ok(())
     }
 
     /// Charges `charge`, or says which quota it would exceed (nothing is charged then).
@@ -217,6 +236,17 @@ mod tests {
         b.charge(Charge::Event(10)).unwrap();
         let e = b.charge(Charge::Event(1)).unwrap_err();
         assert!(e.contains("max_events_per_activation"), "{e}");
+    }
+
+    #[test]
+    fn the_journal_of_an_execution_is_bounded_over_all_its_activations() {
+        let b = Budget::new(&Quotas {
+            max_operations_per_execution: 100,
+            ..Quotas::default()
+        });
+        assert!(b.journal_has_room(99).is_ok());
+        let e = b.journal_has_room(100).unwrap_err();
+        assert!(e.contains("max_operations_per_execution"), "{e}");
     }
 
     #[test]

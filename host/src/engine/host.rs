@@ -316,6 +316,9 @@ impl Activation {
             .map(|op| op.cloned())
             .map_err(|e| self.replay_error(e))?;
         if existing.is_none() {
+            if let Err(message) = self.budget.journal_has_room(self.cursor.len()) {
+                return Err(self.trap(Failure::LimitExceeded(message)));
+            }
             self.charge(Charge::Operation)?;
             // Between operations, never inside one: an operation's records (its callback, its
             // timers) always land in one commit.

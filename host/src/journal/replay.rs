@@ -46,6 +46,15 @@ fn describe(op_type: OperationType, sub_type: SubType, name: &str) -> String {
 }
 
 impl Cursor {
+    /// Operations in the journal (recorded before this activation, or by it).
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
     pub fn new(ops: impl IntoIterator<Item = Operation>) -> Self {
         Self {
             ops: ops.into_iter().map(|op| (op.id.clone(), op)).collect(),

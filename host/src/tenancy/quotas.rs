@@ -89,6 +89,9 @@ quotas! {
     /// Activations of the tenant's executions that may run at once on one host. The rest queue,
     /// and the queues of all tenants are served in turn.
     max_activation_slots: u32 = 32, 1, 100_000;
+    /// Durable operations one execution may have in its journal, over all its activations:
+    /// every activation loads and replays the whole journal, so this bounds its memory and time.
+    max_operations_per_execution: u32 = 100_000, 1, 10_000_000;
     /// New durable operations (steps, waits, callbacks, contexts, agent calls, recorded values)
     /// one activation may start.
     max_operations_per_activation: u32 = 10_000, 1, 1_000_000;

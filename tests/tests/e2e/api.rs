@@ -31,6 +31,7 @@ fn default_quotas() -> Value {
         "request_burst": 2_000,
         "wall_deadline_ms": 60_000,
         "max_activation_slots": 32,
+        "max_operations_per_execution": 100_000,
         "max_operations_per_activation": 10_000,
         "max_pending_kb_per_activation": 16_384,
         "max_events_per_activation": 1_000,

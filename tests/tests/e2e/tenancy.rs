@@ -833,6 +833,19 @@ async fn activation_budgets_are_per_tenant() {
             normal.client.result(&within, DONE).await? == json!({"steps": 100, "sum": 4950}),
             "the other tenant's execution is not limited"
         );
+        // A journal of at most 30 operations, over all the execution's activations.
+        let short = new_tenant(&host, "short", json!({"max_operations_per_execution": 30})).await?;
+        upload(&short.client, &["many_steps"]).await?;
+        let long = short
+            .client
+            .start("many_steps", json!({"steps": 100}))
+            .await?;
+        let exec = expect_failed(&short.client, &long, "Aegis.ActivationLimitExceeded").await?;
+        let message = exec["error"]["error_message"].as_str().unwrap_or("");
+        ensure!(
+            message.contains("max_operations_per_execution"),
+            "{message}"
+        );
         // No log lines at all for the small tenant; ten are fine for the other.
         let quiet = small
             .client
