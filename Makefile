@@ -83,8 +83,9 @@ SCHEMATHESIS_VERSION := 4.32.*
 contract-fuzz-deps:
 	python3 -m pip install --quiet "schemathesis==$(SCHEMATHESIS_VERSION)"
 
+# The same package set as test-host, so that features unify the same way and nothing rebuilds.
 contract-fuzz: guests
-	$(CARGO) build -p aegis
+	$(CARGO) build -p aegis -p aegis-demo-agents
 	./.ci/contract-fuzz
 
 lint: toolchain
