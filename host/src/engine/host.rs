@@ -796,12 +796,6 @@ pub fn to_info(e: ErrorRecord) -> ErrorInfo {
     }
 }
 
-pub fn from_info(e: ErrorInfo) -> ErrorRecord {
-    let mut record = ErrorRecord::new(e.error_type, e.error_message);
-    record.error_data = e.error_data;
-    record
-}
-
 /// A payload the guest hands the host must be a JSON document: a result that is not would be
 /// stored and then served as `null`.
 pub fn check_json(what: &str, payload: &str) -> Result<(), Failure> {
