@@ -39,8 +39,7 @@ WITH_DYNAMODB := ./.ci/with-dynamodb
 all: build
 
 toolchain:
-	rustup target add $(WASM_TARGET)
-	rustup component add clippy rustfmt
+	./.ci/toolchain
 
 guests: toolchain
 	cd $(GUESTS) && $(CARGO) build --release --target $(WASM_TARGET) --workspace

@@ -228,7 +228,7 @@ async fn big_bodies_on_keyless_routes_are_refused_without_being_read() {
         let unknown2 = format!("cb_{}", "f".repeat(64));
         let (rss_before, hwm_before) = memory_kb(pid)?;
 
-        let attacks: Vec<Attack> = vec![
+        let attacks: Vec<Attack<'_>> = vec![
             (format!("/v1/callbacks/{unknown}/succeed"), vec![], 404),
             (format!("/v1/callbacks/{unknown}/fail"), vec![], 404),
             (format!("/v1/callbacks/{unknown}/heartbeat"), vec![], 404),
