@@ -390,12 +390,12 @@ pub async fn plan(
         );
     }
 
-    // Callbacks: a finished execution's waiting callbacks are cancelled.
+    // Callbacks, then the cancelling of those still waiting when the batch asks for it.
     let mut callbacks: Keyed<CallbackRecord> = Keyed::new();
     for cb in &batch.callbacks {
         callbacks.set(cb.id.as_str().to_string(), cb.clone());
     }
-    if batch.finish.is_some() {
+    if batch.cancel_open_callbacks {
         for cb in callbacks.map.values_mut() {
             if cb.status == Status::Started {
                 cb.status = Status::Cancelled;
