@@ -250,6 +250,15 @@ impl Activation {
     /// Adds a transition's writes (see `crate::transitions`) to the pending batch, within the
     /// budget: each operation with its event, then its timers, then its callback records.
     fn apply(&mut self, writes: Batch) -> wasmtime::Result<()> {
+        // The guards are the activation's own (see `guards`), and the transitions a guest
+        // drives neither wake nor end the execution nor clear timers: nothing else to carry.
+        debug_assert!(
+            writes.conditions.is_empty()
+                && writes.clear_timers.is_empty()
+                && !writes.wake
+                && writes.finish.is_none(),
+            "a guest-driven transition writes only operations, events, timers and callbacks"
+        );
         let Batch {
             operations,
             events,

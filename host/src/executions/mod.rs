@@ -24,16 +24,14 @@ use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
-use crate::journal::{
-    ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
-};
+use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, now_ms};
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
     self, Claim, Condition, Created, ExecutionRecord, ExecutionStatus, NewExecution, Store,
 };
 use crate::tenancy::Tenancy;
-use crate::transitions::{self, execution};
+use crate::transitions::execution;
 use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;
@@ -248,11 +246,7 @@ impl Runtime {
                 .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
             let now = now_ms();
             let timeout_at = timeout.map(|s| now + s as Millis * 1000);
-            let started_event = Event::execution(
-                EventType::ExecutionStarted,
-                now,
-                json!({"Input": result_details(&req.input), "ExecutionTimeout": timeout}),
-            );
+            let started_event = execution::started_event(&req.input, timeout, now);
             Ok(this.store.create_execution(NewExecution {
                 id: ExecutionId::generate(),
                 tenant,
@@ -310,7 +304,7 @@ impl Runtime {
             if record.status.is_terminal() {
                 return Err(StopError::NotRunning);
             }
-            let batch = transitions::execution::stop(&record.workflow, now_ms());
+            let batch = execution::stop(&record.workflow, now_ms());
             match this.store.commit(&id, batch) {
                 Ok(()) => {}
                 Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),

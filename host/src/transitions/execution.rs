@@ -1,4 +1,5 @@
-//! Ending an execution: succeeded, failed, stopped by request, or timed out.
+//! Starting an execution's history, and ending the execution: succeeded, failed, stopped by
+//! request, or timed out.
 //!
 //! Every ending writes the same things, built once here: the terminal history event, the
 //! host's own `execution.<status>` workflow event, the execution's status and outcome, and the
@@ -23,6 +24,16 @@ pub enum Ending {
     TimedOut,
     /// A caller stopped it.
     Stopped,
+}
+
+/// The first event of every history: the execution's input and its timeout in seconds, if it
+/// has one.
+pub fn started_event(input: &str, timeout_seconds: Option<u64>, now: Millis) -> Event {
+    Event::execution(
+        EventType::ExecutionStarted,
+        now,
+        json!({"Input": result_details(input), "ExecutionTimeout": timeout_seconds}),
+    )
 }
 
 /// The error a timed-out execution records.
@@ -125,6 +136,19 @@ mod tests {
     fn only_event(batch: &Batch) -> (EventType, &Value) {
         assert_eq!(batch.events.len(), 1);
         (batch.events[0].event_type, &batch.events[0].details)
+    }
+
+    #[test]
+    fn the_started_event_carries_the_input_and_the_timeout() {
+        let event = started_event(r#"{"n":1}"#, Some(60), 3);
+        assert_eq!(event.event_type, EventType::ExecutionStarted);
+        assert_eq!(event.timestamp, 3);
+        assert_eq!(event.details["Input"]["Payload"], r#"{"n":1}"#);
+        assert_eq!(event.details["ExecutionTimeout"], 60);
+        assert_eq!(
+            started_event("{}", None, 3).details["ExecutionTimeout"],
+            Value::Null
+        );
     }
 
     #[test]
