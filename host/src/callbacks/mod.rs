@@ -1,9 +1,10 @@
-//! Callbacks: completing, failing and heartbeating them from the outside, and timing them out.
+//! Callbacks: completing, failing and heartbeating them from the outside (their timeouts are
+//! the scheduler's).
 //!
 //! The callback id is the only capability needed, so every path checks it strictly: an id that
-//! does not exist, or a callback that already ended, is refused and changes nothing. Each
-//! transition is a conditional write (the operation must still be STARTED), so a completion
-//! racing a timeout or a duplicate delivery has exactly one winner.
+//! does not exist, or a callback that already ended, is refused and changes nothing. The writes
+//! are [`crate::transitions::callback`]'s, each a conditional write (the operation must still be
+//! STARTED), so a completion racing a timeout or a duplicate delivery has exactly one winner.
 
 use crate::executions::Runtime;
 use crate::ids::{CallbackId, ExecutionId};

@@ -43,10 +43,10 @@ pub struct Plan {
     pub meanings: Vec<Meaning>,
     /// Spilled values, written before the transaction.
     pub spilled: blob::Spilled,
-    /// Clean-up of an execution that ends (its remaining timers, its callbacks still waiting)
-    /// that did not fit in the transaction: applied right after it. Harmless if lost: a timer
-    /// of a finished execution fails its condition when it fires, and a callback of a finished
-    /// execution cannot be completed.
+    /// Clean-up the batch asks for (`clear_all_timers`, `cancel_open_callbacks`: what an ending
+    /// execution leaves behind) that did not fit in the transaction: applied right after it.
+    /// Harmless if lost: a timer of a finished execution fails its condition when it fires, and
+    /// a callback of a finished execution cannot be completed.
     pub follow_ups: Vec<Write>,
     /// The execution item as it is once the transaction applied (what the next commit of this
     /// process may start from without reading it).
