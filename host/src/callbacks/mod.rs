@@ -1,16 +1,16 @@
-//! Callbacks: completing, failing and heartbeating them from the outside, and timing them out.
+//! Callbacks: completing, failing and heartbeating them from the outside (their timeouts are
+//! the scheduler's).
 //!
 //! The callback id is the only capability needed, so every path checks it strictly: an id that
-//! does not exist, or a callback that already ended, is refused and changes nothing. Each
-//! transition is a conditional write (the operation must still be STARTED), so a completion
-//! racing a timeout or a duplicate delivery has exactly one winner.
+//! does not exist, or a callback that already ended, is refused and changes nothing. The writes
+//! are [`crate::transitions::callback`]'s, each a conditional write (the operation must still be
+//! STARTED), so a completion racing a timeout or a duplicate delivery has exactly one winner.
 
 use crate::executions::Runtime;
 use crate::ids::{CallbackId, ExecutionId};
-use crate::journal::{
-    ErrorRecord, Event, EventType, Operation, Status, error_details, now_ms, result_details,
-};
-use crate::store::{self, Batch, CallbackRecord, Condition, Timer, TimerKind};
+use crate::journal::{ErrorRecord, Status, now_ms};
+use crate::store::{self, Batch, CallbackRecord};
+use crate::transitions::{self, callback::Closing};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -304,44 +304,24 @@ fn apply(
         .operation(&record.execution_id, &record.op_id)?
         .ok_or(Error::NotFound)?;
     let now = now_ms();
-    let mut batch = Batch {
-        conditions: vec![
-            Condition::ExecutionRunning,
-            Condition::OperationStatus {
-                op_id: op.id.clone(),
-                status: Status::Started,
-            },
-        ],
-        ..Batch::default()
-    };
-    let woke = match completion {
+    let closing = match completion {
         Completion::Heartbeat => {
-            let Some(hb) = record.heartbeat_timeout_ms else {
+            let Some(batch) = transitions::callback::heartbeat(&record, &op, now) else {
                 return Ok((record, false));
             };
-            let timer = Timer {
-                fire_at: now + hb as i64,
-                execution_id: record.execution_id.clone(),
-                op_id: op.id.clone(),
-                kind: TimerKind::CallbackHeartbeat,
-            };
-            batch.set_timers.push(timer.clone());
+            let timers = batch.set_timers.clone();
             commit_or_explain(rt, id, &record.execution_id, batch)?;
-            rt.scheduler.add(timer);
-            false
+            for timer in timers {
+                rt.scheduler.add(timer);
+            }
+            return Ok((record, false));
         }
-        Completion::Succeed(payload) => {
-            close(&mut batch, &record, op, Ok(payload));
-            commit_or_explain(rt, id, &record.execution_id, batch)?;
-            true
-        }
-        Completion::Fail(error) => {
-            close(&mut batch, &record, op, Err((Status::Failed, error)));
-            commit_or_explain(rt, id, &record.execution_id, batch)?;
-            true
-        }
+        Completion::Succeed(payload) => Closing::Succeeded(payload),
+        Completion::Fail(error) => Closing::Failed(error),
     };
-    Ok((record, woke))
+    let batch = transitions::callback::complete(&record, op, closing, now);
+    commit_or_explain(rt, id, &record.execution_id, batch)?;
+    Ok((record, true))
 }
 
 /// Commits, and on a lost race reports what the callback became instead.
@@ -363,49 +343,4 @@ fn commit_or_explain(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Adds to `batch` the writes that end a callback: its operation, its event, its record, its
-/// timers, and a wake-up for the execution.
-pub fn close(
-    batch: &mut Batch,
-    record: &CallbackRecord,
-    mut op: Operation,
-    outcome: Result<String, (Status, ErrorRecord)>,
-) {
-    op.end_ts = Some(now_ms());
-    let (event_type, details) = match outcome {
-        Ok(payload) => {
-            op.status = Status::Succeeded;
-            let details = json!({"Result": result_details(&payload)});
-            op.result = Some(payload);
-            (EventType::CallbackSucceeded, details)
-        }
-        Err((status, error)) => {
-            op.status = status;
-            let details = json!({"Error": error_details(&error)});
-            op.error = Some(error);
-            let event = if status == Status::TimedOut {
-                EventType::CallbackTimedOut
-            } else {
-                EventType::CallbackFailed
-            };
-            (event, details)
-        }
-    };
-    batch
-        .events
-        .push(Event::operation(event_type, &op, now_ms(), details));
-    batch.callbacks.push(CallbackRecord {
-        status: op.status,
-        ..record.clone()
-    });
-    batch
-        .clear_timers
-        .push((op.id.clone(), TimerKind::CallbackTimeout));
-    batch
-        .clear_timers
-        .push((op.id.clone(), TimerKind::CallbackHeartbeat));
-    batch.operations.push(op);
-    batch.wake = true;
 }

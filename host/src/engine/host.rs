@@ -23,10 +23,11 @@ use crate::artifacts::{ArtifactRef, ArtifactStore};
 use crate::ids::CallbackId;
 use crate::journal::replay::{self, Cursor};
 use crate::journal::{
-    ErrorRecord, Event, EventType, Millis, Operation, OperationType, Status, SubType,
-    error_details, now_ms, result_details,
+    ErrorRecord, Event, EventType, Operation, OperationType, Status, SubType, error_details,
+    now_ms, result_details,
 };
-use crate::store::{Batch, CallbackRecord, Condition, ExecutionRecord, Store, Timer, TimerKind};
+use crate::store::{Batch, Condition, ExecutionRecord, Store, Timer};
+use crate::transitions::{callback, step, wait};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -238,13 +239,6 @@ impl Activation {
         }
     }
 
-    /// Adds a timer to the pending writes, within the budget.
-    fn set_timer(&mut self, timer: Timer) -> wasmtime::Result<()> {
-        self.charge(Charge::Timer)?;
-        self.pending.set_timers.push(timer);
-        Ok(())
-    }
-
     /// An operation the guest names by id; it must exist.
     fn known_op(&mut self, id: &str) -> wasmtime::Result<Operation> {
         match self.cursor.get(id) {
@@ -253,26 +247,62 @@ impl Activation {
         }
     }
 
+    /// Adds a transition's writes (see `crate::transitions`) to the pending batch, within the
+    /// budget: each operation with its event, then its timers, then its callback records.
+    fn apply(&mut self, writes: Batch) -> wasmtime::Result<()> {
+        // The guards are the activation's own (see `guards`), and the transitions a guest
+        // drives neither wake nor end the execution nor clear timers: nothing else to carry.
+        debug_assert!(
+            writes.conditions.is_empty()
+                && writes.clear_timers.is_empty()
+                && !writes.wake
+                && writes.finish.is_none(),
+            "a guest-driven transition writes only operations, events, timers and callbacks"
+        );
+        let Batch {
+            operations,
+            events,
+            set_timers,
+            callbacks,
+            ..
+        } = writes;
+        debug_assert_eq!(operations.len(), events.len(), "one event per operation");
+        for (op, event) in operations.into_iter().zip(events) {
+            // What the record holds in memory until it is committed: the operation (its
+            // payloads) twice, once in the batch and once in the event's details, plus a fixed
+            // overhead.
+            let bytes = 2
+                * (op.name.len()
+                    + op.result.as_ref().map_or(0, String::len)
+                    + op.error.as_ref().map_or(0, |e| {
+                        e.error_type.len()
+                            + e.error_message.len()
+                            + e.error_data.as_ref().map_or(0, String::len)
+                    }))
+                + 256;
+            self.charge(Charge::Pending(bytes))?;
+            self.pending_bytes += bytes;
+            self.pending.events.push(event);
+            self.cursor.put(op.clone());
+            self.pending.operations.push(op);
+        }
+        for timer in set_timers {
+            self.charge(Charge::Timer)?;
+            self.pending.set_timers.push(timer);
+        }
+        self.pending.callbacks.extend(callbacks);
+        Ok(())
+    }
+
+    /// Records `op` with the event of a context transition (contexts have no rules beyond
+    /// their status, so they are recorded here).
     fn record(&mut self, op: &Operation, event: EventType, details: Value) -> wasmtime::Result<()> {
-        // What the record holds in memory until it is committed: the operation (its payloads)
-        // twice, once in the batch and once in the event's details, plus a fixed overhead.
-        let bytes = 2
-            * (op.name.len()
-                + op.result.as_ref().map_or(0, String::len)
-                + op.error.as_ref().map_or(0, |e| {
-                    e.error_type.len()
-                        + e.error_message.len()
-                        + e.error_data.as_ref().map_or(0, String::len)
-                }))
-            + 256;
-        self.charge(Charge::Pending(bytes))?;
-        self.pending_bytes += bytes;
-        self.pending
+        let mut writes = Batch::default();
+        writes
             .events
             .push(Event::operation(event, op, now_ms(), details));
-        self.pending.operations.push(op.clone());
-        self.cursor.put(op.clone());
-        Ok(())
+        writes.operations.push(op.clone());
+        self.apply(writes)
     }
 
     /// Checks a payload the guest hands over is JSON.
@@ -364,27 +394,15 @@ impl Activation {
         semantics: StepSemantics,
     ) -> wasmtime::Result<StepAction> {
         let (id, existing) = self.begin(ctx, name, OperationType::Step, SubType::Step)?;
-        let mut op = match existing {
+        let op = match existing {
             Some(op) => match op.status {
                 Status::Succeeded | Status::Failed => {
                     return Ok(StepAction::Done(Self::recorded_outcome(&op)));
                 }
                 Status::Pending => return Ok(StepAction::Pending),
                 Status::Started if semantics == StepSemantics::AtMostOnce => {
-                    // The body may have run before a crash; at-most-once forbids running it again.
-                    let mut op = op;
-                    op.attempt += 1;
-                    op.status = Status::Failed;
-                    op.end_ts = Some(now_ms());
-                    op.error = Some(ErrorRecord::new(
-                        "Step.Interrupted",
-                        format!("step {name:?} was interrupted and is at-most-once"),
-                    ));
-                    let details = json!({
-                        "Error": error_details(op.error.as_ref().expect("set above")),
-                        "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
-                    });
-                    self.record(&op, EventType::StepFailed, details)?;
+                    let (writes, op) = step::interrupted(&self.execution.id, op, now_ms());
+                    self.apply(writes)?;
                     self.flush()?;
                     return Ok(StepAction::Done(Self::recorded_outcome(&op)));
                 }
@@ -392,14 +410,13 @@ impl Activation {
             },
             None => self.new_op(id.clone(), ctx, name, OperationType::Step, SubType::Step),
         };
-        op.status = Status::Started;
-        op.next_attempt_ts = None;
-        self.record(&op, EventType::StepStarted, json!({}))?;
+        let attempt = op.attempt + 1;
+        self.apply(step::start(op, now_ms()))?;
         if semantics == StepSemantics::AtMostOnce {
             self.flush()?;
         }
         self.running_steps.insert(id.clone());
-        Ok(StepAction::Run((id, op.attempt + 1)))
+        Ok(StepAction::Run((id, attempt)))
     }
 
     fn step_end(
@@ -413,8 +430,7 @@ impl Activation {
                 "step-end for operation {id:?}, which is not running"
             ))));
         }
-        let mut op = self.known_op(id)?;
-        op.attempt += 1;
+        let op = self.known_op(id)?;
         let now = now_ms();
         let outcome = match outcome {
             Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
@@ -430,56 +446,21 @@ impl Activation {
             }
             other => other,
         };
-        match outcome {
+        let outcome = match outcome {
             Outcome::Succeeded(payload) => {
                 self.check_json(&format!("the result of step {:?}", op.name), &payload)?;
-                op.status = Status::Succeeded;
-                op.end_ts = Some(now);
-                let details = json!({
-                    "Result": result_details(&payload),
-                    "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
-                });
-                op.result = Some(payload);
-                self.record(&op, EventType::StepSucceeded, details)?;
+                Ok(payload)
+            }
+            Outcome::Failed(info) => Err(self.guest_error(info)?),
+        };
+        let policy = policy.map(step::RetryPolicy::from);
+        let (writes, ended) = step::end(&self.execution.id, op, outcome, policy.as_ref(), now);
+        self.apply(writes)?;
+        match ended {
+            step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
+            step::Ended::Done(op) => {
                 self.flush()?;
                 Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
-            }
-            Outcome::Failed(info) => {
-                let error = self.guest_error(info)?;
-                let delay = policy
-                    .as_ref()
-                    .and_then(|p| retry_delay_ms(p, op.attempt, &error.error_type));
-                op.error = Some(error);
-                match delay {
-                    Some(delay) => {
-                        let due = now + delay as Millis;
-                        op.status = Status::Pending;
-                        op.next_attempt_ts = Some(due);
-                        let details = json!({
-                            "Error": error_details(op.error.as_ref().expect("set above")),
-                            "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": delay as f64 / 1000.0},
-                        });
-                        self.record(&op, EventType::StepFailed, details)?;
-                        self.set_timer(Timer {
-                            fire_at: due,
-                            execution_id: self.execution.id.clone(),
-                            op_id: op.id.clone(),
-                            kind: TimerKind::StepRetry,
-                        })?;
-                        Ok(StepVerdict::RetryScheduled)
-                    }
-                    None => {
-                        op.status = Status::Failed;
-                        op.end_ts = Some(now);
-                        let details = json!({
-                            "Error": error_details(op.error.as_ref().expect("set above")),
-                            "RetryDetails": {"CurrentAttempt": op.attempt, "NextAttemptDelaySeconds": null},
-                        });
-                        self.record(&op, EventType::StepFailed, details)?;
-                        self.flush()?;
-                        Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
-                    }
-                }
             }
         }
     }
@@ -503,20 +484,8 @@ impl Activation {
             });
         }
         self.check_timeout("wait duration", duration_ms)?;
-        let mut op = self.new_op(id, ctx, name, OperationType::Wait, SubType::Wait);
-        let end = op.start_ts + duration_ms as Millis;
-        op.scheduled_end_ts = Some(end);
-        let details = json!({
-            "Duration": duration_ms / 1000,
-            "ScheduledEndTimestamp": crate::journal::format_ts(end),
-        });
-        self.record(&op, EventType::WaitStarted, details)?;
-        self.set_timer(Timer {
-            fire_at: end,
-            execution_id: self.execution.id.clone(),
-            op_id: op.id,
-            kind: TimerKind::WaitEnd,
-        })?;
+        let op = self.new_op(id, ctx, name, OperationType::Wait, SubType::Wait);
+        self.apply(wait::start(&self.execution.id, op, duration_ms, now_ms()))?;
         Ok(Poll::Pending)
     }
 
@@ -561,39 +530,16 @@ impl Activation {
         }
         self.charge(Charge::Callback)?;
         let callback_id = CallbackId::generate();
-        let mut op = self.new_op(id, ctx, name, OperationType::Callback, SubType::Callback);
-        op.callback_id = Some(callback_id.to_string());
-        let details = json!({
-            "CallbackId": callback_id.as_str(),
-            "Timeout": timeout_ms / 1000,
-            "HeartbeatTimeout": heartbeat_ms.map(|h| h / 1000),
-        });
-        self.record(&op, EventType::CallbackStarted, details)?;
-        let execution_id = self.execution.id.clone();
-        self.set_timer(Timer {
-            fire_at: op.start_ts + timeout_ms as Millis,
-            execution_id: execution_id.clone(),
-            op_id: op.id.clone(),
-            kind: TimerKind::CallbackTimeout,
-        })?;
-        if let Some(hb) = heartbeat_ms {
-            self.set_timer(Timer {
-                fire_at: op.start_ts + hb as Millis,
-                execution_id: execution_id.clone(),
-                op_id: op.id.clone(),
-                kind: TimerKind::CallbackHeartbeat,
-            })?;
-        }
-        self.pending.callbacks.push(CallbackRecord {
+        let op = self.new_op(id, ctx, name, OperationType::Callback, SubType::Callback);
+        let new = callback::NewCallback {
             id: callback_id.clone(),
             tenant: self.execution.tenant.clone(),
-            execution_id,
-            op_id: op.id.clone(),
-            name: name.to_string(),
-            status: Status::Started,
+            execution: self.execution.id.clone(),
+            timeout_ms,
             heartbeat_timeout_ms: heartbeat_ms,
             agent,
-        });
+        };
+        self.apply(callback::start(new, op, now_ms()))?;
         Ok(callback_id)
     }
 
@@ -732,60 +678,27 @@ impl Activation {
                 Outcome::Failed(e) => Err(e),
             });
         }
-        let mut op = self.new_op(id, ctx, name, OperationType::Step, SubType::Step);
-        self.record(&op, EventType::StepStarted, json!({}))?;
-        op.attempt = 1;
-        op.end_ts = Some(now_ms());
-        match produce(self)? {
-            Ok(value) => {
-                op.status = Status::Succeeded;
-                let details = json!({"Result": result_details(&value), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
-                op.result = Some(value.clone());
-                self.record(&op, EventType::StepSucceeded, details)?;
-                Ok(Ok(value))
-            }
-            Err(error) => {
-                op.status = Status::Failed;
-                let details = json!({"Error": error_details(&error), "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}});
-                op.error = Some(error.clone());
-                self.record(&op, EventType::StepFailed, details)?;
-                Ok(Err(to_info(error)))
-            }
-        }
+        let op = self.new_op(id, ctx, name, OperationType::Step, SubType::Step);
+        let started = now_ms();
+        self.apply(step::start(op.clone(), started))?;
+        let produced = produce(self)?;
+        let (writes, _) = step::end(&self.execution.id, op, produced.clone(), None, started);
+        self.apply(writes)?;
+        Ok(produced.map_err(to_info))
     }
 }
 
-/// The delay before the next attempt, or `None` when the failure is final.
-pub fn retry_delay_ms(
-    policy: &RetryPolicy,
-    finished_attempts: u32,
-    error_type: &str,
-) -> Option<u64> {
-    if finished_attempts >= policy.max_attempts {
-        return None;
+impl From<RetryPolicy> for step::RetryPolicy {
+    fn from(p: RetryPolicy) -> Self {
+        Self {
+            max_attempts: p.max_attempts,
+            initial_delay_ms: p.initial_delay_ms,
+            max_delay_ms: p.max_delay_ms,
+            backoff_rate: p.backoff_rate,
+            jitter: p.jitter,
+            retry_on: p.retry_on,
+        }
     }
-    if !policy.retry_on.is_empty() && !policy.retry_on.iter().any(|t| t == error_type) {
-        return None;
-    }
-    let rate = if policy.backoff_rate.is_finite() && policy.backoff_rate >= 1.0 {
-        policy.backoff_rate
-    } else {
-        1.0
-    };
-    let exp = finished_attempts.saturating_sub(1).min(64) as i32;
-    let raw = policy.initial_delay_ms as f64 * rate.powi(exp);
-    let cap = if policy.max_delay_ms == 0 {
-        MAX_TIMEOUT_MS
-    } else {
-        policy.max_delay_ms.min(MAX_TIMEOUT_MS)
-    };
-    let delay = raw.min(cap as f64) as u64;
-    Some(if policy.jitter && delay > 1 {
-        use rand::RngExt;
-        rand::rng().random_range(delay / 2..=delay)
-    } else {
-        delay
-    })
 }
 
 pub fn to_info(e: ErrorRecord) -> ErrorInfo {
@@ -1091,36 +1004,6 @@ impl artifacts::Host for HostState {
 mod tests {
     use super::*;
 
-    fn policy(max: u32, initial: u64, rate: f64, jitter: bool) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: max,
-            initial_delay_ms: initial,
-            max_delay_ms: 10_000,
-            backoff_rate: rate,
-            jitter,
-            retry_on: vec![],
-        }
-    }
-
-    #[test]
-    fn exponential_backoff_grows_and_is_capped() {
-        let p = policy(10, 1000, 2.0, false);
-        assert_eq!(retry_delay_ms(&p, 1, "E"), Some(1000));
-        assert_eq!(retry_delay_ms(&p, 2, "E"), Some(2000));
-        assert_eq!(retry_delay_ms(&p, 3, "E"), Some(4000));
-        assert_eq!(retry_delay_ms(&p, 6, "E"), Some(10_000));
-        assert_eq!(retry_delay_ms(&p, 10, "E"), None);
-    }
-
-    #[test]
-    fn jitter_stays_within_half_to_full() {
-        let p = policy(10, 1000, 1.0, true);
-        for _ in 0..100 {
-            let d = retry_delay_ms(&p, 1, "E").unwrap();
-            assert!((500..=1000).contains(&d), "{d}");
-        }
-    }
-
     #[test]
     fn guest_errors_are_bounded() {
         let info = |t: &str, m: String, d: Option<&str>| ErrorInfo {
@@ -1179,13 +1062,5 @@ mod tests {
             check_json("r", ""),
             Err(Failure::InvalidPayload(_))
         ));
-    }
-
-    #[test]
-    fn only_listed_errors_retry() {
-        let mut p = policy(3, 10, 1.0, false);
-        p.retry_on = vec!["Net.Timeout".into()];
-        assert_eq!(retry_delay_ms(&p, 1, "Net.Timeout"), Some(10));
-        assert_eq!(retry_delay_ms(&p, 1, "Bad.Input"), None);
     }
 }

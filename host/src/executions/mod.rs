@@ -24,15 +24,14 @@ use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
-use crate::journal::{
-    ErrorRecord, Event, EventType, Millis, error_details, now_ms, result_details,
-};
+use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, now_ms};
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
-    self, Claim, Condition, Created, ExecutionRecord, ExecutionStatus, Finish, NewExecution, Store,
+    self, Claim, Condition, Created, ExecutionRecord, ExecutionStatus, NewExecution, Store,
 };
 use crate::tenancy::Tenancy;
+use crate::transitions::execution;
 use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;
@@ -247,11 +246,7 @@ impl Runtime {
                 .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
             let now = now_ms();
             let timeout_at = timeout.map(|s| now + s as Millis * 1000);
-            let started_event = Event::execution(
-                EventType::ExecutionStarted,
-                now,
-                json!({"Input": result_details(&req.input), "ExecutionTimeout": timeout}),
-            );
+            let started_event = execution::started_event(&req.input, timeout, now);
             Ok(this.store.create_execution(NewExecution {
                 id: ExecutionId::generate(),
                 tenant,
@@ -309,28 +304,7 @@ impl Runtime {
             if record.status.is_terminal() {
                 return Err(StopError::NotRunning);
             }
-            let error =
-                ErrorRecord::new("Execution.Stopped", "the execution was stopped by request");
-            let batch = store::Batch {
-                conditions: vec![Condition::ExecutionRunning],
-                events: vec![Event::execution(
-                    EventType::ExecutionStopped,
-                    now_ms(),
-                    json!({"Error": error_details(&error)}),
-                )],
-                publish: vec![ended_event(
-                    ExecutionStatus::Stopped,
-                    &record.workflow,
-                    Some(&error),
-                )],
-                finish: Some(Finish {
-                    status: ExecutionStatus::Stopped,
-                    result: None,
-                    error: Some(error),
-                }),
-                clear_all_timers: true,
-                ..store::Batch::default()
-            };
+            let batch = execution::stop(&record.workflow, now_ms());
             match this.store.commit(&id, batch) {
                 Ok(()) => {}
                 Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
@@ -671,42 +645,22 @@ impl Runtime {
             Ending::Completed(result) => {
                 terminal = true;
                 batch.events.push(invocation(None));
-                batch.events.push(Event::execution(
-                    EventType::ExecutionSucceeded,
+                batch.append(execution::end(
+                    execution::Ending::Succeeded(result),
+                    &workflow,
                     now_ms(),
-                    json!({"Result": result_details(&result)}),
                 ));
-                batch
-                    .publish
-                    .push(ended_event(ExecutionStatus::Succeeded, &workflow, None));
-                batch.finish = Some(Finish {
-                    status: ExecutionStatus::Succeeded,
-                    result: Some(result),
-                    error: None,
-                });
-                batch.clear_all_timers = true;
             }
             Ending::Failed(error) => {
                 terminal = true;
                 tracing::info!(execution = %id, error_type = %error.error_type, "execution failed");
                 let trapped = error.error_type.starts_with("Aegis.");
                 batch.events.push(invocation(trapped.then_some(&error)));
-                batch.events.push(Event::execution(
-                    EventType::ExecutionFailed,
-                    now_ms(),
-                    json!({"Error": error_details(&error)}),
-                ));
-                batch.publish.push(ended_event(
-                    ExecutionStatus::Failed,
+                batch.append(execution::end(
+                    execution::Ending::Failed(error),
                     &workflow,
-                    Some(&error),
+                    now_ms(),
                 ));
-                batch.finish = Some(Finish {
-                    status: ExecutionStatus::Failed,
-                    result: None,
-                    error: Some(error),
-                });
-                batch.clear_all_timers = true;
             }
         }
         if terminal {
@@ -786,41 +740,20 @@ impl Runtime {
     }
 }
 
-/// The host's own event when an execution ends: `execution.succeeded`, `execution.failed`,
-/// `execution.timed_out` or `execution.stopped`.
-pub fn ended_event(
-    status: ExecutionStatus,
-    workflow: &str,
-    error: Option<&ErrorRecord>,
-) -> (String, String) {
-    let kind = format!("execution.{}", status.as_str().to_ascii_lowercase());
-    let data = json!({
-        "status": status.as_str(),
-        "workflow": workflow,
-        "error": error.map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
-    });
-    (kind, data.to_string())
-}
-
-/// The batch that fails an execution whose activation's own writes were too large to commit.
+/// The batch that fails an execution whose activation's own writes were too large to commit:
+/// its ending alone, under the activation's guards.
 fn too_large_ending(activation: &Activation, workflow: &str, error: ErrorRecord) -> store::Batch {
-    store::Batch {
+    let mut batch = store::Batch {
         conditions: activation.guards(),
-        events: vec![Event::execution(
-            EventType::ExecutionFailed,
-            now_ms(),
-            json!({"Error": error_details(&error)}),
-        )],
-        publish: vec![ended_event(ExecutionStatus::Failed, workflow, Some(&error))],
-        finish: Some(Finish {
-            status: ExecutionStatus::Failed,
-            result: None,
-            error: Some(error),
-        }),
-        clear_all_timers: true,
         release_lease: true,
         ..store::Batch::default()
-    }
+    };
+    batch.append(execution::end(
+        execution::Ending::Failed(error),
+        workflow,
+        now_ms(),
+    ));
+    batch
 }
 
 fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {

@@ -15,10 +15,9 @@
 
 use crate::executions::Runtime;
 use crate::ids::ExecutionId;
-use crate::journal::Millis;
-use crate::journal::{ErrorRecord, Event, EventType, Status, error_details, now_ms};
-use crate::store::{self, Batch, Condition, ExecutionStatus, Finish, Timer, TimerKind};
-use serde_json::json;
+use crate::journal::{Millis, now_ms};
+use crate::store::{self, Timer, TimerKind};
+use crate::transitions::{callback, execution, step, wait};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -187,82 +186,25 @@ enum Fired {
     Nothing,
 }
 
-/// Applies a due timer's transition. A timer whose operation moved on meanwhile does nothing.
+/// Applies a due timer's transition (see [`crate::transitions`]) after reading what it needs.
+/// A timer whose operation moved on meanwhile does nothing.
 fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
     let now = now_ms();
-    let mut batch = Batch {
-        conditions: vec![
-            Condition::ExecutionRunning,
-            Condition::TimerDue {
-                op_id: timer.op_id.clone(),
-                kind: timer.kind,
-                now,
-            },
-        ],
-        clear_timers: vec![(timer.op_id.clone(), timer.kind)],
-        ..Batch::default()
-    };
-    let fired = if timer.kind == TimerKind::ExecutionTimeout {
-        let error = ErrorRecord::new("Execution.Timeout", "Execution timed out");
-        batch.events.push(Event::execution(
-            EventType::ExecutionTimedOut,
-            now,
-            json!({"Error": error_details(&error)}),
-        ));
+    let (batch, fired) = if timer.kind == TimerKind::ExecutionTimeout {
         let workflow = rt
             .store
             .execution(&timer.execution_id)?
             .map(|e| e.workflow)
             .unwrap_or_default();
-        batch.publish.push(crate::executions::ended_event(
-            ExecutionStatus::TimedOut,
-            &workflow,
-            Some(&error),
-        ));
-        batch.finish = Some(Finish {
-            status: ExecutionStatus::TimedOut,
-            result: None,
-            error: Some(error),
-        });
-        batch.clear_all_timers = true;
-        Fired::Finished
+        (execution::time_out(timer, &workflow, now), Fired::Finished)
     } else {
-        let Some(mut op) = rt.store.operation(&timer.execution_id, &timer.op_id)? else {
+        let Some(op) = rt.store.operation(&timer.execution_id, &timer.op_id)? else {
             return Ok(Fired::Nothing);
         };
-        match timer.kind {
-            TimerKind::WaitEnd => {
-                batch.conditions.push(Condition::OperationStatus {
-                    op_id: op.id.clone(),
-                    status: Status::Started,
-                });
-                op.status = Status::Succeeded;
-                op.end_ts = Some(now);
-                op.result = Some("null".into());
-                let seconds = (op.scheduled_end_ts.unwrap_or(now) - op.start_ts) / 1000;
-                batch.events.push(Event::operation(
-                    EventType::WaitSucceeded,
-                    &op,
-                    now,
-                    json!({"Duration": seconds}),
-                ));
-                batch.operations.push(op);
-                batch.wake = true;
-            }
-            TimerKind::StepRetry => {
-                batch.conditions.push(Condition::OperationStatus {
-                    op_id: op.id.clone(),
-                    status: Status::Pending,
-                });
-                op.status = Status::Ready;
-                batch.operations.push(op);
-                batch.wake = true;
-            }
+        let batch = match timer.kind {
+            TimerKind::WaitEnd => wait::end(timer, op, now),
+            TimerKind::StepRetry => step::ready(timer, op, now),
             TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
-                batch.conditions.push(Condition::OperationStatus {
-                    op_id: op.id.clone(),
-                    status: Status::Started,
-                });
                 let Some(record) = op
                     .callback_id
                     .as_deref()
@@ -272,16 +214,11 @@ fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
                 else {
                     return Ok(Fired::Nothing);
                 };
-                let error = if timer.kind == TimerKind::CallbackTimeout {
-                    ErrorRecord::new("Callback.Timeout", "Callback timed out")
-                } else {
-                    ErrorRecord::new("Callback.Heartbeat", "Callback timed out on heartbeat")
-                };
-                crate::callbacks::close(&mut batch, &record, op, Err((Status::TimedOut, error)));
+                callback::time_out(timer, &record, op, now)
             }
             TimerKind::ExecutionTimeout => unreachable!("handled above"),
-        }
-        Fired::Woke
+        };
+        (batch, Fired::Woke)
     };
     match rt.store.commit(&timer.execution_id, batch) {
         Ok(()) => Ok(fired),

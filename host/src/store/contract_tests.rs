@@ -1026,6 +1026,71 @@ fn large_records_round_trip(store: Arc<dyn Store>) -> ExecutionId {
     ex.id
 }
 
+/// Backends hold no rules: a batch that ends the execution cancels its callbacks only when it
+/// says so (`cancel_open_callbacks`, which the ending transitions set), and then only those
+/// still waiting; written in the same batch, a callback is cancelled too.
+fn callbacks_are_cancelled_only_when_the_batch_says_so(store: Arc<dyn Store>) {
+    let ex = created(&*store, new_execution(None, "{}"));
+    let callback = |op_id: &str, status: Status| CallbackRecord {
+        id: CallbackId::generate(),
+        tenant: ex.tenant.clone(),
+        execution_id: ex.id.clone(),
+        op_id: op_id.into(),
+        name: "cb".into(),
+        status,
+        heartbeat_timeout_ms: None,
+        agent: None,
+    };
+    let waiting = callback("1", Status::Started);
+    let done = callback("2", Status::Succeeded);
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![waiting.clone(), done.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    // A finish alone leaves the callbacks as they are.
+    let finish = Finish {
+        status: ExecutionStatus::Succeeded,
+        result: Some("1".into()),
+        error: None,
+    };
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                finish: Some(finish),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.pending_callbacks(&ex.id).unwrap(),
+        vec![waiting.clone()]
+    );
+    // Asked to, the backend cancels the waiting ones, those of the batch included, and leaves
+    // the others alone; without a finish too (the batch alone decides).
+    let written = callback("3", Status::Started);
+    store
+        .commit(
+            &ex.id,
+            Batch {
+                callbacks: vec![written.clone()],
+                cancel_open_callbacks: true,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(store.pending_callbacks(&ex.id).unwrap().is_empty());
+    let status = |cb: &CallbackRecord| store.callback(&cb.id).unwrap().unwrap().status;
+    assert_eq!(status(&waiting), Status::Cancelled);
+    assert_eq!(status(&written), Status::Cancelled);
+    assert_eq!(status(&done), Status::Succeeded);
+}
+
 fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>) {
     let ex = created(&*store, new_execution(None, "{}"));
     let callback = |op_id: &str, agent: Option<(String, String)>| CallbackRecord {
@@ -1078,6 +1143,7 @@ fn ending_an_execution_cancels_callbacks_and_clears_timers(store: Arc<dyn Store>
                 conditions: vec![Condition::ExecutionRunning],
                 finish: Some(finish),
                 clear_all_timers: true,
+                cancel_open_callbacks: true,
                 ..Batch::default()
             },
         )
@@ -1200,6 +1266,7 @@ contract!(
     agent_invocations_bind_the_first_task_named,
     large_records_round_trip,
     ending_an_execution_cancels_callbacks_and_clears_timers,
+    callbacks_are_cancelled_only_when_the_batch_says_so,
     long_histories_read_in_pages,
     leases_are_exclusive_until_they_expire_and_fence_stale_writes,
     released_leases_pass_on_at_once_and_idle_executions_need_none,

@@ -351,6 +351,11 @@ pub struct Batch {
     pub clear_all_timers: bool,
     /// Callbacks to insert or replace.
     pub callbacks: Vec<CallbackRecord>,
+    /// Cancel every callback of the execution still STARTED once `callbacks` are written (the
+    /// execution ends, so they can no longer be completed). A set decided inside the write,
+    /// like `clear_all_timers`: a callback that a racing activation created between the
+    /// caller's reads and this commit is cancelled too, so none outlives its execution.
+    pub cancel_open_callbacks: bool,
     pub finish: Option<Finish>,
     /// Workflow events to publish (kind, JSON data), numbered by the store.
     pub publish: Vec<(String, String)>,
@@ -370,6 +375,7 @@ impl Batch {
             && self.clear_timers.is_empty()
             && !self.clear_all_timers
             && self.callbacks.is_empty()
+            && !self.cancel_open_callbacks
             && self.finish.is_none()
             && self.publish.is_empty()
             && !self.wake
@@ -386,6 +392,7 @@ impl Batch {
         self.clear_timers.append(&mut other.clear_timers);
         self.clear_all_timers |= other.clear_all_timers;
         self.callbacks.append(&mut other.callbacks);
+        self.cancel_open_callbacks |= other.cancel_open_callbacks;
         if other.finish.is_some() {
             self.finish = other.finish;
         }

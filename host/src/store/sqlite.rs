@@ -407,6 +407,12 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
             ])?;
         }
     }
+    if batch.cancel_open_callbacks {
+        tx.prepare_cached(
+            "UPDATE callbacks SET status = 'CANCELLED' WHERE execution_id = ?1 AND status = 'STARTED'",
+        )?
+        .execute([execution])?;
+    }
     if let Some(finish) = &batch.finish {
         let error = finish
             .error
@@ -417,11 +423,6 @@ fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<(
             "UPDATE executions SET status = ?2, result = ?3, error = ?4, updated_at = ?5, runnable = 0 WHERE id = ?1",
         )?
         .execute(params![execution, finish.status.as_str(), finish.result, error, now])?;
-        // A finished execution's open callbacks can no longer be completed.
-        tx.prepare_cached(
-            "UPDATE callbacks SET status = 'CANCELLED' WHERE execution_id = ?1 AND status = 'STARTED'",
-        )?
-        .execute([execution])?;
     } else {
         tx.prepare_cached("UPDATE executions SET updated_at = ?2 WHERE id = ?1")?
             .execute(params![execution, now])?;

@@ -43,10 +43,10 @@ pub struct Plan {
     pub meanings: Vec<Meaning>,
     /// Spilled values, written before the transaction.
     pub spilled: blob::Spilled,
-    /// Clean-up of an execution that ends (its remaining timers, its callbacks still waiting)
-    /// that did not fit in the transaction: applied right after it. Harmless if lost: a timer
-    /// of a finished execution fails its condition when it fires, and a callback of a finished
-    /// execution cannot be completed.
+    /// Clean-up the batch asks for (`clear_all_timers`, `cancel_open_callbacks`: what an ending
+    /// execution leaves behind) that did not fit in the transaction: applied right after it.
+    /// Harmless if lost: a timer of a finished execution fails its condition when it fires, and
+    /// a callback of a finished execution cannot be completed.
     pub follow_ups: Vec<Write>,
     /// The execution item as it is once the transaction applied (what the next commit of this
     /// process may start from without reading it).
@@ -390,12 +390,12 @@ pub async fn plan(
         );
     }
 
-    // Callbacks: a finished execution's waiting callbacks are cancelled.
+    // Callbacks, then the cancelling of those still waiting when the batch asks for it.
     let mut callbacks: Keyed<CallbackRecord> = Keyed::new();
     for cb in &batch.callbacks {
         callbacks.set(cb.id.as_str().to_string(), cb.clone());
     }
-    if batch.finish.is_some() {
+    if batch.cancel_open_callbacks {
         for cb in callbacks.map.values_mut() {
             if cb.status == Status::Started {
                 cb.status = Status::Cancelled;

@@ -1,0 +1,252 @@
+//! Starting an execution's history, and ending the execution: succeeded, failed, stopped by
+//! request, or timed out.
+//!
+//! Every ending writes the same things, built once here: the terminal history event, the
+//! host's own `execution.<status>` workflow event, the execution's status and outcome, and the
+//! clean-up (every timer cleared, every callback still waiting cancelled, since nothing can
+//! complete it any more). Callers add what is theirs: the activation its
+//! `InvocationCompleted` before the ending and its lease; the scheduler and a stop request the
+//! conditions [`time_out`] and [`stop`] carry.
+
+use super::timer_fired;
+use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, result_details};
+use crate::store::{Batch, Condition, ExecutionStatus, Finish, Timer};
+use serde_json::json;
+
+/// How an execution ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// `run` returned this result (JSON).
+    Succeeded(String),
+    /// The workflow failed, or the host failed it (a trap, a limit).
+    Failed(ErrorRecord),
+    /// Its execution timeout passed.
+    TimedOut,
+    /// A caller stopped it.
+    Stopped,
+}
+
+/// The first event of every history: the execution's input and its timeout in seconds, if it
+/// has one.
+pub fn started_event(input: &str, timeout_seconds: Option<u64>, now: Millis) -> Event {
+    Event::execution(
+        EventType::ExecutionStarted,
+        now,
+        json!({"Input": result_details(input), "ExecutionTimeout": timeout_seconds}),
+    )
+}
+
+/// The error a timed-out execution records.
+pub fn timeout_error() -> ErrorRecord {
+    ErrorRecord::new("Execution.Timeout", "Execution timed out")
+}
+
+/// The error a stopped execution records.
+pub fn stopped_error() -> ErrorRecord {
+    ErrorRecord::new("Execution.Stopped", "the execution was stopped by request")
+}
+
+/// The writes that end an execution of `workflow` at `now`, with no conditions of their own.
+pub fn end(ending: Ending, workflow: &str, now: Millis) -> Batch {
+    let (status, event, result, error) = match ending {
+        Ending::Succeeded(result) => (
+            ExecutionStatus::Succeeded,
+            EventType::ExecutionSucceeded,
+            Some(result),
+            None,
+        ),
+        Ending::Failed(error) => (
+            ExecutionStatus::Failed,
+            EventType::ExecutionFailed,
+            None,
+            Some(error),
+        ),
+        Ending::TimedOut => (
+            ExecutionStatus::TimedOut,
+            EventType::ExecutionTimedOut,
+            None,
+            Some(timeout_error()),
+        ),
+        Ending::Stopped => (
+            ExecutionStatus::Stopped,
+            EventType::ExecutionStopped,
+            None,
+            Some(stopped_error()),
+        ),
+    };
+    let details = match (&result, &error) {
+        (Some(result), _) => json!({"Result": result_details(result)}),
+        (None, Some(error)) => json!({"Error": error_details(error)}),
+        (None, None) => json!({}),
+    };
+    Batch {
+        events: vec![Event::execution(event, now, details)],
+        publish: vec![ended_event(status, workflow, error.as_ref())],
+        finish: Some(Finish {
+            status,
+            result,
+            error,
+        }),
+        clear_all_timers: true,
+        cancel_open_callbacks: true,
+        ..Batch::default()
+    }
+}
+
+/// Stops a running execution by request; refused (nothing written) once it has ended.
+pub fn stop(workflow: &str, now: Millis) -> Batch {
+    let mut batch = Batch {
+        conditions: vec![Condition::ExecutionRunning],
+        ..Batch::default()
+    };
+    batch.append(end(Ending::Stopped, workflow, now));
+    batch
+}
+
+/// Times a running execution out when its `timer` (an `ExecutionTimeout`) fires.
+pub fn time_out(timer: &Timer, workflow: &str, now: Millis) -> Batch {
+    let mut batch = timer_fired(timer, now);
+    batch.append(end(Ending::TimedOut, workflow, now));
+    batch
+}
+
+/// The host's own workflow event when an execution ends: `execution.succeeded`,
+/// `execution.failed`, `execution.timed_out` or `execution.stopped`, as (kind, JSON data).
+pub fn ended_event(
+    status: ExecutionStatus,
+    workflow: &str,
+    error: Option<&ErrorRecord>,
+) -> (String, String) {
+    let kind = format!("execution.{}", status.as_str().to_ascii_lowercase());
+    let data = json!({
+        "status": status.as_str(),
+        "workflow": workflow,
+        "error": error.map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
+    });
+    (kind, data.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TimerKind;
+    use crate::transitions::fixtures;
+    use serde_json::Value;
+
+    fn only_event(batch: &Batch) -> (EventType, &Value) {
+        assert_eq!(batch.events.len(), 1);
+        (batch.events[0].event_type, &batch.events[0].details)
+    }
+
+    #[test]
+    fn the_started_event_carries_the_input_and_the_timeout() {
+        let event = started_event(r#"{"n":1}"#, Some(60), 3);
+        assert_eq!(event.event_type, EventType::ExecutionStarted);
+        assert_eq!(event.timestamp, 3);
+        assert_eq!(event.details["Input"]["Payload"], r#"{"n":1}"#);
+        assert_eq!(event.details["ExecutionTimeout"], 60);
+        assert_eq!(
+            started_event("{}", None, 3).details["ExecutionTimeout"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn every_ending_clears_the_timers_and_cancels_the_open_callbacks() {
+        for ending in [
+            Ending::Succeeded("1".into()),
+            Ending::Failed(ErrorRecord::new("E", "m")),
+            Ending::TimedOut,
+            Ending::Stopped,
+        ] {
+            let batch = end(ending.clone(), "wf", 5);
+            assert!(batch.clear_all_timers, "{ending:?}");
+            assert!(batch.cancel_open_callbacks, "{ending:?}");
+            assert!(batch.conditions.is_empty(), "{ending:?}");
+            assert!(!batch.wake && !batch.release_lease, "{ending:?}");
+            assert_eq!(batch.publish.len(), 1);
+            assert_eq!(batch.events[0].timestamp, 5);
+        }
+    }
+
+    #[test]
+    fn success_records_its_result_and_failure_its_error() {
+        let batch = end(Ending::Succeeded(r#"{"a":1}"#.into()), "wf", 1);
+        let (event, details) = only_event(&batch);
+        assert_eq!(event, EventType::ExecutionSucceeded);
+        assert_eq!(details["Result"]["Payload"], r#"{"a":1}"#);
+        let finish = batch.finish.unwrap();
+        assert_eq!(finish.status, ExecutionStatus::Succeeded);
+        assert_eq!(finish.result.as_deref(), Some(r#"{"a":1}"#));
+        assert!(finish.error.is_none());
+        assert_eq!(batch.publish[0].0, "execution.succeeded");
+
+        let batch = end(Ending::Failed(ErrorRecord::new("E.x", "boom")), "wf", 1);
+        let (event, details) = only_event(&batch);
+        assert_eq!(event, EventType::ExecutionFailed);
+        assert_eq!(details["Error"]["Payload"]["ErrorType"], "E.x");
+        let finish = batch.finish.unwrap();
+        assert_eq!(finish.status, ExecutionStatus::Failed);
+        assert!(finish.result.is_none());
+        assert_eq!(finish.error.unwrap().error_message, "boom");
+    }
+
+    #[test]
+    fn a_stop_applies_only_to_a_running_execution() {
+        let batch = stop("wf", 1);
+        assert!(matches!(
+            batch.conditions.as_slice(),
+            [Condition::ExecutionRunning]
+        ));
+        assert_eq!(only_event(&batch).0, EventType::ExecutionStopped);
+        let finish = batch.finish.unwrap();
+        assert_eq!(finish.status, ExecutionStatus::Stopped);
+        assert_eq!(finish.error, Some(stopped_error()));
+        assert!(batch.cancel_open_callbacks);
+    }
+
+    #[test]
+    fn a_timeout_consumes_its_timer_and_applies_only_when_due() {
+        let timer = fixtures::timer(TimerKind::ExecutionTimeout, 100);
+        let batch = time_out(&timer, "wf", 150);
+        assert!(matches!(
+            batch.conditions.as_slice(),
+            [
+                Condition::ExecutionRunning,
+                Condition::TimerDue {
+                    now: 150,
+                    kind: TimerKind::ExecutionTimeout,
+                    ..
+                }
+            ]
+        ));
+        assert_eq!(
+            batch.clear_timers,
+            vec![(timer.op_id.clone(), TimerKind::ExecutionTimeout)]
+        );
+        assert_eq!(only_event(&batch).0, EventType::ExecutionTimedOut);
+        let finish = batch.finish.unwrap();
+        assert_eq!(finish.status, ExecutionStatus::TimedOut);
+        assert_eq!(finish.error.unwrap().error_type, "Execution.Timeout");
+        assert!(batch.clear_all_timers && batch.cancel_open_callbacks);
+    }
+
+    #[test]
+    fn the_ended_event_names_the_status_and_the_error() {
+        let (kind, data) = ended_event(
+            ExecutionStatus::TimedOut,
+            "wf",
+            Some(&ErrorRecord::new("Execution.Timeout", "late")),
+        );
+        assert_eq!(kind, "execution.timed_out");
+        let data: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(data["status"], "TIMED_OUT");
+        assert_eq!(data["workflow"], "wf");
+        assert_eq!(data["error"]["error_type"], "Execution.Timeout");
+        let (_, data) = ended_event(ExecutionStatus::Succeeded, "wf", None);
+        assert_eq!(
+            serde_json::from_str::<Value>(&data).unwrap()["error"],
+            Value::Null
+        );
+    }
+}
