@@ -22,6 +22,7 @@ use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
+use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{
@@ -625,7 +626,7 @@ impl Runtime {
                 return retry();
             }
             Err(e) => {
-                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()));
+                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()).into());
                 (
                     ending,
                     Activation::new(
@@ -686,10 +687,12 @@ impl Runtime {
                 });
                 batch.clear_all_timers = true;
             }
-            Ending::Failed(error) => {
+            Ending::Failed(fault) => {
                 terminal = true;
-                tracing::info!(execution = %id, error_type = %error.error_type, "execution failed");
-                let trapped = error.error_type.starts_with("Aegis.");
+                tracing::info!(execution = %id, error_type = %fault.error_type(), trapped = fault.is_trap(), "execution failed");
+                // A trap failed the activation itself; a failure the guest returned did not.
+                let trapped = fault.is_trap();
+                let error = fault.into_record();
                 batch.events.push(invocation(trapped.then_some(&error)));
                 batch.events.push(Event::execution(
                     EventType::ExecutionFailed,
@@ -719,10 +722,11 @@ impl Runtime {
             // the execution fails, naming the limit, with a batch that holds only its ending.
             Err(store::Error::TooLarge(reason)) => {
                 terminal = true;
-                let error = ErrorRecord::new(
-                    "Aegis.ActivationLimitExceeded",
+                let error = Trap::new(
+                    TrapKind::ActivationLimitExceeded,
                     format!("the activation's writes do not fit one commit: {reason}"),
-                );
+                )
+                .into_record();
                 self.store
                     .commit(id, too_large_ending(&activation, &workflow, error))
             }
@@ -823,9 +827,9 @@ fn too_large_ending(activation: &Activation, workflow: &str, error: ErrorRecord)
     }
 }
 
-fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {
-    ErrorRecord::new(
-        "Aegis.ComponentUnavailable",
+fn component_unavailable(digest: &ComponentDigest, reason: &str) -> Trap {
+    Trap::new(
+        TrapKind::ComponentUnavailable,
         format!("component {digest} cannot be loaded: {reason}"),
     )
 }
