@@ -21,4 +21,5 @@ pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod task;
 pub mod tenancy;

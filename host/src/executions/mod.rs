@@ -268,7 +268,7 @@ impl Runtime {
             })?)
         })
         .await
-        .map_err(|e| StartError::Invalid(format!("start failed: {e}")))??;
+        .unwrap_or_else(crate::task::rethrow)?;
         match created {
             Created::New(record) => {
                 if let Some(at) = record.timeout_at {
@@ -340,7 +340,7 @@ impl Runtime {
             Ok(this.store.execution(&id)?.unwrap_or(record))
         })
         .await
-        .map_err(|e| StopError::Store(store::Error::Backend(format!("stop task: {e}"))))??;
+        .unwrap_or_else(crate::task::rethrow)?;
         self.notify_finished(&stopped.id);
         self.notifier.kick();
         Ok(stopped)
@@ -734,7 +734,7 @@ impl Runtime {
         };
         match committed {
             Ok(()) => {}
-            Err(store::Error::ConditionFailed(reason)) => {
+            Err(store::Error::ConditionFailed(reason) | store::Error::NotFound(reason)) => {
                 tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
                 return outcome(Next::Done);
             }
