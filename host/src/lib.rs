@@ -21,5 +21,6 @@ pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod task;
 pub mod tenancy;
 pub mod transitions;

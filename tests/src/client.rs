@@ -27,7 +27,7 @@ pub struct Client {
 }
 
 /// An HTTP answer: its status and JSON body (`Null` when empty, a string when not JSON). Error
-/// answers have the body `{"error": {"code", "message"}}`.
+/// answers have the body `{"error": {"code", "message", "doc"}}`.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
@@ -60,15 +60,18 @@ impl Reply {
     }
 
     /// Whether this is a well-formed JSON error answer: `Content-Type: application/json` and a
-    /// body `{"error": {"code": string, "message": string}}` and nothing else.
+    /// body `{"error": {"code": string, "message": string, "doc": string}}` and nothing else,
+    /// where `doc` is the code's entry in `docs/errors/api.md`.
     pub fn is_json_error(&self) -> bool {
         let json = self
             .header("content-type")
             .is_some_and(|t| t.starts_with("application/json"));
+        let doc = self.error_code().map(|c| format!("docs/errors/api.md#{c}"));
         let shape = self.body.as_object().is_some_and(|o| o.len() == 1)
-            && self.body["error"].as_object().is_some_and(|e| e.len() == 2)
+            && self.body["error"].as_object().is_some_and(|e| e.len() == 3)
             && self.error_code().is_some_and(|c| !c.is_empty())
-            && self.error_message().is_some_and(|m| !m.is_empty());
+            && self.error_message().is_some_and(|m| !m.is_empty())
+            && self.body["error"]["doc"].as_str() == doc.as_deref();
         json && shape
     }
 

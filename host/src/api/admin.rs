@@ -38,7 +38,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(ApiError::internal)?
+        .unwrap_or_else(crate::task::rethrow)
         .map_err(ApiError::from)
 }
 
@@ -141,7 +141,7 @@ pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Va
     // What the tenant uses, beside the quota that limits it.
     let artifact_bytes = tokio::task::spawn_blocking(move || artifacts.usage(&id))
         .await
-        .map_err(ApiError::internal)?
+        .unwrap_or_else(crate::task::rethrow)
         .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "tenant_id": tenant.0,

@@ -3,7 +3,7 @@
 //! need no tenant key: the token is the capability, and it is checked before the body is read.
 //! A push that names a task must name the one the agent gave at dispatch (`callbacks::push`).
 
-use super::{ApiError, AppState, body, callbacks};
+use super::{ApiError, AppState, Code, body, callbacks};
 use crate::agents::{self, Answer};
 use axum::Json;
 use axum::body::Body;
@@ -71,7 +71,7 @@ pub async fn without_token(
 }
 
 fn forged() -> ApiError {
-    ApiError::not_found("callback_not_found", "callback not found")
+    ApiError::not_found(Code::CallbackNotFound, "callback not found")
 }
 
 /// Reads an answer whose body is in; `checked` is the token already admitted (from the URL or
@@ -104,7 +104,7 @@ async fn read(
 ) -> Result<(String, agents::Reading), ApiError> {
     let value: Value = body::json(bytes)?;
     let mut reading =
-        agents::read_answer(&value).map_err(|m| ApiError::bad_request("invalid_request", m))?;
+        agents::read_answer(&value).map_err(|m| ApiError::bad_request(Code::InvalidRequest, m))?;
     let token = match (checked, reading.token.take()) {
         (Some(checked), Some(body)) if checked != body => return Err(forged()),
         (Some(checked), _) => checked,
@@ -114,7 +114,7 @@ async fn read(
         }
         (None, None) => {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "the answer carries no token",
             ));
         }
@@ -133,7 +133,7 @@ fn not_bound_yet() -> Response {
     let e = crate::callbacks::Error::TaskNotBound;
     let mut response = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "task_not_bound",
+        Code::TaskNotBound,
         e.to_string(),
     )
     .into_response();

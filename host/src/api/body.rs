@@ -1,6 +1,6 @@
 //! Reading request bodies under the tenant's size limits, and parsing them with clear errors.
 
-use super::ApiError;
+use super::{ApiError, Code};
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use http_body::{Frame, SizeHint};
@@ -20,17 +20,20 @@ pub async fn read(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiErro
         if caused_by::<http_body_util::LengthLimitError>(&e) {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!("{what} is over the limit of {limit} bytes"),
             )
         } else if let Some(timeout) = find::<BodyTimedOut>(&e) {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                Code::RequestTimeout,
                 timeout.to_string(),
             )
         } else {
-            ApiError::bad_request("invalid_request", format!("{what} could not be read: {e}"))
+            ApiError::bad_request(
+                Code::InvalidRequest,
+                format!("{what} could not be read: {e}"),
+            )
         }
     })
 }
@@ -112,14 +115,14 @@ where
 /// Parses JSON, naming the problem (syntax, wrong type, unknown field) and where it is.
 pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+        .map_err(|e| ApiError::bad_request(Code::InvalidJson, format!("invalid request body: {e}")))
 }
 
 /// A 413 for a JSON payload over the tenant's `max_payload_kb`.
 pub fn payload_too_large(what: &str, size: usize, limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        Code::PayloadTooLarge,
         format!("{what} is {size} bytes; the limit is {limit} (max_payload_kb)"),
     )
 }

@@ -1,7 +1,7 @@
 //! Capability routes: callbacks (the callback id is the credential) and presigned artifact
 //! links (the signature is the credential). Neither needs a tenant key.
 
-use super::{ApiError, AppState, body, schema};
+use super::{ApiError, AppState, Code, body, schema};
 use crate::artifacts::ArtifactRef;
 use crate::callbacks::{self, Completion};
 use crate::ids::TenantId;
@@ -121,7 +121,7 @@ pub async fn artifact(
     let denied = || {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "link_invalid",
+            Code::LinkInvalid,
             "the link is invalid or has expired",
         )
     };
@@ -136,11 +136,11 @@ pub async fn artifact(
         artifacts.fetch_signed(&tenant, &reference, expires, &sig)
     })
     .await
-    .map_err(ApiError::internal)?;
+    .unwrap_or_else(crate::task::rethrow);
     match fetched {
         Ok((bytes, content_type)) => Ok(super::artifacts::serve(&key, bytes, &content_type)),
         Err(crate::artifacts::Error::NotFound(_)) => Err(ApiError::not_found(
-            "artifact_not_found",
+            Code::ArtifactNotFound,
             "artifact not found",
         )),
         Err(crate::artifacts::Error::BadSignature) => Err(denied()),

@@ -1,6 +1,6 @@
 //! `/v1/components`: upload, list, read and delete workflow components.
 
-use super::{ApiError, AppState, Tenant};
+use super::{ApiError, AppState, Code, Tenant};
 use crate::components::Error;
 use crate::components::spool::spool;
 use crate::journal::format_ts;
@@ -27,7 +27,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     Ok(tokio::task::spawn_blocking(f)
         .await
-        .map_err(ApiError::internal)??)
+        .unwrap_or_else(crate::task::rethrow)?)
 }
 
 /// `POST /v1/components/{name}`: the body is spooled to disk as it arrives (never held whole in
@@ -120,7 +120,7 @@ pub async fn versions(
 
 fn not_found(name: &str) -> ApiError {
     ApiError::not_found(
-        "component_not_found",
+        Code::ComponentNotFound,
         format!("component {name:?} not found"),
     )
 }
@@ -150,7 +150,7 @@ pub async fn remove(
         Deleted::NotFound => Err(not_found(&format!("{name} v{version}"))),
         Deleted::InUse => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "component_in_use",
+            Code::ComponentInUse,
             format!("component {name:?} v{version} is used by a running execution"),
         )),
     }

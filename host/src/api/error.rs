@@ -1,22 +1,114 @@
-//! The one HTTP error type: every domain error maps to a status and a stable code here, and the
-//! client gets `{"error": {"code", "message"}}`.
+//! The one HTTP error type: every domain error maps to a status and a stable [`Code`] here,
+//! and the client gets `{"error": {"code", "message", "doc"}}`, where `doc` points at the
+//! code's entry in `docs/errors/api.md`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::time::Duration;
 
+/// Declares [`Code`]: each variant with the string clients see (stable: clients match on it).
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal,)*) => {
+        /// The stable, machine-readable codes of the API's error answers. Each has an entry in
+        /// `docs/errors/api.md` (a test holds the two to each other), so a client that gets one
+        /// can read what it means and what to do.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, for the check that each one is documented.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The string in error bodies, such as `execution_not_found`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The body is not valid JSON.
+    InvalidJson = "invalid_json",
+    /// The body does not match the OpenAPI schema, or a parameter is wrong.
+    InvalidRequest = "invalid_request",
+    InvalidName = "invalid_name",
+    InvalidCursor = "invalid_cursor",
+    InvalidQuota = "invalid_quota",
+    /// A path or query parameter that does not parse (axum's own rejections).
+    BadRequest = "bad_request",
+    NotAComponent = "not_a_component",
+    IncompatibleComponent = "incompatible_component",
+    ComponentOverLimits = "component_over_limits",
+    /// The request body broke off while it was read.
+    InvalidBody = "invalid_body",
+    Unauthorized = "unauthorized",
+    LinkInvalid = "link_invalid",
+    WorkflowNotFound = "workflow_not_found",
+    ComponentNotFound = "component_not_found",
+    ExecutionNotFound = "execution_not_found",
+    CallbackNotFound = "callback_not_found",
+    TenantNotFound = "tenant_not_found",
+    KeyNotFound = "key_not_found",
+    ArtifactNotFound = "artifact_not_found",
+    RouteNotFound = "route_not_found",
+    MethodNotAllowed = "method_not_allowed",
+    /// The client sent the body too slowly.
+    RequestTimeout = "request_timeout",
+    ExecutionNameConflict = "execution_name_conflict",
+    CallbackAlreadyCompleted = "callback_already_completed",
+    CallbackTimedOut = "callback_timed_out",
+    ExecutionEnded = "execution_ended",
+    ExecutionNotRunning = "execution_not_running",
+    ComponentInUse = "component_in_use",
+    TenantNameTaken = "tenant_name_taken",
+    NotAwaitingApproval = "not_awaiting_approval",
+    /// An agent answered for another task than the one bound to its callback.
+    TaskMismatch = "task_mismatch",
+    PayloadTooLarge = "payload_too_large",
+    CompileTimeout = "compile_timeout",
+    CompileQueueFull = "compile_queue_full",
+    QuotaExceeded = "quota_exceeded",
+    RateLimited = "rate_limited",
+    /// A bug: a handler panicked, or met a failure that retrying cannot mend.
+    Internal = "internal",
+    /// The host could not complete the request for now (storage busy or unreachable); retry.
+    Unavailable = "unavailable",
+    ComponentStorageUnavailable = "component_storage_unavailable",
+    /// An agent's answer came before its task was bound to the callback; retry.
+    TaskNotBound = "task_not_bound",
+}
+
+impl Code {
+    /// Where the code is explained: its entry in the API's error page, relative to the
+    /// repository's root (each entry's heading is the code, so the code is its anchor).
+    pub fn doc(self) -> String {
+        format!("docs/errors/api.md#{}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, at least 1).
     pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -29,32 +121,57 @@ impl ApiError {
     pub fn rate_limited(wait: Duration, message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(wait),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, message)
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// A server-side failure: details go to the log, the client gets a short message.
+    /// A server-side failure that may pass: details go to the log, the client gets a short
+    /// message and a 503 that says to try again.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Code::Unavailable,
             "the host could not complete the request; try again",
         )
+    }
+
+    /// A failure that trying again will not mend (a bug, a corrupt record): 500 `internal`,
+    /// with the details in the log only.
+    pub fn bug(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            "the host failed on this request",
+        )
+    }
+
+    /// A store failure: 503 when the store says trying again may help, else 500.
+    pub fn store(error: crate::store::Error) -> Self {
+        if error.is_retriable() {
+            Self::internal(error)
+        } else {
+            Self::bug(error)
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = json!({"error": {
+            "code": self.code.as_str(),
+            "message": self.message,
+            "doc": self.code.doc(),
+        }});
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             // Rounded up: a client that waits what it is told finds a token there.
@@ -69,7 +186,7 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::Error> for ApiError {
     fn from(e: crate::store::Error) -> Self {
-        ApiError::internal(e)
+        ApiError::store(e)
     }
 }
 
@@ -78,42 +195,43 @@ impl From<crate::components::Error> for ApiError {
         use crate::components::Error as E;
         use crate::engine::LoadError;
         match e {
-            E::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
+            E::BadName(_) => ApiError::bad_request(Code::InvalidName, e.to_string()),
             E::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 e.to_string(),
             ),
             E::Load(LoadError::NotAComponent(_)) => {
-                ApiError::bad_request("not_a_component", e.to_string())
+                ApiError::bad_request(Code::NotAComponent, e.to_string())
             }
             E::Load(LoadError::Incompatible(_)) => {
-                ApiError::bad_request("incompatible_component", e.to_string())
+                ApiError::bad_request(Code::IncompatibleComponent, e.to_string())
             }
             E::Load(LoadError::OverLimits(_)) => {
-                ApiError::bad_request("component_over_limits", e.to_string())
+                ApiError::bad_request(Code::ComponentOverLimits, e.to_string())
             }
             // The upload can simply be sent again.
             E::Share(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "component_storage_unavailable",
+                Code::ComponentStorageUnavailable,
                 e.to_string(),
             ),
             // The handler adds `Retry-After`.
             E::Busy { .. } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "compile_queue_full",
+                Code::CompileQueueFull,
                 e.to_string(),
             ),
             // The component is too costly to compile within the host's limit: sending it
             // again would cost the same.
             E::CompileTimeout { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "compile_timeout",
+                Code::CompileTimeout,
                 e.to_string(),
             ),
-            E::Body(_) => ApiError::bad_request("invalid_body", e.to_string()),
-            E::Load(LoadError::Io(_)) | E::Store(_) | E::Internal(_) => ApiError::internal(e),
+            E::Body(_) => ApiError::bad_request(Code::InvalidBody, e.to_string()),
+            E::Store(e) => ApiError::store(e),
+            E::Load(LoadError::Io(_)) | E::Internal(_) => ApiError::internal(e),
         }
     }
 }
@@ -122,19 +240,19 @@ impl From<crate::executions::StartError> for ApiError {
     fn from(e: crate::executions::StartError) -> Self {
         use crate::executions::StartError as E;
         match e {
-            E::WorkflowNotFound(_) => ApiError::not_found("workflow_not_found", e.to_string()),
+            E::WorkflowNotFound(_) => ApiError::not_found(Code::WorkflowNotFound, e.to_string()),
             E::NameConflict(_) => ApiError::new(
                 StatusCode::CONFLICT,
-                "execution_name_conflict",
+                Code::ExecutionNameConflict,
                 e.to_string(),
             ),
-            E::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+            E::Invalid(_) => ApiError::bad_request(Code::InvalidRequest, e.to_string()),
             E::OverQuota(_) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
+                Code::QuotaExceeded,
                 e.to_string(),
             ),
-            E::Store(e) => ApiError::internal(e),
+            E::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -143,11 +261,13 @@ impl From<crate::executions::StopError> for ApiError {
     fn from(e: crate::executions::StopError) -> Self {
         use crate::executions::StopError as E;
         match e {
-            E::NotFound => ApiError::not_found("execution_not_found", e.to_string()),
-            E::NotRunning => {
-                ApiError::new(StatusCode::CONFLICT, "execution_not_running", e.to_string())
-            }
-            E::Store(e) => ApiError::internal(e),
+            E::NotFound => ApiError::not_found(Code::ExecutionNotFound, e.to_string()),
+            E::NotRunning => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::ExecutionNotRunning,
+                e.to_string(),
+            ),
+            E::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -157,16 +277,16 @@ impl From<crate::tenancy::Error> for ApiError {
         use crate::tenancy::Error as E;
         match e {
             E::MissingKey | E::BadKey => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+                ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
             }
-            E::TenantNotFound => ApiError::not_found("tenant_not_found", e.to_string()),
-            E::KeyNotFound => ApiError::not_found("key_not_found", e.to_string()),
+            E::TenantNotFound => ApiError::not_found(Code::TenantNotFound, e.to_string()),
+            E::KeyNotFound => ApiError::not_found(Code::KeyNotFound, e.to_string()),
             E::NameTaken(_) => {
-                ApiError::new(StatusCode::CONFLICT, "tenant_name_taken", e.to_string())
+                ApiError::new(StatusCode::CONFLICT, Code::TenantNameTaken, e.to_string())
             }
-            E::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
-            E::BadQuota(_) => ApiError::bad_request("invalid_quota", e.to_string()),
-            E::Store(e) => ApiError::internal(e),
+            E::BadName(_) => ApiError::bad_request(Code::InvalidName, e.to_string()),
+            E::BadQuota(_) => ApiError::bad_request(Code::InvalidQuota, e.to_string()),
+            E::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -175,30 +295,165 @@ impl From<crate::callbacks::Error> for ApiError {
     fn from(e: crate::callbacks::Error) -> Self {
         use crate::callbacks::Error as E;
         match e {
-            E::NotFound => ApiError::not_found("callback_not_found", e.to_string()),
+            E::NotFound => ApiError::not_found(Code::CallbackNotFound, e.to_string()),
             E::AlreadyCompleted => ApiError::new(
                 StatusCode::CONFLICT,
-                "callback_already_completed",
+                Code::CallbackAlreadyCompleted,
                 e.to_string(),
             ),
-            E::TimedOut => ApiError::new(StatusCode::CONFLICT, "callback_timed_out", e.to_string()),
+            E::TimedOut => {
+                ApiError::new(StatusCode::CONFLICT, Code::CallbackTimedOut, e.to_string())
+            }
             E::ExecutionEnded => {
-                ApiError::new(StatusCode::CONFLICT, "execution_ended", e.to_string())
+                ApiError::new(StatusCode::CONFLICT, Code::ExecutionEnded, e.to_string())
             }
             E::PayloadTooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 e.to_string(),
             ),
             E::TaskMismatch(_) => {
-                ApiError::new(StatusCode::CONFLICT, "task_mismatch", e.to_string())
+                ApiError::new(StatusCode::CONFLICT, Code::TaskMismatch, e.to_string())
             }
             E::TaskNotBound => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "task_not_bound",
+                Code::TaskNotBound,
                 e.to_string(),
             ),
-            E::Store(e) => ApiError::internal(e),
+            E::Store(e) => ApiError::store(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use tower::ServiceExt;
+
+    fn page() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/errors/api.md");
+        std::fs::read_to_string(path).expect("docs/errors/api.md")
+    }
+
+    /// The codes `api.md` documents: its `### `code`` headings, which are also their anchors.
+    fn documented() -> BTreeSet<String> {
+        page()
+            .lines()
+            .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_code_is_documented_and_every_documented_code_exists() {
+        let codes: BTreeSet<String> = Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
+        assert_eq!(codes.len(), Code::ALL.len(), "two codes share a string");
+        let documented = documented();
+        let undocumented: Vec<_> = codes.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "not in docs/errors/api.md: {undocumented:?}"
+        );
+        let unknown: Vec<_> = documented.difference(&codes).collect();
+        assert!(unknown.is_empty(), "documented but not a Code: {unknown:?}");
+    }
+
+    #[test]
+    fn each_entry_gives_its_code_a_status_and_an_explanation() {
+        let page = page();
+        for code in Code::ALL {
+            let heading = format!("### `{code}`\n");
+            let entry = page.split(&heading).nth(1).unwrap_or_default();
+            let first = entry.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("**") && first.len() > 12,
+                "{code}: the entry should open with its status and say what happened: {first:?}"
+            );
+            assert_eq!(code.doc(), format!("docs/errors/api.md#{code}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_body_names_its_code_and_links_its_documentation() {
+        let response =
+            ApiError::not_found(Code::ExecutionNotFound, "no such execution").into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {
+                "code": "execution_not_found",
+                "message": "no such execution",
+                "doc": "docs/errors/api.md#execution_not_found",
+            }})
+        );
+    }
+
+    #[test]
+    fn store_failures_are_503_only_when_trying_again_may_help() {
+        use crate::store::Error as E;
+        let busy = ApiError::from(E::Retriable("database is locked".into()));
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
+        );
+        for fatal in [
+            E::Fatal("corrupt record".into()),
+            E::NotFound("execution ex_1".into()),
+        ] {
+            let answer = ApiError::from(fatal);
+            assert_eq!(
+                (answer.status, answer.code),
+                (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+            );
+        }
+    }
+
+    async fn answer(router: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let request = axum::extract::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_request_handling_is_a_500_internal() {
+        let router = super::super::error_layers(
+            axum::Router::new()
+                .route(
+                    "/handler",
+                    axum::routing::get(|| async {
+                        if true {
+                            panic!("bug in a handler");
+                        }
+                        "unreachable"
+                    }),
+                )
+                .route(
+                    "/blocking",
+                    axum::routing::get(|| async {
+                        let value: Result<u32, ApiError> =
+                            tokio::task::spawn_blocking(|| panic!("bug in a blocking task"))
+                                .await
+                                .unwrap_or_else(crate::task::rethrow);
+                        value.map(|v| v.to_string())
+                    }),
+                ),
+        );
+        for path in ["/handler", "/blocking"] {
+            let (status, body) = answer(router.clone(), path).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {body}");
+            assert_eq!(body["error"]["code"], "internal", "{path}: {body}");
+            assert_eq!(body["error"]["doc"], "docs/errors/api.md#internal");
         }
     }
 }

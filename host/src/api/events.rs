@@ -37,7 +37,7 @@ pub async fn list(
         store.workflow_events(Some(&tenant), execution.as_ref(), after, limit)
     })
     .await
-    .map_err(ApiError::internal)??;
+    .unwrap_or_else(crate::task::rethrow)?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
     Ok(Json(
         json!({"events": events.iter().map(to_json).collect::<Vec<_>>(), "next_after": next}),
@@ -80,7 +80,7 @@ pub async fn stream(
             store.workflow_events(Some(&t), e.as_ref(), cursor, BACKLOG_PAGE)
         })
         .await
-        .map_err(ApiError::internal)??;
+        .unwrap_or_else(crate::task::rethrow)?;
         let full = page.len() == BACKLOG_PAGE;
         cursor = page.last().map(|e| e.seq).unwrap_or(cursor);
         backlog.extend(page);
@@ -151,7 +151,7 @@ async fn dead_letter_page(
     let letters =
         tokio::task::spawn_blocking(move || store.dead_letters(tenant.as_ref(), after, limit))
             .await
-            .map_err(ApiError::internal)??;
+            .unwrap_or_else(crate::task::rethrow)?;
     let next = letters.last().map(|l| l.event.seq).unwrap_or(after);
     Ok(Json(json!({
         "dead_letters": letters.iter().map(dead_letter_json).collect::<Vec<_>>(),

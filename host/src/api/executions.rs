@@ -1,6 +1,6 @@
 //! `/v1/executions`: start, list, read, history and stop.
 
-use super::{ApiError, AppState, Tenant, body, schema};
+use super::{ApiError, AppState, Code, Tenant, body, schema};
 use crate::executions::StartRequest;
 use crate::ids::ExecutionId;
 use crate::journal::{ErrorRecord, Millis, format_ts};
@@ -101,13 +101,16 @@ pub(super) async fn find(
     let key = ExecutionId::from_raw(id);
     let record = tokio::task::spawn_blocking(move || store.execution(&key))
         .await
-        .map_err(ApiError::internal)??;
+        .unwrap_or_else(crate::task::rethrow)?;
     Ok(record.filter(|r| r.tenant == **tenant))
 }
 
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
     find(s, tenant, id).await?.ok_or_else(|| {
-        ApiError::not_found("execution_not_found", format!("execution {id:?} not found"))
+        ApiError::not_found(
+            Code::ExecutionNotFound,
+            format!("execution {id:?} not found"),
+        )
     })
 }
 
@@ -115,7 +118,7 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
 pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_name",
+            Code::InvalidName,
             "execution name must be 1-256 printable characters",
         ));
     }
@@ -155,7 +158,7 @@ pub async fn get(
         let exec_id = record.id.clone();
         tokio::task::spawn_blocking(move || store.pending_callbacks(&exec_id))
             .await
-            .map_err(ApiError::internal)??
+            .unwrap_or_else(crate::task::rethrow)?
     };
     let parse = |raw: &Option<String>| {
         raw.as_deref()
@@ -193,7 +196,7 @@ fn parse_time(field: &str, raw: &str) -> Result<Millis, ApiError> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!("{field} must be an RFC 3339 time or milliseconds since the epoch"),
             )
         })
@@ -205,7 +208,12 @@ fn encode_cursor(record: &ExecutionRecord) -> String {
 }
 
 fn decode_cursor(raw: &str) -> Result<(Millis, ExecutionId), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
+    let bad = || {
+        ApiError::bad_request(
+            Code::InvalidCursor,
+            "the cursor is not one this API returned",
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw)
         .map_err(|_| bad())?;
@@ -225,7 +233,7 @@ pub async fn list(
         .map(|raw| {
             ExecutionStatus::parse(raw).ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_request",
+                    Code::InvalidRequest,
                     "status must be one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED",
                 )
             })
@@ -251,7 +259,7 @@ pub async fn list(
     let store = s.rt.store.clone();
     let records = tokio::task::spawn_blocking(move || store.list_executions(&tenant, &filter))
         .await
-        .map_err(ApiError::internal)??;
+        .unwrap_or_else(crate::task::rethrow)?;
     let next = (records.len() == limit)
         .then(|| records.last().map(encode_cursor))
         .flatten();
@@ -298,7 +306,7 @@ pub async fn history(
     let store = s.rt.store.clone();
     let events = tokio::task::spawn_blocking(move || store.history(&record.id, after, limit))
         .await
-        .map_err(ApiError::internal)??;
+        .unwrap_or_else(crate::task::rethrow)?;
     let next = (events.len() == limit)
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();
@@ -315,7 +323,7 @@ pub async fn stop(
 ) -> Result<Json<Value>, ApiError> {
     if id.len() > 64 {
         return Err(ApiError::not_found(
-            "execution_not_found",
+            Code::ExecutionNotFound,
             format!("execution {id:?} not found"),
         ));
     }

@@ -148,7 +148,7 @@ mod tests {
         }
         let err = guards.check_callback("cb_1").unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(err.code, "rate_limited");
+        assert_eq!(err.code, crate::api::Code::RateLimited);
         assert!(err.retry_after.is_some());
         assert!(
             err.message.contains("callback_requests_per_second"),

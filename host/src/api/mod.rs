@@ -24,7 +24,7 @@ mod pipeline;
 mod schema;
 
 pub use body::Deadline;
-pub use error::ApiError;
+pub use error::{ApiError, Code};
 
 use crate::config::{Config, PipelineConfig};
 use crate::executions::Runtime;
@@ -122,7 +122,7 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
             state.clone(),
             guard::limit_address,
         ));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/v1/openapi.json", get(openapi))
         .merge(tenant_routes)
@@ -132,12 +132,17 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
             "/v1/artifacts/{tenant}/{execution}/{*key}",
             get(callbacks::artifact),
         )
-        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
-        .layer(middleware::map_response(json_errors))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
-        .with_state(state)
+        .fallback(|| async { ApiError::not_found(Code::RouteNotFound, "no such route") });
+    error_layers(router).with_state(state)
+}
+
+/// The layers that give every error answer the JSON shape: axum's own rejections are turned
+/// into it, and a panic anywhere in a request's handling (a handler, a middleware, a blocking
+/// task re-raised by [`crate::task::rethrow`]) answers 500 `internal`.
+fn error_layers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(middleware::map_response(json_errors)).layer(
+        tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
+    )
 }
 
 /// `GET /v1/openapi.json`: the document, as written.
@@ -158,7 +163,7 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
     let tenant = match s.rt.tenancy.authenticate(auth) {
         Ok(tenant) => tenant,
         Err(e @ (crate::tenancy::Error::MissingKey | crate::tenancy::Error::BadKey)) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
                 .into_response();
         }
         Err(e) => return ApiError::internal(e).into_response(),
@@ -184,12 +189,12 @@ async fn require_admin(State(s): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok());
     if !s.rt.tenancy.keyed() {
         let msg = "tenant administration needs an admin key: set admin_key (or AEGIS_ADMIN_KEY)";
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg).into_response();
+        return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, msg).into_response();
     }
     if !s.rt.tenancy.is_admin(auth) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            Code::Unauthorized,
             "invalid admin key",
         )
         .into_response();
@@ -219,11 +224,11 @@ async fn json_errors(mut response: Response) -> Response {
         return response;
     }
     let code = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::NOT_FOUND => "route_not_found",
-        s if s.is_client_error() => "bad_request",
-        _ => "unavailable",
+        StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+        StatusCode::NOT_FOUND => Code::RouteNotFound,
+        s if s.is_client_error() => Code::BadRequest,
+        _ => Code::Unavailable,
     };
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
@@ -244,7 +249,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        Code::Internal,
         "the host failed on this request",
     )
     .into_response()

@@ -15,7 +15,7 @@
 //! run's input, so the run keeps the timeout it started with whatever the configuration says
 //! later; without one, the workflow's own default (24 h) applies.
 
-use super::{ApiError, AppState, Tenant, body, schema};
+use super::{ApiError, AppState, Code, Tenant, body, schema};
 use crate::callbacks::Completion;
 use crate::executions::StartRequest;
 use crate::journal::format_ts;
@@ -57,7 +57,7 @@ pub async fn start(
     }
     if req.topic.trim().is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             "topic must not be empty",
         ));
     }
@@ -75,7 +75,7 @@ pub async fn start(
     };
     let (record, created) = s.rt.start(&tenant, start).await.map_err(|e| match e {
         crate::executions::StartError::WorkflowNotFound(_) => ApiError::not_found(
-            "workflow_not_found",
+            Code::WorkflowNotFound,
             format!("the {PIPELINE_WORKFLOW:?} component is not uploaded: POST it to /v1/components/{PIPELINE_WORKFLOW}"),
         ),
         other => other.into(),
@@ -128,7 +128,7 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
         .await?
         .filter(|r| r.workflow == PIPELINE_WORKFLOW)
         .ok_or_else(|| {
-            ApiError::not_found("workflow_not_found", format!("workflow {id:?} not found"))
+            ApiError::not_found(Code::WorkflowNotFound, format!("workflow {id:?} not found"))
         })
 }
 
@@ -143,7 +143,7 @@ pub async fn get(
     let events =
         tokio::task::spawn_blocking(move || store.workflow_events(Some(&t), Some(&e), 0, 10_000))
             .await
-            .map_err(ApiError::internal)??;
+            .unwrap_or_else(crate::task::rethrow)?;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
     let mut said: Option<String> = None;
     let mut current_step = Value::Null;
@@ -217,7 +217,7 @@ pub async fn approve(
     let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
     if approval.decision != "approve" && approval.decision != "reject" {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             "decision must be \"approve\" or \"reject\"",
         ));
     }
@@ -226,11 +226,11 @@ pub async fn approve(
     let exec = record.id.clone();
     let pending = tokio::task::spawn_blocking(move || store.pending_callbacks(&exec))
         .await
-        .map_err(ApiError::internal)??;
+        .unwrap_or_else(crate::task::rethrow)?;
     let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_awaiting_approval",
+            Code::NotAwaitingApproval,
             format!("workflow {id:?} is not waiting for approval"),
         ));
     };

@@ -6,7 +6,7 @@
 //! each problem by JSON pointer rather than serde's first complaint. `openapi_tests.rs` keeps the
 //! document true to the router and to what the handlers answer.
 
-use super::{ApiError, body};
+use super::{ApiError, Code, body};
 use jsonschema::Validator;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], name: &str) -> Result<T, ApiErro
     let value: Value = body::json(bytes)?;
     check(&value, name)?;
     serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+        .map_err(|e| ApiError::bad_request(Code::InvalidJson, format!("invalid request body: {e}")))
 }
 
 /// Checks `value` against the document's schema `name`.
@@ -121,7 +121,7 @@ pub fn check(value: &Value, name: &str) -> Result<(), ApiError> {
     if more > 0 {
         message.push_str(&format!(" (and {more} more)"));
     }
-    Err(ApiError::bad_request("invalid_request", message))
+    Err(ApiError::bad_request(Code::InvalidRequest, message))
 }
 
 fn clip(mut text: String) -> String {

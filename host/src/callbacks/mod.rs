@@ -109,7 +109,7 @@ async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
             Ok::<_, store::Error>((store.callback(&id)?, store.agent_task(&id)?))
         })
         .await
-        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+        .unwrap_or_else(crate::task::rethrow)?;
         let record = record.ok_or(Error::NotFound)?;
         if record.status != Status::Started {
             return Err(refusal(record.status));
@@ -177,7 +177,7 @@ async fn bind(rt: &Arc<Runtime>, raw_id: &str, task_id: &str) -> Result<Callback
         Ok::<_, store::Error>((store.callback(&id)?, bound))
     })
     .await
-    .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+    .unwrap_or_else(crate::task::rethrow)?;
     let record = record.ok_or(Error::NotFound)?;
     match bound {
         None => Err(refusal(record.status)),
@@ -221,7 +221,7 @@ pub async fn waiting(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, 
     let store = rt.store.clone();
     let record = tokio::task::spawn_blocking(move || store.callback(&id))
         .await
-        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??
+        .unwrap_or_else(crate::task::rethrow)?
         .ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
@@ -250,11 +250,11 @@ async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<Strin
         let reference = this
             .artifacts
             .put(&record.tenant, &record.execution_id, &key, "application/json", payload.as_bytes())
-            .map_err(|e| store::Error::Backend(format!("store agent result: {e}")))?;
+            .map_err(|e| store::Error::Retriable(format!("store agent result: {e}")))?;
         Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
     })
     .await
-    .map_err(|e| store::Error::Backend(format!("spill task: {e}")))?
+    .unwrap_or_else(crate::task::rethrow)
 }
 
 /// Applies an outside completion to the callback `raw_id`, then wakes its execution.
@@ -274,7 +274,7 @@ pub async fn complete(
     let this = rt.clone();
     let (record, woke) = tokio::task::spawn_blocking(move || apply(&this, &id, completion))
         .await
-        .map_err(|e| store::Error::Backend(format!("callback task: {e}")))??;
+        .unwrap_or_else(crate::task::rethrow)?;
     if woke {
         rt.wake(record.execution_id.clone());
     }

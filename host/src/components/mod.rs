@@ -151,7 +151,9 @@ impl Uploads {
         let result = outcome
             .wait_for(Option::is_some)
             .await
-            .map_err(|_| Error::Internal("the compile task ended without an outcome".into()))?
+            // Only a panic ends the compile task without an outcome: raise it here too, so the
+            // upload answers 500 like any panic in request handling.
+            .unwrap_or_else(|_| panic!("the compile task of {digest} panicked"))
             .clone()
             .expect("waited for Some");
         result.map_err(Error::from)?;
@@ -162,7 +164,7 @@ impl Uploads {
             store.put_component(&tenant, &name, &digest, size, now_ms())
         })
         .await
-        .map_err(|e| Error::Internal(format!("upload task: {e}")))?
+        .unwrap_or_else(crate::task::rethrow)
         .map_err(Error::from)
     }
 
@@ -179,14 +181,16 @@ impl Uploads {
         drop(in_flight);
         let (this, rt) = (self.clone(), rt.clone());
         tokio::spawn(async move {
-            let digest = spooled.digest.clone();
+            // Leaves the map however the work ends: after a panic in it, a later upload of the
+            // same bytes compiles them again rather than wait on a compile that is gone.
+            let entry = InFlight {
+                uploads: this.clone(),
+                digest: spooled.digest.clone(),
+            };
             let outcome = this.install(&rt, spooled).await;
             // The component is in the engine's cache before it leaves the map, so an upload
             // that arrives after this finds it installed and does not compile it again.
-            this.in_flight
-                .lock()
-                .expect("upload map poisoned")
-                .remove(&digest);
+            drop(entry);
             let _ = tx.send(Some(outcome));
         });
         rx
@@ -248,12 +252,26 @@ impl Uploads {
     }
 }
 
+/// A compile in flight, taken out of [`Uploads`]' map when dropped.
+struct InFlight {
+    uploads: Arc<Uploads>,
+    digest: ComponentDigest,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.uploads.in_flight.lock() {
+            in_flight.remove(&self.digest);
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Shared> + Send + 'static,
 ) -> Result<T, Shared> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Shared::Internal(format!("upload task: {e}")))?
+        .unwrap_or_else(crate::task::rethrow)
 }
 
 /// The ready-to-run form of a component: from this host's cache or folder, else fetched from

@@ -7,6 +7,7 @@
 
 use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, check_json, checked_error};
 use super::limits::{Exceeded, Limits, Meter};
+use super::trap::{Fault, Trap, TrapKind};
 use super::{WorkflowComponentPre, exports::aegis::workflow::workflow::RunOutcome};
 use crate::journal::ErrorRecord;
 use rand::SeedableRng;
@@ -19,7 +20,9 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder};
 #[derive(Debug, PartialEq)]
 pub enum Ending {
     Completed(String),
-    Failed(ErrorRecord),
+    /// The execution fails; the [`Fault`] says whether the host stopped the guest or the guest
+    /// failed by itself.
+    Failed(Fault),
     Suspended,
     /// Nothing may be written: the execution ended elsewhere, or storage failed and the
     /// activation will be tried again.
@@ -119,7 +122,8 @@ pub fn run(
             let HostState {
                 activation, meter, ..
             } = store.into_data();
-            return (classify(Err(e), &activation, &meter, &stderr), activation);
+            let ending = classify(Err(e), activation.failure.as_ref(), &meter, &stderr);
+            return (ending, activation);
         }
     };
     let result = bindings
@@ -128,17 +132,21 @@ pub fn run(
     let HostState {
         activation, meter, ..
     } = store.into_data();
-    let ending = classify(result, &activation, &meter, &stderr);
+    let ending = classify(result, activation.failure.as_ref(), &meter, &stderr);
     (ending, activation)
 }
 
+/// How the guest's run ended, given the failure the host recorded on the way (if any), the
+/// meter (a deadline or the memory cap it stopped the guest at) and the guest's stderr.
 fn classify(
     result: wasmtime::Result<RunOutcome>,
-    activation: &Activation,
+    failure: Option<&Failure>,
     meter: &Meter,
     stderr: &MemoryOutputPipe,
 ) -> Ending {
-    match (&activation.failure, result) {
+    let trap =
+        |kind: TrapKind, message: String| Ending::Failed(Fault::Host(Trap::new(kind, message)));
+    match (failure, result) {
         (Some(Failure::Superseded(reason)), _) => Ending::Abandoned {
             retry: false,
             reason: reason.clone(),
@@ -147,65 +155,49 @@ fn classify(
             retry: true,
             reason: reason.clone(),
         },
-        (Some(Failure::NonDeterminism(m)), _) => {
-            Ending::Failed(ErrorRecord::new("Aegis.NonDeterminism", m.clone()))
-        }
-        (Some(Failure::InvalidCall(m)), _) => {
-            Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", m.clone()))
-        }
-        (Some(Failure::Blocking(m)), _) => {
-            Ending::Failed(ErrorRecord::new("Aegis.BlockingCall", m.clone()))
-        }
-        (Some(Failure::LimitExceeded(m)), _) => {
-            Ending::Failed(ErrorRecord::new("Aegis.ActivationLimitExceeded", m.clone()))
-        }
-        (Some(Failure::InvalidPayload(m)), _) => {
-            Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m.clone()))
-        }
+        (Some(Failure::NonDeterminism(m)), _) => trap(TrapKind::NonDeterminism, m.clone()),
+        (Some(Failure::InvalidCall(m)), _) => trap(TrapKind::InvalidCall, m.clone()),
+        (Some(Failure::Blocking(m)), _) => trap(TrapKind::BlockingCall, m.clone()),
+        (Some(Failure::LimitExceeded(m)), _) => trap(TrapKind::ActivationLimitExceeded, m.clone()),
+        (Some(Failure::InvalidPayload(m)), _) => trap(TrapKind::InvalidPayload, m.clone()),
         (None, Ok(RunOutcome::Completed(payload))) if payload.len() > MAX_PAYLOAD => {
-            Ending::Failed(ErrorRecord::new(
+            Ending::Failed(Fault::Guest(ErrorRecord::new(
                 "Execution.ResultTooLarge",
                 format!(
                     "the workflow returned {} bytes; the limit is {MAX_PAYLOAD}: return an artifact reference",
                     payload.len()
                 ),
-            ))
+            )))
         }
         (None, Ok(RunOutcome::Completed(payload))) => {
             match check_json("the workflow's result", &payload) {
                 Ok(()) => Ending::Completed(payload),
-                Err(failure) => {
-                    Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", failure.message()))
-                }
+                Err(failure) => trap(TrapKind::InvalidPayload, failure.message().to_string()),
             }
         }
         (None, Ok(RunOutcome::Failed(info))) => match checked_error(info) {
-            Ok(error) => Ending::Failed(error),
-            Err(Failure::InvalidPayload(m)) => {
-                Ending::Failed(ErrorRecord::new("Aegis.InvalidPayload", m))
-            }
-            Err(failure) => {
-                Ending::Failed(ErrorRecord::new("Aegis.InvalidCall", failure.message()))
-            }
+            Ok(error) => Ending::Failed(Fault::Guest(error)),
+            Err(Failure::InvalidPayload(m)) => trap(TrapKind::InvalidPayload, m),
+            Err(failure) => trap(TrapKind::InvalidCall, failure.message().to_string()),
         },
         (None, Ok(RunOutcome::Suspended)) => Ending::Suspended,
-        (None, Err(trap)) => Ending::Failed(match meter.exceeded {
-            Some(Exceeded::Cpu) => ErrorRecord::new(
-                "Aegis.CpuDeadlineExceeded",
+        (None, Err(error)) => match meter.exceeded {
+            Some(Exceeded::Cpu) => trap(
+                TrapKind::CpuDeadlineExceeded,
                 format!(
                     "the guest used more than {} ms of CPU in one activation and was stopped",
                     meter.cpu_deadline.as_millis()
                 ),
             ),
-            Some(Exceeded::Wall) => ErrorRecord::new(
-                "Aegis.WallDeadlineExceeded",
+            Some(Exceeded::Wall) => trap(
+                TrapKind::WallDeadlineExceeded,
                 format!(
                     "the activation took more than {} ms of wall-clock time (not counting the host's own work) and was stopped",
                     meter.wall_deadline.as_millis()
                 ),
             ),
-            Some(Exceeded::Memory) => ErrorRecord::new(
-                "Aegis.MemoryLimitExceeded",
+            Some(Exceeded::Memory) => trap(
+                TrapKind::MemoryLimitExceeded,
                 format!(
                     "the guest tried to grow its memory past the cap of {} MiB and was stopped",
                     meter.memory_bytes >> 20
@@ -215,13 +207,77 @@ fn classify(
                 let output = String::from_utf8_lossy(&stderr.contents())
                     .trim()
                     .to_string();
-                let mut message = format!("the guest trapped: {trap:?}");
+                let mut message = format!("the guest trapped: {error:?}");
                 if !output.is_empty() {
                     message.push_str("\nguest stderr:\n");
                     message.push_str(&output);
                 }
-                ErrorRecord::new("Aegis.Trap", message)
+                trap(TrapKind::GuestTrap, message)
             }
-        }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::aegis::workflow::types::ErrorInfo;
+
+    fn meter() -> Meter {
+        Meter::new(&Limits::default())
+    }
+
+    fn failed(error_type: &str) -> wasmtime::Result<RunOutcome> {
+        Ok(RunOutcome::Failed(ErrorInfo {
+            error_type: error_type.into(),
+            error_message: "it failed".into(),
+            error_data: None,
+        }))
+    }
+
+    #[test]
+    fn a_failure_the_guest_returns_is_the_guests_even_under_an_aegis_type() {
+        let stderr = MemoryOutputPipe::new(64);
+        for error_type in ["Aegis.PayloadDecode", "Order.Rejected"] {
+            let ending = classify(failed(error_type), None, &meter(), &stderr);
+            let Ending::Failed(fault) = ending else {
+                panic!("{error_type}: {ending:?}");
+            };
+            assert!(!fault.is_trap(), "{error_type}: {fault:?}");
+            assert_eq!(fault.into_record().error_type, error_type);
+        }
+    }
+
+    #[test]
+    fn what_the_host_recorded_or_caught_is_a_trap() {
+        let stderr = MemoryOutputPipe::new(64);
+        let diverged = Failure::NonDeterminism("step 2 is a wait in the journal".into());
+        let ending = classify(failed("Order.Rejected"), Some(&diverged), &meter(), &stderr);
+        assert_eq!(
+            ending,
+            Ending::Failed(Fault::Host(Trap::new(
+                TrapKind::NonDeterminism,
+                "step 2 is a wait in the journal"
+            )))
+        );
+        let not_json = Ok(RunOutcome::Completed("{".into()));
+        let Ending::Failed(Fault::Host(trap)) = classify(not_json, None, &meter(), &stderr) else {
+            panic!("a result that is not JSON is the host's refusal");
+        };
+        assert_eq!(trap.kind, TrapKind::InvalidPayload);
+        let Ending::Failed(Fault::Host(trap)) = classify(
+            Err(wasmtime::Error::msg("unreachable")),
+            None,
+            &meter(),
+            &stderr,
+        ) else {
+            panic!("a wasm trap is a trap");
+        };
+        assert_eq!(trap.kind, TrapKind::GuestTrap);
+        let lost = Failure::Store("disk full".into());
+        assert!(matches!(
+            classify(failed("Order.Rejected"), Some(&lost), &meter(), &stderr),
+            Ending::Abandoned { retry: true, .. }
+        ));
     }
 }

@@ -223,7 +223,10 @@ impl Activation {
                 self.pending_bytes = 0;
                 Ok(())
             }
-            Err(crate::store::Error::ConditionFailed(m)) => Err(self.trap(Failure::Superseded(m))),
+            // The execution ended elsewhere, or is gone: this activation's writes are void.
+            Err(crate::store::Error::ConditionFailed(m) | crate::store::Error::NotFound(m)) => {
+                Err(self.trap(Failure::Superseded(m)))
+            }
             Err(e @ crate::store::Error::TooLarge(_)) => {
                 Err(self.trap(Failure::LimitExceeded(e.to_string())))
             }

@@ -9,11 +9,13 @@
 //!   component whose `.cwasm` matches this engine.
 //! - [`activation`]: one run of a guest against its journal.
 //! - [`host`]: the imports the guest calls.
+//! - [`trap`]: whose failure ended an execution, the host's ([`trap::Trap`]) or the guest's.
 
 pub mod activation;
 pub mod budget;
 pub mod host;
 mod limits;
+pub mod trap;
 mod wasi;
 
 pub use limits::Limits;

@@ -22,6 +22,7 @@ use crate::artifacts::ArtifactStore;
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
+use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, now_ms};
@@ -262,7 +263,7 @@ impl Runtime {
             })?)
         })
         .await
-        .map_err(|e| StartError::Invalid(format!("start failed: {e}")))??;
+        .unwrap_or_else(crate::task::rethrow)?;
         match created {
             Created::New(record) => {
                 if let Some(at) = record.timeout_at {
@@ -313,7 +314,7 @@ impl Runtime {
             Ok(this.store.execution(&id)?.unwrap_or(record))
         })
         .await
-        .map_err(|e| StopError::Store(store::Error::Backend(format!("stop task: {e}"))))??;
+        .unwrap_or_else(crate::task::rethrow)?;
         self.notify_finished(&stopped.id);
         self.notifier.kick();
         Ok(stopped)
@@ -599,7 +600,7 @@ impl Runtime {
                 return retry();
             }
             Err(e) => {
-                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()));
+                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()).into());
                 (
                     ending,
                     Activation::new(
@@ -651,10 +652,12 @@ impl Runtime {
                     now_ms(),
                 ));
             }
-            Ending::Failed(error) => {
+            Ending::Failed(fault) => {
                 terminal = true;
-                tracing::info!(execution = %id, error_type = %error.error_type, "execution failed");
-                let trapped = error.error_type.starts_with("Aegis.");
+                tracing::info!(execution = %id, error_type = %fault.error_type(), trapped = fault.is_trap(), "execution failed");
+                // A trap failed the activation itself; a failure the guest returned did not.
+                let trapped = fault.is_trap();
+                let error = fault.into_record();
                 batch.events.push(invocation(trapped.then_some(&error)));
                 batch.append(execution::end(
                     execution::Ending::Failed(error),
@@ -673,10 +676,11 @@ impl Runtime {
             // the execution fails, naming the limit, with a batch that holds only its ending.
             Err(store::Error::TooLarge(reason)) => {
                 terminal = true;
-                let error = ErrorRecord::new(
-                    "Aegis.ActivationLimitExceeded",
+                let error = Trap::new(
+                    TrapKind::ActivationLimitExceeded,
                     format!("the activation's writes do not fit one commit: {reason}"),
-                );
+                )
+                .into_record();
                 self.store
                     .commit(id, too_large_ending(&activation, &workflow, error))
             }
@@ -684,7 +688,7 @@ impl Runtime {
         };
         match committed {
             Ok(()) => {}
-            Err(store::Error::ConditionFailed(reason)) => {
+            Err(store::Error::ConditionFailed(reason) | store::Error::NotFound(reason)) => {
                 tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
                 return outcome(Next::Done);
             }
@@ -756,9 +760,9 @@ fn too_large_ending(activation: &Activation, workflow: &str, error: ErrorRecord)
     batch
 }
 
-fn component_unavailable(digest: &ComponentDigest, reason: &str) -> ErrorRecord {
-    ErrorRecord::new(
-        "Aegis.ComponentUnavailable",
+fn component_unavailable(digest: &ComponentDigest, reason: &str) -> Trap {
+    Trap::new(
+        TrapKind::ComponentUnavailable,
         format!("component {digest} cannot be loaded: {reason}"),
     )
 }

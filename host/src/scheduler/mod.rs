@@ -171,6 +171,12 @@ async fn fire(rt: Arc<Runtime>, timer: Timer) {
             return rt.notify_finished(&execution);
         }
         Ok(Ok(Fired::Nothing)) => return,
+        // Firing it again would fail the same way; it stays in the store, and is loaded again
+        // at the next start.
+        Ok(Err(e)) if !e.is_retriable() => {
+            tracing::error!(%execution, error = %e, "timer transition failed for good; not retrying");
+            return;
+        }
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
@@ -222,7 +228,7 @@ fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
     };
     match rt.store.commit(&timer.execution_id, batch) {
         Ok(()) => Ok(fired),
-        Err(store::Error::ConditionFailed(_)) => Ok(Fired::Nothing),
+        Err(store::Error::ConditionFailed(_) | store::Error::NotFound(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),
     }
 }

@@ -330,6 +330,40 @@ fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.api_keys(&tenant.id).unwrap(), vec![revoked]);
 }
 
+/// Writing to a record that does not exist is [`Error::NotFound`], whatever the batch holds
+/// (its conditions included), and writes nothing; reading one is `None`, not an error.
+fn missing_records_are_not_found(store: Arc<dyn Store>) {
+    let ghost = ExecutionId::from_raw("ex_missing");
+    assert!(store.execution(&ghost).unwrap().is_none());
+    for conditions in [vec![], vec![Condition::ExecutionRunning]] {
+        let error = store
+            .commit(
+                &ghost,
+                Batch {
+                    conditions,
+                    ..started_and_succeeded("1")
+                },
+            )
+            .expect_err("a commit to a missing execution");
+        assert!(error.is_not_found() && !error.is_retriable(), "{error:?}");
+    }
+    assert!(store.execution(&ghost).unwrap().is_none());
+    assert!(store.history(&ghost, 0, 10).unwrap().is_empty());
+    assert!(store.operation(&ghost, "1").unwrap().is_none());
+    let tenant = TenantRecord {
+        id: TenantId::from_raw("tn_missing"),
+        name: "nobody".into(),
+        overrides: crate::tenancy::Overrides::default(),
+        created_at: 1,
+    };
+    assert!(store.tenant(&tenant.id).unwrap().is_none());
+    let error = store
+        .update_tenant(&tenant)
+        .expect_err("updating a missing tenant");
+    assert!(error.is_not_found(), "{error:?}");
+    assert!(store.tenant(&tenant.id).unwrap().is_none());
+}
+
 /// A batch recording step `id` started and succeeded: one operation, two events.
 fn started_and_succeeded(id: &str) -> Batch {
     let op = step(id, Status::Succeeded);
@@ -1253,6 +1287,7 @@ contract!(
     executions_list_newest_first_with_filters_and_cursor,
     components_in_use_cannot_be_deleted,
     tenants_and_keys_round_trip,
+    missing_records_are_not_found,
     event_ids_are_consecutive_across_batches,
     a_failed_condition_writes_nothing,
     finished_executions_refuse_further_writes,

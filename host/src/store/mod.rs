@@ -21,32 +21,120 @@ use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{ErrorRecord, Event, Millis, Operation, Status};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
+/// Why a store call failed. Callers decide what to do by kind, not by message: a
+/// [`Error::Retriable`] failure may pass if the call is made again (later), the others will
+/// not (see [`Error::is_retriable`]).
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A batch's condition did not hold; nothing was written.
     #[error("condition failed: {0}")]
     ConditionFailed(String),
-    /// The backend failed; the write may be retried.
+    /// The record the call is about does not exist (an execution committed to, a tenant
+    /// updated). Reads of a record that may be missing answer `None` instead.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The backend failed for a reason that passes: busy or locked, throttled, timed out,
+    /// unreachable, an I/O error, a 5xx. Nothing is known to have been written; the call may
+    /// be made again.
     #[error("storage backend: {0}")]
-    Backend(String),
+    Retriable(String),
+    /// The backend refused the call or cannot serve it, for a reason that making it again
+    /// cannot fix: a corrupt record, a broken constraint, a request the backend rejects as
+    /// invalid, a store that was shut down.
+    #[error("storage backend (fatal): {0}")]
+    Fatal(String),
     /// The batch is larger than the backend takes in one write; retrying it cannot help.
     #[error("the batch is too large for the store: {0}")]
     TooLarge(String),
 }
 
+impl Error {
+    /// Whether making the same call again may succeed. Only backend failures that pass are:
+    /// a failed condition, a missing record or a batch over the limits stays as it is.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Retriable(_))
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+    }
+
+    /// A corrupt stored record: a bug or damage, which reading it again does not mend.
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        Error::Fatal(format!("corrupt record: {what}"))
+    }
+}
+
 impl From<rusqlite::Error> for Error {
+    /// Busy, locked, I/O, full and out-of-memory failures pass; a broken constraint, a corrupt
+    /// or mistyped record, or a misuse of the API does not. A query that found no row is
+    /// [`Error::NotFound`].
     fn from(e: rusqlite::Error) -> Self {
-        Error::Backend(e.to_string())
+        use rusqlite::ErrorCode as C;
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NotFound(e.to_string()),
+            rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::SystemIoFailure
+                | C::DiskFull
+                | C::OutOfMemory
+                | C::CannotOpen
+                | C::FileLockingProtocolFailed
+                | C::SchemaChanged
+                | C::OperationInterrupted
+                | C::OperationAborted => Error::Retriable(e.to_string()),
+                _ => Error::Fatal(e.to_string()),
+            },
+            _ => Error::Fatal(e.to_string()),
+        }
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::Backend(format!("corrupt record: {e}"))
+        Error::corrupt(e)
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod error_tests {
+    use super::Error;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> Error {
+        Error::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+
+    #[test]
+    fn sqlite_failures_that_pass_are_retriable_and_the_rest_fatal() {
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_FULL,
+        ] {
+            assert!(sqlite(code).is_retriable(), "{code}: {:?}", sqlite(code));
+        }
+        for code in [
+            ffi::SQLITE_CONSTRAINT,
+            ffi::SQLITE_CORRUPT,
+            ffi::SQLITE_MISUSE,
+        ] {
+            assert!(
+                matches!(sqlite(code), Error::Fatal(_)),
+                "{code}: {:?}",
+                sqlite(code)
+            );
+        }
+        let missing = Error::from(rusqlite::Error::QueryReturnedNoRows);
+        assert!(missing.is_not_found() && !missing.is_retriable());
+        let corrupt = Error::from(serde_json::from_str::<u32>("{").unwrap_err());
+        assert!(matches!(corrupt, Error::Fatal(_)), "{corrupt:?}");
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

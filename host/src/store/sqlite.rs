@@ -46,7 +46,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
+type Deliver = Box<dyn FnOnce(Option<Error>) + Send>;
 type Job = Box<dyn FnOnce(&Transaction<'_>) -> Deliver + Send>;
 
 pub struct SqliteStore {
@@ -78,7 +78,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("aegis-store-writer".into())
             .spawn(move || writer_loop(&mut conn, rx))
-            .map_err(|e| Error::Backend(format!("spawn writer: {e}")))?;
+            .map_err(|e| Error::Fatal(format!("spawn writer: {e}")))?;
         Ok(Self {
             writer: Mutex::new(tx),
             readers,
@@ -105,26 +105,28 @@ impl SqliteStore {
             })();
             Box::new(move |commit_error| {
                 let _ = reply_tx.send(match commit_error {
-                    Some(e) => Err(Error::Backend(e)),
+                    Some(e) => Err(e),
                     None => outcome,
                 });
             })
         });
         self.writer
             .lock()
-            .map_err(|_| Error::Backend("writer lock poisoned".into()))?
+            .map_err(|_| Error::Fatal("writer lock poisoned".into()))?
             .send(job)
-            .map_err(|_| Error::Backend("store writer stopped".into()))?;
+            .map_err(|_| Error::Fatal("store writer stopped".into()))?;
+        // A job that was dropped unrun (its group could not begin a transaction) leaves no
+        // reply: the write did not happen, and may be made again.
         reply_rx
             .recv()
-            .map_err(|_| Error::Backend("store writer stopped".into()))?
+            .map_err(|_| Error::Retriable("the store writer dropped the write".into()))?
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let conn = self.readers[i]
             .lock()
-            .map_err(|_| Error::Backend("reader lock poisoned".into()))?;
+            .map_err(|_| Error::Fatal("reader lock poisoned".into()))?;
         f(&conn)
     }
 }
@@ -151,7 +153,7 @@ fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Job>) {
             }
         };
         let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
-        let commit_error = tx.commit().err().map(|e| e.to_string());
+        let commit_error = tx.commit().err().map(Error::from);
         if let Some(e) = &commit_error {
             tracing::error!(error = %e, "store: group commit failed");
         }
@@ -289,6 +291,14 @@ fn append_events(tx: &Transaction<'_>, execution: &str, events: &[Event]) -> Res
 }
 
 fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<()> {
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM executions WHERE id = ?1")?
+        .query_row([execution], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !exists {
+        return Err(Error::NotFound(format!("execution {execution}")));
+    }
     for condition in &batch.conditions {
         match condition {
             Condition::ExecutionRunning => {
@@ -648,11 +658,15 @@ impl Store for SqliteStore {
     fn update_tenant(&self, tenant: &TenantRecord) -> Result<()> {
         let tenant = tenant.clone();
         self.write(move |tx| {
-            tx.prepare_cached("UPDATE tenants SET overrides = ?2 WHERE id = ?1")?
+            let updated = tx
+                .prepare_cached("UPDATE tenants SET overrides = ?2 WHERE id = ?1")?
                 .execute(params![
                     tenant.id.as_str(),
                     serde_json::to_string(&tenant.overrides)?
                 ])?;
+            if updated == 0 {
+                return Err(Error::NotFound(format!("tenant {}", tenant.id)));
+            }
             Ok(())
         })
     }
@@ -765,7 +779,7 @@ impl Store for SqliteStore {
                 .execute(params![new.id.as_str(), TimerKind::ExecutionTimeout.as_str(), at])?;
             }
             let record = select_execution(tx, new.id.as_str())?
-                .ok_or_else(|| Error::Backend("execution vanished after insert".into()))?;
+                .ok_or_else(|| Error::Fatal("execution vanished after insert".into()))?;
             Ok(Created::New(record))
         })
     }

@@ -229,7 +229,10 @@ impl Tenancy {
             .map_err(Error::BadQuota)?;
         let mut record = self.store.tenant(tenant)?.ok_or(Error::TenantNotFound)?;
         record.overrides = overrides;
-        self.store.update_tenant(&record)?;
+        self.store.update_tenant(&record).map_err(|e| match e {
+            crate::store::Error::NotFound(_) => Error::TenantNotFound,
+            e => Error::Store(e),
+        })?;
         self.quotas
             .lock()
             .expect("quota cache poisoned")

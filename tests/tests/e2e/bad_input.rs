@@ -228,3 +228,49 @@ async fn second_completion_is_rejected() {
     })
     .await;
 }
+
+/// Input the workflow's SDK cannot decode fails the execution with the SDK's own
+/// `Aegis.PayloadDecode`: a failure the guest returned, so the history records it on the
+/// execution only. A host trap (here `Aegis.InvalidPayload`, a result that is not JSON) is also
+/// recorded as the activation's own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_the_guest_returns_is_not_recorded_as_a_trap() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["steps3", "invalid-json"]).await?;
+        let cases = [
+            ("steps3", json!(42), "Aegis.PayloadDecode", false),
+            (
+                "invalid-json",
+                json!({"where": "result"}),
+                "Aegis.InvalidPayload",
+                true,
+            ),
+        ];
+        for (workflow, input, error_type, trapped) in cases {
+            let id = c.start(workflow, input).await?;
+            crate::expect_failed(&c, &id, error_type).await?;
+            let events = c.history(&id).await?;
+            let failed = crate::of_type(&events, "ExecutionFailed");
+            ensure!(
+                failed.len() == 1
+                    && crate::details(failed[0])["Error"]["Payload"]["ErrorType"] == error_type,
+                "{workflow}: {failed:?}"
+            );
+            let invocations = crate::of_type(&events, "InvocationCompleted");
+            let last = invocations.last().context("an InvocationCompleted")?;
+            let error = &crate::details(last)["Error"];
+            ensure!(
+                error.is_null() != trapped,
+                "{workflow}: InvocationCompleted should {}carry the error: {last}",
+                if trapped { "" } else { "not " }
+            );
+            if trapped {
+                ensure!(error["Payload"]["ErrorType"] == error_type, "{last}");
+            }
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -294,7 +294,7 @@ pub async fn resolve(table: &Table, items: &mut [Item]) -> Result<()> {
                     .flatten()
                     .map(|text| text.to_string())
                     .ok_or_else(|| {
-                        Error::Backend(format!("spilled value {reference} was not fetched"))
+                        Error::Fatal(format!("spilled value {reference} was not fetched"))
                     })?
             } else {
                 join_chunks(&chunks, &reference)?
@@ -311,14 +311,14 @@ fn join_chunks(
     found: &HashMap<(String, String), Option<String>>,
     reference: &str,
 ) -> Result<String> {
-    let (hash, count) = parse_ref(reference)
-        .ok_or_else(|| Error::Backend(format!("corrupt reference {reference:?}")))?;
+    let (hash, count) =
+        parse_ref(reference).ok_or_else(|| Error::corrupt(format!("reference {reference:?}")))?;
     let mut text = String::new();
     for i in 0..count {
         let part = found
             .get(&(keys::blob_pk(hash), keys::chunk_sk(i)))
             .and_then(Option::as_ref)
-            .ok_or_else(|| Error::Backend(format!("missing chunk {i} of spilled value {hash}")))?;
+            .ok_or_else(|| Error::corrupt(format!("missing chunk {i} of spilled value {hash}")))?;
         text.push_str(part);
     }
     Ok(text)
@@ -328,26 +328,26 @@ fn join_chunks(
 /// with.
 async fn fetch(table: &Table, reference: &str) -> Result<(String, Arc<str>)> {
     let bucket = table.spill.as_ref().ok_or_else(|| {
-        Error::Backend(format!(
+        Error::Fatal(format!(
             "a value was spilled to {reference}, but this host has no S3 bucket to read it \
              (configure artifacts.backend = \"s3\")"
         ))
     })?;
-    let uri = S3Uri::parse(reference)
-        .map_err(|_| Error::Backend(format!("corrupt reference {reference:?}")))?;
+    let uri =
+        S3Uri::parse(reference).map_err(|_| Error::corrupt(format!("reference {reference:?}")))?;
     if let Some(text) = table.kept.get(&uri.key) {
         return Ok((reference.to_string(), text));
     }
     let (bytes, _) = bucket
         .get(&uri)
         .await
-        .map_err(|e| Error::Backend(format!("read spilled value {reference}: {e}")))?
-        .ok_or_else(|| Error::Backend(format!("spilled value {reference} is missing")))?;
+        .map_err(|e| Error::Retriable(format!("read spilled value {reference}: {e}")))?
+        .ok_or_else(|| Error::corrupt(format!("spilled value {reference} is missing")))?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Backend(format!("spilled value {reference} is not UTF-8")))?;
+        .map_err(|_| Error::corrupt(format!("spilled value {reference} is not UTF-8")))?;
     let hash = uri.key.rsplit('/').next().unwrap_or_default();
     if sha256_hex(&text) != hash {
-        return Err(Error::Backend(format!(
+        return Err(Error::corrupt(format!(
             "spilled value {reference} does not match its hash"
         )));
     }
@@ -367,7 +367,7 @@ pub async fn write(table: &Table, spilled: Spilled) -> Result<()> {
     } = spilled;
     if !objects.is_empty() {
         let bucket = table.spill.as_ref().ok_or_else(|| {
-            Error::Backend("values were placed in S3 but the store has no bucket".into())
+            Error::Fatal("values were placed in S3 but the store has no bucket".into())
         })?;
         objects.sort_by(|a, b| a.0.cmp(&b.0));
         objects.dedup_by(|a, b| a.0 == b.0);
@@ -379,7 +379,7 @@ pub async fn write(table: &Table, spilled: Spilled) -> Result<()> {
             bucket
                 .put(key.clone(), "application/json", text.as_bytes().to_vec())
                 .await
-                .map_err(|e| Error::Backend(format!("spill a value to {name}: {e}")))?;
+                .map_err(|e| Error::Retriable(format!("spill a value to {name}: {e}")))?;
             table.kept.keep(key, text);
             Ok::<_, Error>(())
         }))

@@ -517,7 +517,7 @@ pub async fn plan(
         .map(Write::key_pair)
         .find(|k| !seen.insert(k.clone()))
     {
-        return Err(crate::store::Error::Backend(format!(
+        return Err(crate::store::Error::Fatal(format!(
             "batch writes item {dup:?} twice"
         )));
     }

@@ -4,6 +4,7 @@
 use super::expr::{Cond, Item, Placeholders, UpdateExpr, Write, key, s};
 use crate::store::{Error, Result};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
@@ -22,11 +23,65 @@ pub struct Table {
 pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
 
-fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// A failed request as a store error, named after its operation `what`. The SDK has retried it
+/// already (standard mode), so a failure that may pass still reaches here after the last try:
+/// it stays [`Error::Retriable`] for the caller to try again later.
+pub(super) fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
     what: &str,
-) -> impl FnOnce(SdkError<E, R>) -> Error + '_ {
-    move |e| Error::Backend(format!("dynamodb {what}: {}", DisplayErrorContext(&e)))
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_ {
+    move |e| {
+        let message = format!("dynamodb {what}: {}", DisplayErrorContext(&e));
+        classified(&e, message)
+    }
 }
+
+/// `message` as the store error that the failed request `e` is: retriable or fatal.
+pub(super) fn classified<E: ProvideErrorMetadata>(
+    e: &SdkError<E, HttpResponse>,
+    message: String,
+) -> Error {
+    if passes(e) {
+        Error::Retriable(message)
+    } else {
+        Error::Fatal(message)
+    }
+}
+
+/// Whether a failed request may succeed when sent again: throttling, a timeout, a lost
+/// connection, an unreadable reply or a 5xx may pass; a request DynamoDB rejects (validation,
+/// access denied, a missing table) or one the SDK could not build will not.
+fn passes<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(service) => {
+            refusal_passes(service.raw().status().as_u16(), service.err().code())
+        }
+        // Timeouts, dispatch and response failures: the request or its reply was lost.
+        _ => true,
+    }
+}
+
+/// Whether DynamoDB's refusal of a request (its HTTP status and error code) may pass: a 5xx,
+/// or a 400 that says "not now" (throttled, over a limit, a transaction in the way).
+fn refusal_passes(status: u16, code: Option<&str>) -> bool {
+    (500..600).contains(&status)
+        || code.is_some_and(|code| {
+            RETRIABLE_CODES.contains(&code)
+                || code.contains("Throttl")
+                || code.contains("Unavailable")
+        })
+}
+
+/// DynamoDB's error codes (HTTP 400) for requests refused now that may pass later.
+const RETRIABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ThrottlingException",
+    "LimitExceededException",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+    "InternalServerError",
+];
 
 /// The sort-key part of a query.
 #[derive(Clone, Debug)]
@@ -182,7 +237,7 @@ impl Table {
                     .set_keys(Some(group.to_vec()))
                     .consistent_read(true)
                     .build()
-                    .map_err(|e| Error::Backend(e.to_string()))?,
+                    .map_err(|e| Error::Fatal(e.to_string()))?,
             );
             let mut backoff = Backoff::new();
             while let Some(request) = pending.take() {
@@ -215,14 +270,14 @@ impl Table {
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
-                .map_err(|e| Error::Backend(e.to_string()))?;
+                .map_err(|e| Error::Fatal(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         for k in deletes {
             let delete = DeleteRequest::builder()
                 .set_key(Some(k))
                 .build()
-                .map_err(|e| Error::Backend(e.to_string()))?;
+                .map_err(|e| Error::Fatal(e.to_string()))?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
         for group in requests.chunks(25) {
@@ -344,11 +399,13 @@ impl Backoff {
         Self { attempt: 0 }
     }
 
-    /// Sleeps before the next attempt; fails once the attempts are used up.
+    /// Sleeps before the next attempt; fails once the attempts are used up. What was retried
+    /// (conflicts, throttling, unsure outcomes) may still pass later, so giving up is
+    /// [`Error::Retriable`].
     pub async fn wait(&mut self, what: &str) -> Result<()> {
         self.attempt += 1;
         if self.attempt >= MAX_ATTEMPTS {
-            return Err(Error::Backend(format!(
+            return Err(Error::Retriable(format!(
                 "dynamodb: gave up after {MAX_ATTEMPTS} attempts: {what}"
             )));
         }
@@ -392,11 +449,39 @@ impl ItemExt for HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     fn req_str(&self, attr: &str) -> Result<String> {
         self.str(attr)
             .map(str::to_string)
-            .ok_or_else(|| Error::Backend(format!("corrupt record: no {attr}")))
+            .ok_or_else(|| Error::corrupt(format!("no {attr}")))
     }
 
     fn req_num<T: std::str::FromStr>(&self, attr: &str) -> Result<T> {
         self.num(attr)
-            .ok_or_else(|| Error::Backend(format!("corrupt record: no number {attr}")))
+            .ok_or_else(|| Error::corrupt(format!("no number {attr}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_server_errors_pass_and_invalid_requests_do_not() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "TransactionConflictException",
+        ] {
+            assert!(refusal_passes(400, Some(code)), "{code}");
+        }
+        assert!(refusal_passes(500, Some("InternalServerError")));
+        assert!(refusal_passes(503, None));
+        for code in [
+            "ValidationException",
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "ItemCollectionSizeLimitExceededException",
+        ] {
+            assert!(!refusal_passes(400, Some(code)), "{code}");
+        }
+        assert!(!refusal_passes(400, None));
     }
 }

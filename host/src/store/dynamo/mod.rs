@@ -167,7 +167,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .thread_name("aegis-dynamodb")
         .enable_all()
         .build()
-        .map_err(|e| Error::Backend(format!("start the DynamoDB runtime: {e}")))
+        .map_err(|e| Error::Fatal(format!("start the DynamoDB runtime: {e}")))
 }
 
 /// Runs `fut` on `rt` and waits for it from any thread (see the module notes on blocking).
@@ -180,7 +180,7 @@ fn block_on<T: Send + 'static>(
         let _ = tx.send(fut.await);
     });
     rx.recv()
-        .map_err(|_| Error::Backend("the DynamoDB runtime stopped".into()))?
+        .map_err(|_| Error::Fatal("the DynamoDB runtime stopped".into()))?
 }
 
 async fn client(options: DynamoOptions) -> Result<aws_sdk_dynamodb::Client> {
@@ -198,7 +198,7 @@ async fn client(options: DynamoOptions) -> Result<aws_sdk_dynamodb::Client> {
     };
     let config = crate::aws::sdk_config(&aws)
         .await
-        .map_err(|e| Error::Backend(format!("{e:#} (store.region)")))?;
+        .map_err(|e| Error::Fatal(format!("{e:#} (store.region)")))?;
     Ok(aws_sdk_dynamodb::Client::new(&config))
 }
 
@@ -219,7 +219,7 @@ impl DynamoStore {
             Some(s3) => Some(block_on(&rt, async move {
                 crate::artifacts::s3::Bucket::connect(s3)
                     .await
-                    .map_err(|e| Error::Backend(format!("the S3 bucket for large values: {e}")))
+                    .map_err(|e| Error::Fatal(format!("the S3 bucket for large values: {e}")))
             })?),
             None => None,
         };
@@ -246,7 +246,7 @@ impl DynamoStore {
     pub fn open(options: &DynamoOptions) -> Result<Self> {
         let store = Self::connect(options)?;
         if !store.run(|inner| async move { tables::active(&inner.table).await })? {
-            return Err(Error::Backend(format!(
+            return Err(Error::Retriable(format!(
                 "DynamoDB table {} is not active yet",
                 store.table_name()
             )));
@@ -274,7 +274,7 @@ impl DynamoStore {
         let rt = self
             .runtime
             .as_ref()
-            .ok_or_else(|| Error::Backend("the DynamoDB runtime stopped".into()))?;
+            .ok_or_else(|| Error::Fatal("the DynamoDB runtime stopped".into()))?;
         block_on(rt, f(self.inner.clone()))
     }
 }
@@ -401,7 +401,7 @@ impl Inner {
             ];
             match self.table.transact(&writes, &token()).await {
                 Ok(()) => return Ok((record, true)),
-                Err(TxError::Failed(m)) => return Err(Error::Backend(m)),
+                Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
                 // Someone else added a version (or this one landed): look again.
                 Err(TxError::Cancelled(_) | TxError::Ambiguous(_)) => {
                     backoff.wait("put component").await?
@@ -455,7 +455,7 @@ impl Inner {
             ];
             match self.table.transact(&writes, &token()).await {
                 Ok(()) => return Ok(Deleted::Deleted),
-                Err(TxError::Failed(m)) => return Err(Error::Backend(m)),
+                Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
                 Err(TxError::Cancelled(_) | TxError::Ambiguous(_)) => {
                     backoff.wait("delete component").await?
                 }
@@ -502,7 +502,7 @@ impl Inner {
                         } else if failed(0) {
                             Ok(false)
                         } else {
-                            Err(Error::Backend(format!("tenant {} exists", tenant.id)))
+                            Err(Error::Fatal(format!("tenant {} exists", tenant.id)))
                         };
                     }
                     backoff.wait("create tenant").await?;
@@ -511,7 +511,7 @@ impl Inner {
                     unsure = true;
                     backoff.wait("create tenant").await?;
                 }
-                Err(TxError::Failed(m)) => return Err(Error::Backend(m)),
+                Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
             }
         }
     }
@@ -530,7 +530,7 @@ impl Inner {
                 {
                     return Ok(false);
                 }
-                Err(TxError::Failed(m)) => return Err(Error::Backend(m)),
+                Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
                 // Refused as a whole: a new attempt.
                 Err(TxError::Cancelled(_)) => {
                     token = self::token();
@@ -622,7 +622,7 @@ impl Inner {
             if let Some(taken) = self.table.get(&name_pk, keys::ROOT_SK).await? {
                 let id = ExecutionId::from_raw(taken.req_str("execution_id")?);
                 let existing = self.execution(&id).await?.ok_or_else(|| {
-                    Error::Backend(format!("execution {id} named {name:?} is missing"))
+                    Error::corrupt(format!("execution {id} named {name:?} is missing"))
                 })?;
                 return Ok(Created::for_taken_name(existing, &new));
             }
@@ -711,7 +711,7 @@ impl Inner {
                     unsure = true;
                     backoff.wait("create execution").await?;
                 }
-                Err(TxError::Failed(m)) => return Err(Error::Backend(m)),
+                Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
             }
         }
     }
@@ -871,9 +871,7 @@ impl Inner {
                 Some(state) => state,
                 None => {
                     let Some(item) = self.table.get(&exec_pk, keys::ROOT_SK).await? else {
-                        return Err(Error::ConditionFailed(format!(
-                            "execution {execution} does not exist"
-                        )));
+                        return Err(Error::NotFound(format!("execution {execution}")));
                     };
                     ExecState::from_item(&item)?
                 }
@@ -932,7 +930,7 @@ impl Inner {
                         return Err(Error::ConditionFailed(m));
                     }
                     Verdict::Fatal(m) => {
-                        return Err(Error::Backend(format!("commit to {execution}: {m}")));
+                        return Err(Error::Fatal(format!("commit to {execution}: {m}")));
                     }
                     // A lost race, or this attempt's own first try landing (see above): the
                     // next read tells them apart.
@@ -947,7 +945,7 @@ impl Inner {
                     backoff.wait("commit").await?;
                 }
                 Err(TxError::Failed(m)) => {
-                    return Err(Error::Backend(format!("commit to {execution}: {m}")));
+                    return Err(Error::Fatal(format!("commit to {execution}: {m}")));
                 }
             }
         }
@@ -1230,17 +1228,21 @@ impl Store for DynamoStore {
         self.run(move |i| async move {
             let mut update = UpdateExpr::default();
             update.set("overrides", s(overrides));
-            // Like an UPDATE: a missing tenant stays missing.
-            i.write_one(
-                Write::Update {
-                    key: key(keys::TENANTS_PK, keys::esc(id.as_str())),
-                    update,
-                    cond: Some(Cond::Exists("pk")),
-                },
-                "update tenant",
-            )
-            .await
-            .map(|_| ())
+            // A missing tenant stays missing.
+            let updated = i
+                .write_one(
+                    Write::Update {
+                        key: key(keys::TENANTS_PK, keys::esc(id.as_str())),
+                        update,
+                        cond: Some(Cond::Exists("pk")),
+                    },
+                    "update tenant",
+                )
+                .await?;
+            if !updated {
+                return Err(Error::NotFound(format!("tenant {id}")));
+            }
+            Ok(())
         })
     }
 

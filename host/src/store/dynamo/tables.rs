@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use std::time::Duration;
 
 fn build_err(e: impl std::fmt::Display) -> Error {
-    Error::Backend(e.to_string())
+    Error::Fatal(e.to_string())
 }
 
 fn attribute(name: &str) -> Result<AttributeDefinition> {
@@ -76,11 +76,10 @@ pub async fn create(table: &Table) -> Result<bool> {
             false
         }
         Err(e) => {
-            return Err(Error::Backend(format!(
-                "create table {}: {}",
-                table.name,
-                DisplayErrorContext(&e)
-            )));
+            return Err(super::io::classified(
+                &e,
+                format!("create table {}: {}", table.name, DisplayErrorContext(&e)),
+            ));
         }
     };
     for _ in 0..600 {
@@ -89,7 +88,7 @@ pub async fn create(table: &Table) -> Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(Error::Backend(format!(
+    Err(Error::Retriable(format!(
         "table {} did not become active",
         table.name
     )))
@@ -107,16 +106,15 @@ pub async fn active(table: &Table) -> Result<bool> {
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception())
             {
-                Error::Backend(format!(
+                Error::Fatal(format!(
                     "DynamoDB table {} does not exist: create it with `aegis dynamodb create-tables`",
                     table.name
                 ))
             } else {
-                Error::Backend(format!(
-                    "describe table {}: {}",
-                    table.name,
-                    DisplayErrorContext(&e)
-                ))
+                super::io::classified(
+                    &e,
+                    format!("describe table {}: {}", table.name, DisplayErrorContext(&e)),
+                )
             }
         })?;
     let Some(description) = described.table else {
