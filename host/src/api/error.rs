@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -54,7 +53,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = super::openapi::ErrorBody {
+            error: super::openapi::ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             // Rounded up: a client that waits what it is told finds a token there.
