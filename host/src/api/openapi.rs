@@ -198,12 +198,15 @@ shared_errors! {
 /// Schemas written as JSON, for keywords utoipa's model has no field for (`patternProperties`,
 /// `contentMediaType`): each type's `ToSchema` gives a stand-in that [`document`] replaces with
 /// this JSON.
-const RAW_SCHEMAS: &[(&str, fn() -> Value)] = &[
+const RAW_SCHEMAS: &[(&str, RawSchema)] = &[
     ("Wasm", wasm),
     ("Bytes", bytes),
     ("HistoryEvent", history_event),
     ("AgentAnswer", agent_answer),
 ];
+
+/// Writes one schema of [`RAW_SCHEMAS`].
+type RawSchema = fn() -> Value;
 
 /// The stand-in of a schema in [`RAW_SCHEMAS`].
 fn stand_in() -> RefOr<Schema> {
