@@ -155,7 +155,7 @@ pub fn error_response(description: &str, retry_after: bool) -> Response {
 }
 
 /// `Retry-After` in whole seconds.
-pub fn retry_after_header() -> utoipa::openapi::header::Header {
+fn retry_after_header() -> utoipa::openapi::header::Header {
     utoipa::openapi::header::HeaderBuilder::new()
         .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
         .description(Some(
