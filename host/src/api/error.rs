@@ -56,7 +56,7 @@ impl IntoResponse for ApiError {
         let body = super::openapi::ErrorBody {
             error: super::openapi::ErrorDetail {
                 code: self.code,
-                message: &self.message,
+                message: self.message,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

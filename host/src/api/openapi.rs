@@ -127,17 +127,17 @@ impl Modify for OptionalBodies {
 #[derive(serde::Serialize, ToSchema)]
 #[schema(as = Error, description = "Every error answer.")]
 #[serde(deny_unknown_fields)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorDetail<'a>,
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
 #[derive(serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ErrorDetail<'a> {
+pub struct ErrorDetail {
     /// Stable, machine-readable code, e.g. `execution_not_found`.
-    pub code: &'a str,
+    pub code: &'static str,
     /// What went wrong, for people; names the limit or field at fault.
-    pub message: &'a str,
+    pub message: String,
 }
 
 /// An error answer with `description` (which names its codes), and `Retry-After` when it has one.
