@@ -445,4 +445,48 @@ fn agent_answer() -> Value {
 /// Any JSON value.
 pub struct AnyJson;
 
-schema!(AnyJson, "AnyJson", stand_in());
+schema!(
+    AnyJson,
+    "AnyJson",
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .into()
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_raw_schema_replaces_a_stand_in_the_derive_registered() {
+        let derived = ApiDoc::openapi();
+        let schemas = &derived.components.as_ref().expect("components").schemas;
+        for (name, _) in RAW_SCHEMAS {
+            assert!(
+                schemas.get(*name) == Some(&stand_in()),
+                "{name}: no stand-in to replace, so its JSON would be a schema nothing uses"
+            );
+        }
+        let served: Value = serde_json::from_str(document()).expect("the document parses");
+        for (name, schema) in RAW_SCHEMAS {
+            assert_eq!(served["components"]["schemas"][*name], schema(), "{name}");
+        }
+    }
+
+    #[test]
+    fn optional_bodies_are_optional_and_keep_their_schema() {
+        let served: Value = serde_json::from_str(document()).expect("the document parses");
+        for (path, schema) in [
+            ("/v1/callbacks/{id}/succeed", "AnyJson"),
+            ("/v1/callbacks/{id}/fail", "CallbackFailure"),
+        ] {
+            let body = &served["paths"][path]["post"]["requestBody"];
+            assert_eq!(body["required"], json!(false), "{path}");
+            assert_eq!(
+                body["content"]["application/json"]["schema"]["$ref"],
+                json!(format!("#/components/schemas/{schema}")),
+                "{path}"
+            );
+        }
+    }
+}
