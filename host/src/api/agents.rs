@@ -3,6 +3,7 @@
 //! need no tenant key: the token is the capability, and it is checked before the body is read.
 //! A push that names a task must name the one the agent gave at dispatch (`callbacks::push`).
 
+use super::openapi::{AgentAnswer, CallbackNotFound, CapabilityRateLimited};
 use super::{ApiError, AppState, Code, body, callbacks};
 use crate::agents::{self, Answer};
 use axum::Json;
@@ -10,7 +11,10 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, response::Response as Answered};
 
 /// The largest answer from an agent whose token was checked before its body was read. Results
 /// over `agent_inline_limit_kb` are kept as artifacts, so this may exceed the payload quota.
@@ -24,12 +28,80 @@ const TOKEN_HEADER: &str = "x-a2a-notification-token";
 
 /// `POST /v1/agents/callbacks/{token}`: an A2A push or the simple form. The token is checked
 /// (the callback exists and waits) before the body is read.
+/// The answer the host took. Fields in alphabetical order, as the JSON map this replaced wrote
+/// them.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AgentAnswerAccepted)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// The execution waiting on the callback.
+    #[schema(value_type = String)]
+    execution_id: crate::ids::ExecutionId,
+    /// `working` for progress (a heartbeat), `accepted` for an outcome.
+    status: Progress,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Progress {
+    Accepted,
+    Working,
+}
+
+/// The answers both agent routes share, as `components/responses` entries.
+macro_rules! agent_answers {
+    ($($name:ident: $response:expr;)*) => {$(
+        pub struct $name;
+
+        impl<'r> utoipa::ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Answered>) {
+                (stringify!($name), $response.into())
+            }
+        }
+    )*};
+}
+
+agent_answers! {
+    AgentAnswerAccepted: utoipa::openapi::ResponseBuilder::new()
+        .description("The answer was applied to the callback.")
+        .content(
+            "application/json",
+            utoipa::openapi::content::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("AgentAnswerAccepted")))
+                .build(),
+        )
+        .build();
+    AgentAnswerInvalid: super::openapi::error_response("`invalid_json`: the body is not JSON; `invalid_request`: it is neither form of `AgentAnswer`, or carries no token.", false);
+    AgentAnswerConflict: super::openapi::error_response("`callback_already_completed`, `callback_timed_out` or `execution_ended`: the callback can no longer be completed; `task_mismatch`: the push names another task than the one the agent named when the task was sent (nothing is fetched). Nothing changed.", false);
+    AgentAnswerTooLarge: super::openapi::error_response("`payload_too_large`: the body is over 64 MiB; or, when neither the URL nor `X-A2A-Notification-Token` carries the token (so it is known only once the body is read), over 272 KiB (the largest `max_payload_kb` and 16 KiB of envelope).", false);
+    AgentAnswerNotYet: super::openapi::error_response("`task_not_bound`: the push names a task, and the agent's answer to the dispatch (which binds the callback to its task) was not recorded within 5 s; retry after `Retry-After`. `unavailable`: the host could not complete the request (details are in its log); retry. Nothing changed.", true);
+}
+
+#[utoipa::path(post, path = "/v1/agents/callbacks/{token}", tag = "agents",
+    operation_id = "agentAnswerWithToken",
+    summary = "An agent's answer (an A2A push notification or the simple form), with its callback token in the URL",
+    security(()),
+    params(
+        ("token" = String, Path, description = "The callback token (the callback id) the host gave the agent."),
+        ("X-A2A-Notification-Token" = Option<String>, Header, nullable = false,
+            description = "When present, must be the token of the URL (else 404 `callback_not_found`)."),
+    ),
+    request_body = AgentAnswer,
+    responses(
+        (status = 200, response = AgentAnswerAccepted),
+        (status = 400, response = AgentAnswerInvalid),
+        (status = 404, response = CallbackNotFound),
+        (status = 409, response = AgentAnswerConflict),
+        (status = 413, response = AgentAnswerTooLarge),
+        (status = 429, response = CapabilityRateLimited),
+        (status = 503, response = AgentAnswerNotYet),
+    ))]
 pub async fn with_token(
     State(s): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Value>, Response> {
+) -> Result<Json<Accepted>, Response> {
     // A push that names a token in its header must name the one in its URL.
     if let Some(header) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok())
         && header != token
@@ -47,11 +119,24 @@ pub async fn with_token(
 
 /// `POST /v1/agents/callbacks`: the simple form with the token in the body (or in
 /// `X-A2A-Notification-Token`, which is then checked before the body is read).
+#[utoipa::path(post, path = "/v1/agents/callbacks", tag = "agents", operation_id = "agentAnswer",
+    summary = "An agent's answer, with its callback token in the body",
+    security(()),
+    request_body = AgentAnswer,
+    responses(
+        (status = 200, response = AgentAnswerAccepted),
+        (status = 400, response = AgentAnswerInvalid),
+        (status = 404, response = CallbackNotFound),
+        (status = 409, response = AgentAnswerConflict),
+        (status = 413, response = AgentAnswerTooLarge),
+        (status = 429, response = CapabilityRateLimited),
+        (status = 503, response = AgentAnswerNotYet),
+    ))]
 pub async fn without_token(
     State(s): State<AppState>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Value>, Response> {
+) -> Result<Json<Accepted>, Response> {
     let header = headers
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -80,7 +165,7 @@ async fn receive(
     s: &AppState,
     checked: Option<String>,
     bytes: &[u8],
-) -> Result<Json<Value>, Response> {
+) -> Result<Json<Accepted>, Response> {
     let (token, reading) = read(s, checked, bytes)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -90,10 +175,15 @@ async fn receive(
         Err(crate::callbacks::Error::TaskNotBound) => return Err(not_bound_yet()),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
-    let status = if working { "working" } else { "accepted" };
-    Ok(Json(
-        json!({"execution_id": record.execution_id, "status": status}),
-    ))
+    let status = if working {
+        Progress::Working
+    } else {
+        Progress::Accepted
+    };
+    Ok(Json(Accepted {
+        execution_id: record.execution_id,
+        status,
+    }))
 }
 
 /// The token an answer is for and what it says.

@@ -1,5 +1,9 @@
 //! `/v1/components`: upload, list, read and delete workflow components.
 
+use super::openapi::{
+    BadParameter, ComponentNotFound, Digest, ErrorBody, RateLimited, Timestamp, Unauthorized,
+    Unavailable, Wasm,
+};
 use super::{ApiError, AppState, Code, Tenant};
 use crate::components::Error;
 use crate::components::spool::spool;
@@ -10,16 +14,54 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-fn view(c: &ComponentRecord) -> Value {
-    json!({
-        "name": c.name,
-        "version": c.version,
-        "digest": c.digest,
-        "size": c.size,
-        "created_at": format_ts(c.created_at),
-    })
+/// One version of a workflow component. Fields in alphabetical order, as the JSON map this
+/// replaced wrote them.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Component)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    #[schema(value_type = Timestamp)]
+    created_at: String,
+    /// SHA-256 of the component's bytes.
+    #[schema(value_type = Digest)]
+    digest: crate::ids::ComponentDigest,
+    /// The workflow name.
+    name: String,
+    /// Size in bytes.
+    size: u64,
+    /// Version number, from 1, per name.
+    #[schema(minimum = 1)]
+    version: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentList {
+    components: Vec<View>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentVersions {
+    name: String,
+    #[schema(min_items = 1)]
+    versions: Vec<View>,
+}
+
+const NAME: &str = "The workflow (component) name: 1-64 characters of `[A-Za-z0-9_-]`.";
+const VERSION: &str = "A version number, from 1.";
+
+fn view(c: &ComponentRecord) -> View {
+    View {
+        created_at: format_ts(c.created_at),
+        digest: c.digest.clone(),
+        name: c.name.clone(),
+        size: c.size,
+        version: c.version,
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -34,6 +76,26 @@ async fn blocking<T: Send + 'static>(
 /// memory), refused with 413 as soon as it is over the tenant's `max_component_mb`, and compiled
 /// only when these bytes are not installed already; a full compile queue is a 429 with
 /// `Retry-After`.
+#[utoipa::path(post, path = "/v1/components/{name}", tag = "components",
+    operation_id = "uploadComponent",
+    summary = "Upload a component as the next version of a workflow",
+    description = "The host checks the bytes are a WebAssembly component implementing `aegis:workflow/workflow-component`, stores them by digest and gives them the next version number. Uploading bytes identical to an existing version answers that version (200). The body may be at most the tenant's `max_component_mb`; any Content-Type is accepted. The body is streamed to disk and refused (413) as soon as it is over the limit. Bytes already installed on the host are not compiled again, and uploads of the same bytes at once share one compile. Compiles run a few at a time with a bounded queue (429 `compile_queue_full` past it) and a time limit (422 `compile_timeout`).",
+    params(("name" = String, Path, description = NAME)),
+    request_body(
+        description = "The `.wasm` component. The Content-Type is not read: `application/wasm` and `application/octet-stream` are the usual ones.",
+        content((Wasm = "application/wasm"), (Wasm = "application/octet-stream")),
+    ),
+    responses(
+        (status = 201, description = "A new version was stored.", body = View),
+        (status = 200, description = "The same bytes were uploaded before: that version.", body = View),
+        (status = 400, description = "`invalid_name`: the name is not 1-64 characters of `[A-Za-z0-9_-]`; `not_a_component`: the bytes are not a WebAssembly component; `incompatible_component`: the component does not implement `aegis:workflow/workflow-component`, or imports an interface the host does not give workflows (such as `wasi:sockets`); `component_over_limits`: the component has more core instances, memories or tables than one component may (16, 4 and 16).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, description = "`payload_too_large`: the upload is over the tenant's `max_component_mb` (declared in `Content-Length`, or found while streaming).", body = ErrorBody),
+        (status = 422, description = "`compile_timeout`: compiling the component took longer than the host's `uploads.compile_timeout_ms`.", body = ErrorBody),
+        (status = 429, description = "`compile_queue_full`: the host is compiling and queueing as many components as it accepts (`uploads.compile_concurrency`, `uploads.compile_queue`); or `rate_limited`: the request rate is over the tenant's `requests_per_second` and `request_burst`.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn upload(
     State(s): State<AppState>,
     tenant: Tenant,
@@ -94,28 +156,50 @@ async fn drain(body: Body, limit: u64) {
     }
 }
 
-pub async fn list(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/components", tag = "components", operation_id = "listComponents",
+    summary = "Every version of every component of the tenant",
+    responses(
+        (status = 200, description = "The components.", body = ComponentList),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn list(
+    State(s): State<AppState>,
+    tenant: Tenant,
+) -> Result<Json<ComponentList>, ApiError> {
     let store = s.rt.store.clone();
     let records = blocking(move || store.components(&tenant, None)).await?;
-    Ok(Json(
-        json!({"components": records.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(ComponentList {
+        components: records.iter().map(view).collect(),
+    }))
 }
 
+#[utoipa::path(get, path = "/v1/components/{name}", tag = "components",
+    operation_id = "listComponentVersions", summary = "The versions of one component",
+    params(("name" = String, Path, description = NAME)),
+    responses(
+        (status = 200, description = "The versions, oldest first.", body = ComponentVersions),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ComponentNotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn versions(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ComponentVersions>, ApiError> {
     let store = s.rt.store.clone();
     let key = name.clone();
     let records = blocking(move || store.components(&tenant, Some(&key))).await?;
     if records.is_empty() {
         return Err(not_found(&name));
     }
-    Ok(Json(
-        json!({"name": name, "versions": records.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(ComponentVersions {
+        name,
+        versions: records.iter().map(view).collect(),
+    }))
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -125,11 +209,25 @@ fn not_found(name: &str) -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/v1/components/{name}/versions/{version}", tag = "components",
+    operation_id = "getComponentVersion", summary = "One version of a component",
+    params(
+        ("name" = String, Path, description = NAME),
+        ("version" = u32, Path, description = VERSION, maximum = 4294967295u32),
+    ),
+    responses(
+        (status = 200, description = "The version.", body = View),
+        (status = 400, response = BadParameter),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ComponentNotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn version(
     State(s): State<AppState>,
     tenant: Tenant,
     Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<View>, ApiError> {
     let store = s.rt.store.clone();
     let key = name.clone();
     let record = blocking(move || store.find_component(&tenant, &key, Some(version))).await?;
@@ -138,6 +236,21 @@ pub async fn version(
         .ok_or_else(|| not_found(&format!("{name} v{version}")))
 }
 
+#[utoipa::path(delete, path = "/v1/components/{name}/versions/{version}", tag = "components",
+    operation_id = "deleteComponentVersion", summary = "Delete one version of a component",
+    params(
+        ("name" = String, Path, description = NAME),
+        ("version" = u32, Path, description = VERSION, maximum = 4294967295u32),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadParameter),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ComponentNotFound),
+        (status = 409, description = "`component_in_use`: a running execution is pinned to this version.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn remove(
     State(s): State<AppState>,
     tenant: Tenant,

@@ -4,7 +4,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::time::Duration;
 
 /// Declares [`Code`]: each variant with the string clients see (stable: clients match on it).
@@ -167,11 +166,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "code": self.code.as_str(),
-            "message": self.message,
-            "doc": self.code.doc(),
-        }});
+        let body = super::openapi::ErrorBody {
+            error: super::openapi::ErrorDetail {
+                code: self.code.as_str(),
+                doc: self.code.doc(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             // Rounded up: a client that waits what it is told finds a token there.
@@ -329,6 +330,7 @@ impl From<crate::callbacks::Error> for ApiError {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use serde_json::json;
     use tower::ServiceExt;
 
     fn page() -> String {

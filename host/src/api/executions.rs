@@ -1,5 +1,12 @@
 //! `/v1/executions`: start, list, read, history and stop.
+//!
+//! Answer fields are declared in alphabetical order, the order the JSON maps they replace wrote,
+//! so the answers' bytes did not change.
 
+use super::openapi::{
+    BadParameter, Digest, ErrorBody, ExecutionNotFound, ExecutionStatus as Status, HistoryEvent,
+    RateLimited, Timestamp, Unauthorized, Unavailable,
+};
 use super::{ApiError, AppState, Code, Tenant, body, schema};
 use crate::executions::StartRequest;
 use crate::ids::ExecutionId;
@@ -11,29 +18,160 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Longest long-poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = StartExecution)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub struct StartBody {
+    /// The component name.
     workflow: String,
+    /// The component version; the latest when left out.
     #[serde(default)]
+    #[schema(maximum = 4294967295u32)]
     version: Option<u32>,
+    /// The workflow's input: any JSON, at most the tenant's `max_payload_kb`. Null when left out.
     #[serde(default)]
     input: Value,
+    /// An idempotency name, 1-256 bytes without control characters (or 400 `invalid_name`); the
+    /// execution id when left out.
     #[serde(default)]
     name: Option<String>,
+    /// The execution times out (status TIMED_OUT) after this many seconds; at most 366 days. No
+    /// timeout when left out.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 31622400)]
     timeout_seconds: Option<u64>,
 }
 
+/// The fields of an execution shown in lists and in start and stop answers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ExecutionSummary)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// The digest it is pinned to.
+    #[schema(value_type = Digest)]
+    component_digest: crate::ids::ComponentDigest,
+    #[schema(value_type = Timestamp)]
+    created_at: String,
+    /// The execution's id (`ex_...`).
+    #[schema(value_type = String)]
+    execution_id: ExecutionId,
+    /// The idempotency name given at start, or the execution id.
+    name: String,
+    #[schema(value_type = Status)]
+    status: &'static str,
+    #[schema(value_type = Timestamp)]
+    updated_at: String,
+    /// The component version it runs.
+    #[schema(minimum = 1)]
+    version: u32,
+    /// The component name.
+    workflow: String,
+}
+
+/// An execution with its input, outcome and the callbacks it waits on.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Execution)]
+#[serde(deny_unknown_fields)]
+pub struct Detail {
+    /// The digest it is pinned to.
+    #[schema(value_type = Digest)]
+    component_digest: crate::ids::ComponentDigest,
+    #[schema(value_type = Timestamp)]
+    created_at: String,
+    /// Why it FAILED or TIMED_OUT; null otherwise.
+    #[schema(required = true)]
+    error: Option<ExecutionError>,
+    /// The execution's id (`ex_...`).
+    #[schema(value_type = String)]
+    execution_id: ExecutionId,
+    /// The input it was started with.
+    input: Value,
+    /// The idempotency name given at start, or the execution id.
+    name: String,
+    /// Callbacks it waits on.
+    pending_callbacks: Vec<PendingCallback>,
+    /// The workflow's result when SUCCEEDED; null otherwise.
+    result: Value,
+    #[schema(value_type = Status)]
+    status: &'static str,
+    #[schema(value_type = Timestamp)]
+    updated_at: String,
+    /// The component version it runs.
+    #[schema(minimum = 1)]
+    version: u32,
+    /// The component name.
+    workflow: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionError {
+    /// Extra JSON data of the error, or null.
+    error_data: Value,
+    error_message: String,
+    /// E.g. `Aegis.Trap` or a workflow's own type; see docs/errors.
+    error_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingCallback {
+    /// The id to complete it with (`/v1/callbacks/{id}/...`).
+    #[schema(value_type = String)]
+    callback_id: crate::ids::CallbackId,
+    /// The name the workflow gave the callback.
+    name: String,
+    /// The durable operation that waits on it.
+    operation_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionList {
+    executions: Vec<Summary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryPage {
+    #[schema(value_type = Vec<HistoryEvent>)]
+    events: Vec<Value>,
+    /// Pass as `after` for the next page; null on the last page.
+    #[schema(required = true, minimum = 1)]
+    next_after: Option<u64>,
+}
+
+const EXECUTION_ID: &str = "The execution id (`ex_...`).";
+
+#[utoipa::path(post, path = "/v1/executions", tag = "executions", operation_id = "startExecution",
+    summary = "Start an execution of a workflow",
+    description = "The execution is pinned to the digest of the component version it starts with. Starting is idempotent by `name`: the same name with the same input answers the existing execution (200); with different input, 409.",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "Started.", body = Summary),
+        (status = 200, description = "An execution with this name and the same input exists: that execution.", body = Summary),
+        (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `StartExecution`, or `timeout_seconds` is out of range; `invalid_name`: the execution name is empty, over 256 bytes or has control characters.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`workflow_not_found`: no component (or no such version) by that name.", body = ErrorBody),
+        (status = 409, description = "`execution_name_conflict`: an execution with this name exists with different input.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the input is over the tenant's `max_payload_kb` (or the body is over that plus 16 KiB).", body = ErrorBody),
+        (status = 429, description = "`quota_exceeded`: the tenant already runs `max_running_executions` executions; `rate_limited`: the request rate is over the tenant's quota (with `Retry-After`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn start(
     State(s): State<AppState>,
     tenant: Tenant,
@@ -65,26 +203,29 @@ pub async fn start(
     Ok((status, Json(summary(&record))).into_response())
 }
 
-/// The fields of an execution shown in lists and start answers.
-fn summary(record: &ExecutionRecord) -> Value {
-    json!({
-        "execution_id": record.id,
-        "name": record.name,
-        "workflow": record.workflow,
-        "version": record.version,
-        "component_digest": record.digest,
-        "status": record.status.as_str(),
-        "created_at": format_ts(record.created_at),
-        "updated_at": format_ts(record.updated_at),
-    })
+fn summary(record: &ExecutionRecord) -> Summary {
+    Summary {
+        component_digest: record.digest.clone(),
+        created_at: format_ts(record.created_at),
+        execution_id: record.id.clone(),
+        name: record.name.clone(),
+        status: record.status.as_str(),
+        updated_at: format_ts(record.updated_at),
+        version: record.version,
+        workflow: record.workflow.clone(),
+    }
 }
 
-fn error_json(e: &ErrorRecord) -> Value {
-    json!({
-        "error_type": e.error_type,
-        "error_message": e.error_message,
-        "error_data": e.error_data.as_deref().map(|d| serde_json::from_str::<Value>(d).unwrap_or(Value::String(d.to_string()))),
-    })
+fn error_view(e: &ErrorRecord) -> ExecutionError {
+    let data = e
+        .error_data
+        .as_deref()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap_or(Value::String(d.to_string())));
+    ExecutionError {
+        error_data: data.unwrap_or(Value::Null),
+        error_message: e.error_message.clone(),
+        error_type: e.error_type.clone(),
+    }
 }
 
 /// Finds an execution of the caller's tenant; another tenant's is `None`, exactly like a
@@ -131,12 +272,26 @@ pub struct GetQuery {
     wait_ms: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/v1/executions/{id}", tag = "executions", operation_id = "getExecution",
+    summary = "An execution: status, input, result, error and pending callbacks",
+    params(
+        ("id" = String, Path, description = EXECUTION_ID),
+        ("wait_ms" = Option<u64>, Query, description = "Long-poll: wait up to this many milliseconds (at most 60000) for the execution to end before answering."),
+    ),
+    responses(
+        (status = 200, description = "The execution.", body = Detail),
+        (status = 400, response = BadParameter),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ExecutionNotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn get(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
     Query(q): Query<GetQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail>, ApiError> {
     let mut finished = s.rt.subscribe();
     let mut record = load(&s, &tenant, &id).await?;
     if let Some(wait) = q.wait_ms {
@@ -164,15 +319,28 @@ pub async fn get(
         raw.as_deref()
             .map(|r| serde_json::from_str(r).unwrap_or(Value::Null))
     };
-    let mut view = summary(&record);
-    view["input"] = serde_json::from_str(&record.input).unwrap_or(Value::Null);
-    view["result"] = parse(&record.result).unwrap_or(Value::Null);
-    view["error"] = record.error.as_ref().map(error_json).unwrap_or(Value::Null);
-    view["pending_callbacks"] = pending
+    let pending_callbacks = pending
         .iter()
-        .map(|c| json!({"callback_id": c.id, "name": c.name, "operation_id": c.op_id}))
+        .map(|c| PendingCallback {
+            callback_id: c.id.clone(),
+            name: c.name.clone(),
+            operation_id: c.op_id.clone(),
+        })
         .collect();
-    Ok(Json(view))
+    Ok(Json(Detail {
+        component_digest: record.digest.clone(),
+        created_at: format_ts(record.created_at),
+        error: record.error.as_ref().map(error_view),
+        execution_id: record.id.clone(),
+        input: serde_json::from_str(&record.input).unwrap_or(Value::Null),
+        name: record.name.clone(),
+        pending_callbacks,
+        result: parse(&record.result).unwrap_or(Value::Null),
+        status: record.status.as_str(),
+        updated_at: format_ts(record.updated_at),
+        version: record.version,
+        workflow: record.workflow.clone(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -222,11 +390,30 @@ fn decode_cursor(raw: &str) -> Result<(Millis, ExecutionId), ApiError> {
     Ok((ts.parse().map_err(|_| bad())?, ExecutionId::from_raw(id)))
 }
 
+const PAGE_SIZE: &str = "Page size; values outside 1-1000 are clamped to that range.";
+
+#[utoipa::path(get, path = "/v1/executions", tag = "executions", operation_id = "listExecutions",
+    summary = "List executions, newest first",
+    params(
+        ("workflow" = Option<String>, Query, description = "Only executions of this workflow."),
+        ("status" = Option<Status>, Query, description = "Only executions in this status."),
+        ("created_after" = Option<String>, Query, description = "Only executions created after this time: RFC 3339, or milliseconds since the epoch."),
+        ("created_before" = Option<String>, Query, description = "Only executions created before this time: RFC 3339, or milliseconds since the epoch."),
+        ("limit" = Option<u64>, Query, description = PAGE_SIZE),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "One page of executions.", body = ExecutionList),
+        (status = 400, description = "`invalid_request`: a bad `status`, `created_after` or `created_before`; `invalid_cursor`: a cursor this API did not return; `bad_request`: an unknown query parameter or a `limit` that is not a non-negative integer.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn list(
     State(s): State<AppState>,
     tenant: Tenant,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionList>, ApiError> {
     let status = q
         .status
         .as_deref()
@@ -263,10 +450,10 @@ pub async fn list(
     let next = (records.len() == limit)
         .then(|| records.last().map(encode_cursor))
         .flatten();
-    Ok(Json(json!({
-        "executions": records.iter().map(summary).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(ExecutionList {
+        executions: records.iter().map(summary).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[cfg(test)]
@@ -294,12 +481,28 @@ pub struct HistoryQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/executions/{id}/history", tag = "executions",
+    operation_id = "getExecutionHistory",
+    summary = "The history events of an execution (AWS durable-functions shape)",
+    params(
+        ("id" = String, Path, description = EXECUTION_ID),
+        ("after" = Option<u64>, Query, description = "Only events with a larger EventId: the `next_after` of the previous page."),
+        ("limit" = Option<u64>, Query, description = "Page size; values outside 1-10000 are clamped to that range."),
+    ),
+    responses(
+        (status = 200, description = "One page of events, by EventId.", body = HistoryPage),
+        (status = 400, response = BadParameter),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ExecutionNotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn history(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistoryPage>, ApiError> {
     let record = load(&s, &tenant, &id).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let after = q.after.unwrap_or(0);
@@ -310,17 +513,29 @@ pub async fn history(
     let next = (events.len() == limit)
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();
-    Ok(Json(json!({
-        "events": events.iter().map(|(id, e)| e.to_history(*id)).collect::<Vec<_>>(),
-        "next_after": next,
-    })))
+    Ok(Json(HistoryPage {
+        events: events.iter().map(|(id, e)| e.to_history(*id)).collect(),
+        next_after: next,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/executions/{id}/stop", tag = "executions",
+    operation_id = "stopExecution", summary = "Stop a running execution",
+    description = "The status becomes STOPPED, its timers are cleared and its callbacks closed.",
+    params(("id" = String, Path, description = EXECUTION_ID)),
+    responses(
+        (status = 200, description = "Stopped.", body = Summary),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ExecutionNotFound),
+        (status = 409, description = "`execution_not_running`: the execution has already ended.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn stop(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Summary>, ApiError> {
     if id.len() > 64 {
         return Err(ApiError::not_found(
             Code::ExecutionNotFound,

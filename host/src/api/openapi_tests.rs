@@ -1,4 +1,4 @@
-//! Keeps `openapi.json` true: it lists exactly the routes the router serves, its schemas compile,
+//! Keeps the derived OpenAPI document (`openapi.rs`) true: it lists exactly the routes the router serves, its schemas compile,
 //! the request schemas accept and refuse what the handlers do, the limits it states are the
 //! code's, and a real host's answers match the schema documented for their status.
 
@@ -18,7 +18,7 @@ const ADMIN_KEY: &str = "openapi-test-admin-key";
 /// The document, parsed.
 fn doc() -> &'static Value {
     static DOC: LazyLock<Value> =
-        LazyLock::new(|| serde_json::from_str(schema::DOCUMENT).expect("openapi.json parses"));
+        LazyLock::new(|| serde_json::from_str(super::openapi::document()).expect("it parses"));
     &DOC
 }
 
@@ -118,7 +118,7 @@ fn the_document_lists_exactly_the_routes_of_the_router() {
     let not_served: Vec<_> = documented.difference(&served).collect();
     assert!(
         undocumented.is_empty() && not_served.is_empty(),
-        "served but not in openapi.json: {undocumented:?}; in openapi.json but not served: \
+        "served but not documented: {undocumented:?}; documented but not served: \
          {not_served:?}"
     );
 }
@@ -623,7 +623,7 @@ fn check_documented(method: &Method, template: &str, reply: &Reply) {
     let documented = &operation["responses"][&status];
     assert!(
         documented.is_object(),
-        "{method} {template} answered {status}, which openapi.json does not list: {reply:?}"
+        "{method} {template} answered {status}, which the document does not list: {reply:?}"
     );
     let response = resolve(documented);
     let content = &response["content"];

@@ -14,7 +14,13 @@
 //! default (`[pipeline] approval_timeout_hours`, alias `APPROVAL_TIMEOUT_HOURS`) written into the
 //! run's input, so the run keeps the timeout it started with whatever the configuration says
 //! later; without one, the workflow's own default (24 h) applies.
+//!
+//! Answer fields are declared in alphabetical order, the order the JSON maps they replace wrote,
+//! so the answers' bytes did not change.
 
+use super::openapi::{
+    ErrorBody, PipelineNotFound, RateLimited, Timestamp, Unauthorized, Unavailable,
+};
 use super::{ApiError, AppState, Code, Tenant, body, schema};
 use crate::callbacks::Completion;
 use crate::executions::StartRequest;
@@ -25,25 +31,114 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// The component name pipeline runs start.
 pub const PIPELINE_WORKFLOW: &str = "research-pipeline";
 /// The callback the pipeline waits on for a decision.
 const APPROVAL_CALLBACK: &str = "human_approval";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartPipeline {
+pub struct StartPipeline {
+    /// What to research; not empty.
     topic: String,
+    /// Options handed to the pipeline as they are, e.g. `{"depth", "sources", "word_limit",
+    /// "timeouts_seconds"}`; `{}` when left out or null. When `timeouts_seconds.approval` is left
+    /// out, the host's configured default (`[pipeline] approval_timeout_hours`, alias
+    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured.
     #[serde(default)]
+    #[schema(value_type = super::openapi::AnyJson)]
     parameters: Option<Value>,
-    /// Optional idempotency name.
+    /// An idempotency name.
     #[serde(default)]
     name: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineStarted {
+    message: &'static str,
+    status: Running,
+    /// The run's id (its execution id).
+    #[schema(value_type = String)]
+    workflow_id: crate::ids::ExecutionId,
+}
+
+/// The status a start or a decision answers: the run goes on.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Running {
+    Running,
+}
+
+/// A research pipeline run, as its workflow events and its execution tell it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[schema(value_type = Timestamp)]
+    created_at: String,
+    /// The step the run last said it is in, or null.
+    current_step: Value,
+    #[schema(required = true)]
+    error: Option<PipelineError>,
+    /// Where the report is, once completed; null before.
+    report_url: Value,
+    /// The run's result once it succeeded; null otherwise.
+    #[schema(value_type = super::openapi::AnyJson, required = true)]
+    result: Option<Value>,
+    /// Where to review the draft, once approval is requested; null before.
+    review_url: Value,
+    /// The last status the run published (e.g. `PENDING`, `RUNNING`, `AWAITING_APPROVAL`), or
+    /// `FAILED` / `CANCELLED` once its execution failed, timed out or was stopped. An ending the
+    /// run published (`COMPLETED`, `REJECTED`, `FAILED`) shows only once its execution has ended;
+    /// until then the status is `RUNNING`.
+    status: String,
+    steps_completed: Vec<StepCompleted>,
+    /// The topic it was started with.
+    topic: Value,
+    #[schema(value_type = Timestamp)]
+    updated_at: String,
+    #[schema(value_type = String)]
+    workflow_id: crate::ids::ExecutionId,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepCompleted {
+    #[schema(value_type = Timestamp)]
+    completed_at: String,
+    /// The step's name, as the run published it.
+    step: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineError {
+    error_message: String,
+    error_type: String,
+}
+
+const PIPELINE_ID: &str = "The run's `workflow_id` (its execution id).";
+
+#[utoipa::path(post, path = "/workflows", tag = "pipeline", operation_id = "startPipeline",
+    summary = "Start a research pipeline run",
+    description = "Starts an execution of the `research-pipeline` component with input `{\"topic\", \"parameters\"}`; idempotent by `name` like `POST /v1/executions`.",
+    request_body = StartPipeline,
+    responses(
+        (status = 201, description = "Started.", body = PipelineStarted),
+        (status = 200, description = "A run with this name and the same input exists: that run.", body = PipelineStarted),
+        (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `StartPipeline`, or the topic is empty; `invalid_name`: the name is empty, over 256 bytes or has control characters.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`workflow_not_found`: the `research-pipeline` component is not uploaded.", body = ErrorBody),
+        (status = 409, description = "`execution_name_conflict`: a run with this name exists with different input.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the tenant's `max_payload_kb` plus 16 KiB.", body = ErrorBody),
+        (status = 429, description = "`quota_exceeded`: the tenant already runs `max_running_executions` executions; `rate_limited`: the request rate is over the tenant's quota (with `Retry-After`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn start(
     State(s): State<AppState>,
     tenant: Tenant,
@@ -85,11 +180,15 @@ pub async fn start(
     } else {
         StatusCode::OK
     };
-    let body = json!({
-        "workflow_id": record.id,
-        "status": "RUNNING",
-        "message": if created { "research pipeline started" } else { "research pipeline already started under this name" },
-    });
+    let body = PipelineStarted {
+        message: if created {
+            "research pipeline started"
+        } else {
+            "research pipeline already started under this name"
+        },
+        status: Running::Running,
+        workflow_id: record.id,
+    };
     Ok((status, Json(body)).into_response())
 }
 
@@ -132,11 +231,21 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
         })
 }
 
+#[utoipa::path(get, path = "/workflows/{id}", tag = "pipeline", operation_id = "getPipeline",
+    summary = "A research pipeline run: status, steps, links and outcome",
+    params(("id" = String, Path, description = PIPELINE_ID)),
+    responses(
+        (status = 200, description = "The run, as its workflow events and its execution tell it.", body = Pipeline),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = PipelineNotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn get(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Pipeline>, ApiError> {
     let record = load(&s, &tenant, &id).await?;
     let store = s.rt.store.clone();
     let (t, e) = (tenant.0.clone(), record.id.clone());
@@ -159,9 +268,10 @@ pub async fn get(
                 current_step = data["current_step"].clone();
             }
             "workflow.step_completed" => {
-                steps.push(
-                    json!({"step": data["step"], "completed_at": format_ts(event.created_at)}),
-                );
+                steps.push(StepCompleted {
+                    completed_at: format_ts(event.created_at),
+                    step: data["step"].clone(),
+                });
             }
             "approval.requested" => review_url = data["review_url"].clone(),
             "workflow.completed" => report_url = data["report_url"].clone(),
@@ -169,19 +279,27 @@ pub async fn get(
         }
     }
     let status = view_status(said.as_deref(), record.status);
-    Ok(Json(json!({
-        "workflow_id": record.id,
-        "topic": input["topic"],
-        "status": status,
-        "current_step": current_step,
-        "created_at": format_ts(record.created_at),
-        "updated_at": format_ts(record.updated_at),
-        "steps_completed": steps,
-        "review_url": review_url,
-        "report_url": report_url,
-        "result": record.result.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null)),
-        "error": record.error.as_ref().map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
-    })))
+    let result = record
+        .result
+        .as_deref()
+        .map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null));
+    let error = record.error.as_ref().map(|e| PipelineError {
+        error_message: e.error_message.clone(),
+        error_type: e.error_type.clone(),
+    });
+    Ok(Json(Pipeline {
+        created_at: format_ts(record.created_at),
+        current_step,
+        error,
+        report_url,
+        result,
+        review_url,
+        status: status.to_string(),
+        steps_completed: steps,
+        topic: input["topic"].clone(),
+        updated_at: format_ts(record.updated_at),
+        workflow_id: record.id,
+    }))
 }
 
 /// The status a view shows, from what the workflow last said and how its execution stands.
@@ -199,28 +317,56 @@ fn view_status(workflow_said: Option<&str>, execution: ExecutionStatus) -> &str 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PipelineApproval)]
 #[serde(deny_unknown_fields)]
-struct Approval {
-    decision: String,
+pub struct Approval {
+    decision: Decision,
     #[serde(default)]
     comment: Option<String>,
 }
 
+#[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// The decision handed to a run.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDecision {
+    decision: Decision,
+    status: Running,
+    #[schema(value_type = String)]
+    workflow_id: crate::ids::ExecutionId,
+}
+
+#[utoipa::path(post, path = "/workflows/{id}/approval", tag = "pipeline",
+    operation_id = "approvePipeline",
+    summary = "Approve or reject a research pipeline run waiting for review",
+    description = "Completes the run's `human_approval` callback with `{\"decision\", \"comment\"}`.",
+    params(("id" = String, Path, description = PIPELINE_ID)),
+    request_body = Approval,
+    responses(
+        (status = 200, description = "The decision was handed to the run.", body = PipelineDecision),
+        (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `PipelineApproval` (the decision is neither `approve` nor `reject`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`workflow_not_found`: no such run; `callback_not_found`: its approval callback vanished.", body = ErrorBody),
+        (status = 409, description = "`not_awaiting_approval`: the run is not waiting for a decision; `callback_already_completed`, `callback_timed_out` or `execution_ended`: the decision came too late.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB, or the decision over the tenant's `max_payload_kb`.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn approve(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
     request: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineDecision>, ApiError> {
     let bytes = body::read(request, 64 * 1024, "the request body").await?;
     let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
-    if approval.decision != "approve" && approval.decision != "reject" {
-        return Err(ApiError::bad_request(
-            Code::InvalidRequest,
-            "decision must be \"approve\" or \"reject\"",
-        ));
-    }
     let record = load(&s, &tenant, &id).await?;
     let store = s.rt.store.clone();
     let exec = record.id.clone();
@@ -241,9 +387,11 @@ pub async fn approve(
         Completion::Succeed(decision.to_string()),
     )
     .await?;
-    Ok(Json(
-        json!({"workflow_id": record.id, "decision": approval.decision, "status": "RUNNING"}),
-    ))
+    Ok(Json(PipelineDecision {
+        decision: approval.decision,
+        status: Running::Running,
+        workflow_id: record.id,
+    }))
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
-//! The OpenAPI document of the API (`openapi.json`, written by hand) and validators built from its
-//! schemas.
+//! Validators built from the schemas of the API's OpenAPI document (`openapi.rs`).
 //!
 //! JSON request bodies are checked against the document before they are deserialized, so the
 //! contract clients read is the one the host enforces, and a bad body gets an answer that names
@@ -13,9 +12,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-/// The document, served as is at `GET /v1/openapi.json`.
-pub const DOCUMENT: &str = include_str!("openapi.json");
-
 /// At most this many problems are named in one answer.
 const MAX_ERRORS: usize = 3;
 /// Longest description of one problem (a property name or value can be anything a client sent).
@@ -27,7 +23,7 @@ pub struct Schemas {
 }
 
 static SCHEMAS: LazyLock<Schemas> =
-    LazyLock::new(|| Schemas::load().unwrap_or_else(|e| panic!("api/openapi.json: {e}")));
+    LazyLock::new(|| Schemas::load().unwrap_or_else(|e| panic!("the OpenAPI document: {e}")));
 
 /// The compiled schemas. Compiling happens once; `router` forces it so that a broken document
 /// stops the host at start rather than failing requests.
@@ -37,7 +33,8 @@ pub fn schemas() -> &'static Schemas {
 
 impl Schemas {
     fn load() -> Result<Self, String> {
-        let document: Value = serde_json::from_str(DOCUMENT).map_err(|e| e.to_string())?;
+        let document: Value =
+            serde_json::from_str(super::openapi::document()).map_err(|e| e.to_string())?;
         let names = document
             .pointer("/components/schemas")
             .and_then(Value::as_object)
@@ -89,7 +86,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], name: &str) -> Result<T, ApiErro
 pub fn check(value: &Value, name: &str) -> Result<(), ApiError> {
     let Some(validator) = schemas().validators.get(name) else {
         return Err(ApiError::internal(format!(
-            "no schema {name} in openapi.json"
+            "no schema {name} in the OpenAPI document"
         )));
     };
     let mut problems = Vec::new();

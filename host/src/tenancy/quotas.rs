@@ -41,6 +41,26 @@ macro_rules! quotas {
             )*
         }
 
+        /// One quota as the table declares it: what the API document states for it.
+        pub struct Range {
+            pub name: &'static str,
+            pub min: u64,
+            pub max: u64,
+            /// The largest value its type holds (an override may be anything up to it).
+            pub type_max: u64,
+            /// The table's doc comment, one line per comment line.
+            pub doc: &'static [&'static str],
+        }
+
+        /// Every quota of the table, in its order.
+        pub const RANGES: &[Range] = &[$(Range {
+            name: stringify!($name),
+            min: $min as u64,
+            max: $max as u64,
+            type_max: <$ty>::MAX as u64,
+            doc: &[$($doc),*],
+        },)*];
+
         impl Quotas {
             /// The defaults with `overrides` applied.
             pub fn with(&self, overrides: &Overrides) -> Quotas {
