@@ -36,7 +36,7 @@
 //! backoff, three attempts in all. A synchronous invocation may take up to 15 minutes; one that
 //! times out is not retried (the agent may still be working on it).
 
-use super::Answer;
+use super::{Answer, DISPATCH_ATTEMPTS, DISPATCH_BACKOFF};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use serde_json::{Value, json};
@@ -363,9 +363,9 @@ pub async fn invoke(
         ),
     ];
     let mut last_error = String::new();
-    for attempt in 0..3u32 {
+    for attempt in 0..DISPATCH_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            DISPATCH_BACKOFF.sleep(attempt).await;
         }
         let signed = signer.sign("POST", &url, &headers, &body, SystemTime::now())?;
         let mut request = client
@@ -418,7 +418,7 @@ pub async fn invoke(
         tracing::debug!(%url, attempt, error = %last_error, "InvokeAgentRuntime will be retried");
     }
     Err(format!(
-        "InvokeAgentRuntime at {url} failed after 3 attempts: {last_error}"
+        "InvokeAgentRuntime at {url} failed after {DISPATCH_ATTEMPTS} attempts: {last_error}"
     ))
 }
 

@@ -41,6 +41,7 @@
 pub mod a2a;
 pub mod bedrock;
 
+use crate::backoff::Backoff;
 use crate::engine::host::Dispatch;
 use crate::journal::ErrorRecord;
 use serde::Deserialize;
@@ -146,6 +147,18 @@ pub struct Reading {
     pub task_id: Option<String>,
     pub answer: Answer,
 }
+
+/// Tries of one dispatch in all, every protocol: the first and two retries.
+pub const DISPATCH_ATTEMPTS: u32 = 3;
+
+/// The wait before each retry of a dispatch, every protocol: 400 ms, then 800 ms. Throttling and
+/// a restarting agent usually clear within a second, and the caller waits for the answer.
+pub const DISPATCH_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(400),
+    factor: 2,
+    max: Duration::MAX,
+    jitter: false,
+};
 
 /// The most of an agent's answer that is read; past it the call fails.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
@@ -361,9 +374,9 @@ impl Agents {
         version: Option<a2a::Version>,
     ) -> Result<Value, ErrorRecord> {
         let mut last_error = String::new();
-        for attempt in 0..3u32 {
+        for attempt in 0..DISPATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                DISPATCH_BACKOFF.sleep(attempt).await;
             }
             let mut request = self.client.post(&endpoint.url).json(body);
             if let Some(id) = body
