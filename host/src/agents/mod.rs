@@ -11,7 +11,8 @@
 //! - `simple`: `POST url {"task_id","callback_url","token","input"}`; the agent later posts
 //!   `{"token","status":"SUCCESS"|"FAILURE","result"}` to the callback URL.
 //! - `bedrock`: Amazon Bedrock AgentCore Runtime, `InvokeAgentRuntime` signed with SigV4 (AWS
-//!   credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), with
+//!   credentials from aws-config's default chain: variables, profiles, SSO, web identity, the
+//!   container endpoint, the instance role), with
 //!   `agent_runtime_arn`, `region` (default: the ARN's), `qualifier` (default `DEFAULT`) and `url`
 //!   as the endpoint base (default `https://bedrock-agentcore.{region}.amazonaws.com`). The agent
 //!   gets `{"input","callback_url","token"}` and answers at once, or `{"status":"accepted"}` and
@@ -210,8 +211,8 @@ pub struct Agents {
     endpoints: BTreeMap<String, Endpoint>,
     public_url: String,
     client: reqwest::Client,
-    /// AWS credentials for `bedrock` agents; `None` reads the environment at each dispatch.
-    aws_credentials: Option<bedrock::AwsCredentials>,
+    /// AWS credentials for `bedrock` agents.
+    aws_credentials: bedrock::CredentialSource,
 }
 
 fn dispatch_failed(agent: &str, message: String) -> ErrorRecord {
@@ -238,14 +239,28 @@ impl Agents {
             endpoints,
             public_url,
             client,
-            aws_credentials: None,
+            aws_credentials: bedrock::CredentialSource::default_chain(),
         }
     }
 
-    /// Signs `bedrock` dispatches with these credentials instead of the `AWS_*` environment.
+    /// Signs `bedrock` dispatches with these credentials instead of the default chain's.
     #[must_use]
-    pub fn with_aws_credentials(mut self, credentials: bedrock::AwsCredentials) -> Self {
-        self.aws_credentials = Some(credentials);
+    pub fn with_aws_credentials(self, credentials: bedrock::AwsCredentials) -> Self {
+        self.with_aws_credential_source(bedrock::CredentialSource::from_provider(
+            aws_credential_types::Credentials::new(
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                credentials.session_token,
+                None,
+                "aegis",
+            ),
+        ))
+    }
+
+    /// Signs `bedrock` dispatches with credentials from `source` instead of the default chain.
+    #[must_use]
+    pub fn with_aws_credential_source(mut self, source: bedrock::CredentialSource) -> Self {
+        self.aws_credentials = source;
         self
     }
 
@@ -278,10 +293,7 @@ impl Agents {
             Protocol::Bedrock => {
                 let failed = |message: String| dispatch_failed(&dispatch.agent, message);
                 let target = bedrock::Target::from_endpoint(endpoint).map_err(failed)?;
-                let credentials = match &self.aws_credentials {
-                    Some(c) => c.clone(),
-                    None => bedrock::AwsCredentials::from_env().map_err(failed)?,
-                };
+                let credentials = self.aws_credentials.credentials().await.map_err(failed)?;
                 let payload = bedrock::request_body(&input, &callback_url, id);
                 bedrock::invoke(&self.client, &target, &credentials, id, &payload)
                     .await
