@@ -1,11 +1,15 @@
 //! Shared AWS SDK setup for the DynamoDB store, the S3 artifact store and the SNS/EventBridge
 //! notification sinks: rustls on ring (already built for reqwest), plain `http://` endpoints for
 //! local servers such as moto, and no instance-metadata region probe when an endpoint override
-//! is given.
+//! is given. Bedrock agents, which sign their own requests, take their credentials from the
+//! same default chain ([`default_credentials`]).
 
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use std::time::Duration;
 
 /// Where an AWS service is and how to reach it.
@@ -23,16 +27,41 @@ pub struct AwsOptions {
     pub attempt_timeout: Option<Duration>,
 }
 
+/// The HTTP client of every AWS call: rustls on ring, as reqwest already builds it (the SDK's
+/// default client would bring aws-lc-rs).
+fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// aws-config's default credential chain, in its order: the `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` variables; the shared config and credentials
+/// files (`AWS_PROFILE`, with assumed roles, SSO and `credential_process` profiles); web
+/// identity (EKS service accounts); the ECS or EKS container credentials endpoint; the EC2
+/// instance role. It does not cache: each call may reach a service.
+pub async fn default_credentials() -> DefaultCredentialsChain {
+    DefaultCredentialsChain::builder()
+        .configure(provider_config())
+        .build()
+        .await
+}
+
+/// What aws-config's credential providers need to reach their services (STS, SSO, the
+/// container endpoint, the instance metadata service): our HTTP client. Without one, building
+/// a provider panics, since the default HTTPS client feature is off.
+pub fn provider_config() -> ProviderConfig {
+    ProviderConfig::without_region().with_http_client(http_client())
+}
+
 /// Loads the SDK configuration.
 ///
 /// # Errors
 /// When no region can be found.
 pub async fn sdk_config(options: &AwsOptions) -> anyhow::Result<SdkConfig> {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
+    let http = http_client();
     let mut timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(3));
     if let Some(attempt) = options.attempt_timeout {
         timeouts = timeouts.operation_attempt_timeout(attempt);

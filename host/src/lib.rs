@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api;
 pub mod artifacts;
 pub mod aws;
+pub mod backoff;
 pub mod callbacks;
 pub mod components;
 pub mod config;

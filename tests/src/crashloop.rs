@@ -865,24 +865,19 @@ fn now_ms() -> i64 {
 /// Milliseconds since the epoch as the host writes them (`2026-01-02T03:04:05.678Z`), so that
 /// they compare with its timestamps as strings.
 fn format_ms(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    use std::num::NonZeroU8;
+    use time::format_description::well_known::Iso8601;
+    use time::format_description::well_known::iso8601::{Config, EncodedConfig, TimePrecision};
+    // Exactly three fractional digits, as the host writes them (`Rfc3339` would trim zeros).
+    const HOST_TIME: EncodedConfig = Config::DEFAULT
+        .set_time_precision(TimePrecision::Second {
+            decimal_digits: NonZeroU8::new(3),
+        })
+        .encode();
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Iso8601::<HOST_TIME>).ok())
+        .expect("the clock reads a time in years 0 to 9999")
 }
 
 #[cfg(test)]

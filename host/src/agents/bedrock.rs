@@ -9,7 +9,7 @@
 //! Accept: application/json
 //! X-Amzn-Bedrock-AgentCore-Runtime-Session-Id: aegis-{sha256 hex of the callback id}
 //! X-Amz-Date: {now, yyyymmddThhmmssZ}
-//! X-Amz-Security-Token: {AWS_SESSION_TOKEN, when set}
+//! X-Amz-Security-Token: {the session token, with temporary credentials}
 //! Authorization: AWS4-HMAC-SHA256 Credential={key id}/{date}/{region}/bedrock-agentcore/aws4_request, SignedHeaders=..., Signature=...
 //!
 //! {"input": <the task input>, "callback_url": "{public_url}/v1/agents/callbacks/{callback id}", "token": "{callback id}"}
@@ -19,8 +19,9 @@
 //! the region is the endpoint's `region`, else the one inside the ARN. The session id (70
 //! characters; AgentCore wants 33 to 256) is the same for every attempt at one task, so retries
 //! land in the same runtime session, and it is a hash rather than the callback id itself, so the
-//! capability does not end up in AWS logs. Credentials are the standard `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY` and optional `AWS_SESSION_TOKEN`, read at each dispatch.
+//! capability does not end up in AWS logs. Credentials come from aws-config's default chain (the
+//! `AWS_*` variables, profiles and SSO, web identity, the ECS/EKS container endpoint, the EC2
+//! instance role), kept until shortly before they expire: see [`CredentialSource`].
 //!
 //! What a 2xx answer means (the convention for AgentCore agents written for Aegis):
 //! - `{"status": "accepted"}` (any case; also `"working"`): the agent took the task and will post
@@ -36,7 +37,9 @@
 //! backoff, three attempts in all. A synchronous invocation may take up to 15 minutes; one that
 //! times out is not retried (the agent may still be working on it).
 
-use super::Answer;
+use super::{Answer, DISPATCH_ATTEMPTS, DISPATCH_BACKOFF};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use serde_json::{Value, json};
@@ -73,35 +76,87 @@ impl std::fmt::Debug for AwsCredentials {
     }
 }
 
-impl AwsCredentials {
-    /// From the process environment.
-    ///
-    /// # Errors
-    /// A message naming the variable that is missing or empty.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+impl From<&Credentials> for AwsCredentials {
+    fn from(c: &Credentials) -> Self {
+        Self {
+            access_key_id: c.access_key_id().to_string(),
+            secret_access_key: c.secret_access_key().to_string(),
+            session_token: c.session_token().map(str::to_string),
+        }
+    }
+}
+
+/// How long credentials that say nothing of their expiry (keys in the environment or in a
+/// file) are kept before the chain is asked again, as the AWS SDK's own cache does.
+const UNDATED_CREDENTIALS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Credentials that expire are renewed this long before they do, so that no request is signed
+/// with keys about to lapse.
+const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+/// Where `bedrock` dispatches get their credentials: a provider (by default aws-config's
+/// default chain, see [`crate::aws::default_credentials`]: variables, profiles and SSO, web
+/// identity, the container endpoint, the instance role), asked once and then kept until shortly
+/// before the credentials expire. The chain itself caches nothing, and an instance role or web
+/// identity would otherwise cost a call per dispatch.
+pub struct CredentialSource {
+    provider: tokio::sync::OnceCell<SharedCredentialsProvider>,
+    /// The last credentials, and when to ask again.
+    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
+}
+
+impl CredentialSource {
+    /// aws-config's default chain, built at the first dispatch (building it reads the region,
+    /// which may take a call to the instance metadata service).
+    pub fn default_chain() -> Self {
+        Self {
+            provider: tokio::sync::OnceCell::new(),
+            cached: tokio::sync::Mutex::new(None),
+        }
     }
 
-    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` as `lookup`
-    /// reads them.
+    /// Another provider, such as fixed keys or one profile of a credentials file.
+    pub fn from_provider(provider: impl ProvideCredentials + 'static) -> Self {
+        Self {
+            provider: tokio::sync::OnceCell::new_with(Some(SharedCredentialsProvider::new(
+                provider,
+            ))),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The credentials to sign with now.
     ///
     /// # Errors
-    /// A message naming the variable that is missing or empty.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let need = |name: &str| {
-            get(name).ok_or_else(|| {
-                format!(
-                    "no AWS credentials: {name} is not set (Bedrock agents need AWS_ACCESS_KEY_ID \
-                     and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN for temporary keys)"
-                )
+    /// A message saying why no provider of the chain had credentials.
+    pub async fn credentials(&self) -> Result<AwsCredentials, String> {
+        // One caller at a time asks the provider; the others wait and take its answer.
+        let mut cached = self.cached.lock().await;
+        let now = SystemTime::now();
+        if let Some((credentials, renew_at)) = cached.as_ref()
+            && now < *renew_at
+        {
+            return Ok(credentials.into());
+        }
+        let provider = self
+            .provider
+            .get_or_init(|| async {
+                SharedCredentialsProvider::new(crate::aws::default_credentials().await)
             })
+            .await;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no AWS credentials: {:#}", anyhow::Error::new(e)))?;
+        let renew_at = match credentials.expiry() {
+            Some(expiry) => expiry
+                .checked_sub(RENEW_BEFORE_EXPIRY)
+                .unwrap_or(expiry)
+                .max(now),
+            None => now + UNDATED_CREDENTIALS_TTL,
         };
-        Ok(Self {
-            access_key_id: need("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
-            session_token: get("AWS_SESSION_TOKEN"),
-        })
+        let signing = AwsCredentials::from(&credentials);
+        *cached = Some((credentials, renew_at));
+        Ok(signing)
     }
 }
 
@@ -363,9 +418,9 @@ pub async fn invoke(
         ),
     ];
     let mut last_error = String::new();
-    for attempt in 0..3u32 {
+    for attempt in 0..DISPATCH_ATTEMPTS {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            DISPATCH_BACKOFF.sleep(attempt).await;
         }
         let signed = signer.sign("POST", &url, &headers, &body, SystemTime::now())?;
         let mut request = client
@@ -418,7 +473,7 @@ pub async fn invoke(
         tracing::debug!(%url, attempt, error = %last_error, "InvokeAgentRuntime will be retried");
     }
     Err(format!(
-        "InvokeAgentRuntime at {url} failed after 3 attempts: {last_error}"
+        "InvokeAgentRuntime at {url} failed after {DISPATCH_ATTEMPTS} attempts: {last_error}"
     ))
 }
 
@@ -546,36 +601,18 @@ mod tests {
     }
 
     #[test]
-    fn credentials_come_from_the_standard_variables() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
+    fn the_secret_is_redacted() {
+        let c = AwsCredentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("token".into()),
         };
-        let c = AwsCredentials::from_lookup(vars(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            (c.access_key_id.as_str(), c.session_token.as_deref()),
-            ("AKID", None)
-        );
+        let shown = format!("{c:?}");
+        assert!(shown.contains("AKID"), "{shown}");
         assert!(
-            !format!("{c:?}").contains("\"secret\""),
-            "the secret is redacted"
+            !shown.contains("\"secret\"") && !shown.contains("\"token\""),
+            "{shown}"
         );
-        let err = AwsCredentials::from_lookup(vars(&[("AWS_SECRET_ACCESS_KEY", "s")])).unwrap_err();
-        assert!(err.contains("AWS_ACCESS_KEY_ID is not set"), "{err}");
-        let err = AwsCredentials::from_lookup(vars(&[
-            ("AWS_ACCESS_KEY_ID", "AKID"),
-            ("AWS_SECRET_ACCESS_KEY", " "),
-        ]))
-        .unwrap_err();
-        assert!(err.contains("AWS_SECRET_ACCESS_KEY is not set"), "{err}");
     }
 
     const ARN: &str = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/researcher-AbC123";
@@ -920,8 +957,12 @@ mod tests {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 let received: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let key = signed
+                    .split("Credential=")
+                    .nth(1)
+                    .and_then(|c| c.split('/').next());
                 axum::Json(json!({
-                    "path": uri.path(), "query": uri.query(), "session": session,
+                    "path": uri.path(), "query": uri.query(), "session": session, "key": key,
                     "accept": headers.get("accept").and_then(|v| v.to_str().ok()),
                     "received": received,
                 }))
@@ -944,17 +985,23 @@ mod tests {
         (format!("http://{addr}"), requests)
     }
 
-    fn agents(base: &str, secret: &str) -> Agents {
+    fn agents_config(base: &str) -> BTreeMap<String, AgentConfig> {
         let mut config = BTreeMap::new();
         config.insert(
             "researcher".to_string(),
             AgentConfig::Endpoint(bedrock_endpoint(base)),
         );
-        Agents::new(&config, "http://aegis.test/".into()).with_aws_credentials(AwsCredentials {
-            access_key_id: "AKIDTEST".into(),
-            secret_access_key: secret.into(),
-            session_token: Some(TOKEN.into()),
-        })
+        config
+    }
+
+    fn agents(base: &str, secret: &str) -> Agents {
+        Agents::new(&agents_config(base), "http://aegis.test/".into()).with_aws_credentials(
+            AwsCredentials {
+                access_key_id: "AKIDTEST".into(),
+                secret_access_key: secret.into(),
+                session_token: Some(TOKEN.into()),
+            },
+        )
     }
 
     fn task() -> Dispatch {
@@ -1033,5 +1080,220 @@ mod tests {
             "{}",
             err.error_message
         );
+    }
+
+    #[tokio::test]
+    async fn credentials_are_kept_until_shortly_before_they_expire() {
+        let fetch = |asked: Arc<AtomicUsize>, expires_in: Option<Duration>| {
+            aws_credential_types::credential_fn::provide_credentials_fn(move || {
+                let asked = asked.clone();
+                async move {
+                    let n = asked.fetch_add(1, Ordering::SeqCst);
+                    Ok(Credentials::new(
+                        format!("AKID{n}"),
+                        SECRET,
+                        Some(TOKEN.into()),
+                        expires_in.map(|d| SystemTime::now() + d),
+                        "test",
+                    ))
+                }
+            })
+        };
+        // An hour to go: asked once, then kept.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let source =
+            CredentialSource::from_provider(fetch(asked.clone(), Some(Duration::from_secs(3600))));
+        for _ in 0..3 {
+            assert_eq!(source.credentials().await.unwrap().access_key_id, "AKID0");
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // Keys without an expiry (a file, the environment) are kept too.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let source = CredentialSource::from_provider(fetch(asked.clone(), None));
+        source.credentials().await.unwrap();
+        source.credentials().await.unwrap();
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // A minute to go, inside the renewal margin: asked again each time.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let source =
+            CredentialSource::from_provider(fetch(asked.clone(), Some(Duration::from_secs(60))));
+        assert_eq!(source.credentials().await.unwrap().access_key_id, "AKID0");
+        assert_eq!(source.credentials().await.unwrap().access_key_id, "AKID1");
+        // A provider with nothing to give fails the dispatch, saying why.
+        let source = CredentialSource::from_provider(
+            aws_credential_types::credential_fn::provide_credentials_fn(|| async {
+                Err(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "no keys here",
+                    ),
+                )
+            }),
+        );
+        let err = source.credentials().await.unwrap_err();
+        assert!(err.starts_with("no AWS credentials"), "{err}");
+    }
+
+    #[tokio::test]
+    // `ProfileFiles` is the name aws-config's builder takes; the type it aliases lives in
+    // aws-runtime, which the host does not depend on.
+    #[allow(deprecated)]
+    async fn a_profile_of_a_credentials_file_signs_the_invocation() {
+        use aws_config::profile::ProfileFileCredentialsProvider;
+        use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            format!(
+                "[aegis-test]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"
+            ),
+        )
+        .unwrap();
+        let files = ProfileFiles::builder()
+            .include_default_config_file(false)
+            .include_default_credentials_file(false)
+            .with_file(ProfileFileKind::Credentials, &file)
+            .build();
+        let provider = ProfileFileCredentialsProvider::builder()
+            .profile_files(files)
+            .profile_name("aegis-test")
+            .configure(&crate::aws::provider_config())
+            .build();
+        let (base, requests) = start(Mode::Echo).await;
+        let answer = agents(&base, "unused")
+            .with_aws_credential_source(CredentialSource::from_provider(provider))
+            .dispatch(&task())
+            .await
+            .unwrap();
+        let Answer::Done(echo) = answer else {
+            panic!("expected a synchronous result, got {answer:?}");
+        };
+        // The fake checked the signature with the file's secret and its session token.
+        assert_eq!(echo["key"], "AKIDFROMFILE");
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+    }
+
+    /// The variable that tells [`default_chain_in_this_process`] where the fake AgentCore is.
+    const CHILD_AGENTCORE: &str = "AEGIS_TEST_CHILD_AGENTCORE";
+
+    /// Runs [`default_chain_in_this_process`] in a child process of this test binary, with
+    /// `env` (and no other AWS settings): the default chain reads the process environment, which
+    /// a test must not change in its own process.
+    fn run_default_chain_child(agentcore: &str, env: &[(&str, String)]) {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "agents::bedrock::tests::default_chain_in_this_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_AGENTCORE, agentcore);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AWS_") {
+                child.env_remove(name);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        child
+            .env("AWS_CONFIG_FILE", &missing)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "us-east-1");
+        for (name, value) in env {
+            child.env(name, value);
+        }
+        let out = child.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran no test: {text}");
+    }
+
+    #[test]
+    #[ignore = "run by the default-chain tests, in a child process with their environment"]
+    fn default_chain_in_this_process() {
+        let base = std::env::var(CHILD_AGENTCORE).expect("started by a default-chain test");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let answer = runtime
+            .block_on(
+                Agents::new(&agents_config(&base), "http://aegis.test/".into()).dispatch(&task()),
+            )
+            .unwrap();
+        let Answer::Done(echo) = answer else {
+            panic!("expected a synchronous result, got {answer:?}");
+        };
+        println!("signed with {}", echo["key"]);
+    }
+
+    #[tokio::test]
+    async fn the_default_chain_reads_a_shared_credentials_file() {
+        let (base, requests) = start(Mode::Echo).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            format!(
+                "[default]\naws_access_key_id = AKIDSHARED\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"
+            ),
+        )
+        .unwrap();
+        let file = file.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            run_default_chain_child(&base, &[("AWS_SHARED_CREDENTIALS_FILE", file)])
+        })
+        .await
+        .unwrap();
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_chain_reads_the_container_credentials_endpoint() {
+        // The ECS / EKS Pod Identity endpoint: the SDK allows a loopback address.
+        const AUTH: &str = "container-auth-token";
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = served.clone();
+        let endpoint = axum::Router::new().route(
+            "/credentials",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let counter = counter.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(AUTH) {
+                        return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({})));
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({
+                            "AccessKeyId": "AKIDCONTAINER",
+                            "SecretAccessKey": SECRET,
+                            "Token": TOKEN,
+                            "Expiration": "2099-01-01T00:00:00Z",
+                        })),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/credentials", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, endpoint).await });
+        let (base, requests) = start(Mode::Echo).await;
+        tokio::task::spawn_blocking(move || {
+            run_default_chain_child(
+                &base,
+                &[
+                    ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+                    ("AWS_CONTAINER_AUTHORIZATION_TOKEN", AUTH.to_string()),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
     }
 }

@@ -11,7 +11,8 @@
 //! - `simple`: `POST url {"task_id","callback_url","token","input"}`; the agent later posts
 //!   `{"token","status":"SUCCESS"|"FAILURE","result"}` to the callback URL.
 //! - `bedrock`: Amazon Bedrock AgentCore Runtime, `InvokeAgentRuntime` signed with SigV4 (AWS
-//!   credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), with
+//!   credentials from aws-config's default chain: variables, profiles, SSO, web identity, the
+//!   container endpoint, the instance role), with
 //!   `agent_runtime_arn`, `region` (default: the ARN's), `qualifier` (default `DEFAULT`) and `url`
 //!   as the endpoint base (default `https://bedrock-agentcore.{region}.amazonaws.com`). The agent
 //!   gets `{"input","callback_url","token"}` and answers at once, or `{"status":"accepted"}` and
@@ -41,6 +42,7 @@
 pub mod a2a;
 pub mod bedrock;
 
+use crate::backoff::Backoff;
 use crate::engine::host::Dispatch;
 use crate::journal::ErrorRecord;
 use serde::Deserialize;
@@ -147,6 +149,18 @@ pub struct Reading {
     pub answer: Answer,
 }
 
+/// Tries of one dispatch in all, every protocol: the first and two retries.
+pub const DISPATCH_ATTEMPTS: u32 = 3;
+
+/// The wait before each retry of a dispatch, every protocol: 400 ms, then 800 ms. Throttling and
+/// a restarting agent usually clear within a second, and the caller waits for the answer.
+pub const DISPATCH_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(400),
+    factor: 2,
+    max: Duration::MAX,
+    jitter: false,
+};
+
 /// The most of an agent's answer that is read; past it the call fails.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// How long connecting to an agent may take.
@@ -197,8 +211,8 @@ pub struct Agents {
     endpoints: BTreeMap<String, Endpoint>,
     public_url: String,
     client: reqwest::Client,
-    /// AWS credentials for `bedrock` agents; `None` reads the environment at each dispatch.
-    aws_credentials: Option<bedrock::AwsCredentials>,
+    /// AWS credentials for `bedrock` agents.
+    aws_credentials: bedrock::CredentialSource,
 }
 
 fn dispatch_failed(agent: &str, message: String) -> ErrorRecord {
@@ -225,14 +239,28 @@ impl Agents {
             endpoints,
             public_url,
             client,
-            aws_credentials: None,
+            aws_credentials: bedrock::CredentialSource::default_chain(),
         }
     }
 
-    /// Signs `bedrock` dispatches with these credentials instead of the `AWS_*` environment.
+    /// Signs `bedrock` dispatches with these credentials instead of the default chain's.
     #[must_use]
-    pub fn with_aws_credentials(mut self, credentials: bedrock::AwsCredentials) -> Self {
-        self.aws_credentials = Some(credentials);
+    pub fn with_aws_credentials(self, credentials: bedrock::AwsCredentials) -> Self {
+        self.with_aws_credential_source(bedrock::CredentialSource::from_provider(
+            aws_credential_types::Credentials::new(
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                credentials.session_token,
+                None,
+                "aegis",
+            ),
+        ))
+    }
+
+    /// Signs `bedrock` dispatches with credentials from `source` instead of the default chain.
+    #[must_use]
+    pub fn with_aws_credential_source(mut self, source: bedrock::CredentialSource) -> Self {
+        self.aws_credentials = source;
         self
     }
 
@@ -265,10 +293,7 @@ impl Agents {
             Protocol::Bedrock => {
                 let failed = |message: String| dispatch_failed(&dispatch.agent, message);
                 let target = bedrock::Target::from_endpoint(endpoint).map_err(failed)?;
-                let credentials = match &self.aws_credentials {
-                    Some(c) => c.clone(),
-                    None => bedrock::AwsCredentials::from_env().map_err(failed)?,
-                };
+                let credentials = self.aws_credentials.credentials().await.map_err(failed)?;
                 let payload = bedrock::request_body(&input, &callback_url, id);
                 bedrock::invoke(&self.client, &target, &credentials, id, &payload)
                     .await
@@ -361,9 +386,9 @@ impl Agents {
         version: Option<a2a::Version>,
     ) -> Result<Value, ErrorRecord> {
         let mut last_error = String::new();
-        for attempt in 0..3u32 {
+        for attempt in 0..DISPATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                DISPATCH_BACKOFF.sleep(attempt).await;
             }
             let mut request = self.client.post(&endpoint.url).json(body);
             if let Some(id) = body

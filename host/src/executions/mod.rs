@@ -19,6 +19,7 @@ pub mod sweep;
 
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
+use crate::backoff::Backoff;
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
 use crate::engine::host::{Activation, Dispatch};
@@ -101,7 +102,7 @@ enum Next {
     /// Try again after this delay: another host holds the lease.
     RetryIn(Duration),
     /// The infrastructure failed (the store, a component fetch, a full pool): try again after
-    /// a delay that grows with each failure in a row (see [`backoff`]).
+    /// a delay that grows with each failure in a row (see [`BACKOFF`]).
     Backoff,
 }
 
@@ -110,13 +111,15 @@ enum Next {
 /// late.
 const MAX_LOAD_ATTEMPTS: u32 = 40;
 
-/// The delay before the `failures`-th retry in a row: exponential from 250 ms, capped at 60 s,
-/// with jitter so that executions failed by one outage do not all come back at once.
-fn backoff(failures: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << failures.min(8)).min(60_000);
-    use rand::RngExt;
-    Duration::from_millis(rand::rng().random_range(base / 2..=base))
-}
+/// The wait before the `failures`-th retry in a row: 250 to 500 ms after the first failure,
+/// doubling up to 60 s, with jitter so that executions failed by one outage do not all come
+/// back at once.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(500),
+    factor: 2,
+    max: Duration::from_secs(60),
+    jitter: true,
+};
 
 /// How an activation ended, for the drive loop.
 struct Outcome {
@@ -362,7 +365,7 @@ impl Runtime {
                     Err(e) => {
                         tracing::warn!(execution = %id, error = %e, "cannot read the execution; trying again");
                         failures += 1;
-                        tokio::time::sleep(backoff(failures)).await;
+                        BACKOFF.sleep(failures).await;
                         continue;
                     }
                 },
@@ -378,7 +381,7 @@ impl Runtime {
                 }
                 Next::Backoff => {
                     failures += 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    BACKOFF.sleep(failures).await;
                     continue;
                 }
                 Next::Done => failures = 0,

@@ -13,6 +13,12 @@ pub mod replay;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::num::NonZeroU8;
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+use time::format_description::well_known::iso8601::{
+    Config as Iso8601Config, EncodedConfig, TimePrecision,
+};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -24,33 +30,27 @@ pub fn now_ms() -> Millis {
         .unwrap_or_default()
 }
 
-/// Formats a timestamp the way the history shows it (RFC 3339, UTC, milliseconds).
-pub fn format_ts(ms: Millis) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
+/// The history's timestamp format: RFC 3339 in UTC with exactly three fractional digits and a
+/// `Z` (`2025-11-26T05:00:00.123Z`), as the AWS history shows them. `Rfc3339` would drop the
+/// zeros at the end of the fraction, and the fraction itself on a whole second.
+const HISTORY_TIME: EncodedConfig = Iso8601Config::DEFAULT
+    .set_time_precision(TimePrecision::Second {
+        decimal_digits: NonZeroU8::new(3),
+    })
+    .encode();
 
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Formats a timestamp the way the history shows it (RFC 3339, UTC, milliseconds).
+///
+/// A four-digit year bounds the format; timestamps are clock readings and due times at most a
+/// year ahead, so the bound (years 0 to 9999, where the value is clamped) is never reached.
+pub fn format_ts(ms: Millis) -> String {
+    const FIRST: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    const LAST: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let nanos = i128::from(ms.clamp(FIRST, LAST)) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Iso8601::<HISTORY_TIME>).ok())
+        .expect("a time in years 0 to 9999 formats with a four-digit year")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,6 +348,10 @@ mod tests {
         assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_ts(1_764_133_200_123), "2025-11-26T05:00:00.123Z");
         assert_eq!(format_ts(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        // A fraction ending in zeros keeps them; before 1970 and past 9999 still format.
+        assert_eq!(format_ts(1_767_323_045_600), "2026-01-02T03:04:05.600Z");
+        assert_eq!(format_ts(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_ts(Millis::MAX), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -96,10 +96,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait after the `failures`-th failure (1-based).
+    /// The wait after the `failures`-th failure (1-based). No jitter: one host delivers, one
+    /// event at a time, so there is no crowd to spread.
     fn backoff(&self, failures: u32) -> Duration {
-        self.first_backoff
-            .saturating_mul(4u32.saturating_pow(failures.saturating_sub(1)))
+        crate::backoff::Backoff {
+            first: self.first_backoff,
+            factor: 4,
+            max: Duration::MAX,
+            jitter: false,
+        }
+        .delay(failures)
     }
 }
 

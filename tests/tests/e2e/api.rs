@@ -13,7 +13,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    DONE, check_history_shape, guard, host, keyed_host, new_tenant, of_type, types, upload,
+    DONE, check_history_shape, guard, host, host_with, keyed_host, new_tenant, of_type, types,
+    upload,
 };
 
 /// How long a callback may take to show up as pending.
@@ -421,6 +422,28 @@ async fn admin_routes_need_the_admin_key() {
             .filter_map(|t| t["name"].as_str())
             .collect();
         ensure!(!names.contains(&"x"), "{list}");
+        Ok(())
+    })
+    .await;
+}
+
+/// An all-digit admin key in the environment is a key, not a number: the host starts with it
+/// (it used to fail to load) and takes exactly it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_digit_admin_key_is_a_key() {
+    let key = "0123456789012345";
+    let host = host_with(HostOptions::default().admin_key(key)).await;
+    guard(60, async {
+        host.client()
+            .with_key("123456789012345")
+            .tenants()
+            .await?
+            .expect_error(401, "unauthorized")?;
+        host.client()
+            .with_key(key)
+            .tenants()
+            .await?
+            .expect(200, "tenants with the all-digit key")?;
         Ok(())
     })
     .await;

@@ -394,6 +394,15 @@ pub struct Backoff {
 
 pub const MAX_ATTEMPTS: u32 = 40;
 
+/// 5 to 10 ms after the first failure, doubling up to 1 s: a conflict clears fast, and the
+/// jitter keeps the racing writers from meeting again.
+const POLICY: crate::backoff::Backoff = crate::backoff::Backoff {
+    first: Duration::from_millis(10),
+    factor: 2,
+    max: Duration::from_secs(1),
+    jitter: true,
+};
+
 impl Backoff {
     pub fn new() -> Self {
         Self { attempt: 0 }
@@ -410,12 +419,7 @@ impl Backoff {
             )));
         }
         tracing::debug!(attempt = self.attempt, %what, "dynamodb: retrying");
-        let cap = 5u64.saturating_mul(1 << self.attempt.min(8)).min(1_000);
-        let ms = {
-            use rand::RngExt;
-            rand::rng().random_range(cap / 2..=cap)
-        };
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        POLICY.sleep(self.attempt).await;
         Ok(())
     }
 }
