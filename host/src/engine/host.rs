@@ -22,13 +22,10 @@ use super::limits::Meter;
 use crate::artifacts::{ArtifactRef, ArtifactStore};
 use crate::ids::CallbackId;
 use crate::journal::replay::{self, Cursor};
-use crate::journal::{
-    ErrorRecord, Event, EventType, Operation, OperationType, Status, SubType, error_details,
-    now_ms, result_details,
-};
+use crate::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
 use crate::store::{Batch, Condition, ExecutionRecord, Store, Timer};
-use crate::transitions::{callback, step, wait};
-use serde_json::{Value, json};
+use crate::transitions::{callback, context, step, wait};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -295,17 +292,6 @@ impl Activation {
         }
         self.pending.callbacks.extend(callbacks);
         Ok(())
-    }
-
-    /// Records `op` with the event of a context transition (contexts have no rules beyond
-    /// their status, so they are recorded here).
-    fn record(&mut self, op: &Operation, event: EventType, details: Value) -> wasmtime::Result<()> {
-        let mut writes = Batch::default();
-        writes
-            .events
-            .push(Event::operation(event, op, now_ms(), details));
-        writes.operations.push(op.clone());
-        self.apply(writes)
     }
 
     /// Checks a payload the guest hands over is JSON.
@@ -620,7 +606,7 @@ impl Activation {
             }
             None => {
                 let op = self.new_op(id.clone(), ctx, name, OperationType::Context, sub_type);
-                self.record(&op, EventType::ContextStarted, json!({}))?;
+                self.apply(context::start(op, now_ms()))?;
                 self.cursor.enter_context(&id);
                 Ok(ContextBegin::Run(id))
             }
@@ -628,43 +614,27 @@ impl Activation {
     }
 
     fn context_exit(&mut self, id: &str, outcome: Outcome) -> wasmtime::Result<()> {
-        let mut op = self.known_op(id)?;
+        let op = self.known_op(id)?;
         if op.op_type != OperationType::Context || op.status != Status::Started {
             let msg = format!("context-exit for operation {id:?}, which is not an open context");
             return Err(self.trap(Failure::InvalidCall(msg)));
         }
-        op.end_ts = Some(now_ms());
-        match outcome {
+        let outcome = match outcome {
             Outcome::Succeeded(payload) if payload.len() <= MAX_PAYLOAD => {
                 self.check_json(&format!("the result of context {:?}", op.name), &payload)?;
-                op.status = Status::Succeeded;
-                let details = json!({"Result": result_details(&payload)});
-                op.result = Some(payload);
-                self.record(&op, EventType::ContextSucceeded, details)?;
+                Ok(payload)
             }
-            Outcome::Succeeded(payload) => {
-                let error = ErrorRecord::new(
-                    "Context.ResultTooLarge",
-                    format!(
-                        "context {:?} returned {} bytes; the limit is {MAX_PAYLOAD}",
-                        op.name,
-                        payload.len()
-                    ),
-                );
-                op.status = Status::Failed;
-                let details = json!({"Error": error_details(&error)});
-                op.error = Some(error);
-                self.record(&op, EventType::ContextFailed, details)?;
-            }
-            Outcome::Failed(info) => {
-                op.status = Status::Failed;
-                let error = self.guest_error(info)?;
-                let details = json!({"Error": error_details(&error)});
-                op.error = Some(error);
-                self.record(&op, EventType::ContextFailed, details)?;
-            }
-        }
-        Ok(())
+            Outcome::Succeeded(payload) => Err(ErrorRecord::new(
+                "Context.ResultTooLarge",
+                format!(
+                    "context {:?} returned {} bytes; the limit is {MAX_PAYLOAD}",
+                    op.name,
+                    payload.len()
+                ),
+            )),
+            Outcome::Failed(info) => Err(self.guest_error(info)?),
+        };
+        self.apply(context::end(op, outcome, now_ms()))
     }
 
     /// A value produced by the host once and replayed after: a step with a reserved name.

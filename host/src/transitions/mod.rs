@@ -16,11 +16,13 @@
 //! - [`wait`]: start a wait, end it when its time comes.
 //! - [`callback`]: start a callback, complete or fail it from outside, heartbeat it, time it
 //!   out.
+//! - [`context`]: start a child context, end it with its result or error.
 //!
 //! **Boundary:** depends only on `journal`, `ids` and the `store` batch and record types, so
 //! that it can move into a core crate with them.
 
 pub mod callback;
+pub mod context;
 pub mod execution;
 pub mod step;
 pub mod wait;
