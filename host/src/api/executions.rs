@@ -1,6 +1,6 @@
 //! `/v1/executions`: start, list, read, history and stop.
 
-use super::{ApiError, AppState, Code, Tenant, body, schema};
+use super::{ApiError, AppState, Code, Tenant, body, history, schema};
 use crate::executions::StartRequest;
 use crate::ids::ExecutionId;
 use crate::journal::{ErrorRecord, Millis, format_ts};
@@ -311,7 +311,7 @@ pub async fn history(
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();
     Ok(Json(json!({
-        "events": events.iter().map(|(id, e)| e.to_history(*id)).collect::<Vec<_>>(),
+        "events": events.iter().map(|(id, e)| history::event(*id, e)).collect::<Vec<_>>(),
         "next_after": next,
     })))
 }

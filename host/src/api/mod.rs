@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod executions;
 mod guard;
+mod history;
 #[cfg(test)]
 mod openapi_tests;
 mod pipeline;

@@ -6,16 +6,13 @@
 //! waits, callbacks, nested contexts) record their own transitions.
 
 use super::recorded;
-use crate::journal::{
-    ErrorRecord, EventType, Millis, Operation, Status, error_details, result_details,
-};
+use crate::journal::{Details, ErrorRecord, EventType, Millis, Operation, Preview, Status};
 use crate::store::Batch;
-use serde_json::json;
 
 /// Starts the new context `op`.
 pub fn start(mut op: Operation, now: Millis) -> Batch {
     op.status = Status::Started;
-    recorded(op, EventType::ContextStarted, json!({}), now)
+    recorded(op, EventType::ContextStarted, Details::Empty, now)
 }
 
 /// Ends the open context `op` with `outcome`: its JSON result, or the error it failed with.
@@ -24,13 +21,19 @@ pub fn end(mut op: Operation, outcome: Result<String, ErrorRecord>, now: Millis)
     match outcome {
         Ok(payload) => {
             op.status = Status::Succeeded;
-            let details = json!({"Result": result_details(&payload)});
+            let details = Details::Succeeded {
+                result: Preview::of(&payload),
+                attempt: None,
+            };
             op.result = Some(payload);
             recorded(op, EventType::ContextSucceeded, details, now)
         }
         Err(error) => {
             op.status = Status::Failed;
-            let details = json!({"Error": error_details(&error)});
+            let details = Details::Failed {
+                error: error.clone(),
+                attempt: None,
+            };
             op.error = Some(error);
             recorded(op, EventType::ContextFailed, details, now)
         }
@@ -66,7 +69,7 @@ mod tests {
             let event = &batch.events[0];
             assert_eq!(event.event_type, EventType::ContextStarted);
             assert_eq!((event.timestamp, event.sub_type), (20, Some(sub_type)));
-            assert_eq!(event.details, json!({}));
+            assert_eq!(event.details, Details::Empty);
             assert!(batch.conditions.is_empty() && batch.set_timers.is_empty() && !batch.wake);
         }
     }
@@ -80,7 +83,13 @@ mod tests {
         assert!(op.error.is_none());
         let event = &batch.events[0];
         assert_eq!(event.event_type, EventType::ContextSucceeded);
-        assert_eq!(event.details["Result"]["Payload"], "[1,2]");
+        assert_eq!(
+            event.details,
+            Details::Succeeded {
+                result: Preview::of("[1,2]"),
+                attempt: None
+            }
+        );
         assert!(batch.set_timers.is_empty() && batch.callbacks.is_empty() && !batch.wake);
     }
 
@@ -97,8 +106,11 @@ mod tests {
         let event = &batch.events[0];
         assert_eq!(event.event_type, EventType::ContextFailed);
         assert_eq!(
-            event.details["Error"]["Payload"]["ErrorType"],
-            "Branch.Failed"
+            event.details,
+            Details::Failed {
+                error,
+                attempt: None
+            }
         );
     }
 }

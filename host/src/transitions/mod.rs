@@ -27,9 +27,8 @@ pub mod execution;
 pub mod step;
 pub mod wait;
 
-use crate::journal::{Event, EventType, Millis, Operation, Status};
+use crate::journal::{Details, Event, EventType, Millis, Operation, Status};
 use crate::store::{Batch, Condition, Timer};
-use serde_json::Value;
 
 /// The part every timer's transition shares: it applies only while the execution runs and the
 /// timer is due at `now` (so a timer fires once, and a timer a heartbeat moved does not fire
@@ -59,7 +58,7 @@ fn only_from(op: &Operation, status: Status) -> Condition {
 }
 
 /// An operation as it becomes, with the event that records it.
-fn recorded(op: Operation, event: EventType, details: Value, now: Millis) -> Batch {
+fn recorded(op: Operation, event: EventType, details: Details, now: Millis) -> Batch {
     Batch {
         events: vec![Event::operation(event, &op, now, details)],
         operations: vec![op],
