@@ -5,6 +5,8 @@
 //!   in the operation model of AWS Lambda durable functions.
 //! - [`Event`]: one entry of the history. EventIds are assigned by the store when the event is
 //!   committed, so they stay consecutive even when a callback and an activation race.
+//! - [`Details`]: what an event records (results, errors, attempts, durations), as facts; the
+//!   history's wire shape is rendered from them in `api::history`.
 //! - [`replay::Cursor`]: derives operation ids and checks each replayed call against the journal.
 //!
 //! Only plain records live here; Rust error enums never reach storage (see [`ErrorRecord`]).
