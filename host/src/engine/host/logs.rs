@@ -10,19 +10,20 @@ use crate::engine::budget::Charge;
 const MAX_LOG_LINE: usize = 4096;
 
 impl Activation {
+    /// Writes the guest's `message` at `level`, charged to the budget; nothing on replay, where
+    /// the line was written by the activation that first ran this code.
     pub(super) fn log(
         &mut self,
         ctx: &str,
         level: LogLevel,
         message: &str,
     ) -> wasmtime::Result<()> {
-        let a = self;
-        if a.cursor.is_replaying(ctx) {
+        if self.cursor.is_replaying(ctx) {
             return Ok(());
         }
-        a.charge(Charge::LogLine(message.len()))?;
-        let execution = a.execution.id.as_str();
-        let tenant = a.execution.tenant.as_str();
+        self.charge(Charge::LogLine(message.len()))?;
+        let execution = self.execution.id.as_str();
+        let tenant = self.execution.tenant.as_str();
         // The line is the guest's: its newlines and other control characters are escaped, so
         // it stays one line and cannot forge the host's own.
         let message = escape_log_line(message);
