@@ -9,7 +9,7 @@ use aegis::engine::activation::{self, Ending};
 use aegis::engine::host::Activation;
 use aegis::engine::{Engine, Limits};
 use aegis::ids::{ExecutionId, TenantId};
-use aegis::journal::{Event, EventType, now_ms};
+use aegis::journal::{Details, Event, EventType, now_ms};
 use aegis::store::sqlite::SqliteStore;
 use aegis::store::{Created, NewExecution, Store};
 use serde_json::json;
@@ -60,7 +60,11 @@ fn main() {
                 now: now_ms(),
                 timeout_at: None,
                 max_running: None,
-                started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
+                started_event: Event::execution(
+                    EventType::ExecutionStarted,
+                    now_ms(),
+                    Details::Empty,
+                ),
             })
             .unwrap();
         let Created::New(record) = created else {

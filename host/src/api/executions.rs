@@ -7,7 +7,7 @@ use super::openapi::{
     BadParameter, Digest, ErrorBody, ExecutionNotFound, ExecutionStatus as Status, HistoryEvent,
     RateLimited, Timestamp, Unauthorized, Unavailable,
 };
-use super::{ApiError, AppState, Code, Tenant, body, schema};
+use super::{ApiError, AppState, Code, Tenant, body, history, schema};
 use crate::executions::StartRequest;
 use crate::ids::ExecutionId;
 use crate::journal::{ErrorRecord, Millis, format_ts};
@@ -514,7 +514,7 @@ pub async fn history(
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();
     Ok(Json(HistoryPage {
-        events: events.iter().map(|(id, e)| e.to_history(*id)).collect(),
+        events: events.iter().map(|(id, e)| history::event(*id, e)).collect(),
         next_after: next,
     }))
 }

@@ -19,6 +19,7 @@ mod error;
 mod events;
 mod executions;
 mod guard;
+mod history;
 mod openapi;
 #[cfg(test)]
 mod openapi_tests;

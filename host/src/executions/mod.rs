@@ -26,7 +26,7 @@ use crate::engine::host::{Activation, Dispatch};
 use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
-use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, now_ms};
+use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, now_ms};
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
@@ -34,7 +34,6 @@ use crate::store::{
 };
 use crate::tenancy::Tenancy;
 use crate::transitions::execution;
-use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -618,15 +617,14 @@ impl Runtime {
         };
         let mut batch = activation.take_pending();
         let invocation = |error: Option<&ErrorRecord>| {
-            let mut details = json!({
-                "StartTimestamp": crate::journal::format_ts(started),
-                "EndTimestamp": crate::journal::format_ts(now_ms()),
-                "RequestId": format!("act_{:016x}", rand::random::<u64>()),
-            });
-            if let Some(e) = error {
-                details["Error"] = error_details(e);
-            }
-            Event::execution(EventType::InvocationCompleted, now_ms(), details)
+            let ended = now_ms();
+            let details = Details::Invocation {
+                started,
+                ended,
+                request_id: format!("act_{:016x}", rand::random::<u64>()),
+                error: error.cloned(),
+            };
+            Event::execution(EventType::InvocationCompleted, ended, details)
         };
         let mut terminal = false;
         match ending {

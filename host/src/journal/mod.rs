@@ -5,6 +5,8 @@
 //!   in the operation model of AWS Lambda durable functions.
 //! - [`Event`]: one entry of the history. EventIds are assigned by the store when the event is
 //!   committed, so they stay consecutive even when a callback and an activation race.
+//! - [`Details`]: what an event records (results, errors, attempts, durations), as facts; the
+//!   history's wire shape is rendered from them in `api::history`.
 //! - [`replay::Cursor`]: derives operation ids and checks each replayed call against the journal.
 //!
 //! Only plain records live here; Rust error enums never reach storage (see [`ErrorRecord`]).
@@ -12,7 +14,7 @@
 pub mod replay;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::num::NonZeroU8;
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
@@ -148,15 +150,6 @@ impl ErrorRecord {
             error_data: None,
         }
     }
-
-    /// The `{ErrorType, ErrorMessage, ErrorData}` object of the history.
-    pub fn to_history(&self) -> Value {
-        json!({
-            "ErrorType": self.error_type,
-            "ErrorMessage": self.error_message,
-            "ErrorData": self.error_data,
-        })
-    }
 }
 
 /// One durable operation of an execution.
@@ -256,13 +249,13 @@ pub struct Event {
     pub parent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_type: Option<SubType>,
-    /// The `<EventType>Details` record; `{}` when empty.
-    pub details: Value,
+    /// What happened, beyond the type and the operation.
+    pub details: Details,
 }
 
 impl Event {
     /// An event about the execution itself.
-    pub fn execution(event_type: EventType, timestamp: Millis, details: Value) -> Self {
+    pub fn execution(event_type: EventType, timestamp: Millis, details: Details) -> Self {
         Self {
             event_type,
             timestamp,
@@ -279,7 +272,7 @@ impl Event {
         event_type: EventType,
         op: &Operation,
         timestamp: Millis,
-        details: Value,
+        details: Details,
     ) -> Self {
         Self {
             event_type,
@@ -291,57 +284,112 @@ impl Event {
             details,
         }
     }
-
-    /// The event as the history API shows it, with its EventId.
-    pub fn to_history(&self, event_id: u64) -> Value {
-        let mut obj = serde_json::Map::new();
-        let event_type = serde_json::to_value(self.event_type).unwrap_or(Value::Null);
-        let details_key = format!("{}Details", event_type.as_str().unwrap_or("Unknown"));
-        obj.insert("EventType".into(), event_type);
-        obj.insert("EventId".into(), json!(event_id));
-        obj.insert("EventTimestamp".into(), json!(format_ts(self.timestamp)));
-        if let Some(id) = &self.op_id {
-            obj.insert("Id".into(), json!(id));
-        }
-        if let Some(name) = &self.name {
-            obj.insert("Name".into(), json!(name));
-        }
-        if let Some(parent) = &self.parent_id {
-            obj.insert("ParentId".into(), json!(parent));
-        }
-        if let Some(sub_type) = &self.sub_type {
-            obj.insert("SubType".into(), json!(sub_type));
-        }
-        obj.insert(details_key, self.details.clone());
-        Value::Object(obj)
-    }
 }
 
-/// Longest payload shown inline in the history; longer ones are truncated there (the journal keeps
-/// them whole).
-const HISTORY_PAYLOAD_LIMIT: usize = 32 * 1024;
+/// What an event records beyond its type and its operation: the facts, not a wire shape.
+/// `api::history` renders them as the AWS history's `<EventType>Details` records.
+///
+/// Stored as serde writes it (snake_case, externally tagged). Events written before these
+/// details were typed hold the history's JSON itself; they read back as [`Details::Legacy`],
+/// which the history shows as it was stored, so no journal needs a migration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Details {
+    /// Nothing beyond the event's type and operation (a step or a context started).
+    Empty,
+    /// The execution started with this input, and its timeout if it has one.
+    Started {
+        input: Preview,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_seconds: Option<u64>,
+    },
+    /// An operation or the execution ended with a result; a step says which attempt ended.
+    Succeeded {
+        result: Preview,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<Attempt>,
+    },
+    /// An operation or the execution ended with an error (failed, timed out, stopped), or a
+    /// step's attempt failed (and may be retried: see its [`Attempt`]).
+    Failed {
+        error: ErrorRecord,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<Attempt>,
+    },
+    /// A wait started, for this many whole seconds, to end at `scheduled_end`.
+    WaitStarted {
+        duration_seconds: u64,
+        scheduled_end: Millis,
+    },
+    /// A wait ended, after this many whole seconds.
+    WaitEnded { duration_seconds: i64 },
+    /// A callback started: the id handed out and its timeouts in whole seconds.
+    CallbackStarted {
+        callback_id: String,
+        timeout_seconds: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heartbeat_timeout_seconds: Option<u64>,
+    },
+    /// One activation of the guest ran from `started` to `ended`; `error` is set when the host
+    /// stopped it (a trap).
+    Invocation {
+        started: Millis,
+        ended: Millis,
+        request_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorRecord>,
+    },
+    /// An event written before details were typed: the history's JSON, kept as it was stored.
+    /// Only read, never written by this version.
+    #[serde(untagged)]
+    Legacy(Value),
+}
 
-/// A `{Payload, Truncated}` record for a JSON result.
-pub fn result_details(payload: &str) -> Value {
-    if payload.len() > HISTORY_PAYLOAD_LIMIT {
-        let mut cut = HISTORY_PAYLOAD_LIMIT;
+/// The attempt of a step that ended: its number (from 1) and, when a retry is scheduled, the
+/// delay before the next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_delay_ms: Option<u64>,
+}
+
+/// Longest part of a payload an event keeps: the operation keeps the payload whole, so a
+/// history stays small and an event never makes a batch too large.
+pub const EVENT_PAYLOAD_LIMIT: usize = 32 * 1024;
+
+/// A payload as an event keeps it: at most [`EVENT_PAYLOAD_LIMIT`] bytes of it, cut at a
+/// character boundary, and whether it was cut.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl Preview {
+    pub fn of(payload: &str) -> Self {
+        if payload.len() <= EVENT_PAYLOAD_LIMIT {
+            return Self {
+                text: payload.to_string(),
+                truncated: false,
+            };
+        }
+        let mut cut = EVENT_PAYLOAD_LIMIT;
         while !payload.is_char_boundary(cut) {
             cut -= 1;
         }
-        json!({"Payload": &payload[..cut], "Truncated": true})
-    } else {
-        json!({"Payload": payload, "Truncated": false})
+        Self {
+            text: payload[..cut].to_string(),
+            truncated: true,
+        }
     }
-}
-
-/// A `{Payload, Truncated}` record for an error.
-pub fn error_details(error: &ErrorRecord) -> Value {
-    json!({"Payload": error.to_history(), "Truncated": false})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn timestamps_format_as_rfc3339() {
@@ -355,7 +403,18 @@ mod tests {
     }
 
     #[test]
-    fn history_event_has_details_even_when_empty() {
+    fn long_payloads_are_cut_in_events_only() {
+        let big = "é".repeat(EVENT_PAYLOAD_LIMIT);
+        let preview = Preview::of(&big);
+        assert!(preview.truncated);
+        assert!(preview.text.len() <= EVENT_PAYLOAD_LIMIT);
+        assert!(big.starts_with(&preview.text));
+        let small = Preview::of("\"ok\"");
+        assert_eq!((small.text.as_str(), small.truncated), ("\"ok\"", false));
+    }
+
+    #[test]
+    fn details_round_trip_through_storage() {
         let op = Operation::new(
             "1".into(),
             None,
@@ -364,22 +423,52 @@ mod tests {
             SubType::Step,
             0,
         );
-        let ev = Event::operation(EventType::StepStarted, &op, 0, json!({}));
-        let v = ev.to_history(2);
-        assert_eq!(v["EventType"], "StepStarted");
-        assert_eq!(v["EventId"], 2);
-        assert_eq!(v["Id"], "1");
-        assert_eq!(v["SubType"], "Step");
-        assert_eq!(v["StepStartedDetails"], json!({}));
-        assert!(v.get("ParentId").is_none());
+        let attempt = Some(Attempt {
+            number: 2,
+            next_delay_ms: Some(1_500),
+        });
+        for details in [
+            Details::Empty,
+            Details::Succeeded {
+                result: Preview::of("7"),
+                attempt,
+            },
+            Details::Failed {
+                error: ErrorRecord::new("E", "m"),
+                attempt: None,
+            },
+            Details::WaitStarted {
+                duration_seconds: 5,
+                scheduled_end: 6_000,
+            },
+        ] {
+            let event = Event::operation(EventType::StepSucceeded, &op, 3, details);
+            let stored = serde_json::to_string(&event).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Event>(&stored).unwrap(),
+                event,
+                "{stored}"
+            );
+        }
     }
 
     #[test]
-    fn long_payloads_are_truncated_in_history_only() {
-        let big = "x".repeat(HISTORY_PAYLOAD_LIMIT + 10);
-        let d = result_details(&big);
-        assert_eq!(d["Truncated"], true);
-        assert_eq!(d["Payload"].as_str().unwrap().len(), HISTORY_PAYLOAD_LIMIT);
+    fn events_stored_before_typed_details_read_as_they_were() {
+        // As written by earlier versions: the history's details JSON itself.
+        for details in [
+            json!({}),
+            json!({"Result": {"Payload": "7", "Truncated": false},
+                   "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": null}}),
+            json!({"Duration": 5}),
+        ] {
+            let stored = json!({
+                "event_type": "StepSucceeded", "timestamp": 3, "op_id": "1", "name": "fetch",
+                "sub_type": "Step", "details": details,
+            })
+            .to_string();
+            let event: Event = serde_json::from_str(&stored).unwrap();
+            assert_eq!(event.details, Details::Legacy(details));
+        }
     }
 
     #[test]

@@ -643,7 +643,7 @@ fn dead_letter(
 mod tests {
     use super::*;
     use crate::ids::{ComponentDigest, TenantId};
-    use crate::journal::{Event, EventType};
+    use crate::journal::{Details, Event, EventType};
     use crate::store::{Batch, Created, NewExecution, sqlite::SqliteStore};
 
     #[tokio::test]
@@ -724,7 +724,7 @@ mod tests {
             now: now_ms(),
             timeout_at: None,
             max_running: None,
-            started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
+            started_event: Event::execution(EventType::ExecutionStarted, now_ms(), Details::Empty),
         };
         assert!(matches!(
             store.create_execution(new).unwrap(),

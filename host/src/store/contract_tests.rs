@@ -7,8 +7,7 @@
 //!   is set, as in CI). A real server speaking the DynamoDB protocol, never an in-process mock.
 
 use super::*;
-use crate::journal::{EventType, Millis, OperationType, SubType, now_ms};
-use serde_json::json;
+use crate::journal::{Details, EventType, Millis, OperationType, Preview, SubType, now_ms};
 use std::sync::Arc;
 
 fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
@@ -116,7 +115,7 @@ fn new_execution(name: Option<&str>, input: &str) -> NewExecution {
         now: now_ms(),
         timeout_at: None,
         max_running: None,
-        started_event: Event::execution(EventType::ExecutionStarted, now_ms(), json!({})),
+        started_event: Event::execution(EventType::ExecutionStarted, now_ms(), Details::Empty),
     }
 }
 
@@ -369,8 +368,8 @@ fn started_and_succeeded(id: &str) -> Batch {
     let op = step(id, Status::Succeeded);
     Batch {
         events: vec![
-            Event::operation(EventType::StepStarted, &op, now_ms(), json!({})),
-            Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({})),
+            Event::operation(EventType::StepStarted, &op, now_ms(), Details::Empty),
+            Event::operation(EventType::StepSucceeded, &op, now_ms(), Details::Empty),
         ],
         operations: vec![op],
         ..Batch::default()
@@ -422,7 +421,7 @@ fn a_failed_condition_writes_nothing(store: Arc<dyn Store>) {
             EventType::StepSucceeded,
             &op,
             now_ms(),
-            json!({}),
+            Details::Empty,
         )],
         operations: vec![op],
         ..Batch::default()
@@ -498,7 +497,7 @@ fn succeeded_step(id: &str) -> Batch {
             EventType::StepSucceeded,
             &op,
             now_ms(),
-            json!({}),
+            Details::Empty,
         )],
         operations: vec![op],
         ..Batch::default()
@@ -801,7 +800,8 @@ fn concurrent_commits_are_group_committed_and_all_applied(store: Arc<dyn Store>)
             std::thread::spawn(move || {
                 for i in 0..25 {
                     let op = step(&format!("{t}-{i}"), Status::Succeeded);
-                    let ev = Event::operation(EventType::StepSucceeded, &op, now_ms(), json!({}));
+                    let ev =
+                        Event::operation(EventType::StepSucceeded, &op, now_ms(), Details::Empty);
                     store
                         .commit(
                             &id,
@@ -1027,7 +1027,14 @@ fn large_records_round_trip(store: Arc<dyn Store>) -> ExecutionId {
         EventType::StepSucceeded,
         &op,
         now_ms(),
-        json!({"Result": big.clone()}),
+        // Bigger than an event keeps of a payload, so bigger than any event the host writes.
+        Details::Succeeded {
+            result: Preview {
+                text: big.clone(),
+                truncated: false,
+            },
+            attempt: None,
+        },
     );
     let batch = Batch {
         operations: vec![op.clone()],
@@ -1200,7 +1207,7 @@ fn long_histories_read_in_pages(store: Arc<dyn Store>) {
     for batch in 0..5 {
         let op = step(&batch.to_string(), Status::Succeeded);
         let events = (0..50)
-            .map(|_| Event::operation(EventType::StepStarted, &op, now_ms(), json!({})))
+            .map(|_| Event::operation(EventType::StepStarted, &op, now_ms(), Details::Empty))
             .collect();
         store
             .commit(

@@ -8,11 +8,8 @@
 
 use super::{only_from, recorded, timer_fired};
 use crate::ids::{CallbackId, ExecutionId, TenantId};
-use crate::journal::{
-    ErrorRecord, EventType, Millis, Operation, Status, error_details, result_details,
-};
+use crate::journal::{Details, ErrorRecord, EventType, Millis, Operation, Preview, Status};
 use crate::store::{Batch, CallbackRecord, Condition, Timer, TimerKind};
-use serde_json::json;
 
 /// A callback to start: the id handed to the outside world, whose execution it belongs to,
 /// and its timeouts.
@@ -31,11 +28,11 @@ pub struct NewCallback {
 /// timeout) its heartbeat timer, both counted from the operation's start.
 pub fn start(new: NewCallback, mut op: Operation, now: Millis) -> Batch {
     op.callback_id = Some(new.id.to_string());
-    let details = json!({
-        "CallbackId": new.id.as_str(),
-        "Timeout": new.timeout_ms / 1000,
-        "HeartbeatTimeout": new.heartbeat_timeout_ms.map(|h| h / 1000),
-    });
+    let details = Details::CallbackStarted {
+        callback_id: new.id.to_string(),
+        timeout_seconds: new.timeout_ms / 1000,
+        heartbeat_timeout_seconds: new.heartbeat_timeout_ms.map(|h| h / 1000),
+    };
     let timer = |after: u64, kind| Timer {
         fire_at: op.start_ts + after as Millis,
         execution_id: new.execution.clone(),
@@ -136,13 +133,19 @@ fn close(
     let (event_type, details) = match outcome {
         Ok(payload) => {
             op.status = Status::Succeeded;
-            let details = json!({"Result": result_details(&payload)});
+            let details = Details::Succeeded {
+                result: Preview::of(&payload),
+                attempt: None,
+            };
             op.result = Some(payload);
             (EventType::CallbackSucceeded, details)
         }
         Err((status, error)) => {
             op.status = status;
-            let details = json!({"Error": error_details(&error)});
+            let details = Details::Failed {
+                error: error.clone(),
+                attempt: None,
+            };
             op.error = Some(error);
             let event = if status == Status::TimedOut {
                 EventType::CallbackTimedOut
@@ -211,7 +214,11 @@ mod tests {
         assert_eq!(batch.events[0].event_type, EventType::CallbackStarted);
         assert_eq!(
             *details,
-            json!({"CallbackId": "cb_1", "Timeout": 60, "HeartbeatTimeout": 5})
+            Details::CallbackStarted {
+                callback_id: "cb_1".into(),
+                timeout_seconds: 60,
+                heartbeat_timeout_seconds: Some(5),
+            }
         );
         assert_eq!(
             batch.set_timers,
@@ -225,7 +232,13 @@ mod tests {
         let op = fixtures::op(OperationType::Callback, SubType::Callback, 1_000);
         let batch = start(new_callback(None), op, 1_000);
         assert_eq!(batch.set_timers.len(), 1);
-        assert_eq!(batch.events[0].details["HeartbeatTimeout"], json!(null));
+        assert!(matches!(
+            batch.events[0].details,
+            Details::CallbackStarted {
+                heartbeat_timeout_seconds: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -262,8 +275,11 @@ mod tests {
         assert_eq!(failed.events[0].event_type, EventType::CallbackFailed);
         assert_eq!(failed.callbacks[0].status, Status::Failed);
         assert_eq!(
-            failed.events[0].details["Error"]["Payload"]["ErrorType"],
-            "No"
+            failed.events[0].details,
+            Details::Failed {
+                error: ErrorRecord::new("No", "declined"),
+                attempt: None
+            }
         );
     }
 

@@ -9,7 +9,7 @@
 //! conditions [`time_out`] and [`stop`] carry.
 
 use super::timer_fired;
-use crate::journal::{ErrorRecord, Event, EventType, Millis, error_details, result_details};
+use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, Preview};
 use crate::store::{Batch, Condition, ExecutionStatus, Finish, Timer};
 use serde_json::json;
 
@@ -32,7 +32,10 @@ pub fn started_event(input: &str, timeout_seconds: Option<u64>, now: Millis) -> 
     Event::execution(
         EventType::ExecutionStarted,
         now,
-        json!({"Input": result_details(input), "ExecutionTimeout": timeout_seconds}),
+        Details::Started {
+            input: Preview::of(input),
+            timeout_seconds,
+        },
     )
 }
 
@@ -75,9 +78,15 @@ pub fn end(ending: Ending, workflow: &str, now: Millis) -> Batch {
         ),
     };
     let details = match (&result, &error) {
-        (Some(result), _) => json!({"Result": result_details(result)}),
-        (None, Some(error)) => json!({"Error": error_details(error)}),
-        (None, None) => json!({}),
+        (Some(result), _) => Details::Succeeded {
+            result: Preview::of(result),
+            attempt: None,
+        },
+        (None, Some(error)) => Details::Failed {
+            error: error.clone(),
+            attempt: None,
+        },
+        (None, None) => Details::Empty,
     };
     Batch {
         events: vec![Event::execution(event, now, details)],
@@ -133,7 +142,7 @@ mod tests {
     use crate::transitions::fixtures;
     use serde_json::Value;
 
-    fn only_event(batch: &Batch) -> (EventType, &Value) {
+    fn only_event(batch: &Batch) -> (EventType, &Details) {
         assert_eq!(batch.events.len(), 1);
         (batch.events[0].event_type, &batch.events[0].details)
     }
@@ -143,12 +152,20 @@ mod tests {
         let event = started_event(r#"{"n":1}"#, Some(60), 3);
         assert_eq!(event.event_type, EventType::ExecutionStarted);
         assert_eq!(event.timestamp, 3);
-        assert_eq!(event.details["Input"]["Payload"], r#"{"n":1}"#);
-        assert_eq!(event.details["ExecutionTimeout"], 60);
         assert_eq!(
-            started_event("{}", None, 3).details["ExecutionTimeout"],
-            Value::Null
+            event.details,
+            Details::Started {
+                input: Preview::of(r#"{"n":1}"#),
+                timeout_seconds: Some(60)
+            }
         );
+        assert!(matches!(
+            started_event("{}", None, 3).details,
+            Details::Started {
+                timeout_seconds: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -174,7 +191,13 @@ mod tests {
         let batch = end(Ending::Succeeded(r#"{"a":1}"#.into()), "wf", 1);
         let (event, details) = only_event(&batch);
         assert_eq!(event, EventType::ExecutionSucceeded);
-        assert_eq!(details["Result"]["Payload"], r#"{"a":1}"#);
+        assert_eq!(
+            *details,
+            Details::Succeeded {
+                result: Preview::of(r#"{"a":1}"#),
+                attempt: None
+            }
+        );
         let finish = batch.finish.unwrap();
         assert_eq!(finish.status, ExecutionStatus::Succeeded);
         assert_eq!(finish.result.as_deref(), Some(r#"{"a":1}"#));
@@ -184,7 +207,9 @@ mod tests {
         let batch = end(Ending::Failed(ErrorRecord::new("E.x", "boom")), "wf", 1);
         let (event, details) = only_event(&batch);
         assert_eq!(event, EventType::ExecutionFailed);
-        assert_eq!(details["Error"]["Payload"]["ErrorType"], "E.x");
+        assert!(
+            matches!(details, Details::Failed { error, attempt: None } if error.error_type == "E.x")
+        );
         let finish = batch.finish.unwrap();
         assert_eq!(finish.status, ExecutionStatus::Failed);
         assert!(finish.result.is_none());

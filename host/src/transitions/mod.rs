@@ -16,18 +16,19 @@
 //! - [`wait`]: start a wait, end it when its time comes.
 //! - [`callback`]: start a callback, complete or fail it from outside, heartbeat it, time it
 //!   out.
+//! - [`context`]: start a child context, end it with its result or error.
 //!
 //! **Boundary:** depends only on `journal`, `ids` and the `store` batch and record types, so
 //! that it can move into a core crate with them.
 
 pub mod callback;
+pub mod context;
 pub mod execution;
 pub mod step;
 pub mod wait;
 
-use crate::journal::{Event, EventType, Millis, Operation, Status};
+use crate::journal::{Details, Event, EventType, Millis, Operation, Status};
 use crate::store::{Batch, Condition, Timer};
-use serde_json::Value;
 
 /// The part every timer's transition shares: it applies only while the execution runs and the
 /// timer is due at `now` (so a timer fires once, and a timer a heartbeat moved does not fire
@@ -57,7 +58,7 @@ fn only_from(op: &Operation, status: Status) -> Condition {
 }
 
 /// An operation as it becomes, with the event that records it.
-fn recorded(op: Operation, event: EventType, details: Value, now: Millis) -> Batch {
+fn recorded(op: Operation, event: EventType, details: Details, now: Millis) -> Batch {
     Batch {
         events: vec![Event::operation(event, &op, now, details)],
         operations: vec![op],

@@ -2,16 +2,15 @@
 //!
 //! A step's attempt count is the number of finished attempts: ending one adds one. A failure
 //! that its [`RetryPolicy`] retries makes the step PENDING until its retry timer fires
-//! ([`ready`]); a final failure or a success ends it. Every ending event carries the model's
-//! `RetryDetails` ([`retry_details`]).
+//! ([`ready`]); a final failure or a success ends it. Every ending event records the
+//! [`Attempt`] that ended and the delay before the next one (the history's `RetryDetails`).
 
 use super::{only_from, recorded, timer_fired};
 use crate::ids::ExecutionId;
 use crate::journal::{
-    ErrorRecord, EventType, Millis, Operation, Status, error_details, result_details,
+    Attempt, Details, ErrorRecord, EventType, Millis, Operation, Preview, Status,
 };
 use crate::store::{Batch, Timer, TimerKind};
-use serde_json::{Value, json};
 
 /// Longest delay between two attempts (the model's 366 days).
 pub const MAX_RETRY_DELAY_MS: u64 = 366 * 24 * 3600 * 1000;
@@ -70,20 +69,11 @@ pub fn retry_delay_ms(
     })
 }
 
-/// The `RetryDetails` of a step's ending event: the attempt that ended and, when a retry is
-/// scheduled, the delay before it in seconds (else `null`).
-pub fn retry_details(attempt: u32, delay_ms: Option<u64>) -> Value {
-    json!({
-        "CurrentAttempt": attempt,
-        "NextAttemptDelaySeconds": delay_ms.map(|d| d as f64 / 1000.0),
-    })
-}
-
 /// Starts an attempt of `op` (new, or READY for a retry).
 pub fn start(mut op: Operation, now: Millis) -> Batch {
     op.status = Status::Started;
     op.next_attempt_ts = None;
-    recorded(op, EventType::StepStarted, json!({}), now)
+    recorded(op, EventType::StepStarted, Details::Empty, now)
 }
 
 /// What ending an attempt decided.
@@ -109,10 +99,13 @@ pub fn end(
         Ok(payload) => {
             op.status = Status::Succeeded;
             op.end_ts = Some(now);
-            let details = json!({
-                "Result": result_details(&payload),
-                "RetryDetails": retry_details(op.attempt, None),
-            });
+            let details = Details::Succeeded {
+                result: Preview::of(&payload),
+                attempt: Some(Attempt {
+                    number: op.attempt,
+                    next_delay_ms: None,
+                }),
+            };
             op.result = Some(payload);
             return (
                 recorded(op.clone(), EventType::StepSucceeded, details, now),
@@ -122,10 +115,13 @@ pub fn end(
         Err(error) => error,
     };
     let delay = policy.and_then(|p| retry_delay_ms(p, op.attempt, &error.error_type));
-    let details = json!({
-        "Error": error_details(&error),
-        "RetryDetails": retry_details(op.attempt, delay),
-    });
+    let details = Details::Failed {
+        error: error.clone(),
+        attempt: Some(Attempt {
+            number: op.attempt,
+            next_delay_ms: delay,
+        }),
+    };
     op.error = Some(error);
     match delay {
         Some(delay) => {
@@ -199,6 +195,13 @@ mod tests {
         fixtures::op(OperationType::Step, SubType::Step, 10)
     }
 
+    fn attempt(number: u32, next_delay_ms: Option<u64>) -> Attempt {
+        Attempt {
+            number,
+            next_delay_ms,
+        }
+    }
+
     #[test]
     fn exponential_backoff_grows_and_is_capped() {
         let p = policy(10, 1000, 2.0, false);
@@ -227,18 +230,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_details_give_the_delay_in_seconds_or_null() {
-        assert_eq!(
-            retry_details(2, Some(1500)),
-            json!({"CurrentAttempt": 2, "NextAttemptDelaySeconds": 1.5})
-        );
-        assert_eq!(
-            retry_details(1, None),
-            json!({"CurrentAttempt": 1, "NextAttemptDelaySeconds": null})
-        );
-    }
-
-    #[test]
     fn a_start_records_the_attempt_and_forgets_the_retry_time() {
         let mut op = step();
         op.status = Status::Ready;
@@ -247,7 +238,7 @@ mod tests {
         assert_eq!(batch.operations[0].status, Status::Started);
         assert_eq!(batch.operations[0].next_attempt_ts, None);
         assert_eq!(batch.events[0].event_type, EventType::StepStarted);
-        assert_eq!(batch.events[0].details, json!({}));
+        assert_eq!(batch.events[0].details, Details::Empty);
         assert!(batch.conditions.is_empty() && batch.set_timers.is_empty());
     }
 
@@ -262,8 +253,13 @@ mod tests {
         assert_eq!(batch.operations, vec![*op]);
         let event = &batch.events[0];
         assert_eq!(event.event_type, EventType::StepSucceeded);
-        assert_eq!(event.details["Result"]["Payload"], "7");
-        assert_eq!(event.details["RetryDetails"], retry_details(1, None));
+        assert_eq!(
+            event.details,
+            Details::Succeeded {
+                result: Preview::of("7"),
+                attempt: Some(attempt(1, None)),
+            }
+        );
     }
 
     #[test]
@@ -280,8 +276,11 @@ mod tests {
         assert_eq!(op.error.as_ref().unwrap().error_type, "E");
         assert_eq!(batch.events[0].event_type, EventType::StepFailed);
         assert_eq!(
-            batch.events[0].details["RetryDetails"],
-            retry_details(2, Some(2000))
+            batch.events[0].details,
+            Details::Failed {
+                error: ErrorRecord::new("E", "m"),
+                attempt: Some(attempt(2, Some(2000))),
+            }
         );
         assert_eq!(
             batch.set_timers,
@@ -315,12 +314,11 @@ mod tests {
         );
         assert!(batch.set_timers.is_empty());
         assert_eq!(
-            batch.events[0].details["RetryDetails"],
-            retry_details(2, None)
-        );
-        assert_eq!(
-            batch.events[0].details["Error"]["Payload"]["ErrorType"],
-            "E"
+            batch.events[0].details,
+            Details::Failed {
+                error: ErrorRecord::new("E", "m"),
+                attempt: Some(attempt(2, None)),
+            }
         );
     }
 

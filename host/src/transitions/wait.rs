@@ -2,18 +2,17 @@
 
 use super::{only_from, recorded, timer_fired};
 use crate::ids::ExecutionId;
-use crate::journal::{EventType, Millis, Operation, Status, format_ts};
+use crate::journal::{Details, EventType, Millis, Operation, Status};
 use crate::store::{Batch, Timer, TimerKind};
-use serde_json::json;
 
 /// Starts the new wait `op` of `execution` for `duration_ms` from its start.
 pub fn start(execution: &ExecutionId, mut op: Operation, duration_ms: u64, now: Millis) -> Batch {
     let end = op.start_ts + duration_ms as Millis;
     op.scheduled_end_ts = Some(end);
-    let details = json!({
-        "Duration": duration_ms / 1000,
-        "ScheduledEndTimestamp": format_ts(end),
-    });
+    let details = Details::WaitStarted {
+        duration_seconds: duration_ms / 1000,
+        scheduled_end: end,
+    };
     let timer = Timer {
         fire_at: end,
         execution_id: execution.clone(),
@@ -36,7 +35,9 @@ pub fn end(timer: &Timer, mut op: Operation, now: Millis) -> Batch {
     batch.append(recorded(
         op,
         EventType::WaitSucceeded,
-        json!({"Duration": seconds}),
+        Details::WaitEnded {
+            duration_seconds: seconds,
+        },
         now,
     ));
     batch.wake = true;
@@ -62,8 +63,13 @@ mod tests {
         assert_eq!(op.status, Status::Started);
         let event = &batch.events[0];
         assert_eq!(event.event_type, EventType::WaitStarted);
-        assert_eq!(event.details["Duration"], 5);
-        assert_eq!(event.details["ScheduledEndTimestamp"], format_ts(6_000));
+        assert_eq!(
+            event.details,
+            Details::WaitStarted {
+                duration_seconds: 5,
+                scheduled_end: 6_000
+            }
+        );
         assert_eq!(
             batch.set_timers,
             vec![fixtures::timer(TimerKind::WaitEnd, 6_000)]
@@ -84,7 +90,12 @@ mod tests {
             (Some(6_010), Some("null"))
         );
         assert_eq!(batch.events[0].event_type, EventType::WaitSucceeded);
-        assert_eq!(batch.events[0].details, json!({"Duration": 5}));
+        assert_eq!(
+            batch.events[0].details,
+            Details::WaitEnded {
+                duration_seconds: 5
+            }
+        );
         assert!(batch.wake);
         assert!(matches!(
             batch.conditions.as_slice(),

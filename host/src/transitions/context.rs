@@ -1,0 +1,116 @@
+//! Child contexts (run-in-child-context, parallel and its branches, map and its iterations,
+//! wait-for-callback): start one, end it with the guest's result or error.
+//!
+//! A context has no timers and no rules beyond its status: it is STARTED when the guest enters
+//! it and ends once, SUCCEEDED or FAILED, when the guest leaves it. Its operations (steps,
+//! waits, callbacks, nested contexts) record their own transitions.
+
+use super::recorded;
+use crate::journal::{Details, ErrorRecord, EventType, Millis, Operation, Preview, Status};
+use crate::store::Batch;
+
+/// Starts the new context `op`.
+pub fn start(mut op: Operation, now: Millis) -> Batch {
+    op.status = Status::Started;
+    recorded(op, EventType::ContextStarted, Details::Empty, now)
+}
+
+/// Ends the open context `op` with `outcome`: its JSON result, or the error it failed with.
+pub fn end(mut op: Operation, outcome: Result<String, ErrorRecord>, now: Millis) -> Batch {
+    op.end_ts = Some(now);
+    match outcome {
+        Ok(payload) => {
+            op.status = Status::Succeeded;
+            let details = Details::Succeeded {
+                result: Preview::of(&payload),
+                attempt: None,
+            };
+            op.result = Some(payload);
+            recorded(op, EventType::ContextSucceeded, details, now)
+        }
+        Err(error) => {
+            op.status = Status::Failed;
+            let details = Details::Failed {
+                error: error.clone(),
+                attempt: None,
+            };
+            op.error = Some(error);
+            recorded(op, EventType::ContextFailed, details, now)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{OperationType, SubType};
+    use crate::transitions::fixtures;
+
+    fn context(sub_type: SubType) -> Operation {
+        fixtures::op(OperationType::Context, sub_type, 10)
+    }
+
+    #[test]
+    fn a_start_records_the_context_with_empty_details() {
+        for sub_type in [
+            SubType::RunInChildContext,
+            SubType::Parallel,
+            SubType::ParallelBranch,
+            SubType::Map,
+            SubType::MapIteration,
+            SubType::WaitForCallback,
+        ] {
+            let batch = start(context(sub_type), 20);
+            let op = &batch.operations[0];
+            assert_eq!(
+                (op.status, op.sub_type, op.end_ts),
+                (Status::Started, sub_type, None)
+            );
+            let event = &batch.events[0];
+            assert_eq!(event.event_type, EventType::ContextStarted);
+            assert_eq!((event.timestamp, event.sub_type), (20, Some(sub_type)));
+            assert_eq!(event.details, Details::Empty);
+            assert!(batch.conditions.is_empty() && batch.set_timers.is_empty() && !batch.wake);
+        }
+    }
+
+    #[test]
+    fn a_success_records_the_result() {
+        let batch = end(context(SubType::Map), Ok(r#"[1,2]"#.into()), 30);
+        let op = &batch.operations[0];
+        assert_eq!(op.status, Status::Succeeded);
+        assert_eq!((op.end_ts, op.result.as_deref()), (Some(30), Some("[1,2]")));
+        assert!(op.error.is_none());
+        let event = &batch.events[0];
+        assert_eq!(event.event_type, EventType::ContextSucceeded);
+        assert_eq!(
+            event.details,
+            Details::Succeeded {
+                result: Preview::of("[1,2]"),
+                attempt: None
+            }
+        );
+        assert!(batch.set_timers.is_empty() && batch.callbacks.is_empty() && !batch.wake);
+    }
+
+    #[test]
+    fn a_failure_records_the_error() {
+        let error = ErrorRecord::new("Branch.Failed", "no");
+        let batch = end(context(SubType::ParallelBranch), Err(error.clone()), 30);
+        let op = &batch.operations[0];
+        assert_eq!((op.status, op.end_ts), (Status::Failed, Some(30)));
+        assert_eq!(
+            (op.error.as_ref(), op.result.as_ref()),
+            (Some(&error), None)
+        );
+        let event = &batch.events[0];
+        assert_eq!(event.event_type, EventType::ContextFailed);
+        assert_eq!(
+            event.details,
+            Details::Failed {
+                error,
+                attempt: None
+            }
+        );
+    }
+}
