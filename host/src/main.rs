@@ -165,12 +165,9 @@ async fn main() -> anyhow::Result<()> {
                 credentials: None,
                 spill_to: None,
             };
-            let (table, created) = tokio::task::spawn_blocking(move || {
-                let store = aegis::store::dynamo::DynamoStore::connect(&options)?;
-                let created = store.create_tables()?;
-                Ok::<_, aegis::store::Error>((store.table_name().to_string(), created))
-            })
-            .await??;
+            let store = aegis::store::dynamo::DynamoStore::connect(&options).await?;
+            let created = store.create_tables().await?;
+            let table = store.table_name();
             if created {
                 println!("created table {table}");
             } else {

@@ -73,6 +73,7 @@ impl Server {
                     spill_to: s3.clone(),
                     ..DynamoOptions::from(&config.store)
                 })
+                .await
                 .context("open the DynamoDB store")?,
             ),
         };
@@ -89,10 +90,11 @@ impl Server {
             config.admin_key.clone(),
         ));
         // Each tenant's artifact quota, read at every put so a changed quota applies at once.
+        // Artifacts are written from blocking threads (an activation, a spilled agent result).
         let artifact_quota: crate::artifacts::Quota = {
             let tenancy = tenancy.clone();
             Arc::new(move |tenant: &crate::ids::TenantId| {
-                tenancy.quotas(tenant).max_artifact_bytes()
+                crate::store::wait(tenancy.quotas(tenant)).max_artifact_bytes()
             })
         };
         let artifacts: Arc<dyn ArtifactStore> = match s3 {
@@ -161,7 +163,7 @@ impl Server {
                 Duration::from_millis(sweep_ms),
             ));
         }
-        let recovered = runtime.recover().context("recover executions")?;
+        let recovered = runtime.recover().await.context("recover executions")?;
         let router = crate::api::router_with_config(runtime.clone(), &config);
         Ok(Self {
             addr,

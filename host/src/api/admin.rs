@@ -136,15 +136,6 @@ fn key_view(k: &KeyRecord) -> KeyView {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, tenancy::Error> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(crate::task::rethrow)
-        .map_err(ApiError::from)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
@@ -170,8 +161,7 @@ const TENANT_ID: &str = "The tenant id (`tn_...`).";
 pub async fn create_tenant(State(s): State<AppState>, request: Body) -> Result<Response, ApiError> {
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
     let req: CreateTenant = schema::parse(&bytes, "CreateTenant")?;
-    let tenancy = s.rt.tenancy.clone();
-    let (tenant, key) = blocking(move || tenancy.create_tenant(&req.name, req.quotas)).await?;
+    let (tenant, key) = s.rt.tenancy.create_tenant(&req.name, req.quotas).await?;
     let view = tenant_view(&s, &tenant);
     let created = NewTenant {
         api_key: key.secret,
@@ -193,20 +183,17 @@ pub async fn create_tenant(State(s): State<AppState>, request: Body) -> Result<R
         (status = 503, response = Unavailable),
     ))]
 pub async fn list_tenants(State(s): State<AppState>) -> Result<Json<TenantList>, ApiError> {
-    let store = s.rt.store.clone();
-    let tenants = blocking(move || Ok(store.tenants()?)).await?;
+    let tenants = s.rt.tenancy.tenants().await?;
     let tenants = tenants.iter().map(|t| tenant_view(&s, t)).collect();
     Ok(Json(TenantList { tenants }))
 }
 
 async fn load(s: &AppState, id: String) -> Result<TenantRecord, ApiError> {
-    let store = s.rt.store.clone();
-    blocking(move || {
-        store
-            .tenant(&TenantId::from_raw(id))?
-            .ok_or(tenancy::Error::TenantNotFound)
-    })
-    .await
+    Ok(s.rt
+        .tenancy
+        .tenant(&TenantId::from_raw(id))
+        .await?
+        .ok_or(tenancy::Error::TenantNotFound)?)
 }
 
 #[utoipa::path(get, path = "/v1/admin/tenants/{id}", tag = "admin", operation_id = "getTenant",
@@ -246,8 +233,10 @@ pub async fn set_quotas(
 ) -> Result<Json<TenantView>, ApiError> {
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
     let overrides: Overrides = schema::parse(&bytes, "QuotaOverrides")?;
-    let tenancy = s.rt.tenancy.clone();
-    let tenant = blocking(move || tenancy.set_quotas(&TenantId::from_raw(id), overrides)).await?;
+    let tenant =
+        s.rt.tenancy
+            .set_quotas(&TenantId::from_raw(id), overrides)
+            .await?;
     Ok(Json(tenant_view(&s, &tenant)))
 }
 
@@ -264,8 +253,7 @@ pub async fn add_key(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let tenancy = s.rt.tenancy.clone();
-    let key = blocking(move || tenancy.add_key(&TenantId::from_raw(id))).await?;
+    let key = s.rt.tenancy.add_key(&TenantId::from_raw(id)).await?;
     let view = key_view(&key.record);
     let created = NewApiKey {
         api_key: key.secret,
@@ -290,8 +278,7 @@ pub async fn list_keys(
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let tenant = load(&s, id).await?;
-    let store = s.rt.store.clone();
-    let keys = blocking(move || Ok(store.api_keys(&tenant.id)?)).await?;
+    let keys = s.rt.tenancy.keys(&tenant.id).await?;
     Ok(Json(ApiKeyList {
         keys: keys.iter().map(key_view).collect(),
     }))
@@ -314,8 +301,10 @@ pub async fn revoke_key(
     State(s): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let tenancy = s.rt.tenancy.clone();
-    let key = blocking(move || tenancy.revoke_key(&TenantId::from_raw(id), &key_id)).await?;
+    let key =
+        s.rt.tenancy
+            .revoke_key(&TenantId::from_raw(id), &key_id)
+            .await?;
     Ok(Json(key_view(&key)))
 }
 
@@ -329,9 +318,7 @@ pub async fn revoke_key(
         (status = 503, response = Unavailable),
     ))]
 pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Caller>, ApiError> {
-    let store = s.rt.store.clone();
-    let id = tenant.0.clone();
-    let record = blocking(move || Ok(store.tenant(&id)?)).await?;
+    let record = s.rt.tenancy.tenant(&tenant.0).await?;
     let artifacts = s.rt.artifacts.clone();
     let id = tenant.0.clone();
     // What the tenant uses, beside the quota that limits it.
@@ -341,7 +328,7 @@ pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Ca
         .map_err(ApiError::internal)?;
     Ok(Json(Caller {
         name: record.map(|r| r.name),
-        quotas: s.rt.tenancy.quotas(&tenant),
+        quotas: s.rt.tenancy.quotas(&tenant).await,
         tenant_id: tenant.0,
         usage: Usage { artifact_bytes },
     }))

@@ -73,8 +73,12 @@ pub(super) async fn admit(s: &AppState, id: &str) -> Result<CallbackRecord, ApiE
 
 /// The largest body a callback of `record`'s tenant accepts: its payload limit and the JSON
 /// around it.
-fn body_limit(s: &AppState, record: &CallbackRecord) -> usize {
-    s.rt.tenancy.quotas(&record.tenant).max_payload_bytes() + body::ENVELOPE
+async fn body_limit(s: &AppState, record: &CallbackRecord) -> usize {
+    s.rt.tenancy
+        .quotas(&record.tenant)
+        .await
+        .max_payload_bytes()
+        + body::ENVELOPE
 }
 
 /// `POST /v1/callbacks/{id}/succeed`: the body (any JSON; empty is `null`) is the result.
@@ -101,7 +105,7 @@ pub async fn succeed(
     request: Body,
 ) -> Result<Json<CallbackAccepted>, ApiError> {
     let record = admit(&s, &id).await?;
-    let bytes = body::read(request, body_limit(&s, &record), "the callback body").await?;
+    let bytes = body::read(request, body_limit(&s, &record).await, "the callback body").await?;
     let result: Value = if bytes.is_empty() {
         Value::Null
     } else {
@@ -139,7 +143,7 @@ pub async fn fail(
     request: Body,
 ) -> Result<Json<CallbackAccepted>, ApiError> {
     let record = admit(&s, &id).await?;
-    let bytes = body::read(request, body_limit(&s, &record), "the callback body").await?;
+    let bytes = body::read(request, body_limit(&s, &record).await, "the callback body").await?;
     let fail: FailBody = if bytes.is_empty() {
         FailBody::default()
     } else {

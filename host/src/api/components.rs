@@ -5,8 +5,8 @@ use super::openapi::{
     Unavailable, Wasm,
 };
 use super::{ApiError, AppState, Code, Tenant};
-use crate::components::Error;
 use crate::components::spool::spool;
+use crate::components::{self, Error};
 use crate::journal::format_ts;
 use crate::store::{ComponentRecord, Deleted};
 use axum::Json;
@@ -64,14 +64,6 @@ fn view(c: &ComponentRecord) -> View {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::Error> + Send + 'static,
-) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(crate::task::rethrow)?)
-}
-
 /// `POST /v1/components/{name}`: the body is spooled to disk as it arrives (never held whole in
 /// memory), refused with 413 as soon as it is over the tenant's `max_component_mb`, and compiled
 /// only when these bytes are not installed already; a full compile queue is a 429 with
@@ -103,7 +95,7 @@ pub async fn upload(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).max_component_bytes() as u64;
+    let limit = s.rt.tenancy.quotas(&tenant).await.max_component_bytes() as u64;
     if !crate::components::valid_name(&name) {
         // The body is read and dropped (up to the size limit) before answering: a server that
         // answers and closes while the client still sends makes the client's kernel see a
@@ -168,8 +160,7 @@ pub async fn list(
     State(s): State<AppState>,
     tenant: Tenant,
 ) -> Result<Json<ComponentList>, ApiError> {
-    let store = s.rt.store.clone();
-    let records = blocking(move || store.components(&tenant, None)).await?;
+    let records = components::list(&s.rt, &tenant, None).await?;
     Ok(Json(ComponentList {
         components: records.iter().map(view).collect(),
     }))
@@ -190,9 +181,7 @@ pub async fn versions(
     tenant: Tenant,
     Path(name): Path<String>,
 ) -> Result<Json<ComponentVersions>, ApiError> {
-    let store = s.rt.store.clone();
-    let key = name.clone();
-    let records = blocking(move || store.components(&tenant, Some(&key))).await?;
+    let records = components::list(&s.rt, &tenant, Some(&name)).await?;
     if records.is_empty() {
         return Err(not_found(&name));
     }
@@ -228,9 +217,7 @@ pub async fn version(
     tenant: Tenant,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<View>, ApiError> {
-    let store = s.rt.store.clone();
-    let key = name.clone();
-    let record = blocking(move || store.find_component(&tenant, &key, Some(version))).await?;
+    let record = components::find(&s.rt, &tenant, &name, Some(version)).await?;
     record
         .map(|r| Json(view(&r)))
         .ok_or_else(|| not_found(&format!("{name} v{version}")))
@@ -256,9 +243,7 @@ pub async fn remove(
     tenant: Tenant,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<StatusCode, ApiError> {
-    let store = s.rt.store.clone();
-    let key = name.clone();
-    match blocking(move || store.delete_component(&tenant, &key, version)).await? {
+    match components::delete(&s.rt, &tenant, &name, version).await? {
         Deleted::Deleted => Ok(StatusCode::NO_CONTENT),
         Deleted::NotFound => Err(not_found(&format!("{name} v{version}"))),
         Deleted::InUse => Err(ApiError::new(

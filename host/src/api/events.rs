@@ -128,14 +128,12 @@ pub async fn list(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let store = s.rt.store.clone();
     let execution = q.execution_id.map(ExecutionId::from_raw);
     let after = q.after.unwrap_or(0);
-    let events = tokio::task::spawn_blocking(move || {
-        store.workflow_events(Some(&tenant), execution.as_ref(), after, limit)
-    })
-    .await
-    .unwrap_or_else(crate::task::rethrow)?;
+    let events =
+        s.rt.notifier
+            .events(&tenant, execution.as_ref(), after, limit)
+            .await?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
     Ok(Json(EventPage {
         events: events.iter().map(to_json).collect(),
@@ -190,13 +188,10 @@ pub async fn stream(
     let mut backlog = Vec::new();
     let mut cursor = after;
     loop {
-        let store = s.rt.store.clone();
-        let (t, e) = (tenant.0.clone(), execution.clone());
-        let page = tokio::task::spawn_blocking(move || {
-            store.workflow_events(Some(&t), e.as_ref(), cursor, BACKLOG_PAGE)
-        })
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+        let page =
+            s.rt.notifier
+                .events(&tenant, execution.as_ref(), cursor, BACKLOG_PAGE)
+                .await?;
         let full = page.len() == BACKLOG_PAGE;
         cursor = page.last().map(|e| e.seq).unwrap_or(cursor);
         backlog.extend(page);
@@ -263,11 +258,10 @@ async fn dead_letter_page(
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let after = after.unwrap_or(0);
-    let store = s.rt.store.clone();
     let letters =
-        tokio::task::spawn_blocking(move || store.dead_letters(tenant.as_ref(), after, limit))
-            .await
-            .unwrap_or_else(crate::task::rethrow)?;
+        s.rt.notifier
+            .dead_letters(tenant.as_ref(), after, limit)
+            .await?;
     let next = letters.last().map(|l| l.event.seq).unwrap_or(after);
     Ok(Json(DeadLetterPage {
         dead_letters: letters.iter().map(dead_letter_view).collect(),

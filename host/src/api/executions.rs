@@ -177,7 +177,7 @@ pub async fn start(
     tenant: Tenant,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
+    let limit = s.rt.tenancy.quotas(&tenant).await.max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
     let start: StartBody = schema::parse(&bytes, "StartExecution")?;
     if let Some(name) = &start.name {
@@ -238,12 +238,7 @@ pub(super) async fn find(
     if id.len() > 64 {
         return Ok(None);
     }
-    let store = s.rt.store.clone();
-    let key = ExecutionId::from_raw(id);
-    let record = tokio::task::spawn_blocking(move || store.execution(&key))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
-    Ok(record.filter(|r| r.tenant == **tenant))
+    Ok(s.rt.execution(tenant, &ExecutionId::from_raw(id)).await?)
 }
 
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
@@ -309,11 +304,7 @@ pub async fn get(
     let pending = if record.status.is_terminal() {
         Vec::new()
     } else {
-        let store = s.rt.store.clone();
-        let exec_id = record.id.clone();
-        tokio::task::spawn_blocking(move || store.pending_callbacks(&exec_id))
-            .await
-            .unwrap_or_else(crate::task::rethrow)?
+        crate::callbacks::pending(&s.rt, &record.id).await?
     };
     let parse = |raw: &Option<String>| {
         raw.as_deref()
@@ -443,10 +434,7 @@ pub async fn list(
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
-    let store = s.rt.store.clone();
-    let records = tokio::task::spawn_blocking(move || store.list_executions(&tenant, &filter))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+    let records = s.rt.executions(&tenant, &filter).await?;
     let next = (records.len() == limit)
         .then(|| records.last().map(encode_cursor))
         .flatten();
@@ -506,10 +494,7 @@ pub async fn history(
     let record = load(&s, &tenant, &id).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let after = q.after.unwrap_or(0);
-    let store = s.rt.store.clone();
-    let events = tokio::task::spawn_blocking(move || store.history(&record.id, after, limit))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+    let events = s.rt.history(&record.id, after, limit).await?;
     let next = (events.len() == limit)
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();

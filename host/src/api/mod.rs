@@ -198,7 +198,7 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let tenant = match s.rt.tenancy.authenticate(auth) {
+    let tenant = match s.rt.tenancy.authenticate(auth).await {
         Ok(tenant) => tenant,
         Err(e @ (crate::tenancy::Error::MissingKey | crate::tenancy::Error::BadKey)) => {
             return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
@@ -206,8 +206,8 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
         }
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    if let Err(wait) = s.rt.tenancy.check_rate(&tenant) {
-        let quotas = s.rt.tenancy.quotas(&tenant);
+    if let Err(wait) = s.rt.tenancy.check_rate(&tenant).await {
+        let quotas = s.rt.tenancy.quotas(&tenant).await;
         let message = format!(
             "request rate over the limit of {} per second (burst {}): retry after {} ms",
             quotas.requests_per_second,

@@ -144,7 +144,7 @@ pub async fn start(
     tenant: Tenant,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).max_payload_bytes();
+    let limit = s.rt.tenancy.quotas(&tenant).await.max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
     let req: StartPipeline = schema::parse(&bytes, "StartPipeline")?;
     if let Some(name) = &req.name {
@@ -247,12 +247,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Pipeline>, ApiError> {
     let record = load(&s, &tenant, &id).await?;
-    let store = s.rt.store.clone();
-    let (t, e) = (tenant.0.clone(), record.id.clone());
     let events =
-        tokio::task::spawn_blocking(move || store.workflow_events(Some(&t), Some(&e), 0, 10_000))
-            .await
-            .unwrap_or_else(crate::task::rethrow)?;
+        s.rt.notifier
+            .events(&tenant, Some(&record.id), 0, 10_000)
+            .await?;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
     let mut said: Option<String> = None;
     let mut current_step = Value::Null;
@@ -368,11 +366,7 @@ pub async fn approve(
     let bytes = body::read(request, 64 * 1024, "the request body").await?;
     let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
     let record = load(&s, &tenant, &id).await?;
-    let store = s.rt.store.clone();
-    let exec = record.id.clone();
-    let pending = tokio::task::spawn_blocking(move || store.pending_callbacks(&exec))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+    let pending = crate::callbacks::pending(&s.rt, &record.id).await?;
     let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

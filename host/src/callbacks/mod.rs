@@ -104,12 +104,8 @@ async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
     let deadline = tokio::time::Instant::now() + BIND_WAIT;
     let mut pause = std::time::Duration::from_millis(10);
     loop {
-        let (store, id) = (rt.store.clone(), id.clone());
-        let (record, task) = tokio::task::spawn_blocking(move || {
-            Ok::<_, store::Error>((store.callback(&id)?, store.agent_task(&id)?))
-        })
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+        let record = rt.store.callback(&id).await?;
+        let task = rt.store.agent_task(&id).await?;
         let record = record.ok_or(Error::NotFound)?;
         if record.status != Status::Started {
             return Err(refusal(record.status));
@@ -171,13 +167,8 @@ async fn bind(rt: &Arc<Runtime>, raw_id: &str, task_id: &str) -> Result<Callback
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let (store, task) = (rt.store.clone(), task_id.to_string());
-    let (record, bound) = tokio::task::spawn_blocking(move || {
-        let bound = store.bind_agent_task(&id, &task)?;
-        Ok::<_, store::Error>((store.callback(&id)?, bound))
-    })
-    .await
-    .unwrap_or_else(crate::task::rethrow)?;
+    let bound = rt.store.bind_agent_task(&id, task_id).await?;
+    let record = rt.store.callback(&id).await?;
     let record = record.ok_or(Error::NotFound)?;
     match bound {
         None => Err(refusal(record.status)),
@@ -218,15 +209,19 @@ pub async fn waiting(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, 
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let store = rt.store.clone();
-    let record = tokio::task::spawn_blocking(move || store.callback(&id))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?
-        .ok_or(Error::NotFound)?;
+    let record = rt.store.callback(&id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
     Ok(record)
+}
+
+/// The callbacks of execution `id` that are still waiting.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn pending(rt: &Runtime, id: &ExecutionId) -> Result<Vec<CallbackRecord>, store::Error> {
+    rt.store.pending_callbacks(id).await
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.
@@ -240,12 +235,12 @@ async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<Strin
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
+    let record = rt.store.callback(&id).await?.ok_or(Error::NotFound)?;
+    if record.status != Status::Started {
+        return Err(refusal(record.status));
+    }
     let this = rt.clone();
     tokio::task::spawn_blocking(move || {
-        let record = this.store.callback(&id)?.ok_or(Error::NotFound)?;
-        if record.status != Status::Started {
-            return Err(refusal(record.status));
-        }
         let key = format!("agent-results/{}.json", record.op_id);
         let reference = this
             .artifacts
@@ -271,27 +266,24 @@ pub async fn complete(
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let this = rt.clone();
-    let (record, woke) = tokio::task::spawn_blocking(move || apply(&this, &id, completion))
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+    let (record, woke) = apply(rt, &id, completion).await?;
     if woke {
         rt.wake(record.execution_id.clone());
     }
     Ok(record)
 }
 
-fn apply(
+async fn apply(
     rt: &Runtime,
     id: &CallbackId,
     completion: Completion,
 ) -> Result<(CallbackRecord, bool), Error> {
-    let record = rt.store.callback(id)?.ok_or(Error::NotFound)?;
+    let record = rt.store.callback(id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
     if let Completion::Succeed(payload) = &completion {
-        let limit = rt.tenancy.quotas(&record.tenant).max_payload_bytes();
+        let limit = rt.tenancy.quotas(&record.tenant).await.max_payload_bytes();
         if payload.len() > limit {
             return Err(Error::PayloadTooLarge {
                 size: payload.len(),
@@ -301,7 +293,8 @@ fn apply(
     }
     let op = rt
         .store
-        .operation(&record.execution_id, &record.op_id)?
+        .operation(&record.execution_id, &record.op_id)
+        .await?
         .ok_or(Error::NotFound)?;
     let now = now_ms();
     let closing = match completion {
@@ -310,7 +303,7 @@ fn apply(
                 return Ok((record, false));
             };
             let timers = batch.set_timers.clone();
-            commit_or_explain(rt, id, &record.execution_id, batch)?;
+            commit_or_explain(rt, id, &record.execution_id, batch).await?;
             for timer in timers {
                 rt.scheduler.add(timer);
             }
@@ -320,21 +313,21 @@ fn apply(
         Completion::Fail(error) => Closing::Failed(error),
     };
     let batch = transitions::callback::complete(&record, op, closing, now);
-    commit_or_explain(rt, id, &record.execution_id, batch)?;
+    commit_or_explain(rt, id, &record.execution_id, batch).await?;
     Ok((record, true))
 }
 
 /// Commits, and on a lost race reports what the callback became instead.
-fn commit_or_explain(
+async fn commit_or_explain(
     rt: &Runtime,
     id: &CallbackId,
     execution: &ExecutionId,
     batch: Batch,
 ) -> Result<(), Error> {
-    match rt.store.commit(execution, batch) {
+    match rt.store.commit(execution, batch).await {
         Ok(()) => Ok(()),
         Err(store::Error::ConditionFailed(_)) => {
-            let now = rt.store.callback(id)?.ok_or(Error::NotFound)?;
+            let now = rt.store.callback(id).await?.ok_or(Error::NotFound)?;
             Err(if now.status == Status::Started {
                 Error::ExecutionEnded
             } else {

@@ -157,15 +157,10 @@ impl Uploads {
             .clone()
             .expect("waited for Some");
         result.map_err(Error::from)?;
-        let store = rt.store.clone();
-        let tenant = tenant.clone();
-        let name = name.to_string();
-        tokio::task::spawn_blocking(move || {
-            store.put_component(&tenant, &name, &digest, size, now_ms())
-        })
-        .await
-        .unwrap_or_else(crate::task::rethrow)
-        .map_err(Error::from)
+        rt.store
+            .put_component(tenant, name, &digest, size, now_ms())
+            .await
+            .map_err(Error::from)
     }
 
     /// The outcome to wait for: that of a compile of the same bytes already in flight, else of
@@ -272,6 +267,45 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(crate::task::rethrow)
+}
+
+/// A tenant's components, every version, by name then version; only those named `name` when
+/// given.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn list(
+    rt: &Runtime,
+    tenant: &TenantId,
+    name: Option<&str>,
+) -> Result<Vec<ComponentRecord>, store::Error> {
+    rt.store.components(tenant, name).await
+}
+
+/// One version of a component, or its latest when `version` is `None`.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn find(
+    rt: &Runtime,
+    tenant: &TenantId,
+    name: &str,
+    version: Option<u32>,
+) -> Result<Option<ComponentRecord>, store::Error> {
+    rt.store.find_component(tenant, name, version).await
+}
+
+/// Deletes a component version, unless a running execution is pinned to it.
+///
+/// # Errors
+/// When the store fails.
+pub async fn delete(
+    rt: &Runtime,
+    tenant: &TenantId,
+    name: &str,
+    version: u32,
+) -> Result<store::Deleted, store::Error> {
+    rt.store.delete_component(tenant, name, version).await
 }
 
 /// The ready-to-run form of a component: from this host's cache or folder, else fetched from

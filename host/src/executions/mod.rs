@@ -14,6 +14,7 @@
 //! finds executions nobody woke on this host: those whose holder died, and timers armed
 //! elsewhere.
 
+mod queries;
 mod slots;
 pub mod sweep;
 
@@ -186,15 +187,15 @@ impl Runtime {
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub fn recover(self: &Arc<Self>) -> Result<usize, store::Error> {
-        for timer in self.store.timers(Millis::MAX)? {
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, store::Error> {
+        for timer in self.store.timers(Millis::MAX).await? {
             self.scheduler.add(timer);
         }
         // Executions another live host is running stay with it; the sweep takes them if its
         // lease runs out.
         let now = now_ms();
         let mut count = 0;
-        for runnable in self.store.runnable()? {
+        for runnable in self.store.runnable().await? {
             if runnable.lease.available_to(&self.leasing.host_id, now) {
                 count += 1;
                 self.wake(runnable.id);
@@ -202,7 +203,7 @@ impl Runtime {
         }
         // A crash may have come between recording an agent invocation and sending it; send every
         // waiting one again. Agents deduplicate by the callback id (the A2A message id).
-        for callback in self.store.pending_agent_callbacks()? {
+        for callback in self.store.pending_agent_callbacks().await? {
             let Some(dispatch) = Dispatch::of(callback) else {
                 continue;
             };
@@ -239,33 +240,33 @@ impl Runtime {
             }
             other => other,
         };
-        let max_running = self.tenancy.quotas(tenant).max_running_executions;
-        let this = self.clone();
+        let max_running = self.tenancy.quotas(tenant).await.max_running_executions;
         let tenant = tenant.clone();
-        let created = tokio::task::spawn_blocking(move || -> Result<Created, StartError> {
-            let component = this
+        let created = {
+            let component = self
                 .store
-                .find_component(&tenant, &req.workflow, req.version)?
+                .find_component(&tenant, &req.workflow, req.version)
+                .await?
                 .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
             let now = now_ms();
             let timeout_at = timeout.map(|s| now + s as Millis * 1000);
             let started_event = execution::started_event(&req.input, timeout, now);
-            Ok(this.store.create_execution(NewExecution {
-                id: ExecutionId::generate(),
-                tenant,
-                name: req.name,
-                workflow: req.workflow,
-                version: component.version,
-                digest: component.digest,
-                input: req.input,
-                now,
-                timeout_at,
-                max_running: Some(max_running),
-                started_event,
-            })?)
-        })
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+            self.store
+                .create_execution(NewExecution {
+                    id: ExecutionId::generate(),
+                    tenant,
+                    name: req.name,
+                    workflow: req.workflow,
+                    version: component.version,
+                    digest: component.digest,
+                    input: req.input,
+                    now,
+                    timeout_at,
+                    max_running: Some(max_running),
+                    started_event,
+                })
+                .await?
+        };
         match created {
             Created::New(record) => {
                 if let Some(at) = record.timeout_at {
@@ -296,27 +297,22 @@ impl Runtime {
         tenant: &TenantId,
         id: &ExecutionId,
     ) -> Result<ExecutionRecord, StopError> {
-        let this = self.clone();
-        let (tenant, id) = (tenant.clone(), id.clone());
-        let stopped = tokio::task::spawn_blocking(move || -> Result<ExecutionRecord, StopError> {
-            let record = this
-                .store
-                .execution(&id)?
-                .filter(|r| r.tenant == tenant)
-                .ok_or(StopError::NotFound)?;
-            if record.status.is_terminal() {
-                return Err(StopError::NotRunning);
-            }
-            let batch = execution::stop(&record.workflow, now_ms());
-            match this.store.commit(&id, batch) {
-                Ok(()) => {}
-                Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
-                Err(e) => return Err(e.into()),
-            }
-            Ok(this.store.execution(&id)?.unwrap_or(record))
-        })
-        .await
-        .unwrap_or_else(crate::task::rethrow)?;
+        let record = self
+            .store
+            .execution(id)
+            .await?
+            .filter(|r| &r.tenant == tenant)
+            .ok_or(StopError::NotFound)?;
+        if record.status.is_terminal() {
+            return Err(StopError::NotRunning);
+        }
+        let batch = execution::stop(&record.workflow, now_ms());
+        match self.store.commit(id, batch).await {
+            Ok(()) => {}
+            Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
+            Err(e) => return Err(e.into()),
+        }
+        let stopped = self.store.execution(id).await?.unwrap_or(record);
         self.notify_finished(&stopped.id);
         self.notifier.kick();
         Ok(stopped)
@@ -398,11 +394,9 @@ impl Runtime {
 
     /// The tenant of execution `id`, or `None` when there is no such execution.
     async fn tenant_of(self: &Arc<Self>, id: &ExecutionId) -> Result<Option<TenantId>, String> {
-        let this = self.clone();
-        let id = id.clone();
-        tokio::task::spawn_blocking(move || this.store.execution(&id))
+        self.store
+            .execution(id)
             .await
-            .map_err(|e| format!("execution lookup task: {e}"))?
             .map(|record| record.map(|r| r.tenant))
             .map_err(|e| e.to_string())
     }
@@ -412,35 +406,24 @@ impl Runtime {
     async fn turn(self: &Arc<Self>, id: &ExecutionId, tenant: &TenantId, failures: u32) -> Next {
         // A slot first, then the lease: a lease is not held (nor left to expire) while the
         // execution queues for an instance.
-        let cap = self.tenancy.quotas(tenant).max_activation_slots as usize;
+        let cap = self.tenancy.quotas(tenant).await.max_activation_slots as usize;
         let permit = self.slots.acquire(tenant, cap).await;
-        let this = self.clone();
-        let claim_id = id.clone();
-        let claim = tokio::task::spawn_blocking(move || {
-            this.store.acquire_lease(
-                &claim_id,
-                &this.leasing.host_id,
-                now_ms(),
-                this.leasing.ttl_ms,
-            )
-        })
-        .await;
+        let claim = self
+            .store
+            .acquire_lease(id, &self.leasing.host_id, now_ms(), self.leasing.ttl_ms)
+            .await;
         let (lease, taken_over) = match claim {
-            Ok(Ok(Claim::Acquired { lease, taken_over })) => (lease, taken_over),
-            Ok(Ok(Claim::Idle)) => return Next::Done,
-            Ok(Ok(Claim::Busy { owner, until })) => {
+            Ok(Claim::Acquired { lease, taken_over }) => (lease, taken_over),
+            Ok(Claim::Idle) => return Next::Done,
+            Ok(Claim::Busy { owner, until }) => {
                 // Its holder is working on it (and will not see a wake-up recorded here) or
                 // died: ask again soon, and at the latest when the lease runs out.
                 tracing::debug!(execution = %id, %owner, "lease held elsewhere; waiting");
                 let left = (until - now_ms()).max(0) as u64;
                 return Next::RetryIn(Duration::from_millis(left.clamp(50, 500)));
             }
-            Ok(Err(e)) => {
-                tracing::error!(execution = %id, error = %e, "cannot claim the lease");
-                return Next::Backoff;
-            }
             Err(e) => {
-                tracing::error!(execution = %id, error = %e, "lease task failed");
+                tracing::error!(execution = %id, error = %e, "cannot claim the lease");
                 return Next::Backoff;
             }
         };
@@ -453,7 +436,7 @@ impl Runtime {
         let token = lease.token;
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            this.activate(&run_id, token, failures)
+            store::blocking_scope(|| this.activate(&run_id, token, failures))
         })
         .await
         .unwrap_or_else(|e| {
@@ -486,38 +469,27 @@ impl Runtime {
         let every = Duration::from_millis(self.leasing.ttl_ms / 3);
         loop {
             tokio::time::sleep(every).await;
-            let this = self.clone();
-            let (renew_id, renew_lease) = (id.clone(), lease.clone());
-            let renewed = tokio::task::spawn_blocking(move || {
-                this.store
-                    .renew_lease(&renew_id, &renew_lease, now_ms(), this.leasing.ttl_ms)
-            })
-            .await;
+            let renewed = self
+                .store
+                .renew_lease(&id, &lease, now_ms(), self.leasing.ttl_ms)
+                .await;
             match renewed {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
+                Ok(true) => {}
+                Ok(false) => {
                     tracing::warn!(execution = %id, token = lease.token, "lease lost to another host; its writes will be refused");
                     return;
                 }
-                Ok(Err(e)) => tracing::warn!(execution = %id, error = %e, "cannot renew the lease"),
-                Err(e) => tracing::warn!(execution = %id, error = %e, "lease renewal task failed"),
+                Err(e) => tracing::warn!(execution = %id, error = %e, "cannot renew the lease"),
             }
         }
     }
 
     /// Agent tasks of `id` still waiting for an answer (sent again after a takeover).
     async fn unsent_dispatches(self: &Arc<Self>, id: &ExecutionId) -> Vec<Dispatch> {
-        let this = self.clone();
-        let id = id.clone();
-        let pending = tokio::task::spawn_blocking(move || this.store.pending_callbacks(&id)).await;
-        match pending {
-            Ok(Ok(callbacks)) => callbacks.into_iter().filter_map(Dispatch::of).collect(),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot list the agent tasks to send again");
-                Vec::new()
-            }
+        match self.store.pending_callbacks(id).await {
+            Ok(callbacks) => callbacks.into_iter().filter_map(Dispatch::of).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "agent task listing failed");
+                tracing::warn!(error = %e, "cannot list the agent tasks to send again");
                 Vec::new()
             }
         }
@@ -528,21 +500,17 @@ impl Runtime {
     /// execution runnable under an expiring lease, so another host takes it over and sends the
     /// tasks again.
     async fn settle_after_dispatch(self: &Arc<Self>, id: &ExecutionId, token: u64, wake_seq: u64) {
-        let this = self.clone();
-        let id = id.clone();
         let batch = store::Batch {
             conditions: vec![Condition::Lease(token)],
             settle: Some(wake_seq),
             release_lease: true,
             ..store::Batch::default()
         };
-        let settled = tokio::task::spawn_blocking(move || this.store.commit(&id, batch)).await;
-        match settled {
-            Ok(Ok(())) | Ok(Err(store::Error::ConditionFailed(_))) => {}
-            Ok(Err(e)) => {
+        match self.store.commit(id, batch).await {
+            Ok(()) | Err(store::Error::ConditionFailed(_)) => {}
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot settle after sending agent tasks; the lease will expire")
             }
-            Err(e) => tracing::warn!(error = %e, "settle task failed"),
         }
     }
 
@@ -556,7 +524,7 @@ impl Runtime {
             wake_seq: 0,
         };
         let retry = || outcome(Next::Backoff);
-        let execution = match self.store.execution(id) {
+        let execution = match store::wait(self.store.execution(id)) {
             Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
             Ok(_) => return outcome(Next::Done),
             Err(e) => {
@@ -564,7 +532,7 @@ impl Runtime {
                 return retry();
             }
         };
-        let journal = match self.store.operations(id) {
+        let journal = match store::wait(self.store.operations(id)) {
             Ok(ops) => ops,
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "cannot load journal");
@@ -573,7 +541,7 @@ impl Runtime {
         };
         let started = now_ms();
         let wake_seq = execution.wake_seq;
-        let quotas = self.tenancy.quotas(&execution.tenant);
+        let quotas = store::wait(self.tenancy.quotas(&execution.tenant));
         let limits = Limits {
             memory_bytes: (quotas.memory_limit_mb as usize) << 20,
             cpu_deadline: Duration::from_millis(quotas.cpu_deadline_ms),
@@ -672,7 +640,7 @@ impl Runtime {
         }
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
-        let committed = match self.store.commit(id, batch) {
+        let committed = match store::wait(self.store.commit(id, batch)) {
             // The activation's last writes do not fit one commit (a store's transaction limit):
             // the execution fails, naming the limit, with a batch that holds only its ending.
             Err(store::Error::TooLarge(reason)) => {
@@ -682,8 +650,10 @@ impl Runtime {
                     format!("the activation's writes do not fit one commit: {reason}"),
                 )
                 .into_record();
-                self.store
-                    .commit(id, too_large_ending(&activation, &workflow, error))
+                store::wait(
+                    self.store
+                        .commit(id, too_large_ending(&activation, &workflow, error)),
+                )
             }
             other => other,
         };

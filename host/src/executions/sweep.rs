@@ -20,24 +20,18 @@ pub async fn run(runtime: Weak<Runtime>, every: Duration) {
     loop {
         ticker.tick().await;
         let Some(rt) = runtime.upgrade() else { return };
-        let this = rt.clone();
         let horizon = every.as_millis() as Millis;
-        let found = tokio::task::spawn_blocking(move || {
+        let found = async {
             let now = now_ms();
             Ok::<_, crate::store::Error>((
-                this.store.runnable()?,
-                this.store.timers(now + horizon)?,
+                rt.store.runnable().await?,
+                rt.store.timers(now + horizon).await?,
             ))
-        })
-        .await;
-        let (runnable, timers) = match found {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "sweep: cannot read the store");
-                continue;
-            }
+        };
+        let (runnable, timers) = match found.await {
+            Ok(found) => found,
             Err(e) => {
-                tracing::warn!(error = %e, "sweep task failed");
+                tracing::warn!(error = %e, "sweep: cannot read the store");
                 continue;
             }
         };

@@ -53,8 +53,9 @@
 pub mod aws;
 
 use crate::ids::ExecutionId;
+use crate::ids::TenantId;
 use crate::journal::{Millis, format_ts, now_ms};
-use crate::store::{DeadLetter, Leasing, Store, WorkflowEvent};
+use crate::store::{DeadLetter, Leasing, WorkflowEvent};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -177,7 +178,7 @@ const BATCH: usize = 256;
 pub const OUTBOX_ROLE: &str = "outbox";
 
 pub struct Notifier {
-    store: Arc<dyn Store>,
+    store: Arc<dyn crate::store::Outbox>,
     webhook: Option<Webhook>,
     sinks: Option<aws::AwsSinks>,
     client: reqwest::Client,
@@ -302,7 +303,7 @@ impl Notifier {
     /// Delivers to the webhook and the configured SNS/EventBridge sinks, claiming the outbox
     /// as the host `leasing` names.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn crate::store::Outbox>,
         webhook: Option<Webhook>,
         sinks: Option<aws::AwsSinks>,
         leasing: Leasing,
@@ -312,7 +313,7 @@ impl Notifier {
 
     /// As [`Notifier::new`], retrying as `retry` says.
     pub fn with_retry(
-        store: Arc<dyn Store>,
+        store: Arc<dyn crate::store::Outbox>,
         webhook: Option<Webhook>,
         sinks: Option<aws::AwsSinks>,
         leasing: Leasing,
@@ -363,28 +364,55 @@ impl Notifier {
         }
     }
 
-    async fn read<T: Send + 'static>(
+    /// The outcome of a store call, or `None` (logged) when it failed: the loop carries on at
+    /// the next tick.
+    async fn read<T>(
         &self,
-        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+        call: impl std::future::Future<Output = crate::store::Result<T>>,
     ) -> Option<T> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "event outbox: store read failed");
-                None
-            }
+        match call.await {
+            Ok(v) => Some(v),
             Err(e) => {
-                tracing::warn!(error = %e, "event outbox: task failed");
+                tracing::warn!(error = %e, "event outbox: store read failed");
                 None
             }
         }
     }
 
+    /// Published events after `after`, oldest first: of one tenant, and of one execution when
+    /// given.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn events(
+        &self,
+        tenant: &TenantId,
+        execution: Option<&ExecutionId>,
+        after: u64,
+        limit: usize,
+    ) -> crate::store::Result<Vec<WorkflowEvent>> {
+        self.store
+            .workflow_events(Some(tenant), execution, after, limit)
+            .await
+    }
+
+    /// Dead letters after `after`, oldest first: of one tenant, or of every tenant.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn dead_letters(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> crate::store::Result<Vec<DeadLetter>> {
+        self.store.dead_letters(tenant, after, limit).await
+    }
+
     async fn latest_seq(&self) -> u64 {
         let mut last = 0;
         while let Some(events) = self
-            .read(move |s| s.workflow_events(None, None, last, BATCH))
+            .read(self.store.workflow_events(None, None, last, BATCH))
             .await
         {
             match events.last() {
@@ -399,7 +427,7 @@ impl Notifier {
         loop {
             let after = last;
             let Some(events) = self
-                .read(move |s| s.workflow_events(None, None, after, BATCH))
+                .read(self.store.workflow_events(None, None, after, BATCH))
                 .await
             else {
                 return last;
@@ -419,7 +447,7 @@ impl Notifier {
     /// (see the module doc). Ends at an unreachable sink, or after a few retriable failures in
     /// a row; the next tick carries on.
     async fn deliver(&self) {
-        let Some(mut page) = self.read(|s| s.undelivered_events(0, BATCH)).await else {
+        let Some(mut page) = self.read(self.store.undelivered_events(0, BATCH)).await else {
             return;
         };
         if page.is_empty() {
@@ -433,7 +461,7 @@ impl Notifier {
             }
             Outbox::Held => {}
             // The previous holder may have delivered some of these since they were read.
-            Outbox::Taken => match self.read(|s| s.undelivered_events(0, BATCH)).await {
+            Outbox::Taken => match self.read(self.store.undelivered_events(0, BATCH)).await {
                 Some(fresh) => page = fresh,
                 None => return,
             },
@@ -500,18 +528,18 @@ impl Notifier {
                     }
                 }
             }
-            if !dead.is_empty() && self.read(move |s| s.dead_letter(&dead)).await.is_none() {
+            if !dead.is_empty() && self.read(self.store.dead_letter(&dead)).await.is_none() {
                 // Not stored: offered again (and refused again) on a later pass.
                 stop = true;
             }
             if !delivered.is_empty() {
-                self.read(move |s| s.mark_delivered(&delivered)).await;
+                self.read(self.store.mark_delivered(&delivered)).await;
             }
             if stop || page.len() < BATCH {
                 return;
             }
             let after = page.last().map_or(0, |e| e.seq);
-            match self.read(move |s| s.undelivered_events(after, BATCH)).await {
+            match self.read(self.store.undelivered_events(after, BATCH)).await {
                 Some(next) if !next.is_empty() => page = next,
                 _ => return,
             }
@@ -531,9 +559,10 @@ impl Notifier {
         if held_until > now + half {
             return Outbox::Held;
         }
-        let Leasing { host_id, ttl_ms } = self.leasing.clone();
+        let Leasing { host_id, ttl_ms } = &self.leasing;
+        let ttl_ms = *ttl_ms;
         let held = self
-            .read(move |s| s.claim_role(OUTBOX_ROLE, &host_id, now, ttl_ms))
+            .read(self.store.claim_role(OUTBOX_ROLE, host_id, now, ttl_ms))
             .await
             .unwrap_or(false);
         self.held_until.store(

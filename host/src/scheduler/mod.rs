@@ -160,24 +160,20 @@ pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
 }
 
 async fn fire(rt: Arc<Runtime>, timer: Timer) {
-    let this = rt.clone();
     let execution = timer.execution_id.clone();
-    let due = timer.clone();
-    let result = tokio::task::spawn_blocking(move || transition(&this, &due)).await;
-    let failure = match result {
-        Ok(Ok(Fired::Woke)) => return rt.wake(execution),
-        Ok(Ok(Fired::Finished)) => {
+    let failure = match transition(&rt, &timer).await {
+        Ok(Fired::Woke) => return rt.wake(execution),
+        Ok(Fired::Finished) => {
             rt.notifier.kick();
             return rt.notify_finished(&execution);
         }
-        Ok(Ok(Fired::Nothing)) => return,
+        Ok(Fired::Nothing) => return,
         // Firing it again would fail the same way; it stays in the store, and is loaded again
         // at the next start.
-        Ok(Err(e)) if !e.is_retriable() => {
+        Err(e) if !e.is_retriable() => {
             tracing::error!(%execution, error = %e, "timer transition failed for good; not retrying");
             return;
         }
-        Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
     // The timer is still in the store; try again shortly rather than wait for a restart.
@@ -194,30 +190,37 @@ enum Fired {
 
 /// Applies a due timer's transition (see [`crate::transitions`]) after reading what it needs.
 /// A timer whose operation moved on meanwhile does nothing.
-fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
+async fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
     let now = now_ms();
     let (batch, fired) = if timer.kind == TimerKind::ExecutionTimeout {
         let workflow = rt
             .store
-            .execution(&timer.execution_id)?
+            .execution(&timer.execution_id)
+            .await?
             .map(|e| e.workflow)
             .unwrap_or_default();
         (execution::time_out(timer, &workflow, now), Fired::Finished)
     } else {
-        let Some(op) = rt.store.operation(&timer.execution_id, &timer.op_id)? else {
+        let Some(op) = rt
+            .store
+            .operation(&timer.execution_id, &timer.op_id)
+            .await?
+        else {
             return Ok(Fired::Nothing);
         };
         let batch = match timer.kind {
             TimerKind::WaitEnd => wait::end(timer, op, now),
             TimerKind::StepRetry => step::ready(timer, op, now),
             TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
-                let Some(record) = op
-                    .callback_id
-                    .as_deref()
-                    .map(|id| rt.store.callback(&crate::ids::CallbackId::from_raw(id)))
-                    .transpose()?
-                    .flatten()
-                else {
+                let record = match op.callback_id.as_deref() {
+                    Some(id) => {
+                        rt.store
+                            .callback(&crate::ids::CallbackId::from_raw(id))
+                            .await?
+                    }
+                    None => None,
+                };
+                let Some(record) = record else {
                     return Ok(Fired::Nothing);
                 };
                 callback::time_out(timer, &record, op, now)
@@ -226,7 +229,7 @@ fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
         };
         (batch, Fired::Woke)
     };
-    match rt.store.commit(&timer.execution_id, batch) {
+    match rt.store.commit(&timer.execution_id, batch).await {
         Ok(()) => Ok(fired),
         Err(store::Error::ConditionFailed(_) | store::Error::NotFound(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),

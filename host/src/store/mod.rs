@@ -1,9 +1,13 @@
 //! Storage: executions, their journals and histories, timers, callbacks and component metadata.
 //!
 //! Key items:
-//! - [`Store`]: what the rest of the host needs from a backend. Writes go through [`Batch`]es,
-//!   each applied atomically and only if its [`Condition`]s hold, so two writers (an activation
-//!   and a callback, or two hosts) can never both win a transition.
+//! - The roles a backend plays, one async trait per kind of caller: [`Journal`] (executions,
+//!   their operations and events, batches, leases), [`Timers`], [`Callbacks`], [`Catalog`]
+//!   (components, tenants, keys) and [`Outbox`] (published events, dead letters). A caller
+//!   holds only the roles it uses; [`Store`] is every role at once, for wiring a host up.
+//!   Writes go through [`Batch`]es, each applied atomically and only if its [`Condition`]s
+//!   hold, so two writers (an activation and a callback, or two hosts) can never both win a
+//!   transition.
 //! - [`Lease`]: which host runs an execution's activations; its fencing token is checked by
 //!   every activation's writes ([`Condition::Lease`]). Backends hold no
 //!   business rules: they check conditions and apply batches.
@@ -15,7 +19,12 @@
 #[cfg(test)]
 pub(crate) mod contract_tests;
 pub mod dynamo;
+mod roles;
 pub mod sqlite;
+
+pub use roles::{
+    Callbacks, Catalog, Journal, Outbox, Store, Timers, blocking_scope, in_blocking_scope, wait,
+};
 
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{ErrorRecord, Event, Millis, Operation, Status};
@@ -536,135 +545,4 @@ pub enum Created {
     Conflict(ExecutionRecord),
     /// The tenant already runs `max_running` executions.
     OverQuota(u32),
-}
-
-/// What the host needs from a storage backend.
-///
-/// Calls block; async callers go through `tokio::task::spawn_blocking` or the async helpers of
-/// the implementation.
-pub trait Store: Send + Sync + 'static {
-    /// Records a component under `name`, giving it the next version unless the same digest is
-    /// already there. Returns the record and whether it is new.
-    fn put_component(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        digest: &ComponentDigest,
-        size: u64,
-        now: Millis,
-    ) -> Result<(ComponentRecord, bool)>;
-    /// The given version of a component, or its latest.
-    fn find_component(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        version: Option<u32>,
-    ) -> Result<Option<ComponentRecord>>;
-
-    /// All versions of every component of a tenant, by name then version.
-    fn components(&self, tenant: &TenantId, name: Option<&str>) -> Result<Vec<ComponentRecord>>;
-    /// Deletes a component version unless a running execution is pinned to it.
-    fn delete_component(&self, tenant: &TenantId, name: &str, version: u32) -> Result<Deleted>;
-
-    /// Creates a tenant and its first key; `false` when the name is taken.
-    fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool>;
-    fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
-    fn tenants(&self) -> Result<Vec<TenantRecord>>;
-    fn update_tenant(&self, tenant: &TenantRecord) -> Result<()>;
-    fn api_key(&self, id: &str) -> Result<Option<KeyRecord>>;
-    /// Inserts or replaces a key (revoking is replacing with `revoked_at` set).
-    fn put_api_key(&self, key: &KeyRecord) -> Result<()>;
-    fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>>;
-
-    /// A tenant's executions, newest first.
-    fn list_executions(
-        &self,
-        tenant: &TenantId,
-        filter: &ExecutionFilter,
-    ) -> Result<Vec<ExecutionRecord>>;
-
-    /// Creates an execution, idempotently by name.
-    fn create_execution(&self, new: NewExecution) -> Result<Created>;
-    fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>>;
-    fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>>;
-    fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>>;
-    /// Events with an EventId above `after`, at most `limit`, in order.
-    fn history(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<(u64, Event)>>;
-    fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>>;
-    /// Agent invocations still waiting, of every execution (sent again at start-up).
-    fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>>;
-    /// Callbacks of the execution that are still waiting.
-    fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>>;
-
-    /// Applies `batch` atomically if its conditions hold.
-    ///
-    /// # Errors
-    /// [`Error::ConditionFailed`] when a condition does not hold (nothing is written).
-    fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()>;
-
-    /// Workflow events after `after`, oldest first: of one tenant (and optionally one
-    /// execution), or of every tenant when `tenant` is `None`.
-    fn workflow_events(
-        &self,
-        tenant: Option<&TenantId>,
-        execution: Option<&ExecutionId>,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<WorkflowEvent>>;
-    /// Events after `after` that the sinks have not accepted yet (nor were dead-lettered),
-    /// oldest first. Paging past `after` lets delivery go on behind events that wait for a retry.
-    fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>>;
-    fn mark_delivered(&self, seqs: &[u64]) -> Result<()>;
-    /// Stores each letter and takes its event out of the outbox. Idempotent by the event's seq;
-    /// a letter is stored before its event leaves the outbox, so a crash between the two only
-    /// means the event is offered (and dead-lettered) again.
-    fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()>;
-    /// Dead letters whose event's seq is above `after`, oldest first: of one tenant, or of every
-    /// tenant when `tenant` is `None`.
-    fn dead_letters(
-        &self,
-        tenant: Option<&TenantId>,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>>;
-
-    /// Binds an agent invocation's callback to the task the agent created for it (the A2A
-    /// `Task.id` of its answer to the dispatch), if the callback is waiting and not bound yet.
-    /// Returns the task now bound (the earlier one when it already was), or `None` when the
-    /// callback does not exist or no longer waits. The first binding wins: pushes naming any
-    /// other task are refused, so a push cannot make the host fetch a task of someone else.
-    fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>>;
-    /// The task an agent invocation's callback is bound to, if any.
-    fn agent_task(&self, id: &CallbackId) -> Result<Option<String>>;
-
-    /// Takes or keeps the fleet-wide role `name` for `host` until `now + ttl_ms`, if nobody
-    /// holds it, its holder's claim expired, or `host` holds it already; `false` while another
-    /// host's claim lasts. One host at a time delivers the event outbox this way, so a sink sees
-    /// an event once, not once per host.
-    fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool>;
-
-    /// Executions that were running (or woken) and not idle, with their leases: carried on at
-    /// start-up, and taken over from dead hosts by the sweep.
-    fn runnable(&self) -> Result<Vec<Runnable>>;
-    /// Pending timers due at or before `before` (`Millis::MAX` for all).
-    fn timers(&self, before: Millis) -> Result<Vec<Timer>>;
-
-    /// Takes the lease of a runnable execution for `host` until `now + ttl_ms`, raising its
-    /// token, if it is free, expired or already `host`'s.
-    fn acquire_lease(
-        &self,
-        id: &ExecutionId,
-        host: &str,
-        now: Millis,
-        ttl_ms: u64,
-    ) -> Result<Claim>;
-    /// Extends a lease still held with `lease.token` to `now + ttl_ms`; `false` when it was
-    /// taken over or released.
-    fn renew_lease(
-        &self,
-        id: &ExecutionId,
-        lease: &Lease,
-        now: Millis,
-        ttl_ms: u64,
-    ) -> Result<bool>;
 }

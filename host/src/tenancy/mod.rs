@@ -16,7 +16,7 @@ pub use quotas::{Overrides, Quotas};
 use crate::ids::TenantId;
 use crate::journal::{Millis, now_ms};
 use crate::ratelimit::Bucket;
-use crate::store::{self, KeyRecord, Store, TenantRecord};
+use crate::store::{self, Catalog, KeyRecord, TenantRecord};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,7 +92,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub struct Tenancy {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Catalog>,
     defaults: Quotas,
     admin_key: Option<String>,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
@@ -100,7 +100,7 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    pub fn new(store: Arc<dyn Store>, defaults: Quotas, admin_key: Option<String>) -> Self {
+    pub fn new(store: Arc<dyn Catalog>, defaults: Quotas, admin_key: Option<String>) -> Self {
         Self {
             store,
             defaults,
@@ -123,13 +123,13 @@ impl Tenancy {
     ///
     /// # Errors
     /// [`Error::MissingKey`] or [`Error::BadKey`] in keyed mode.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<TenantId, Error> {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<TenantId, Error> {
         if !self.keyed() {
             return Ok(TenantId::default_tenant());
         }
         let raw = bearer(authorization).ok_or(Error::MissingKey)?;
         let (id, secret) = parse_key(raw).ok_or(Error::BadKey)?;
-        let record = self.store.api_key(&id)?.ok_or(Error::BadKey)?;
+        let record = self.store.api_key(&id).await?.ok_or(Error::BadKey)?;
         if record.revoked_at.is_some()
             || !constant_time_eq(record.hash.as_bytes(), hash(secret).as_bytes())
         {
@@ -147,7 +147,7 @@ impl Tenancy {
     }
 
     /// The effective quotas of a tenant (cached; refreshed when changed through [`Self::set_quotas`]).
-    pub fn quotas(&self, tenant: &TenantId) -> Quotas {
+    pub async fn quotas(&self, tenant: &TenantId) -> Quotas {
         if let Some(q) = self
             .quotas
             .lock()
@@ -156,7 +156,7 @@ impl Tenancy {
         {
             return q.clone();
         }
-        let quotas = match self.store.tenant(tenant) {
+        let quotas = match self.store.tenant(tenant).await {
             Ok(Some(record)) => self.defaults.with(&record.overrides),
             Ok(None) => self.defaults.clone(),
             Err(e) => {
@@ -175,8 +175,8 @@ impl Tenancy {
     ///
     /// # Errors
     /// How long to wait, when the bucket is empty.
-    pub fn check_rate(&self, tenant: &TenantId) -> Result<(), Duration> {
-        let quotas = self.quotas(tenant);
+    pub async fn check_rate(&self, tenant: &TenantId) -> Result<(), Duration> {
+        let quotas = self.quotas(tenant).await;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate buckets poisoned");
         buckets
@@ -189,7 +189,7 @@ impl Tenancy {
     ///
     /// # Errors
     /// A bad name, a taken name, or quotas out of range.
-    pub fn create_tenant(
+    pub async fn create_tenant(
         &self,
         name: &str,
         overrides: Overrides,
@@ -208,7 +208,7 @@ impl Tenancy {
             created_at: now_ms(),
         };
         let key = new_key(&record.id);
-        if !self.store.create_tenant(&record, &key.record)? {
+        if !self.store.create_tenant(&record, &key.record).await? {
             return Err(Error::NameTaken(name.to_string()));
         }
         Ok((record, key))
@@ -218,7 +218,7 @@ impl Tenancy {
     ///
     /// # Errors
     /// An unknown tenant or quotas out of range.
-    pub fn set_quotas(
+    pub async fn set_quotas(
         &self,
         tenant: &TenantId,
         overrides: Overrides,
@@ -227,12 +227,19 @@ impl Tenancy {
             .with(&overrides)
             .validate()
             .map_err(Error::BadQuota)?;
-        let mut record = self.store.tenant(tenant)?.ok_or(Error::TenantNotFound)?;
+        let mut record = self
+            .store
+            .tenant(tenant)
+            .await?
+            .ok_or(Error::TenantNotFound)?;
         record.overrides = overrides;
-        self.store.update_tenant(&record).map_err(|e| match e {
-            crate::store::Error::NotFound(_) => Error::TenantNotFound,
-            e => Error::Store(e),
-        })?;
+        self.store
+            .update_tenant(&record)
+            .await
+            .map_err(|e| match e {
+                crate::store::Error::NotFound(_) => Error::TenantNotFound,
+                e => Error::Store(e),
+            })?;
         self.quotas
             .lock()
             .expect("quota cache poisoned")
@@ -240,14 +247,41 @@ impl Tenancy {
         Ok(record)
     }
 
+    /// Every tenant, oldest first.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn tenants(&self) -> Result<Vec<TenantRecord>, Error> {
+        Ok(self.store.tenants().await?)
+    }
+
+    /// The tenant `id`, if there is one.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
+        Ok(self.store.tenant(id).await?)
+    }
+
+    /// A tenant's API keys, revoked ones included.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, Error> {
+        Ok(self.store.api_keys(tenant).await?)
+    }
+
     /// Adds a key to a tenant.
     ///
     /// # Errors
     /// An unknown tenant.
-    pub fn add_key(&self, tenant: &TenantId) -> Result<NewKey, Error> {
-        self.store.tenant(tenant)?.ok_or(Error::TenantNotFound)?;
+    pub async fn add_key(&self, tenant: &TenantId) -> Result<NewKey, Error> {
+        self.store
+            .tenant(tenant)
+            .await?
+            .ok_or(Error::TenantNotFound)?;
         let key = new_key(tenant);
-        self.store.put_api_key(&key.record)?;
+        self.store.put_api_key(&key.record).await?;
         Ok(key)
     }
 
@@ -255,15 +289,16 @@ impl Tenancy {
     ///
     /// # Errors
     /// [`Error::KeyNotFound`] when the tenant has no such key.
-    pub fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> Result<KeyRecord, Error> {
+    pub async fn revoke_key(&self, tenant: &TenantId, key_id: &str) -> Result<KeyRecord, Error> {
         let mut record = self
             .store
-            .api_key(key_id)?
+            .api_key(key_id)
+            .await?
             .filter(|k| &k.tenant == tenant)
             .ok_or(Error::KeyNotFound)?;
         if record.revoked_at.is_none() {
             record.revoked_at = Some(now_ms() as Millis);
-            self.store.put_api_key(&record)?;
+            self.store.put_api_key(&record).await?;
         }
         Ok(record)
     }

@@ -13,7 +13,7 @@ use crate::engine::aegis::workflow::types::{ErrorInfo, Outcome};
 use crate::engine::budget::{Budget, Charge};
 use crate::journal::replay::{self, Cursor};
 use crate::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
-use crate::store::{Batch, Condition, ExecutionRecord, Store, Timer};
+use crate::store::{Batch, Condition, ExecutionRecord, Journal, Timer};
 use crate::transitions::step;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub struct Activation {
     pub execution: ExecutionRecord,
     pub cursor: Cursor,
     pub(super) pending: Batch,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Journal>,
     pub(super) artifacts: Arc<dyn ArtifactStore>,
     /// Steps whose body is running now (answered `run` and not yet ended).
     pub(super) running_steps: HashSet<String>,
@@ -56,7 +56,7 @@ impl Activation {
     pub fn new(
         execution: ExecutionRecord,
         journal: Vec<Operation>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Journal>,
         artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
         Self {
@@ -139,7 +139,7 @@ impl Activation {
         batch.conditions.splice(0..0, self.guards());
         let timers = batch.set_timers.clone();
         let execution = self.execution.id.clone();
-        match self.io(|a| a.store.commit(&execution, batch)) {
+        match self.io(|a| crate::store::wait(a.store.commit(&execution, batch))) {
             Ok(()) => {
                 self.committed_timers.extend(timers);
                 self.budget.committed();

@@ -1,4 +1,4 @@
-//! The DynamoDB checkpoint store: the same [`Store`] contract as the embedded store, on one
+//! The DynamoDB checkpoint store: the same roles ([`crate::store::Store`]) as the embedded store, on one
 //! DynamoDB table, through the official AWS SDK.
 //!
 //! # Table design
@@ -58,13 +58,11 @@
 //! records its client request token on the execution item (`last_tx`), and the retry first
 //! reads whether that token landed.
 //!
-//! # Blocking
+//! # Async
 //!
-//! [`Store`] is synchronous and is called from `spawn_blocking` threads, from dedicated threads
-//! and, at start-up and in a few request paths, directly from async tasks. The store therefore
-//! owns a small tokio runtime and runs every call on it, waiting on a channel:
-//! `Handle::block_on` would panic when the caller is itself on a runtime worker, while waiting
-//! on a channel only blocks the calling thread, as the embedded store's SQLite calls do.
+//! The roles are async and so is the SDK: calls run on the caller's runtime, with no runtime or
+//! thread of the store's own. The engine's synchronous host calls wait for them with
+//! [`crate::store::wait`] on their blocking thread.
 //!
 //! # Leases
 //!
@@ -84,9 +82,10 @@ mod tables;
 pub use keys::table_name;
 
 use super::{
-    Batch, CallbackRecord, Claim, ComponentRecord, Condition, Created, DeadLetter, Deleted, Error,
-    ExecutionFilter, ExecutionRecord, ExecutionStatus, KeyRecord, Lease, NewExecution, Result,
-    Runnable, Store, TenantRecord, Timer, WorkflowEvent,
+    Batch, CallbackRecord, Callbacks, Catalog, Claim, ComponentRecord, Condition, Created,
+    DeadLetter, Deleted, Error, ExecutionFilter, ExecutionRecord, ExecutionStatus, Journal,
+    KeyRecord, Lease, NewExecution, Outbox, Result, Runnable, TenantRecord, Timer, Timers,
+    WorkflowEvent,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation};
@@ -145,42 +144,9 @@ struct Inner {
 /// At most this many cached execution states; the cache starts over when it is full.
 const MAX_CACHED_STATES: usize = 10_000;
 
-/// The DynamoDB-backed store.
+/// The DynamoDB-backed store. Natively async: its calls run on the caller's runtime.
 pub struct DynamoStore {
     inner: Arc<Inner>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for DynamoStore {
-    fn drop(&mut self) {
-        // Dropping a runtime from async code panics; letting it wind down in the background
-        // does not.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("aegis-dynamodb")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Fatal(format!("start the DynamoDB runtime: {e}")))
-}
-
-/// Runs `fut` on `rt` and waits for it from any thread (see the module notes on blocking).
-fn block_on<T: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
-    fut: impl Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    rt.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    rx.recv()
-        .map_err(|_| Error::Fatal("the DynamoDB runtime stopped".into()))?
 }
 
 async fn client(options: DynamoOptions) -> Result<aws_sdk_dynamodb::Client> {
@@ -210,17 +176,16 @@ impl DynamoStore {
     /// Connects without checking the table (for creating it).
     ///
     /// # Errors
-    /// When the runtime cannot start or no region is configured.
-    pub fn connect(options: &DynamoOptions) -> Result<Self> {
-        let rt = runtime()?;
+    /// When no region is configured or the spill bucket cannot be reached.
+    pub async fn connect(options: &DynamoOptions) -> Result<Self> {
         let name = keys::table_name(&options.table_prefix);
-        let client = block_on(&rt, client(options.clone()))?;
+        let client = client(options.clone()).await?;
         let spill = match options.spill_to.clone() {
-            Some(s3) => Some(block_on(&rt, async move {
+            Some(s3) => Some(
                 crate::artifacts::s3::Bucket::connect(s3)
                     .await
-                    .map_err(|e| Error::Fatal(format!("the S3 bucket for large values: {e}")))
-            })?),
+                    .map_err(|e| Error::Fatal(format!("the S3 bucket for large values: {e}")))?,
+            ),
             None => None,
         };
         Ok(Self {
@@ -235,7 +200,6 @@ impl DynamoStore {
                 publish: tokio::sync::Mutex::new(()),
                 states: std::sync::Mutex::new(HashMap::new()),
             }),
-            runtime: Some(rt),
         })
     }
 
@@ -243,9 +207,9 @@ impl DynamoStore {
     ///
     /// # Errors
     /// As [`DynamoStore::connect`], and when the table is missing or unreachable.
-    pub fn open(options: &DynamoOptions) -> Result<Self> {
-        let store = Self::connect(options)?;
-        if !store.run(|inner| async move { tables::active(&inner.table).await })? {
+    pub async fn open(options: &DynamoOptions) -> Result<Self> {
+        let store = Self::connect(options).await?;
+        if !tables::active(&store.inner.table).await? {
             return Err(Error::Retriable(format!(
                 "DynamoDB table {} is not active yet",
                 store.table_name()
@@ -263,19 +227,16 @@ impl DynamoStore {
     ///
     /// # Errors
     /// When DynamoDB refuses.
-    pub fn create_tables(&self) -> Result<bool> {
-        self.run(|inner| async move { tables::create(&inner.table).await })
+    pub async fn create_tables(&self) -> Result<bool> {
+        tables::create(&self.inner.table).await
     }
 
-    fn run<T: Send + 'static, F: Future<Output = Result<T>> + Send + 'static>(
+    /// Runs `f` with the shared state (the role methods' bodies are futures over it).
+    async fn run<T, F: Future<Output = Result<T>>>(
         &self,
         f: impl FnOnce(Arc<Inner>) -> F,
     ) -> Result<T> {
-        let rt = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Fatal("the DynamoDB runtime stopped".into()))?;
-        block_on(rt, f(self.inner.clone()))
+        f(self.inner.clone()).await
     }
 }
 
@@ -1144,8 +1105,210 @@ impl Inner {
     }
 }
 
-impl Store for DynamoStore {
-    fn put_component(
+#[async_trait::async_trait]
+impl Journal for DynamoStore {
+    async fn create_execution(&self, new: NewExecution) -> Result<Created> {
+        self.run(move |i| async move { i.create_execution(new).await })
+            .await
+    }
+
+    async fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>> {
+        let id = id.clone();
+        self.run(move |i| async move { i.execution(&id).await })
+            .await
+    }
+
+    async fn list_executions(
+        &self,
+        tenant: &TenantId,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let (tenant, filter) = (tenant.clone(), filter.clone());
+        self.run(move |i| async move { i.list_executions(tenant, filter).await })
+            .await
+    }
+
+    async fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>> {
+        let id = id.clone();
+        self.run(move |i| async move {
+            let q = Query::table(
+                keys::execution_pk(&id),
+                Sk::BeginsWith(keys::OPERATION_PREFIX.into()),
+            );
+            let items = i.table.query_all(&q, None).await?;
+            parse_all(&i.table, items, operation_from).await
+        })
+        .await
+    }
+
+    async fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>> {
+        let (id, op_id) = (id.clone(), op_id.to_string());
+        self.run(move |i| async move {
+            let item = i
+                .table
+                .get(&keys::execution_pk(&id), &keys::operation_sk(&op_id))
+                .await?;
+            parse_one(&i.table, item, operation_from).await
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        id: &ExecutionId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>> {
+        let id = id.clone();
+        self.run(move |i| async move {
+            if limit == 0 || after == u64::MAX {
+                return Ok(Vec::new());
+            }
+            let mut q = Query::table(
+                keys::execution_pk(&id),
+                Sk::Between(keys::event_sk(after + 1), keys::event_sk(u64::MAX)),
+            );
+            q.page = Some(limit.clamp(1, 1000) as i32);
+            let items = i.table.query_all(&q, Some(limit)).await?;
+            parse_all(&i.table, items, |item| {
+                Ok((
+                    item.req_num("eid")?,
+                    serde_json::from_str(&item.req_str("d")?)?,
+                ))
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
+        let execution = execution.clone();
+        self.run(move |i| async move { i.commit(execution, batch).await })
+            .await
+    }
+
+    async fn runnable(&self) -> Result<Vec<Runnable>> {
+        self.run(move |i| async move {
+            Ok(i.index_shards("RUN", Sk::Any)
+                .await?
+                .iter()
+                // An index entry can trail the item by a moment: check what it carries.
+                .filter(|item| {
+                    item.bool("runnable") == Some(true)
+                        && item.str("status") == Some(ExecutionStatus::Running.as_str())
+                })
+                .filter_map(|item| {
+                    Some(Runnable {
+                        id: ExecutionId::from_raw(item.str("id")?),
+                        lease: records::lease_from(item),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        id: &ExecutionId,
+        host: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim> {
+        let (id, host) = (id.clone(), host.to_string());
+        self.run(move |i| async move { i.acquire_lease(id, host, now, ttl_ms).await })
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        id: &ExecutionId,
+        lease: &Lease,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let (id, lease) = (id.clone(), lease.clone());
+        self.run(move |i| async move { i.renew_lease(id, lease, now, ttl_ms).await })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Timers for DynamoStore {
+    async fn timers(&self, before: Millis) -> Result<Vec<Timer>> {
+        self.run(move |i| async move {
+            let mut timers = Vec::new();
+            // Timer index keys start with the fire time; everything below the next millisecond
+            // is due by `before`.
+            let due = Sk::Lt(keys::ts(before.saturating_add(1)));
+            for item in i.index_shards("TM", due).await? {
+                if let Some(timer) = records::timer_from(&item)? {
+                    timers.push(timer);
+                }
+            }
+            Ok(timers)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Callbacks for DynamoStore {
+    async fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>> {
+        let id = id.clone();
+        self.run(move |i| async move { i.callback(&id).await })
+            .await
+    }
+
+    async fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>> {
+        self.run(move |i| async move {
+            let items = i.index_shards("AG", Sk::Any).await?;
+            let callbacks = parse_all(&i.table, items, records::callback_from).await?;
+            Ok(callbacks
+                .into_iter()
+                .filter(|c| c.status == crate::journal::Status::Started && c.agent.is_some())
+                .collect())
+        })
+        .await
+    }
+
+    async fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>> {
+        let id = id.clone();
+        self.run(move |i| async move {
+            let q = Query::table(
+                keys::execution_pk(&id),
+                Sk::BeginsWith(keys::CALLBACK_PREFIX.into()),
+            );
+            let items: Vec<Item> = i
+                .table
+                .query_all(&q, None)
+                .await?
+                .into_iter()
+                .filter(|item| item.str("st") == Some("STARTED"))
+                .collect();
+            let mut callbacks = parse_all(&i.table, items, records::callback_from).await?;
+            callbacks.sort_by(|a, b| a.op_id.cmp(&b.op_id));
+            Ok(callbacks)
+        })
+        .await
+    }
+
+    async fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>> {
+        let (id, task_id) = (id.clone(), task_id.to_string());
+        self.run(move |i| async move { i.bind_agent_task(id, task_id).await })
+            .await
+    }
+
+    async fn agent_task(&self, id: &CallbackId) -> Result<Option<String>> {
+        let id = id.clone();
+        self.run(move |i| async move { i.agent_task(id).await })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Catalog for DynamoStore {
+    async fn put_component(
         &self,
         tenant: &TenantId,
         name: &str,
@@ -1155,9 +1318,10 @@ impl Store for DynamoStore {
     ) -> Result<(ComponentRecord, bool)> {
         let (tenant, name, digest) = (tenant.clone(), name.to_string(), digest.clone());
         self.run(move |i| async move { i.put_component(tenant, name, digest, size, now).await })
+            .await
     }
 
-    fn find_component(
+    async fn find_component(
         &self,
         tenant: &TenantId,
         name: &str,
@@ -1165,9 +1329,14 @@ impl Store for DynamoStore {
     ) -> Result<Option<ComponentRecord>> {
         let (tenant, name) = (tenant.clone(), name.to_string());
         self.run(move |i| async move { i.find_component(&tenant, &name, version).await })
+            .await
     }
 
-    fn components(&self, tenant: &TenantId, name: Option<&str>) -> Result<Vec<ComponentRecord>> {
+    async fn components(
+        &self,
+        tenant: &TenantId,
+        name: Option<&str>,
+    ) -> Result<Vec<ComponentRecord>> {
         let (tenant, name) = (tenant.clone(), name.map(str::to_string));
         self.run(move |i| async move {
             let prefix = name
@@ -1184,19 +1353,27 @@ impl Store for DynamoStore {
             records.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
             Ok(records)
         })
+        .await
     }
 
-    fn delete_component(&self, tenant: &TenantId, name: &str, version: u32) -> Result<Deleted> {
+    async fn delete_component(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: u32,
+    ) -> Result<Deleted> {
         let (tenant, name) = (tenant.clone(), name.to_string());
         self.run(move |i| async move { i.delete_component(tenant, name, version).await })
+            .await
     }
 
-    fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool> {
+    async fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool> {
         let (tenant, key) = (tenant.clone(), key.clone());
         self.run(move |i| async move { i.create_tenant(tenant, key).await })
+            .await
     }
 
-    fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
         let id = id.clone();
         self.run(move |i| async move {
             let item = i
@@ -1205,9 +1382,10 @@ impl Store for DynamoStore {
                 .await?;
             item.as_ref().map(records::tenant_from).transpose()
         })
+        .await
     }
 
-    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+    async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.run(move |i| async move {
             let items = i
                 .table
@@ -1220,9 +1398,10 @@ impl Store for DynamoStore {
             tenants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(tenants)
         })
+        .await
     }
 
-    fn update_tenant(&self, tenant: &TenantRecord) -> Result<()> {
+    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<()> {
         let overrides = serde_json::to_string(&tenant.overrides)?;
         let id = tenant.id.clone();
         self.run(move |i| async move {
@@ -1244,26 +1423,29 @@ impl Store for DynamoStore {
             }
             Ok(())
         })
+        .await
     }
 
-    fn api_key(&self, id: &str) -> Result<Option<KeyRecord>> {
+    async fn api_key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
         self.run(move |i| async move {
             let item = i.table.get(&keys::key_pk(&id), keys::ROOT_SK).await?;
             item.as_ref().map(records::key_from).transpose()
         })
+        .await
     }
 
-    fn put_api_key(&self, key: &KeyRecord) -> Result<()> {
+    async fn put_api_key(&self, key: &KeyRecord) -> Result<()> {
         let item = records::key_item(key);
         self.run(move |i| async move {
             i.write_one(Write::Put { item, cond: None }, "put api key")
                 .await
                 .map(|_| ())
         })
+        .await
     }
 
-    fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>> {
+    async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>> {
         let tenant = tenant.clone();
         self.run(move |i| async move {
             let q = Query::index(GSI1, keys::tenant_keys_g1pk(tenant.as_str()), Sk::Any);
@@ -1274,113 +1456,13 @@ impl Store for DynamoStore {
                 .map(records::key_from)
                 .collect()
         })
+        .await
     }
+}
 
-    fn list_executions(
-        &self,
-        tenant: &TenantId,
-        filter: &ExecutionFilter,
-    ) -> Result<Vec<ExecutionRecord>> {
-        let (tenant, filter) = (tenant.clone(), filter.clone());
-        self.run(move |i| async move { i.list_executions(tenant, filter).await })
-    }
-
-    fn create_execution(&self, new: NewExecution) -> Result<Created> {
-        self.run(move |i| async move { i.create_execution(new).await })
-    }
-
-    fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move { i.execution(&id).await })
-    }
-
-    fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            let q = Query::table(
-                keys::execution_pk(&id),
-                Sk::BeginsWith(keys::OPERATION_PREFIX.into()),
-            );
-            let items = i.table.query_all(&q, None).await?;
-            parse_all(&i.table, items, operation_from).await
-        })
-    }
-
-    fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>> {
-        let (id, op_id) = (id.clone(), op_id.to_string());
-        self.run(move |i| async move {
-            let item = i
-                .table
-                .get(&keys::execution_pk(&id), &keys::operation_sk(&op_id))
-                .await?;
-            parse_one(&i.table, item, operation_from).await
-        })
-    }
-
-    fn history(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            if limit == 0 || after == u64::MAX {
-                return Ok(Vec::new());
-            }
-            let mut q = Query::table(
-                keys::execution_pk(&id),
-                Sk::Between(keys::event_sk(after + 1), keys::event_sk(u64::MAX)),
-            );
-            q.page = Some(limit.clamp(1, 1000) as i32);
-            let items = i.table.query_all(&q, Some(limit)).await?;
-            parse_all(&i.table, items, |item| {
-                Ok((
-                    item.req_num("eid")?,
-                    serde_json::from_str(&item.req_str("d")?)?,
-                ))
-            })
-            .await
-        })
-    }
-
-    fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move { i.callback(&id).await })
-    }
-
-    fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>> {
-        self.run(move |i| async move {
-            let items = i.index_shards("AG", Sk::Any).await?;
-            let callbacks = parse_all(&i.table, items, records::callback_from).await?;
-            Ok(callbacks
-                .into_iter()
-                .filter(|c| c.status == crate::journal::Status::Started && c.agent.is_some())
-                .collect())
-        })
-    }
-
-    fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            let q = Query::table(
-                keys::execution_pk(&id),
-                Sk::BeginsWith(keys::CALLBACK_PREFIX.into()),
-            );
-            let items: Vec<Item> = i
-                .table
-                .query_all(&q, None)
-                .await?
-                .into_iter()
-                .filter(|item| item.str("st") == Some("STARTED"))
-                .collect();
-            let mut callbacks = parse_all(&i.table, items, records::callback_from).await?;
-            callbacks.sort_by(|a, b| a.op_id.cmp(&b.op_id));
-            Ok(callbacks)
-        })
-    }
-
-    fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
-        let execution = execution.clone();
-        self.run(move |i| async move { i.commit(execution, batch).await })
-    }
-
-    fn workflow_events(
+#[async_trait::async_trait]
+impl Outbox for DynamoStore {
+    async fn workflow_events(
         &self,
         tenant: Option<&TenantId>,
         execution: Option<&ExecutionId>,
@@ -1394,23 +1476,35 @@ impl Store for DynamoStore {
             }
             i.workflow_events(tenant, execution, after, limit).await
         })
+        .await
     }
 
-    fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
+    async fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
         self.run(move |i| async move {
             if limit == 0 {
                 return Ok(Vec::new());
             }
             i.undelivered_events(after, limit).await
         })
+        .await
     }
 
-    fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()> {
+    async fn mark_delivered(&self, seqs: &[u64]) -> Result<()> {
+        let markers: Vec<Item> = seqs
+            .iter()
+            .map(|seq| key(keys::OUTBOX_PK, keys::seq(*seq)))
+            .collect();
+        self.run(move |i| async move { i.table.batch_write(Vec::new(), markers).await })
+            .await
+    }
+
+    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()> {
         let letters = letters.to_vec();
         self.run(move |i| async move { i.dead_letter(letters).await })
+            .await
     }
 
-    fn dead_letters(
+    async fn dead_letters(
         &self,
         tenant: Option<&TenantId>,
         after: u64,
@@ -1423,85 +1517,12 @@ impl Store for DynamoStore {
             }
             i.dead_letters(tenant, after, limit).await
         })
+        .await
     }
 
-    fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>> {
-        let (id, task_id) = (id.clone(), task_id.to_string());
-        self.run(move |i| async move { i.bind_agent_task(id, task_id).await })
-    }
-
-    fn agent_task(&self, id: &CallbackId) -> Result<Option<String>> {
-        let id = id.clone();
-        self.run(move |i| async move { i.agent_task(id).await })
-    }
-
-    fn mark_delivered(&self, seqs: &[u64]) -> Result<()> {
-        let markers: Vec<Item> = seqs
-            .iter()
-            .map(|seq| key(keys::OUTBOX_PK, keys::seq(*seq)))
-            .collect();
-        self.run(move |i| async move { i.table.batch_write(Vec::new(), markers).await })
-    }
-
-    fn runnable(&self) -> Result<Vec<Runnable>> {
-        self.run(move |i| async move {
-            Ok(i.index_shards("RUN", Sk::Any)
-                .await?
-                .iter()
-                // An index entry can trail the item by a moment: check what it carries.
-                .filter(|item| {
-                    item.bool("runnable") == Some(true)
-                        && item.str("status") == Some(ExecutionStatus::Running.as_str())
-                })
-                .filter_map(|item| {
-                    Some(Runnable {
-                        id: ExecutionId::from_raw(item.str("id")?),
-                        lease: records::lease_from(item),
-                    })
-                })
-                .collect())
-        })
-    }
-
-    fn acquire_lease(
-        &self,
-        id: &ExecutionId,
-        host: &str,
-        now: Millis,
-        ttl_ms: u64,
-    ) -> Result<Claim> {
-        let (id, host) = (id.clone(), host.to_string());
-        self.run(move |i| async move { i.acquire_lease(id, host, now, ttl_ms).await })
-    }
-
-    fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool> {
+    async fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool> {
         let (name, host) = (name.to_string(), host.to_string());
         self.run(move |i| async move { i.claim_role(name, host, now, ttl_ms).await })
-    }
-
-    fn renew_lease(
-        &self,
-        id: &ExecutionId,
-        lease: &Lease,
-        now: Millis,
-        ttl_ms: u64,
-    ) -> Result<bool> {
-        let (id, lease) = (id.clone(), lease.clone());
-        self.run(move |i| async move { i.renew_lease(id, lease, now, ttl_ms).await })
-    }
-
-    fn timers(&self, before: Millis) -> Result<Vec<Timer>> {
-        self.run(move |i| async move {
-            let mut timers = Vec::new();
-            // Timer index keys start with the fire time; everything below the next millisecond
-            // is due by `before`.
-            let due = Sk::Lt(keys::ts(before.saturating_add(1)));
-            for item in i.index_shards("TM", due).await? {
-                if let Some(timer) = records::timer_from(&item)? {
-                    timers.push(timer);
-                }
-            }
-            Ok(timers)
-        })
+            .await
     }
 }
