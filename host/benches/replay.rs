@@ -37,6 +37,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn main() {
     let dir = std::env::temp_dir().join(format!("aegis-bench-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The engine waits for the journal on the host's runtime, from the thread that runs the
+    // guest: this one, as an activation's blocking thread is in the host.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _runtime = rt.enter();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("aegis.db")).unwrap());
     let limits = Limits::default();
     let engine = Engine::new(&dir.join("components"), &limits).unwrap();
@@ -48,8 +52,8 @@ fn main() {
     let steps3 = engine.install(&fixture("steps3")).unwrap();
     let start = |name: &str, digest: &aegis::ids::ComponentDigest, input: &str| {
         let id = ExecutionId::generate();
-        let created = store
-            .create_execution(NewExecution {
+        let created = rt
+            .block_on(store.create_execution(NewExecution {
                 id: id.clone(),
                 tenant: tenant.clone(),
                 name: None,
@@ -65,7 +69,7 @@ fn main() {
                     now_ms(),
                     Details::Empty,
                 ),
-            })
+            }))
             .unwrap();
         let Created::New(record) = created else {
             panic!("new execution expected")
@@ -83,7 +87,7 @@ fn main() {
     );
     let live = live.elapsed();
     assert!(matches!(ending, Ending::Completed(_)), "{ending:?}");
-    let journal = store.operations(&record.id).unwrap();
+    let journal = rt.block_on(store.operations(&record.id)).unwrap();
     assert_eq!(journal.len(), 1000);
     let mut times = Vec::new();
     for _ in 0..50 {

@@ -673,7 +673,7 @@ mod tests {
     use super::*;
     use crate::ids::{ComponentDigest, TenantId};
     use crate::journal::{Details, Event, EventType};
-    use crate::store::{Batch, Created, NewExecution, sqlite::SqliteStore};
+    use crate::store::{Batch, Created, NewExecution, Store, sqlite::SqliteStore};
 
     #[tokio::test]
     async fn the_outbox_claim_says_when_it_lapsed_and_another_host_may_have_delivered() {
@@ -692,6 +692,7 @@ mod tests {
         assert!(
             !store
                 .claim_role(OUTBOX_ROLE, "b", now_ms(), ttl_ms)
+                .await
                 .unwrap()
         );
 
@@ -700,6 +701,7 @@ mod tests {
         assert!(
             store
                 .claim_role(OUTBOX_ROLE, "b", now_ms(), ttl_ms)
+                .await
                 .unwrap()
         );
         assert_eq!(notifier.claim_outbox().await, Outbox::NotHeld);
@@ -740,7 +742,7 @@ mod tests {
         (url, seen)
     }
 
-    fn execution(store: &dyn Store, tenant: &str) -> ExecutionId {
+    async fn execution(store: &dyn Store, tenant: &str) -> ExecutionId {
         let id = ExecutionId::generate();
         let new = NewExecution {
             id: id.clone(),
@@ -756,18 +758,18 @@ mod tests {
             started_event: Event::execution(EventType::ExecutionStarted, now_ms(), Details::Empty),
         };
         assert!(matches!(
-            store.create_execution(new).unwrap(),
+            store.create_execution(new).await.unwrap(),
             Created::New(_)
         ));
         id
     }
 
-    fn publish(store: &dyn Store, id: &ExecutionId, kind: &str) {
+    async fn publish(store: &dyn Store, id: &ExecutionId, kind: &str) {
         let batch = Batch {
             publish: vec![(kind.to_string(), "{}".to_string())],
             ..Batch::default()
         };
-        store.commit(id, batch).unwrap();
+        store.commit(id, batch).await.unwrap();
     }
 
     #[tokio::test]
@@ -778,21 +780,21 @@ mod tests {
         let (url, seen) = webhook().await;
         let notifier = webhook_notifier(&store, url, 3);
         let (a, a2, b) = (
-            execution(&*store, "tn_a"),
-            execution(&*store, "tn_a"),
-            execution(&*store, "tn_b"),
+            execution(&*store, "tn_a").await,
+            execution(&*store, "tn_a").await,
+            execution(&*store, "tn_b").await,
         );
-        publish(&*store, &a, "bad");
-        publish(&*store, &a, "a.after");
-        publish(&*store, &a2, "flaky");
-        publish(&*store, &a2, "a2.after");
-        publish(&*store, &b, "b.one");
+        publish(&*store, &a, "bad").await;
+        publish(&*store, &a, "a.after").await;
+        publish(&*store, &a2, "flaky").await;
+        publish(&*store, &a2, "a2.after").await;
+        publish(&*store, &b, "b.one").await;
 
         // One pass: the 400 is dead-lettered at once and the events behind it go; the 503 is
         // set aside and its execution's next event waits behind it, in order.
         notifier.deliver().await;
         assert_eq!(seen.lock().unwrap().0, vec!["a.after", "b.one"]);
-        let letters = store.dead_letters(None, 0, 10).unwrap();
+        let letters = store.dead_letters(None, 0, 10).await.unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!(
             (letters[0].event.kind.as_str(), letters[0].sink.as_str()),
@@ -807,14 +809,15 @@ mod tests {
         for _ in 0..20 {
             tokio::time::sleep(Duration::from_millis(5)).await;
             notifier.deliver().await;
-            if store.undelivered_events(0, 10).unwrap().is_empty() {
+            if store.undelivered_events(0, 10).await.unwrap().is_empty() {
                 break;
             }
         }
-        assert!(store.undelivered_events(0, 10).unwrap().is_empty());
+        assert!(store.undelivered_events(0, 10).await.unwrap().is_empty());
         assert_eq!(seen.lock().unwrap().0, vec!["a.after", "b.one", "a2.after"]);
         let letters = store
             .dead_letters(Some(&TenantId::from_raw("tn_a")), 0, 10)
+            .await
             .unwrap();
         assert_eq!(letters.len(), 2);
         assert_eq!(letters[1].event.kind, "flaky");
@@ -835,15 +838,15 @@ mod tests {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         drop(listener);
         let notifier = webhook_notifier(&store, url, 1);
-        let a = execution(&*store, "tn_a");
-        publish(&*store, &a, "one");
-        publish(&*store, &a, "two");
+        let a = execution(&*store, "tn_a").await;
+        publish(&*store, &a, "one").await;
+        publish(&*store, &a, "two").await;
         for _ in 0..3 {
             notifier.deliver().await;
         }
         // An outage is not a refusal: both wait, none is dead.
-        assert_eq!(store.undelivered_events(0, 10).unwrap().len(), 2);
-        assert!(store.dead_letters(None, 0, 10).unwrap().is_empty());
+        assert_eq!(store.undelivered_events(0, 10).await.unwrap().len(), 2);
+        assert!(store.dead_letters(None, 0, 10).await.unwrap().is_empty());
     }
 
     #[test]
