@@ -121,7 +121,56 @@ enum TimerWrite {
     Delete(ExecutionId, String, TimerKind),
 }
 
-/// Builds the transaction for `batch` on top of the execution as `state` shows it.
+/// The batch's conditions, grouped by the item they are about: each becomes the condition of
+/// that item's write (or a check of it) in the transaction.
+#[derive(Default)]
+struct Guards {
+    operations: HashMap<String, (Cond, String)>,
+    timers: HashMap<(String, TimerKind), (Cond, String)>,
+    requires_running: bool,
+    lease_token: Option<u64>,
+}
+
+impl Guards {
+    fn of(batch: &Batch) -> Self {
+        let mut guards = Guards::default();
+        for condition in &batch.conditions {
+            match condition {
+                Condition::ExecutionRunning => guards.requires_running = true,
+                Condition::Lease(token) => guards.lease_token = Some(*token),
+                Condition::OperationStatus { op_id, status } => {
+                    let cond = Cond::Eq("st", s(status_str(*status)));
+                    let message = format!("operation {op_id} is not {status:?}");
+                    merge(&mut guards.operations, op_id.clone(), cond, message);
+                }
+                Condition::TimerDue { op_id, kind, now } => {
+                    let cond = Cond::Exists("pk").and(Cond::Le("fire_at", n(now)));
+                    let message = format!("timer {kind:?} of operation {op_id} is not due");
+                    merge(&mut guards.timers, (op_id.clone(), *kind), cond, message);
+                }
+            }
+        }
+        guards
+    }
+}
+
+/// Adds a condition on one item to those already there (both must hold).
+fn merge<K: std::hash::Hash + Eq>(
+    conditions: &mut HashMap<K, (Cond, String)>,
+    item: K,
+    cond: Cond,
+    message: String,
+) {
+    let merged = match conditions.remove(&item) {
+        Some((c, m)) => (c.and(cond), format!("{m}; {message}")),
+        None => (cond, message),
+    };
+    conditions.insert(item, merged);
+}
+
+/// Builds the transaction for `batch` on top of the execution as `state` shows it: the
+/// execution item, the running counts, events, operations, timers, callbacks and published
+/// events, in this order, then the clean-up that fits.
 pub async fn plan(
     table: &Table,
     execution: &ExecutionId,
@@ -132,56 +181,63 @@ pub async fn plan(
     let mut plan = Plan::default();
     let now = now_ms();
     let exec_pk = keys::execution_pk(execution);
+    let mut guards = Guards::of(batch);
+    // Writes that tidy up after an ending execution: in the transaction while there is room.
+    let mut tidy = Vec::new();
 
-    // Conditions, grouped by the item they are about.
-    let mut op_conditions: HashMap<String, (Cond, String)> = HashMap::new();
-    let mut timer_conditions: HashMap<(String, TimerKind), (Cond, String)> = HashMap::new();
-    let mut requires_running = false;
-    let mut lease_token = None;
-    for condition in &batch.conditions {
-        match condition {
-            Condition::ExecutionRunning => requires_running = true,
-            Condition::Lease(token) => lease_token = Some(*token),
-            Condition::OperationStatus { op_id, status } => {
-                let cond = Cond::Eq("st", s(status_str(*status)));
-                let message = format!("operation {op_id} is not {status:?}");
-                let entry = op_conditions.remove(op_id);
-                op_conditions.insert(
-                    op_id.clone(),
-                    match entry {
-                        Some((c, m)) => (c.and(cond), format!("{m}; {message}")),
-                        None => (cond, message),
-                    },
-                );
-            }
-            Condition::TimerDue { op_id, kind, now } => {
-                let cond = Cond::Exists("pk").and(Cond::Le("fire_at", n(now)));
-                let message = format!("timer {kind:?} of operation {op_id} is not due");
-                let entry = timer_conditions.remove(&(op_id.clone(), *kind));
-                timer_conditions.insert(
-                    (op_id.clone(), *kind),
-                    match entry {
-                        Some((c, m)) => (c.and(cond), format!("{m}; {message}")),
-                        None => (cond, message),
-                    },
-                );
-            }
-        }
-    }
+    let mut spilled = execution_item(
+        &mut plan, table, execution, state, batch, token, &guards, now,
+    )?;
+    running_counts(&mut plan, state, batch);
+    history(&mut plan, execution, state, batch)?;
+    operations(
+        &mut plan,
+        execution,
+        batch,
+        std::mem::take(&mut guards.operations),
+    )?;
+    timers(
+        &mut plan,
+        table,
+        execution,
+        batch,
+        std::mem::take(&mut guards.timers),
+        &mut tidy,
+    )
+    .await?;
+    callbacks(&mut plan, table, &exec_pk, batch, &mut tidy).await?;
+    publish(&mut plan, table, execution, state, batch, now).await?;
+    seal(&mut plan, tidy)?;
+    spilled.extend(blob::place(table.spill.as_ref(), &mut plan.writes));
+    plan.spilled = spilled;
+    Ok(plan)
+}
 
-    // The execution item.
+/// The execution item: its version, status, result, wake-up state and lease, conditioned on the
+/// version read and on what the batch requires of it. Returns the values spilled to make it fit.
+#[allow(clippy::too_many_arguments)] // The parts of one write, each used once.
+fn execution_item(
+    plan: &mut Plan,
+    table: &Table,
+    execution: &ExecutionId,
+    state: &ExecState,
+    batch: &Batch,
+    token: &str,
+    guards: &Guards,
+    now: crate::journal::Millis,
+) -> Result<blob::Spilled> {
     let mut update = UpdateExpr::default();
     update
         .set("updated_at", n(now))
         .set("ver", n(state.ver + 1))
         .set("last_tx", s(token));
     let mut cond = Cond::Eq("ver", n(state.ver));
-    if requires_running {
+    if guards.requires_running {
         cond = cond.and(Cond::Eq("status", s(ExecutionStatus::Running.as_str())));
     }
     // Checked before planning too (see `DynamoStore::commit`); here it closes the race with a
     // takeover between that read and this write.
-    if let Some(token) = lease_token {
+    if let Some(token) = guards.lease_token {
         cond = cond.and(Cond::Eq("lease_token", n(token)));
     }
     if batch.release_lease {
@@ -247,39 +303,50 @@ pub async fn plan(
     }
     plan.push(
         Write::Update {
-            key: key(&exec_pk, keys::ROOT_SK),
+            key: key(keys::execution_pk(execution), keys::ROOT_SK),
             update,
             cond: Some(cond),
         },
         Meaning::Execution,
     );
+    Ok(spilled)
+}
 
-    // An execution that stops running leaves the running counts its quota and component
-    // deletion read.
+/// An execution that stops running leaves the running counts its quota and component deletion
+/// read.
+fn running_counts(plan: &mut Plan, state: &ExecState, batch: &Batch) {
     let ends = batch
         .finish
         .as_ref()
         .is_some_and(|f| f.status.is_terminal())
         && state.status == ExecutionStatus::Running;
-    if ends {
-        for sk in [
-            keys::RUNNING_SK.to_string(),
-            keys::running_digest_sk(&state.digest),
-        ] {
-            let mut dec = UpdateExpr::default();
-            dec.add("n", n(-1));
-            plan.push(
-                Write::Update {
-                    key: key(keys::tenant_pk(&state.tenant), sk),
-                    update: dec,
-                    cond: None,
-                },
-                Meaning::Race,
-            );
-        }
+    if !ends {
+        return;
     }
+    for sk in [
+        keys::RUNNING_SK.to_string(),
+        keys::running_digest_sk(&state.digest),
+    ] {
+        let mut dec = UpdateExpr::default();
+        dec.add("n", n(-1));
+        plan.push(
+            Write::Update {
+                key: key(keys::tenant_pk(&state.tenant), sk),
+                update: dec,
+                cond: None,
+            },
+            Meaning::Race,
+        );
+    }
+}
 
-    // Events, numbered from the execution's counter.
+/// History events, numbered from the execution's counter.
+fn history(
+    plan: &mut Plan,
+    execution: &ExecutionId,
+    state: &ExecState,
+    batch: &Batch,
+) -> Result<()> {
     for (i, event) in batch.events.iter().enumerate() {
         let item = records::event_item(execution, state.next_event_id + i as u64, event)?;
         plan.push(
@@ -290,21 +357,31 @@ pub async fn plan(
             Meaning::Race,
         );
     }
+    Ok(())
+}
 
-    // Operations: the last version of each wins, as with INSERT OR REPLACE in order.
+/// Operations: the last version of each wins, as with INSERT OR REPLACE in order. A condition
+/// on an operation the batch does not write becomes a check of it.
+fn operations(
+    plan: &mut Plan,
+    execution: &ExecutionId,
+    batch: &Batch,
+    mut conditions: HashMap<String, (Cond, String)>,
+) -> Result<()> {
+    let exec_pk = keys::execution_pk(execution);
     let mut ops = Keyed::new();
     for op in &batch.operations {
         ops.set(op.id.clone(), op);
     }
     for (op_id, op) in ops.into_iter() {
         let item = records::operation_item(execution, op)?;
-        let (cond, meaning) = match op_conditions.remove(&op_id) {
+        let (cond, meaning) = match conditions.remove(&op_id) {
             Some((c, m)) => (Some(c), Meaning::Business(m)),
             None => (None, Meaning::Race),
         };
         plan.push(Write::Put { item, cond }, meaning);
     }
-    for (op_id, (cond, message)) in op_conditions {
+    for (op_id, (cond, message)) in conditions {
         plan.push(
             Write::Check {
                 key: key(&exec_pk, keys::operation_sk(&op_id)),
@@ -313,8 +390,20 @@ pub async fn plan(
             Meaning::Business(message),
         );
     }
+    Ok(())
+}
 
-    // Timers: clear all, then clear some, then set some, as the embedded store does.
+/// Timers: clear all, then clear some, then set some, as the embedded store does. Clearing
+/// every timer of an ending execution is clean-up (`tidy`), unless a timer carries a condition.
+async fn timers(
+    plan: &mut Plan,
+    table: &Table,
+    execution: &ExecutionId,
+    batch: &Batch,
+    mut conditions: HashMap<(String, TimerKind), (Cond, String)>,
+    tidy: &mut Vec<Write>,
+) -> Result<()> {
+    let exec_pk = keys::execution_pk(execution);
     let mut timers: Keyed<TimerWrite> = Keyed::new();
     let mut tidy_timers = Vec::new();
     if batch.clear_all_timers {
@@ -344,13 +433,12 @@ pub async fn plan(
     }
     // Clean-up deletes for timers the batch does not otherwise touch can wait; a timer with a
     // condition must be in the transaction.
-    let mut tidy = Vec::new();
     for (op_id, kind) in tidy_timers {
         let sk = keys::timer_sk(&op_id, kind);
         if timers.map.contains_key(&sk) {
             continue;
         }
-        if timer_conditions.contains_key(&(op_id.clone(), kind)) {
+        if conditions.contains_key(&(op_id.clone(), kind)) {
             timers.set(sk, TimerWrite::Delete(execution.clone(), op_id, kind));
         } else {
             tidy.push(Write::Delete {
@@ -364,7 +452,7 @@ pub async fn plan(
             TimerWrite::Put(t) => (t.op_id.clone(), t.kind),
             TimerWrite::Delete(_, op_id, kind) => (op_id.clone(), *kind),
         };
-        let (cond, meaning) = match timer_conditions.remove(&(op_id, kind)) {
+        let (cond, meaning) = match conditions.remove(&(op_id, kind)) {
             Some((c, m)) => (Some(c), Meaning::Business(m)),
             None => (None, Meaning::Race),
         };
@@ -380,7 +468,7 @@ pub async fn plan(
         };
         plan.push(write, meaning);
     }
-    for ((op_id, kind), (cond, message)) in timer_conditions {
+    for ((op_id, kind), (cond, message)) in conditions {
         plan.push(
             Write::Check {
                 key: key(&exec_pk, keys::timer_sk(&op_id, kind)),
@@ -389,8 +477,18 @@ pub async fn plan(
             Meaning::Business(message),
         );
     }
+    Ok(())
+}
 
-    // Callbacks, then the cancelling of those still waiting when the batch asks for it.
+/// Callbacks, then the cancelling of those still waiting when the batch asks for it (clean-up,
+/// into `tidy`, for those the batch does not write itself).
+async fn callbacks(
+    plan: &mut Plan,
+    table: &Table,
+    exec_pk: &str,
+    batch: &Batch,
+    tidy: &mut Vec<Write>,
+) -> Result<()> {
     let mut callbacks: Keyed<CallbackRecord> = Keyed::new();
     for cb in &batch.callbacks {
         callbacks.set(cb.id.as_str().to_string(), cb.clone());
@@ -403,7 +501,7 @@ pub async fn plan(
         }
         let existing = table
             .query_all(
-                &Query::table(&exec_pk, Sk::BeginsWith(keys::CALLBACK_PREFIX.into())),
+                &Query::table(exec_pk, Sk::BeginsWith(keys::CALLBACK_PREFIX.into())),
                 None,
             )
             .await?;
@@ -418,7 +516,7 @@ pub async fn plan(
                 .remove("g2pk")
                 .remove("g2sk");
             tidy.push(Write::Update {
-                key: key(&exec_pk, keys::callback_sk(id)),
+                key: key(exec_pk, keys::callback_sk(id)),
                 update: cancel,
                 cond: Some(Cond::Eq("st", s("STARTED"))),
             });
@@ -440,62 +538,77 @@ pub async fn plan(
             Meaning::Race,
         );
     }
+    Ok(())
+}
 
-    // Workflow events: numbered by one counter, inside the transaction, so seqs have no gaps
-    // and become visible in order (readers page through them by seq).
-    if !batch.publish.is_empty() {
-        let counter = table.get(keys::EVENT_SEQ_PK, keys::ROOT_SK).await?;
-        let last: u64 = counter.as_ref().and_then(|c| c.num("n")).unwrap_or(0);
-        let mut bump = UpdateExpr::default();
-        bump.set("n", n(last + batch.publish.len() as u64));
-        let cond = if counter.is_some() {
-            Cond::Eq("n", n(last))
-        } else {
-            Cond::NotExists("pk")
+/// Workflow events: numbered by one counter, inside the transaction, so seqs have no gaps and
+/// become visible in order (readers page through them by seq).
+async fn publish(
+    plan: &mut Plan,
+    table: &Table,
+    execution: &ExecutionId,
+    state: &ExecState,
+    batch: &Batch,
+    now: crate::journal::Millis,
+) -> Result<()> {
+    if batch.publish.is_empty() {
+        return Ok(());
+    }
+    let counter = table.get(keys::EVENT_SEQ_PK, keys::ROOT_SK).await?;
+    let last: u64 = counter.as_ref().and_then(|c| c.num("n")).unwrap_or(0);
+    let mut bump = UpdateExpr::default();
+    bump.set("n", n(last + batch.publish.len() as u64));
+    let cond = if counter.is_some() {
+        Cond::Eq("n", n(last))
+    } else {
+        Cond::NotExists("pk")
+    };
+    plan.push(
+        Write::Update {
+            key: key(keys::EVENT_SEQ_PK, keys::ROOT_SK),
+            update: bump,
+            cond: Some(cond),
+        },
+        Meaning::Race,
+    );
+    for (i, (kind, data)) in batch.publish.iter().enumerate() {
+        let event = WorkflowEvent {
+            seq: last + 1 + i as u64,
+            tenant: crate::ids::TenantId::from_raw(state.tenant.clone()),
+            execution_id: execution.clone(),
+            kind: kind.clone(),
+            data: data.clone(),
+            created_at: now,
         };
-        plan.push(
-            Write::Update {
-                key: key(keys::EVENT_SEQ_PK, keys::ROOT_SK),
-                update: bump,
-                cond: Some(cond),
-            },
-            Meaning::Race,
-        );
-        for (i, (kind, data)) in batch.publish.iter().enumerate() {
-            let event = WorkflowEvent {
-                seq: last + 1 + i as u64,
-                tenant: crate::ids::TenantId::from_raw(state.tenant.clone()),
-                execution_id: execution.clone(),
-                kind: kind.clone(),
-                data: data.clone(),
-                created_at: now,
-            };
-            for pk in [
-                keys::EVENTS_PK.to_string(),
-                keys::tenant_events_pk(&state.tenant),
-                keys::execution_events_pk(execution.as_str()),
-            ] {
-                plan.push(
-                    Write::Put {
-                        item: records::workflow_event_item(pk, &event),
-                        cond: Some(Cond::NotExists("pk")),
-                    },
-                    Meaning::Race,
-                );
-            }
-            let mut marker = key(keys::OUTBOX_PK, keys::seq(event.seq));
-            marker.insert("seq".into(), n(event.seq));
+        for pk in [
+            keys::EVENTS_PK.to_string(),
+            keys::tenant_events_pk(&state.tenant),
+            keys::execution_events_pk(execution.as_str()),
+        ] {
             plan.push(
                 Write::Put {
-                    item: marker,
-                    cond: None,
+                    item: records::workflow_event_item(pk, &event),
+                    cond: Some(Cond::NotExists("pk")),
                 },
                 Meaning::Race,
             );
         }
+        let mut marker = key(keys::OUTBOX_PK, keys::seq(event.seq));
+        marker.insert("seq".into(), n(event.seq));
+        plan.push(
+            Write::Put {
+                item: marker,
+                cond: None,
+            },
+            Meaning::Race,
+        );
     }
+    Ok(())
+}
 
-    // Clean-up rides along while there is room.
+/// Lets the clean-up ride along while there is room (the rest follows the transaction), and
+/// refuses a transaction DynamoDB would: over [`MAX_ITEMS`], or touching an item twice.
+fn seal(plan: &mut Plan, mut tidy: Vec<Write>) -> Result<()> {
     let room = MAX_ITEMS.saturating_sub(plan.writes.len());
     let later = tidy.split_off(room.min(tidy.len()));
     for write in tidy {
@@ -521,9 +634,7 @@ pub async fn plan(
             "batch writes item {dup:?} twice"
         )));
     }
-    spilled.extend(blob::place(table.spill.as_ref(), &mut plan.writes));
-    plan.spilled = spilled;
-    Ok(plan)
+    Ok(())
 }
 
 /// Sets a text attribute of the execution item (inline or by reference) or removes it.
