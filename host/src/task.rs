@@ -16,7 +16,7 @@ use tokio::task::JoinError;
 /// and carry on instead.
 ///
 /// ```ignore
-/// let record = tokio::task::spawn_blocking(move || store.execution(&id))
+/// let bytes = tokio::task::spawn_blocking(move || artifacts.usage(&tenant))
 ///     .await
 ///     .unwrap_or_else(task::rethrow)?;
 /// ```
