@@ -329,8 +329,8 @@ impl From<crate::callbacks::Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
     use serde_json::json;
+    use std::collections::BTreeSet;
     use tower::ServiceExt;
 
     fn page() -> String {

@@ -514,7 +514,10 @@ pub async fn history(
         .then(|| events.last().map(|(id, _)| *id))
         .flatten();
     Ok(Json(HistoryPage {
-        events: events.iter().map(|(id, e)| history::event(*id, e)).collect(),
+        events: events
+            .iter()
+            .map(|(id, e)| history::event(*id, e))
+            .collect(),
         next_after: next,
     }))
 }

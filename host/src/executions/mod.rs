@@ -14,6 +14,7 @@
 //! finds executions nobody woke on this host: those whose holder died, and timers armed
 //! elsewhere.
 
+mod hosts;
 mod slots;
 pub mod sweep;
 
@@ -22,11 +23,11 @@ use crate::artifacts::ArtifactStore;
 use crate::backoff::Backoff;
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
-use crate::engine::host::{Activation, Dispatch};
+use crate::engine::host::Activation;
 use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Engine, Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
-use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, now_ms};
+use crate::journal::{Details, Dispatch, ErrorRecord, Event, EventType, Millis, now_ms};
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{
@@ -203,7 +204,7 @@ impl Runtime {
         // A crash may have come between recording an agent invocation and sending it; send every
         // waiting one again. Agents deduplicate by the callback id (the A2A message id).
         for callback in self.store.pending_agent_callbacks()? {
-            let Some(dispatch) = Dispatch::of(callback) else {
+            let Some(dispatch) = Dispatch::of(callback.id, callback.agent) else {
                 continue;
             };
             let this = self.clone();
@@ -511,7 +512,10 @@ impl Runtime {
         let id = id.clone();
         let pending = tokio::task::spawn_blocking(move || this.store.pending_callbacks(&id)).await;
         match pending {
-            Ok(Ok(callbacks)) => callbacks.into_iter().filter_map(Dispatch::of).collect(),
+            Ok(Ok(callbacks)) => callbacks
+                .into_iter()
+                .filter_map(|c| Dispatch::of(c.id, c.agent))
+                .collect(),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot list the agent tasks to send again");
                 Vec::new()
@@ -582,7 +586,11 @@ impl Runtime {
         };
         let digest = execution.digest.clone();
         let workflow = execution.workflow.clone();
-        let (ending, mut activation) = match crate::components::load(self, &digest) {
+        let (ending, mut activation) = match crate::components::load(
+            &self.engine,
+            &*self.artifacts,
+            &digest,
+        ) {
             Ok(pre) => {
                 let activation = Activation::new(
                     execution,

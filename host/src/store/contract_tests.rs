@@ -288,7 +288,7 @@ fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
     let tenant = TenantRecord {
         id: TenantId::from_raw("tn_1"),
         name: "acme".into(),
-        overrides: crate::tenancy::Overrides {
+        overrides: crate::quotas::Overrides {
             memory_limit_mb: Some(8),
             ..Default::default()
         },
@@ -352,7 +352,7 @@ fn missing_records_are_not_found(store: Arc<dyn Store>) {
     let tenant = TenantRecord {
         id: TenantId::from_raw("tn_missing"),
         name: "nobody".into(),
-        overrides: crate::tenancy::Overrides::default(),
+        overrides: crate::quotas::Overrides::default(),
         created_at: 1,
     };
     assert!(store.tenant(&tenant.id).unwrap().is_none());
