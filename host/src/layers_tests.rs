@@ -18,17 +18,17 @@ const LAYERS: &[&[&str]] = &[
     // Core: plain types and helpers with no dependency on the host.
     &["ids", "aws", "backoff", "task", "ratelimit", "quotas"],
     &["journal"],
-    // Plain settings: agent endpoints, then the configuration that names them.
-    &["agents"],
-    &["config"],
-    &["artifacts"],
-    // Store traits, records and backends; the pure transitions that build its batches.
+    // Store traits, records and backends (a spill bucket is a trait the store declares).
     &["store"],
-    &["transitions", "tenancy", "notifications"],
+    // Pure transitions to store batches; tenants and keys; agent endpoints and protocols.
+    &["transitions", "tenancy", "agents"],
+    // Plain settings, one file per section.
+    &["config"],
+    &["artifacts", "notifications"],
     &["engine", "scheduler"],
     &["callbacks", "components"],
     &["executions"],
-    // The feature built on the generic host, then the HTTP surface and its assembly.
+    // The HTTP surface, its assembly, and the research pipeline's CLI built on it.
     &["api"],
     &["server"],
     &["demo"],

@@ -1341,15 +1341,15 @@ fn dynamodb_spills_large_values_to_s3() {
         aws: aws.clone(),
         ..S3Options::default()
     };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(Bucket::connect(s3.clone())).unwrap();
     let options = dynamo::DynamoOptions {
         table_prefix: format!("spill-{:016x}-", rand::random::<u64>()),
         endpoint_url: Some(endpoint),
         region: aws.region.clone(),
         credentials: aws.credentials.clone(),
-        spill_to: Some(s3.clone()),
+        spill_to: Some(std::sync::Arc::new(bucket.clone())),
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let bucket = rt.block_on(Bucket::connect(s3.clone())).unwrap();
     rt.block_on(bucket.client().create_bucket().bucket(&s3.bucket).send())
         .unwrap();
     let store = dynamo::DynamoStore::connect(&options).unwrap();

@@ -198,7 +198,7 @@ pub async fn plan(
     let mut runnable = state.runnable;
     let mut wake_seq = state.wake_seq;
     let mut spilled = blob::Spilled::default();
-    let spill = table.spill.as_ref();
+    let spill = table.spill.as_deref();
     if let Some(finish) = &batch.finish {
         status = finish.status;
         runnable = false;
@@ -521,7 +521,7 @@ pub async fn plan(
             "batch writes item {dup:?} twice"
         )));
     }
-    spilled.extend(blob::place(table.spill.as_ref(), &mut plan.writes));
+    spilled.extend(blob::place(table.spill.as_deref(), &mut plan.writes));
     plan.spilled = spilled;
     Ok(plan)
 }
@@ -531,7 +531,7 @@ fn set_text(
     update: &mut UpdateExpr,
     field: &'static str,
     text: Option<&str>,
-    spill: Option<&crate::artifacts::s3::Bucket>,
+    spill: Option<&dyn blob::SpillBucket>,
     spilled: &mut blob::Spilled,
 ) {
     let reference = blob::ref_attr(field);
