@@ -98,6 +98,17 @@ impl ComponentDigest {
     }
 }
 
+/// Whether `name` may name a component or a tenant: 1-64 characters of `[A-Za-z0-9_-]`, so it
+/// is safe in a path, a key and a URL. Kept with the ids (not in `components`) because the
+/// tenant registry checks tenant names with it and must not depend on uploads.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +133,13 @@ mod tests {
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(d.hex().len(), 64);
+    }
+
+    #[test]
+    fn names_are_restricted() {
+        assert!(valid_name("research-pipeline_2"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("../x"));
+        assert!(!valid_name(&"a".repeat(65)));
     }
 }

@@ -18,6 +18,7 @@ pub mod executions;
 pub mod ids;
 pub mod journal;
 pub mod notifications;
+pub mod quotas;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
@@ -25,3 +26,6 @@ pub mod store;
 pub mod task;
 pub mod tenancy;
 pub mod transitions;
+
+#[cfg(test)]
+mod layers_tests;

@@ -2,9 +2,11 @@
 //! under one data folder.
 
 use crate::agents::Agents;
-use crate::artifacts::s3::{S3Artifacts, S3Options};
+use crate::artifacts::s3::{Bucket, S3Artifacts, S3Options};
 use crate::artifacts::{ArtifactStore, DiskArtifacts};
-use crate::config::{ArtifactsBackend, ClusterConfig, Config, ServerConfig, StoreBackend};
+use crate::config::{
+    ArtifactsBackend, ClusterConfig, Config, ServerConfig, StoreBackend, StoreConfig,
+};
 use crate::engine::{Engine, Limits};
 use crate::executions::{Leasing, Runtime, Services};
 use crate::notifications::aws::AwsSinks;
@@ -70,8 +72,15 @@ impl Server {
             // Values too large for an item spill to the artifact bucket when there is one.
             StoreBackend::Dynamodb => Arc::new(
                 DynamoStore::open(&DynamoOptions {
-                    spill_to: s3.clone(),
-                    ..DynamoOptions::from(&config.store)
+                    spill_to: match &s3 {
+                        Some(s3) => Some(Arc::new(
+                            Bucket::connect(s3.clone())
+                                .await
+                                .context("the S3 bucket for large values")?,
+                        )),
+                        None => None,
+                    },
+                    ..dynamo_options(&config.store)
                 })
                 .await
                 .context("open the DynamoDB store")?,
@@ -260,4 +269,16 @@ fn default_host_id(backend: StoreBackend, port: u16) -> String {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "aegis".into());
     format!("{name}:{port}")
+}
+
+/// Where the DynamoDB store is, from the `[store]` section (here, not in `store`, so that the
+/// store does not depend on the configuration).
+fn dynamo_options(c: &StoreConfig) -> DynamoOptions {
+    DynamoOptions {
+        table_prefix: c.table_prefix.clone(),
+        endpoint_url: c.endpoint_url.clone().filter(|u| !u.is_empty()),
+        region: c.region.clone().filter(|r| !r.is_empty()),
+        credentials: None,
+        spill_to: None,
+    }
 }

@@ -481,8 +481,8 @@ pub async fn invoke(
 mod tests {
     use super::*;
     use crate::agents::{AgentConfig, Agents, Endpoint, Protocol};
-    use crate::engine::host::Dispatch;
     use crate::ids::CallbackId;
+    use crate::journal::Dispatch;
     use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

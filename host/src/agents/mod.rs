@@ -43,7 +43,7 @@ pub mod a2a;
 pub mod bedrock;
 
 use crate::backoff::Backoff;
-use crate::engine::host::Dispatch;
+use crate::journal::Dispatch;
 use crate::journal::ErrorRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};

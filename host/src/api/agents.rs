@@ -22,8 +22,7 @@ const MAX_AGENT_BODY: usize = 64 << 20;
 /// The largest answer whose token is known only once its body is read (the simple form posted
 /// to the bare URL, without `X-A2A-Notification-Token`): no more than any callback payload may
 /// be. Agents are given the URL with the token in it, and that one takes larger answers.
-const MAX_UNCHECKED_BODY: usize =
-    crate::tenancy::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
+const MAX_UNCHECKED_BODY: usize = crate::quotas::MAX_PAYLOAD_KB as usize * 1024 + body::ENVELOPE;
 const TOKEN_HEADER: &str = "x-a2a-notification-token";
 
 /// `POST /v1/agents/callbacks/{token}`: an A2A push or the simple form. The token is checked

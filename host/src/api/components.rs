@@ -160,7 +160,7 @@ pub async fn list(
     State(s): State<AppState>,
     tenant: Tenant,
 ) -> Result<Json<ComponentList>, ApiError> {
-    let records = components::list(&s.rt, &tenant, None).await?;
+    let records = components::list(&*s.rt, &tenant, None).await?;
     Ok(Json(ComponentList {
         components: records.iter().map(view).collect(),
     }))
@@ -181,7 +181,7 @@ pub async fn versions(
     tenant: Tenant,
     Path(name): Path<String>,
 ) -> Result<Json<ComponentVersions>, ApiError> {
-    let records = components::list(&s.rt, &tenant, Some(&name)).await?;
+    let records = components::list(&*s.rt, &tenant, Some(&name)).await?;
     if records.is_empty() {
         return Err(not_found(&name));
     }
@@ -217,7 +217,7 @@ pub async fn version(
     tenant: Tenant,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<View>, ApiError> {
-    let record = components::find(&s.rt, &tenant, &name, Some(version)).await?;
+    let record = components::find(&*s.rt, &tenant, &name, Some(version)).await?;
     record
         .map(|r| Json(view(&r)))
         .ok_or_else(|| not_found(&format!("{name} v{version}")))
@@ -243,7 +243,7 @@ pub async fn remove(
     tenant: Tenant,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<StatusCode, ApiError> {
-    match components::delete(&s.rt, &tenant, &name, version).await? {
+    match components::delete(&*s.rt, &tenant, &name, version).await? {
         Deleted::Deleted => Ok(StatusCode::NO_CONTENT),
         Deleted::NotFound => Err(not_found(&format!("{name} v{version}"))),
         Deleted::InUse => Err(ApiError::new(

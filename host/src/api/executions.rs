@@ -304,7 +304,7 @@ pub async fn get(
     let pending = if record.status.is_terminal() {
         Vec::new()
     } else {
-        crate::callbacks::pending(&s.rt, &record.id).await?
+        crate::callbacks::pending(&*s.rt, &record.id).await?
     };
     let parse = |raw: &Option<String>| {
         raw.as_deref()

@@ -317,7 +317,7 @@ schema!(crate::tenancy::Quotas, "Quotas", {
             "The limits a tenant runs under (the host's defaults with the tenant's overrides applied), each within the range shown.",
         ))
         .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
-    for range in crate::tenancy::quotas::RANGES {
+    for range in crate::quotas::RANGES {
         let doc = range
             .doc
             .iter()
@@ -345,7 +345,7 @@ schema!(crate::tenancy::Overrides, "QuotaOverrides", {
             "Per-tenant changes to the host's default quotas; a missing (or null) field keeps the default. The quotas they make must be within the ranges of `Quotas`, or the request answers 400 `invalid_quota`.",
         ))
         .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
-    for range in crate::tenancy::quotas::RANGES {
+    for range in crate::quotas::RANGES {
         let max = (range.type_max < u64::MAX).then_some(range.type_max);
         object = object.property(
             range.name,

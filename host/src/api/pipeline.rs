@@ -366,7 +366,7 @@ pub async fn approve(
     let bytes = body::read(request, 64 * 1024, "the request body").await?;
     let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
     let record = load(&s, &tenant, &id).await?;
-    let pending = crate::callbacks::pending(&s.rt, &record.id).await?;
+    let pending = crate::callbacks::pending(&*s.rt, &record.id).await?;
     let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

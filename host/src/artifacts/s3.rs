@@ -145,6 +145,51 @@ pub struct Bucket {
     options: S3Options,
 }
 
+impl fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bucket")
+            .field("bucket", &self.options.bucket)
+            .field("prefix", &self.options.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The DynamoDB store spills values too large for an item to objects of the artifact bucket.
+impl crate::store::dynamo::SpillBucket for Bucket {
+    fn key(&self, name: &str) -> String {
+        Bucket::key(self, name)
+    }
+    fn reference(&self, key: &str) -> String {
+        self.uri(key.to_string()).to_string()
+    }
+    fn key_of(&self, reference: &str) -> Option<String> {
+        S3Uri::parse(reference).ok().map(|uri| uri.key)
+    }
+    fn put(
+        &self,
+        key: String,
+        json: Vec<u8>,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            Bucket::put(self, key, "application/json", json)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+    fn get<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move {
+            let uri = S3Uri::parse(reference).map_err(|e| e.to_string())?;
+            Ok(Bucket::get(self, &uri)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(bytes, _)| bytes))
+        })
+    }
+}
+
 impl Bucket {
     /// Builds the client on the current runtime (no request is made: a missing bucket shows
     /// on first use).

@@ -6,13 +6,34 @@
 //! are [`crate::transitions::callback`]'s, each a conditional write (the operation must still be
 //! STARTED), so a completion racing a timeout or a duplicate delivery has exactly one winner.
 
-use crate::executions::Runtime;
+use crate::agents::Agents;
+use crate::artifacts::ArtifactStore;
 use crate::ids::{CallbackId, ExecutionId};
 use crate::journal::{ErrorRecord, Status, now_ms};
-use crate::store::{self, Batch, CallbackRecord};
+use crate::scheduler::Scheduler;
+use crate::store::{self, Batch, CallbackRecord, Store};
+use crate::tenancy::Tenancy;
 use crate::transitions::{self, callback::Closing};
 use serde_json::json;
 use std::sync::Arc;
+
+/// What completing a callback needs from the host: the parts it reads and writes through, and
+/// waking the execution a completion made runnable. Declared here, and implemented by
+/// `executions::Runtime`, so that callbacks depend on these parts and on waking, not on the
+/// runtime as a whole.
+pub trait Host: Send + Sync + 'static {
+    fn store(&self) -> &Arc<dyn Store>;
+    fn agents(&self) -> &Agents;
+    /// Where agent results too large to inline are stored.
+    fn artifacts(&self) -> &Arc<dyn ArtifactStore>;
+    fn tenancy(&self) -> &Tenancy;
+    /// The queue a heartbeat's moved deadline goes to.
+    fn scheduler(&self) -> &Scheduler;
+    /// Agent results larger than this travel as artifact references.
+    fn agent_inline_limit(&self) -> usize;
+    /// Runs the execution a completion made runnable.
+    fn wake(self: &Arc<Self>, id: ExecutionId);
+}
 
 /// What the outside world says about a callback.
 #[derive(Clone, Debug)]
@@ -67,7 +88,7 @@ const BIND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// # Errors
 /// As [`answer`], and the two above.
 pub async fn push(
-    rt: &Arc<Runtime>,
+    rt: &Arc<impl Host>,
     raw_id: &str,
     reading: crate::agents::Reading,
 ) -> Result<CallbackRecord, Error> {
@@ -96,7 +117,7 @@ enum Binding {
 }
 
 /// The task bound to a waiting callback, waiting for the binding up to [`BIND_WAIT`].
-async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
+async fn bound_task(rt: &Arc<impl Host>, raw_id: &str) -> Result<Binding, Error> {
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
@@ -104,8 +125,8 @@ async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
     let deadline = tokio::time::Instant::now() + BIND_WAIT;
     let mut pause = std::time::Duration::from_millis(10);
     loop {
-        let record = rt.store.callback(&id).await?;
-        let task = rt.store.agent_task(&id).await?;
+        let record = rt.store().callback(&id).await?;
+        let task = rt.store().agent_task(&id).await?;
         let record = record.ok_or(Error::NotFound)?;
         if record.status != Status::Started {
             return Err(refusal(record.status));
@@ -131,7 +152,7 @@ async fn bound_task(rt: &Arc<Runtime>, raw_id: &str) -> Result<Binding, Error> {
 /// # Errors
 /// As [`complete`].
 pub async fn answer(
-    rt: &Arc<Runtime>,
+    rt: &Arc<impl Host>,
     raw_id: &str,
     answer: crate::agents::Answer,
 ) -> Result<CallbackRecord, Error> {
@@ -151,7 +172,7 @@ pub async fn answer(
         crate::agents::Answer::Failed(error) => Completion::Fail(error),
         crate::agents::Answer::Done(value) => {
             let payload = value.to_string();
-            if payload.len() <= rt.agent_inline_limit {
+            if payload.len() <= rt.agent_inline_limit() {
                 Completion::Succeed(payload)
             } else {
                 Completion::Succeed(spill(rt, raw_id, payload).await?)
@@ -162,13 +183,13 @@ pub async fn answer(
 }
 
 /// Binds a waiting agent invocation to the task its agent created (the dispatch's answer).
-async fn bind(rt: &Arc<Runtime>, raw_id: &str, task_id: &str) -> Result<CallbackRecord, Error> {
+async fn bind(rt: &Arc<impl Host>, raw_id: &str, task_id: &str) -> Result<CallbackRecord, Error> {
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let bound = rt.store.bind_agent_task(&id, task_id).await?;
-    let record = rt.store.callback(&id).await?;
+    let bound = rt.store().bind_agent_task(&id, task_id).await?;
+    let record = rt.store().callback(&id).await?;
     let record = record.ok_or(Error::NotFound)?;
     match bound {
         None => Err(refusal(record.status)),
@@ -184,7 +205,7 @@ async fn bind(rt: &Arc<Runtime>, raw_id: &str, task_id: &str) -> Result<Callback
 
 /// Asks the agent of a waiting callback for a task's result (its push said only "completed").
 async fn fetch_result(
-    rt: &Arc<Runtime>,
+    rt: &Arc<impl Host>,
     raw_id: &str,
     task_id: &str,
 ) -> Result<crate::agents::Answer, Error> {
@@ -192,10 +213,12 @@ async fn fetch_result(
     let Some((agent, _)) = record.agent else {
         return Err(Error::NotFound);
     };
-    Ok(match rt.agents.fetch_task(&agent, raw_id, task_id).await {
-        Ok(answer) => answer,
-        Err(error) => crate::agents::Answer::Failed(error),
-    })
+    Ok(
+        match rt.agents().fetch_task(&agent, raw_id, task_id).await {
+            Ok(answer) => answer,
+            Err(error) => crate::agents::Answer::Failed(error),
+        },
+    )
 }
 
 /// The callback `raw_id` if it exists and is still waiting. The routes that take no key ask
@@ -204,12 +227,12 @@ async fn fetch_result(
 ///
 /// # Errors
 /// [`Error::NotFound`], or why the callback no longer waits.
-pub async fn waiting(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, Error> {
+pub async fn waiting(rt: &Arc<impl Host>, raw_id: &str) -> Result<CallbackRecord, Error> {
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.store.callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = rt.store().callback(&id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -220,22 +243,25 @@ pub async fn waiting(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, 
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn pending(rt: &Runtime, id: &ExecutionId) -> Result<Vec<CallbackRecord>, store::Error> {
-    rt.store.pending_callbacks(id).await
+pub async fn pending(
+    rt: &impl Host,
+    id: &ExecutionId,
+) -> Result<Vec<CallbackRecord>, store::Error> {
+    rt.store().pending_callbacks(id).await
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.
-async fn heartbeat_if_pending(rt: &Arc<Runtime>, raw_id: &str) -> Result<CallbackRecord, Error> {
+async fn heartbeat_if_pending(rt: &Arc<impl Host>, raw_id: &str) -> Result<CallbackRecord, Error> {
     complete(rt, raw_id, Completion::Heartbeat).await
 }
 
 /// Stores a large agent result as an artifact and returns the reference payload.
-async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<String, Error> {
+async fn spill(rt: &Arc<impl Host>, raw_id: &str, payload: String) -> Result<String, Error> {
     if !CallbackId::is_well_formed(raw_id) {
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.store.callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = rt.store().callback(&id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -243,7 +269,7 @@ async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<Strin
     tokio::task::spawn_blocking(move || {
         let key = format!("agent-results/{}.json", record.op_id);
         let reference = this
-            .artifacts
+            .artifacts()
             .put(&record.tenant, &record.execution_id, &key, "application/json", payload.as_bytes())
             .map_err(|e| store::Error::Retriable(format!("store agent result: {e}")))?;
         Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
@@ -258,7 +284,7 @@ async fn spill(rt: &Arc<Runtime>, raw_id: &str, payload: String) -> Result<Strin
 /// [`Error::NotFound`], [`Error::AlreadyCompleted`], [`Error::TimedOut`] or
 /// [`Error::ExecutionEnded`]; in each case nothing changed.
 pub async fn complete(
-    rt: &Arc<Runtime>,
+    rt: &Arc<impl Host>,
     raw_id: &str,
     completion: Completion,
 ) -> Result<CallbackRecord, Error> {
@@ -266,7 +292,7 @@ pub async fn complete(
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let (record, woke) = apply(rt, &id, completion).await?;
+    let (record, woke) = apply(&**rt, &id, completion).await?;
     if woke {
         rt.wake(record.execution_id.clone());
     }
@@ -274,16 +300,20 @@ pub async fn complete(
 }
 
 async fn apply(
-    rt: &Runtime,
+    rt: &impl Host,
     id: &CallbackId,
     completion: Completion,
 ) -> Result<(CallbackRecord, bool), Error> {
-    let record = rt.store.callback(id).await?.ok_or(Error::NotFound)?;
+    let record = rt.store().callback(id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
     if let Completion::Succeed(payload) = &completion {
-        let limit = rt.tenancy.quotas(&record.tenant).await.max_payload_bytes();
+        let limit = rt
+            .tenancy()
+            .quotas(&record.tenant)
+            .await
+            .max_payload_bytes();
         if payload.len() > limit {
             return Err(Error::PayloadTooLarge {
                 size: payload.len(),
@@ -292,7 +322,7 @@ async fn apply(
         }
     }
     let op = rt
-        .store
+        .store()
         .operation(&record.execution_id, &record.op_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -305,7 +335,7 @@ async fn apply(
             let timers = batch.set_timers.clone();
             commit_or_explain(rt, id, &record.execution_id, batch).await?;
             for timer in timers {
-                rt.scheduler.add(timer);
+                rt.scheduler().add(timer);
             }
             return Ok((record, false));
         }
@@ -319,15 +349,15 @@ async fn apply(
 
 /// Commits, and on a lost race reports what the callback became instead.
 async fn commit_or_explain(
-    rt: &Runtime,
+    rt: &impl Host,
     id: &CallbackId,
     execution: &ExecutionId,
     batch: Batch,
 ) -> Result<(), Error> {
-    match rt.store.commit(execution, batch).await {
+    match rt.store().commit(execution, batch).await {
         Ok(()) => Ok(()),
         Err(store::Error::ConditionFailed(_)) => {
-            let now = rt.store.callback(id).await?.ok_or(Error::NotFound)?;
+            let now = rt.store().callback(id).await?.ok_or(Error::NotFound)?;
             Err(if now.status == Status::Started {
                 Error::ExecutionEnded
             } else {

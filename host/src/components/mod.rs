@@ -19,19 +19,30 @@ pub mod spool;
 pub use gate::{Gate, GateError};
 pub use spool::{SpoolError, Spooled};
 
+use crate::artifacts::ArtifactStore;
 use crate::config::UploadsConfig;
 use crate::engine::host::HostState;
-use crate::engine::{LoadError, WorkflowComponentPre};
-use crate::executions::Runtime;
+use crate::engine::{Engine, LoadError, WorkflowComponentPre};
 use crate::ids::ComponentDigest;
 use crate::ids::TenantId;
+pub use crate::ids::valid_name;
 use crate::journal::now_ms;
-use crate::store::{self, ComponentRecord};
+use crate::store::{self, ComponentRecord, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// What an upload needs from the host: the store that records its version, the engine that
+/// compiles it and the artifact store that shares it with other hosts. Declared here, and
+/// implemented by `executions::Runtime`, so that uploads depend on these parts and not on the
+/// runtime that owns them.
+pub trait Host: Send + Sync + 'static {
+    fn store(&self) -> &Arc<dyn Store>;
+    fn engine(&self) -> &Arc<Engine>;
+    fn artifacts(&self) -> &Arc<dyn ArtifactStore>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -137,7 +148,7 @@ impl Uploads {
     /// compile over the time limit, or a storage failure.
     pub async fn upload(
         self: &Arc<Self>,
-        rt: &Arc<Runtime>,
+        rt: &Arc<impl Host>,
         tenant: &TenantId,
         name: &str,
         spooled: Spooled,
@@ -157,7 +168,7 @@ impl Uploads {
             .clone()
             .expect("waited for Some");
         result.map_err(Error::from)?;
-        rt.store
+        rt.store()
             .put_component(tenant, name, &digest, size, now_ms())
             .await
             .map_err(Error::from)
@@ -166,7 +177,11 @@ impl Uploads {
     /// The outcome to wait for: that of a compile of the same bytes already in flight, else of
     /// one started now. The work runs in a task of its own, so an upload whose client goes away
     /// never leaves the others that wait on it without an outcome.
-    fn prepare(self: &Arc<Self>, rt: &Arc<Runtime>, spooled: Spooled) -> watch::Receiver<Outcome> {
+    fn prepare(
+        self: &Arc<Self>,
+        rt: &Arc<impl Host>,
+        spooled: Spooled,
+    ) -> watch::Receiver<Outcome> {
         let mut in_flight = self.in_flight.lock().expect("upload map poisoned");
         if let Some(rx) = in_flight.get(&spooled.digest) {
             return rx.clone();
@@ -192,21 +207,21 @@ impl Uploads {
     }
 
     /// Installs the spooled component unless it is already, and shares it.
-    async fn install(&self, rt: &Arc<Runtime>, spooled: Spooled) -> Result<(), Shared> {
+    async fn install(&self, rt: &Arc<impl Host>, spooled: Spooled) -> Result<(), Shared> {
         let digest = spooled.digest.clone();
         let spooled = Arc::new(spooled);
         let read = |s: &Spooled| {
             s.read()
                 .map_err(|e| Shared::Internal(format!("read the spooled upload: {e}")))
         };
-        let (engine, probe) = (rt.engine.clone(), spooled.clone());
+        let (engine, probe) = (rt.engine().clone(), spooled.clone());
         let installed = blocking(move || Ok(engine.precompiled(&probe.digest))).await?;
         let bytes = if installed {
             tracing::info!(%digest, "component already installed, not compiled again");
             let input = spooled.clone();
             blocking(move || read(&input)).await?
         } else {
-            let (engine, input) = (rt.engine.clone(), spooled.clone());
+            let (engine, input) = (rt.engine().clone(), spooled.clone());
             let began = Instant::now();
             // The bytes are read on the compile thread, so only admitted compiles hold them in
             // memory.
@@ -227,7 +242,7 @@ impl Uploads {
                 ms = began.elapsed().as_millis() as u64,
                 "component compiled"
             );
-            let engine = rt.engine.clone();
+            let engine = rt.engine().clone();
             blocking(move || {
                 engine.keep(compiled, &bytes).map_err(Shared::Load)?;
                 Ok(bytes)
@@ -237,7 +252,7 @@ impl Uploads {
         // Shared before any version is recorded, so no host ever finds a version it cannot
         // fetch. Also when it was installed here already: an earlier upload may have compiled
         // it and then failed to share it.
-        let artifacts = rt.artifacts.clone();
+        let artifacts = rt.artifacts().clone();
         blocking(move || {
             artifacts
                 .put_component(&digest, &bytes)
@@ -275,11 +290,11 @@ async fn blocking<T: Send + 'static>(
 /// # Errors
 /// When the store cannot be read.
 pub async fn list(
-    rt: &Runtime,
+    rt: &impl Host,
     tenant: &TenantId,
     name: Option<&str>,
 ) -> Result<Vec<ComponentRecord>, store::Error> {
-    rt.store.components(tenant, name).await
+    rt.store().components(tenant, name).await
 }
 
 /// One version of a component, or its latest when `version` is `None`.
@@ -287,12 +302,12 @@ pub async fn list(
 /// # Errors
 /// When the store cannot be read.
 pub async fn find(
-    rt: &Runtime,
+    rt: &impl Host,
     tenant: &TenantId,
     name: &str,
     version: Option<u32>,
 ) -> Result<Option<ComponentRecord>, store::Error> {
-    rt.store.find_component(tenant, name, version).await
+    rt.store().find_component(tenant, name, version).await
 }
 
 /// Deletes a component version, unless a running execution is pinned to it.
@@ -300,12 +315,12 @@ pub async fn find(
 /// # Errors
 /// When the store fails.
 pub async fn delete(
-    rt: &Runtime,
+    rt: &impl Host,
     tenant: &TenantId,
     name: &str,
     version: u32,
 ) -> Result<store::Deleted, store::Error> {
-    rt.store.delete_component(tenant, name, version).await
+    rt.store().delete_component(tenant, name, version).await
 }
 
 /// The ready-to-run form of a component: from this host's cache or folder, else fetched from
@@ -315,14 +330,15 @@ pub async fn delete(
 /// # Errors
 /// When no host stored it, the bytes do not match the digest, or they do not load.
 pub fn load(
-    rt: &Runtime,
+    engine: &Engine,
+    artifacts: &dyn ArtifactStore,
     digest: &ComponentDigest,
 ) -> Result<WorkflowComponentPre<HostState>, LoadError> {
-    let local = match rt.engine.load(digest) {
+    let local = match engine.load(digest) {
         Ok(pre) => return Ok(pre),
         Err(e) => e,
     };
-    let bytes = match rt.artifacts.get_component(digest) {
+    let bytes = match artifacts.get_component(digest) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(local),
         Err(e) => return Err(LoadError::Io(format!("fetch component {digest}: {e}"))),
@@ -333,25 +349,6 @@ pub fn load(
         )));
     }
     tracing::info!(%digest, "component fetched from the artifact store");
-    rt.engine.install(&bytes)?;
-    rt.engine.load(digest)
-}
-
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_are_restricted() {
-        assert!(super::valid_name("research-pipeline_2"));
-        assert!(!super::valid_name(""));
-        assert!(!super::valid_name("../x"));
-        assert!(!super::valid_name(&"a".repeat(65)));
-    }
+    engine.install(&bytes)?;
+    engine.load(digest)
 }

@@ -29,7 +29,7 @@ pub use store::{StoreBackend, StoreConfig};
 pub use uploads::UploadsConfig;
 
 use crate::agents::AgentConfig;
-use crate::tenancy::Quotas;
+use crate::quotas::Quotas;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

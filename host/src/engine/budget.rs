@@ -8,7 +8,7 @@
 //! ends the activation: the execution fails with `Aegis.ActivationLimitExceeded`, naming the
 //! quota. Replayed operations are not charged; only what this activation adds.
 
-use crate::tenancy::Quotas;
+use crate::quotas::Quotas;
 
 /// What one activation may spend, from its tenant's quotas.
 #[derive(Clone, Debug, PartialEq, Eq)]

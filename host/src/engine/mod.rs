@@ -97,7 +97,7 @@ impl Engine {
         pool.total_memories(slots.saturating_mul(MAX_MEMORIES_PER_COMPONENT));
         pool.total_tables(slots.saturating_mul(MAX_TABLES_PER_COMPONENT));
         // Slots fit the largest memory any tenant may be given; each store enforces its own cap.
-        pool.max_memory_size((crate::tenancy::quotas::MAX_MEMORY_MB as usize) << 20);
+        pool.max_memory_size((crate::quotas::MAX_MEMORY_MB as usize) << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config).map_err(anyhow::Error::from)?;
 

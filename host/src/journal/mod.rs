@@ -386,6 +386,32 @@ impl Preview {
     }
 }
 
+/// An agent task to send once the callback that receives its answer is durable. A plain record
+/// here (not in `engine`, which makes them, or `agents`, which sends them) so that both can
+/// name it without depending on each other.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    pub callback_id: crate::ids::CallbackId,
+    pub agent: String,
+    pub input: String,
+}
+
+impl Dispatch {
+    /// The task of a recorded agent invocation (to send again): a callback's id and its
+    /// `(agent, input)`, or `None` for other callbacks.
+    pub fn of(
+        callback_id: crate::ids::CallbackId,
+        agent: Option<(String, String)>,
+    ) -> Option<Self> {
+        let (agent, input) = agent?;
+        Some(Self {
+            callback_id,
+            agent,
+            input,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,15 +13,28 @@
 //! refuses it), and the re-armed entry makes sure a missed heartbeat still times the callback
 //! out.
 
-use crate::executions::Runtime;
 use crate::ids::ExecutionId;
 use crate::journal::{Millis, now_ms};
-use crate::store::{self, Timer, TimerKind};
+use crate::store::{self, Store, Timer, TimerKind};
 use crate::transitions::{callback, execution, step, wait};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// What firing a timer needs from the host: the store its transition reads and commits, this
+/// queue (a timer whose transition failed goes back to it), and telling the executions what a
+/// fired timer did. Declared here, and implemented by `executions::Runtime`, so that the
+/// scheduler depends on the store and on waking, not on the runtime as a whole.
+pub trait Host: Send + Sync + 'static {
+    fn store(&self) -> &Arc<dyn Store>;
+    fn scheduler(&self) -> &Scheduler;
+    /// A timer made the execution runnable: a wait ended, a retry is due, a callback timed out.
+    fn wake(self: &Arc<Self>, id: ExecutionId);
+    /// A timer ended the execution (its timeout): its ending is committed, with its workflow
+    /// event in the outbox.
+    fn ended(&self, id: &ExecutionId);
+}
 
 /// How long a timer whose transition failed waits before it is tried again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -137,7 +150,7 @@ impl Timers {
 }
 
 /// The scheduler loop: sleeps until the earliest timer, fires what is due.
-pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
+pub async fn run(runtime: Weak<impl Host>, Inbox(mut rx): Inbox) {
     let mut timers = Timers::default();
     loop {
         let now = now_ms();
@@ -159,14 +172,11 @@ pub async fn run(runtime: Weak<Runtime>, Inbox(mut rx): Inbox) {
     }
 }
 
-async fn fire(rt: Arc<Runtime>, timer: Timer) {
+async fn fire(rt: Arc<impl Host>, timer: Timer) {
     let execution = timer.execution_id.clone();
-    let failure = match transition(&rt, &timer).await {
+    let failure = match transition(&*rt, &timer).await {
         Ok(Fired::Woke) => return rt.wake(execution),
-        Ok(Fired::Finished) => {
-            rt.notifier.kick();
-            return rt.notify_finished(&execution);
-        }
+        Ok(Fired::Finished) => return rt.ended(&execution),
         Ok(Fired::Nothing) => return,
         // Firing it again would fail the same way; it stays in the store, and is loaded again
         // at the next start.
@@ -179,7 +189,7 @@ async fn fire(rt: Arc<Runtime>, timer: Timer) {
     // The timer is still in the store; try again shortly rather than wait for a restart.
     tracing::error!(%execution, error = %failure, "timer transition failed, retrying");
     tokio::time::sleep(RETRY_DELAY).await;
-    rt.scheduler.add(timer);
+    rt.scheduler().add(timer);
 }
 
 enum Fired {
@@ -190,11 +200,11 @@ enum Fired {
 
 /// Applies a due timer's transition (see [`crate::transitions`]) after reading what it needs.
 /// A timer whose operation moved on meanwhile does nothing.
-async fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> {
+async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error> {
     let now = now_ms();
     let (batch, fired) = if timer.kind == TimerKind::ExecutionTimeout {
         let workflow = rt
-            .store
+            .store()
             .execution(&timer.execution_id)
             .await?
             .map(|e| e.workflow)
@@ -202,7 +212,7 @@ async fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> 
         (execution::time_out(timer, &workflow, now), Fired::Finished)
     } else {
         let Some(op) = rt
-            .store
+            .store()
             .operation(&timer.execution_id, &timer.op_id)
             .await?
         else {
@@ -214,7 +224,7 @@ async fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> 
             TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
                 let record = match op.callback_id.as_deref() {
                     Some(id) => {
-                        rt.store
+                        rt.store()
                             .callback(&crate::ids::CallbackId::from_raw(id))
                             .await?
                     }
@@ -229,7 +239,7 @@ async fn transition(rt: &Runtime, timer: &Timer) -> Result<Fired, store::Error> 
         };
         (batch, Fired::Woke)
     };
-    match rt.store.commit(&timer.execution_id, batch).await {
+    match rt.store().commit(&timer.execution_id, batch).await {
         Ok(()) => Ok(fired),
         Err(store::Error::ConditionFailed(_) | store::Error::NotFound(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),

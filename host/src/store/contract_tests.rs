@@ -307,7 +307,7 @@ async fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
     let tenant = TenantRecord {
         id: TenantId::from_raw("tn_1"),
         name: "acme".into(),
-        overrides: crate::tenancy::Overrides {
+        overrides: crate::quotas::Overrides {
             memory_limit_mb: Some(8),
             ..Default::default()
         },
@@ -376,7 +376,7 @@ async fn missing_records_are_not_found(store: Arc<dyn Store>) {
     let tenant = TenantRecord {
         id: TenantId::from_raw("tn_missing"),
         name: "nobody".into(),
-        overrides: crate::tenancy::Overrides::default(),
+        overrides: crate::quotas::Overrides::default(),
         created_at: 1,
     };
     assert!(store.tenant(&tenant.id).await.unwrap().is_none());
@@ -1458,14 +1458,14 @@ async fn dynamodb_spills_large_values_to_s3() {
         aws: aws.clone(),
         ..S3Options::default()
     };
+    let bucket = Bucket::connect(s3.clone()).await.unwrap();
     let options = dynamo::DynamoOptions {
         table_prefix: format!("spill-{:016x}-", rand::random::<u64>()),
         endpoint_url: Some(endpoint),
         region: aws.region.clone(),
         credentials: aws.credentials.clone(),
-        spill_to: Some(s3.clone()),
+        spill_to: Some(std::sync::Arc::new(bucket.clone())),
     };
-    let bucket = Bucket::connect(s3.clone()).await.unwrap();
     bucket
         .client()
         .create_bucket()

@@ -217,7 +217,7 @@ pub struct ExecutionRecord {
 pub struct TenantRecord {
     pub id: TenantId,
     pub name: String,
-    pub overrides: crate::tenancy::Overrides,
+    pub overrides: crate::quotas::Overrides,
     pub created_at: Millis,
 }
 

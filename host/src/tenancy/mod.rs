@@ -9,9 +9,7 @@
 //! - **keyed** (an admin key is configured): every `/v1` request needs a tenant key, and
 //!   `/v1/admin` requests need the admin key. A wrong, missing or revoked key is refused.
 
-pub mod quotas;
-
-pub use quotas::{Overrides, Quotas};
+pub use crate::quotas::{Overrides, Quotas};
 
 use crate::ids::TenantId;
 use crate::journal::{Millis, now_ms};
@@ -194,7 +192,7 @@ impl Tenancy {
         name: &str,
         overrides: Overrides,
     ) -> Result<(TenantRecord, NewKey), Error> {
-        if !crate::components::valid_name(name) {
+        if !crate::ids::valid_name(name) {
             return Err(Error::BadName(name.chars().take(100).collect()));
         }
         self.defaults

@@ -33,7 +33,7 @@ use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
 };
 use super::limits::Meter;
-use crate::ids::CallbackId;
+use crate::journal::Dispatch;
 use crate::journal::{ErrorRecord, now_ms};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
@@ -72,26 +72,6 @@ impl Failure {
             | Failure::LimitExceeded(m)
             | Failure::InvalidPayload(m) => m,
         }
-    }
-}
-
-/// An agent task to send once the callback that receives its answer is durable.
-#[derive(Clone, Debug)]
-pub struct Dispatch {
-    pub callback_id: CallbackId,
-    pub agent: String,
-    pub input: String,
-}
-
-impl Dispatch {
-    /// The task of a recorded agent invocation (to send again), or `None` for other callbacks.
-    pub fn of(callback: crate::store::CallbackRecord) -> Option<Self> {
-        let (agent, input) = callback.agent?;
-        Some(Self {
-            callback_id: callback.id,
-            agent,
-            input,
-        })
     }
 }
 

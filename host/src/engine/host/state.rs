@@ -71,7 +71,7 @@ impl Activation {
             dispatches: Vec::new(),
             published: Vec::new(),
             lease: None,
-            budget: Budget::new(&crate::tenancy::Quotas::default()),
+            budget: Budget::new(&crate::quotas::Quotas::default()),
             pending_bytes: 0,
             io_time: std::time::Duration::ZERO,
         }

@@ -21,9 +21,9 @@
 use super::expr::{Item, Write, item_size, key, s};
 use super::io::{ItemExt, Table};
 use super::keys;
-use crate::artifacts::s3::{Bucket, S3Uri};
 use crate::store::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::BoxFuture;
 use lru::LruCache;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -38,6 +38,26 @@ pub const TX_MAX: usize = 3_500_000;
 
 /// The attributes that may hold large text.
 pub const FIELDS: &[&str] = &["d", "input", "result", "error", "agent_input"];
+
+/// The object store large values spill to when the host has one: the artifact bucket
+/// (`artifacts::s3::Bucket` implements it, and the host hands it over in
+/// [`super::DynamoOptions::spill_to`]). Declared here so that the store does not depend on
+/// `artifacts`.
+pub trait SpillBucket: Send + Sync + std::fmt::Debug {
+    /// `name` under the bucket's prefix: the key of an object.
+    fn key(&self, name: &str) -> String;
+    /// The reference an item keeps for the object `key` (`s3://<bucket>/<key>`).
+    fn reference(&self, key: &str) -> String;
+    /// The object key a reference names, or `None` when it is not an object reference.
+    fn key_of(&self, reference: &str) -> Option<String>;
+    /// Writes the object `key` (JSON text).
+    fn put(&self, key: String, json: Vec<u8>) -> BoxFuture<'_, std::result::Result<(), String>>;
+    /// Reads the object a reference names; `None` when it is missing.
+    fn get<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<Vec<u8>>, String>>;
+}
 
 /// The attribute that holds the reference of a spilled `field`.
 pub fn ref_attr(field: &str) -> &'static str {
@@ -145,16 +165,16 @@ pub fn split(text: &str) -> (String, Vec<Item>) {
 
 /// The object key of a spilled value (no tenant id starts with `_`, so it never meets an
 /// artifact).
-pub fn object_key(bucket: &Bucket, hash: &str) -> String {
+pub fn object_key(bucket: &dyn SpillBucket, hash: &str) -> String {
     bucket.key(&format!("_spill/{hash}"))
 }
 
 /// Spills `text` to `spill` (or to chunk items without one); returns the reference.
-fn spill(spill: Option<&Bucket>, text: String, out: &mut Spilled) -> String {
+fn spill(spill: Option<&dyn SpillBucket>, text: String, out: &mut Spilled) -> String {
     match spill {
         Some(bucket) => {
             let key = object_key(bucket, &sha256_hex(&text));
-            let reference = bucket.uri(key.clone()).to_string();
+            let reference = bucket.reference(&key);
             out.objects.push((key, text));
             reference
         }
@@ -172,7 +192,7 @@ fn parse_ref(r: &str) -> Option<(&str, usize)> {
 }
 
 /// Spills `field` of `item` if it is a text attribute.
-fn spill_field(target: Option<&Bucket>, item: &mut Item, field: &str, out: &mut Spilled) {
+fn spill_field(target: Option<&dyn SpillBucket>, item: &mut Item, field: &str, out: &mut Spilled) {
     let Some(AttributeValue::S(text)) = item.remove(field) else {
         return;
     };
@@ -183,7 +203,7 @@ fn spill_field(target: Option<&Bucket>, item: &mut Item, field: &str, out: &mut 
 /// Decides, for every put of a transaction, which large attributes go inline and which are
 /// spilled (to `target`, or to chunk items without one); returns what to write before the
 /// transaction.
-pub fn place(target: Option<&Bucket>, writes: &mut [Write]) -> Spilled {
+pub fn place(target: Option<&dyn SpillBucket>, writes: &mut [Write]) -> Spilled {
     let mut out = Spilled::default();
     for w in writes.iter_mut() {
         if let Write::Put { item, .. } = w {
@@ -225,7 +245,7 @@ pub fn place(target: Option<&Bucket>, writes: &mut [Write]) -> Spilled {
 /// Spills `text` for an update expression when it is too large to go inline: returns the
 /// value to set and whether it is a reference.
 pub fn place_value(
-    target: Option<&Bucket>,
+    target: Option<&dyn SpillBucket>,
     text: &str,
     out: &mut Spilled,
 ) -> (AttributeValue, bool) {
@@ -333,26 +353,27 @@ async fn fetch(table: &Table, reference: &str) -> Result<(String, Arc<str>)> {
              (configure artifacts.backend = \"s3\")"
         ))
     })?;
-    let uri =
-        S3Uri::parse(reference).map_err(|_| Error::corrupt(format!("reference {reference:?}")))?;
-    if let Some(text) = table.kept.get(&uri.key) {
+    let key = bucket
+        .key_of(reference)
+        .ok_or_else(|| Error::corrupt(format!("reference {reference:?}")))?;
+    if let Some(text) = table.kept.get(&key) {
         return Ok((reference.to_string(), text));
     }
-    let (bytes, _) = bucket
-        .get(&uri)
+    let bytes = bucket
+        .get(reference)
         .await
         .map_err(|e| Error::Retriable(format!("read spilled value {reference}: {e}")))?
         .ok_or_else(|| Error::corrupt(format!("spilled value {reference} is missing")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::corrupt(format!("spilled value {reference} is not UTF-8")))?;
-    let hash = uri.key.rsplit('/').next().unwrap_or_default();
+    let hash = key.rsplit('/').next().unwrap_or_default();
     if sha256_hex(&text) != hash {
         return Err(Error::corrupt(format!(
             "spilled value {reference} does not match its hash"
         )));
     }
     let text: Arc<str> = text.into();
-    table.kept.keep(uri.key, text.clone());
+    table.kept.keep(key, text.clone());
     Ok((reference.to_string(), text))
 }
 
@@ -374,10 +395,10 @@ pub async fn write(table: &Table, spilled: Spilled) -> Result<()> {
         // Written or read before: it is there already.
         objects.retain(|(key, _)| table.kept.get(key).is_none());
         futures_util::future::try_join_all(objects.into_iter().map(|(key, text)| async move {
-            let name = bucket.uri(key.clone());
+            let name = bucket.reference(&key);
             let text: Arc<str> = text.into();
             bucket
-                .put(key.clone(), "application/json", text.as_bytes().to_vec())
+                .put(key.clone(), text.as_bytes().to_vec())
                 .await
                 .map_err(|e| Error::Retriable(format!("spill a value to {name}: {e}")))?;
             table.kept.keep(key, text);
@@ -447,7 +468,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_bucket_large_values_become_objects_with_s3_references() {
-        let bucket = Bucket::connect(crate::artifacts::s3::S3Options {
+        let bucket = crate::artifacts::s3::Bucket::connect(crate::artifacts::s3::S3Options {
             bucket: "spill-bucket".into(),
             prefix: "aegis".into(),
             aws: crate::aws::AwsOptions {
@@ -464,7 +485,7 @@ mod tests {
         let mut item = key("EX#1", "OP#a");
         item.insert("d".into(), s(&text));
         let mut writes = vec![Write::Put { item, cond: None }];
-        let spilled = place(Some(&bucket), &mut writes);
+        let spilled = place(Some(&bucket as &dyn SpillBucket), &mut writes);
         assert!(spilled.chunks.is_empty());
         let hash = sha256_hex(&text);
         assert_eq!(
@@ -479,10 +500,10 @@ mod tests {
             Some(format!("s3://spill-bucket/aegis/_spill/{hash}").as_str())
         );
         let mut out = Spilled::default();
-        let (value, by_ref) = place_value(Some(&bucket), &text, &mut out);
+        let (value, by_ref) = place_value(Some(&bucket as &dyn SpillBucket), &text, &mut out);
         assert!(by_ref && value.as_s().unwrap().starts_with("s3://"));
         assert_eq!(
-            place_value(Some(&bucket), "small", &mut out),
+            place_value(Some(&bucket as &dyn SpillBucket), "small", &mut out),
             (s("small"), false)
         );
     }

@@ -208,7 +208,7 @@ pub async fn plan(
     callbacks(&mut plan, table, &exec_pk, batch, &mut tidy).await?;
     publish(&mut plan, table, execution, state, batch, now).await?;
     seal(&mut plan, tidy)?;
-    spilled.extend(blob::place(table.spill.as_ref(), &mut plan.writes));
+    spilled.extend(blob::place(table.spill.as_deref(), &mut plan.writes));
     plan.spilled = spilled;
     Ok(plan)
 }
@@ -254,7 +254,7 @@ fn execution_item(
     let mut runnable = state.runnable;
     let mut wake_seq = state.wake_seq;
     let mut spilled = blob::Spilled::default();
-    let spill = table.spill.as_ref();
+    let spill = table.spill.as_deref();
     if let Some(finish) = &batch.finish {
         status = finish.status;
         runnable = false;
@@ -642,7 +642,7 @@ fn set_text(
     update: &mut UpdateExpr,
     field: &'static str,
     text: Option<&str>,
-    spill: Option<&crate::artifacts::s3::Bucket>,
+    spill: Option<&dyn blob::SpillBucket>,
     spilled: &mut blob::Spilled,
 ) {
     let reference = blob::ref_attr(field);

@@ -15,7 +15,7 @@ use std::time::Duration;
 pub struct Table {
     pub client: Client,
     pub name: String,
-    pub spill: Option<crate::artifacts::s3::Bucket>,
+    pub spill: Option<std::sync::Arc<dyn super::blob::SpillBucket>>,
     /// Spilled objects written or read lately.
     pub kept: super::blob::Kept,
 }

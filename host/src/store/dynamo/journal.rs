@@ -160,7 +160,7 @@ impl Inner {
                     cond: None,
                 });
             }
-            let spilled = blob::place(self.table.spill.as_ref(), &mut writes);
+            let spilled = blob::place(self.table.spill.as_deref(), &mut writes);
             blob::write(&self.table, spilled).await?;
             match self.table.transact(&writes, &token()).await {
                 Ok(()) => return Ok(Created::New(record)),

@@ -84,6 +84,7 @@ mod records;
 mod tables;
 mod transact;
 
+pub use blob::SpillBucket;
 pub use keys::table_name;
 
 use super::{
@@ -121,19 +122,7 @@ pub struct DynamoOptions {
     pub credentials: Option<(String, String)>,
     /// The bucket that values too large for an item spill to; without one they spill to
     /// chunk items in the table (see [`blob`]).
-    pub spill_to: Option<crate::artifacts::s3::S3Options>,
-}
-
-impl From<&crate::config::StoreConfig> for DynamoOptions {
-    fn from(c: &crate::config::StoreConfig) -> Self {
-        Self {
-            table_prefix: c.table_prefix.clone(),
-            endpoint_url: c.endpoint_url.clone().filter(|u| !u.is_empty()),
-            region: c.region.clone().filter(|r| !r.is_empty()),
-            credentials: None,
-            spill_to: None,
-        }
-    }
+    pub spill_to: Option<Arc<dyn blob::SpillBucket>>,
 }
 
 struct Inner {
@@ -185,14 +174,7 @@ impl DynamoStore {
     pub async fn connect(options: &DynamoOptions) -> Result<Self> {
         let name = keys::table_name(&options.table_prefix);
         let client = client(options.clone()).await?;
-        let spill = match options.spill_to.clone() {
-            Some(s3) => Some(
-                crate::artifacts::s3::Bucket::connect(s3)
-                    .await
-                    .map_err(|e| Error::Fatal(format!("the S3 bucket for large values: {e}")))?,
-            ),
-            None => None,
-        };
+        let spill = options.spill_to.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 table: Table {

@@ -1,5 +1,9 @@
 //! Per-tenant quotas: defaults from configuration, optional overrides per tenant.
 //!
+//! Plain types with no dependency, kept out of [`crate::tenancy`] (which reads tenants from the
+//! store) so that the store's records, the engine's budget and the configuration can hold them
+//! without depending on the tenant registry.
+//!
 //! Each quota is declared once, in the [`quotas!`] table below: its type, default, valid range
 //! and meaning. The table makes [`Quotas`] (the effective values), [`Overrides`] (what a
 //! tenant changes), [`Quotas::with`] and [`Quotas::validate`], so a new quota cannot be added to

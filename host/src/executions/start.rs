@@ -1,0 +1,111 @@
+//! Starting an execution (idempotent by name, pinned to a component digest) and stopping one
+//! by request.
+
+use super::{MAX_EXECUTION_TIMEOUT_SECS, Runtime, StartError, StartRequest, StopError};
+use crate::ids::{ExecutionId, TenantId};
+use crate::journal::{Millis, now_ms};
+use crate::store::{self, Created, ExecutionRecord, NewExecution};
+use crate::transitions::execution;
+use std::sync::Arc;
+
+impl Runtime {
+    /// Starts an execution, idempotently by name.
+    ///
+    /// # Errors
+    /// [`StartError`] for an unknown workflow, a name conflict or bad parameters.
+    pub async fn start(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        req: StartRequest,
+    ) -> Result<(ExecutionRecord, bool), StartError> {
+        let timeout = match req.timeout_seconds {
+            Some(0) => {
+                return Err(StartError::Invalid(
+                    "timeout_seconds must be at least 1".into(),
+                ));
+            }
+            Some(s) if s > MAX_EXECUTION_TIMEOUT_SECS => {
+                return Err(StartError::Invalid(format!(
+                    "timeout_seconds must be at most {MAX_EXECUTION_TIMEOUT_SECS} (366 days)"
+                )));
+            }
+            other => other,
+        };
+        let max_running = self.tenancy.quotas(tenant).await.max_running_executions;
+        let tenant = tenant.clone();
+        let created = {
+            let component = self
+                .store
+                .find_component(&tenant, &req.workflow, req.version)
+                .await?
+                .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
+            let now = now_ms();
+            let timeout_at = timeout.map(|s| now + s as Millis * 1000);
+            let started_event = execution::started_event(&req.input, timeout, now);
+            self.store
+                .create_execution(NewExecution {
+                    id: ExecutionId::generate(),
+                    tenant,
+                    name: req.name,
+                    workflow: req.workflow,
+                    version: component.version,
+                    digest: component.digest,
+                    input: req.input,
+                    now,
+                    timeout_at,
+                    max_running: Some(max_running),
+                    started_event,
+                })
+                .await?
+        };
+        match created {
+            Created::New(record) => {
+                if let Some(at) = record.timeout_at {
+                    self.scheduler.add(store::Timer {
+                        fire_at: at,
+                        execution_id: record.id.clone(),
+                        op_id: String::new(),
+                        kind: store::TimerKind::ExecutionTimeout,
+                    });
+                }
+                self.wake(record.id.clone());
+                Ok((record, true))
+            }
+            Created::Existing(record) => Ok((record, false)),
+            Created::Conflict(record) => Err(StartError::NameConflict(record.name)),
+            Created::OverQuota(max) => Err(StartError::OverQuota(max)),
+        }
+    }
+
+    /// Stops a running execution: its status becomes STOPPED, its timers are cleared and its
+    /// callbacks can no longer be completed. An activation in flight finds its writes refused.
+    ///
+    /// # Errors
+    /// [`StopError::NotFound`] for another tenant's or an unknown execution,
+    /// [`StopError::NotRunning`] when it already ended.
+    pub async fn stop(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        id: &ExecutionId,
+    ) -> Result<ExecutionRecord, StopError> {
+        let record = self
+            .store
+            .execution(id)
+            .await?
+            .filter(|r| &r.tenant == tenant)
+            .ok_or(StopError::NotFound)?;
+        if record.status.is_terminal() {
+            return Err(StopError::NotRunning);
+        }
+        let batch = execution::stop(&record.workflow, now_ms());
+        match self.store.commit(id, batch).await {
+            Ok(()) => {}
+            Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
+            Err(e) => return Err(e.into()),
+        }
+        let stopped = self.store.execution(id).await?.unwrap_or(record);
+        self.notify_finished(&stopped.id);
+        self.notifier.kick();
+        Ok(stopped)
+    }
+}
