@@ -227,7 +227,6 @@ impl DynamoStore {
     }
 }
 
-/// Parses items after resolving their spilled values.
 /// The execution item's lease token is `token` (items from before leases have none: 0).
 fn lease_token_is(token: u64) -> Cond {
     let eq = Cond::Eq("lease_token", n(token));
@@ -238,6 +237,7 @@ fn lease_token_is(token: u64) -> Cond {
     }
 }
 
+/// Parses items after resolving their spilled values.
 async fn parse_all<T>(
     table: &Table,
     mut items: Vec<Item>,
