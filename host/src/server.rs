@@ -2,7 +2,7 @@
 //! under one data folder.
 
 use crate::agents::Agents;
-use crate::artifacts::s3::{Bucket, S3Artifacts, S3Options};
+use crate::artifacts::s3::{Bucket, S3Artifacts};
 use crate::artifacts::{ArtifactStore, DiskArtifacts};
 use crate::config::{
     ArtifactsBackend, ClusterConfig, Config, ServerConfig, StoreBackend, StoreConfig,
@@ -61,7 +61,9 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"));
 
         let s3 = match config.artifacts.backend {
-            ArtifactsBackend::S3 => Some(S3Options::from_config(&config.artifacts)?),
+            ArtifactsBackend::S3 => Some(crate::artifacts::s3::options_from_config(
+                &config.artifacts,
+            )?),
             ArtifactsBackend::Disk => None,
         };
         let store: Arc<dyn Store> = match config.store.backend {

@@ -4,8 +4,8 @@
 //! so the answers' bytes did not change.
 
 use super::openapi::{
-    AdminBodyTooLarge, AdminUnauthorized, ErrorBody, RateLimited, TenantNotFound, Timestamp,
-    Unauthorized, Unavailable,
+    AdminBodyTooLarge, AdminUnauthorized, ErrorBody, QuotaOverridesSchema, QuotasSchema,
+    RateLimited, TenantNotFound, Timestamp, Unauthorized, Unavailable,
 };
 use super::{ApiError, AppState, Tenant, body, schema};
 use crate::ids::TenantId;
@@ -31,7 +31,9 @@ pub struct TenantView {
     created_at: String,
     /// Unique name: 1-64 characters of `[A-Za-z0-9_-]`.
     name: String,
+    #[schema(value_type = QuotaOverridesSchema)]
     overrides: Overrides,
+    #[schema(value_type = QuotasSchema)]
     quotas: Quotas,
     /// The tenant's id (`tn_...`).
     #[schema(value_type = String)]
@@ -50,7 +52,9 @@ pub struct NewTenant {
     key_id: String,
     /// Unique name: 1-64 characters of `[A-Za-z0-9_-]`.
     name: String,
+    #[schema(value_type = QuotaOverridesSchema)]
     overrides: Overrides,
+    #[schema(value_type = QuotasSchema)]
     quotas: Quotas,
     /// The tenant's id (`tn_...`).
     #[schema(value_type = String)]
@@ -104,6 +108,7 @@ pub struct Caller {
     /// Null for the default tenant of a host without an admin key.
     #[schema(required = true)]
     name: Option<String>,
+    #[schema(value_type = QuotasSchema)]
     quotas: Quotas,
     #[schema(value_type = String)]
     tenant_id: TenantId,
@@ -142,6 +147,7 @@ pub struct CreateTenant {
     /// Unique name: 1-64 characters of `[A-Za-z0-9_-]`, or 400 `invalid_name`.
     name: String,
     #[serde(default)]
+    #[schema(value_type = QuotaOverridesSchema)]
     quotas: Overrides,
 }
 
@@ -217,7 +223,7 @@ pub async fn get_tenant(
     operation_id = "setTenantQuotas", summary = "Replace a tenant's quota overrides (admin key)",
     description = "The body replaces every override: a field left out goes back to the host's default.",
     params(("id" = String, Path, description = TENANT_ID)),
-    request_body = Overrides,
+    request_body = QuotaOverridesSchema,
     responses(
         (status = 200, description = "The tenant with its new quotas.", body = TenantView),
         (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `QuotaOverrides`; `invalid_quota`: a quota is out of its range (see `Quotas`).", body = ErrorBody),

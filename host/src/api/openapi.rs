@@ -309,8 +309,12 @@ schema!(
     ObjectBuilder::new().schema_type(Type::String).into()
 );
 
-// The quotas in effect: each with the range `Quotas::validate` accepts, from the quota table.
-schema!(crate::tenancy::Quotas, "Quotas", {
+/// The schema of `tenancy::Quotas`: the quotas in effect, each with the range
+/// `Quotas::validate` accepts, from the quota table. (The type itself is the core's, which
+/// knows nothing of OpenAPI.)
+pub struct QuotasSchema;
+
+schema!(QuotasSchema, "Quotas", {
     let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
@@ -336,9 +340,11 @@ schema!(crate::tenancy::Quotas, "Quotas", {
     object.into()
 });
 
-// A tenant's overrides: any value of the quota's type here; `Quotas::validate` judges the
-// result (400 `invalid_quota`).
-schema!(crate::tenancy::Overrides, "QuotaOverrides", {
+/// The schema of `tenancy::Overrides`: any value of the quota's type here;
+/// `Quotas::validate` judges the result (400 `invalid_quota`).
+pub struct QuotaOverridesSchema;
+
+schema!(QuotaOverridesSchema, "QuotaOverrides", {
     let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(

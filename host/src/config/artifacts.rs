@@ -32,11 +32,4 @@ pub enum ArtifactsBackend {
     S3,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-pub enum Sse {
-    #[default]
-    #[serde(rename = "AES256")]
-    Aes256,
-    #[serde(rename = "aws:kms")]
-    Kms,
-}
+pub use aegis_aws::s3::Sse;

@@ -3,7 +3,7 @@
 //! server they are skipped, saying so, unless `AEGIS_REQUIRE_DYNAMODB` is set (as in CI).
 
 use super::*;
-use crate::store::contract_tests::dynamodb_local;
+use aegis_store_contract::dynamodb_local;
 
 #[test]
 fn s3_uris_parse_and_validate() {
@@ -79,7 +79,7 @@ fn store(mut tweak: impl FnMut(&mut S3Options)) -> Option<S3Artifacts> {
     let mut o = options(&endpoint, &bucket, "artifacts/");
     tweak(&mut o);
     let s = S3Artifacts::open(o).unwrap();
-    let client = s.bucket.client.clone();
+    let client = s.bucket.client().clone();
     s.run(async move {
         client
             .create_bucket()
@@ -101,7 +101,7 @@ struct Head {
 }
 
 fn head(s: &S3Artifacts, tenant: &TenantId, r: &ArtifactRef) -> Head {
-    let client = s.bucket.client.clone();
+    let client = s.bucket.client().clone();
     let bucket = s.bucket.name().to_string();
     let key = s.object_key(tenant, r);
     s.run(async move {

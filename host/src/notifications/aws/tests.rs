@@ -131,7 +131,7 @@ fn aws(endpoint: &str) -> AwsOptions {
 }
 
 fn moto() -> Option<String> {
-    let endpoint = crate::store::contract_tests::dynamodb_local::endpoint();
+    let endpoint = aegis_store_contract::dynamodb_local::endpoint();
     if endpoint.is_none() {
         eprintln!("skipping the SNS/EventBridge test: no moto server");
     }

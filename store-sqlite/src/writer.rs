@@ -1,0 +1,74 @@
+//! The writer thread, which owns the write connection: it takes every job that is waiting,
+//! applies each inside its own savepoint (a failed condition rolls back only that job) and
+//! commits them together, so concurrent executions share one fsync (group commit).
+
+use crate::failure::{self, classify};
+use aegis_core::store::{Error, Result};
+use rusqlite::{Connection, Transaction};
+use std::sync::mpsc;
+
+/// Most requests folded into one commit.
+const MAX_GROUP: usize = 512;
+
+/// What the writer calls once a job's group is committed (or failed to).
+pub(super) type Deliver = Box<dyn FnOnce(Option<Error>) + Send>;
+/// A write, run inside the group's transaction; it returns how to deliver its outcome.
+pub(super) type Job = Box<dyn FnOnce(&Transaction<'_>) -> Deliver + Send>;
+
+/// Wraps `work` into a job that runs inside its own savepoint and sends its outcome (or the
+/// group's commit failure) to `reply`.
+pub(super) fn job<T: Send + 'static>(
+    work: impl FnOnce(&Transaction<'_>) -> failure::Result<T> + Send + 'static,
+    reply: tokio::sync::oneshot::Sender<Result<T>>,
+) -> Job {
+    Box::new(move |tx| {
+        let outcome = (|| {
+            tx.execute_batch("SAVEPOINT job")?;
+            let outcome = work(tx);
+            if outcome.is_err() {
+                tx.execute_batch("ROLLBACK TO job")?;
+            }
+            tx.execute_batch("RELEASE job")?;
+            outcome
+        })()
+        .map_err(Error::from);
+        Box::new(move |commit_error| {
+            let _ = reply.send(match commit_error {
+                Some(e) => Err(e),
+                None => outcome,
+            });
+        })
+    })
+}
+
+pub(super) fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    // The job never ran; report the failure through a throwaway transaction-less path.
+                    drop(job);
+                    tracing::error!(error = %msg, "store: cannot begin transaction");
+                }
+                continue;
+            }
+        };
+        let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let commit_error = tx.commit().err().map(classify);
+        if let Some(e) = &commit_error {
+            tracing::error!(error = %e, "store: group commit failed");
+        }
+        for deliver in delivers {
+            deliver(commit_error.clone());
+        }
+    }
+}
