@@ -2,6 +2,12 @@
 //! workflow's artifacts live. The backends (the data folder, S3) are the host's; the engine
 //! sees only [`ArtifactStore`] and [`ArtifactRef`], so it builds without any of them.
 //!
+//! The interface is async, like the storage roles, because its backends do I/O that must not
+//! hold an async worker: S3 is an async SDK, the disk store hands its file I/O to the blocking
+//! pool. Callers in async code `.await` it; the engine, which is synchronous, waits on it with
+//! [`crate::store::wait`] on the activation's blocking thread, where a backend may block inline
+//! ([`crate::store::in_blocking_scope`]).
+//!
 //! A reference is `artifact://<execution>/<key>`; it never crosses tenants because every
 //! backend resolves it under the caller's tenant. Each tenant's stored bytes are counted
 //! against its quota ([`Quota`], checked by [`check_quota`] before every write).
@@ -43,8 +49,22 @@ impl Error {
 }
 
 /// Each tenant's artifact quota in bytes, asked at every `put` (so a changed quota applies at
-/// once). Without one, a store has no limit.
-pub type Quota = std::sync::Arc<dyn Fn(&TenantId) -> u64 + Send + Sync>;
+/// once). Without one, a store has no limit. It is async because the host reads quotas from
+/// its store, and a put may come from an async task (a spilled agent result) as well as from an
+/// activation's thread.
+#[async_trait::async_trait]
+pub trait Quota: Send + Sync {
+    /// The most bytes of artifacts `tenant` may keep stored.
+    async fn limit(&self, tenant: &TenantId) -> u64;
+}
+
+/// A quota that is a fixed rule of the tenant id, with nothing to read (tools and tests).
+#[async_trait::async_trait]
+impl<F: Fn(&TenantId) -> u64 + Send + Sync> Quota for F {
+    async fn limit(&self, tenant: &TenantId) -> u64 {
+        self(tenant)
+    }
+}
 
 /// The check every backend makes before writing: `used` bytes stored, an artifact of `new`
 /// bytes replacing one of `old` bytes. Shrinking is always allowed, so a tenant over a lowered
@@ -63,12 +83,13 @@ pub fn check_quota(used: u64, old: u64, new: u64, limit: u64) -> Result<u64, Err
 
 /// Where a workflow's artifacts live. References are always [`ArtifactRef`]s
 /// (`artifact://<execution>/<key>`), resolved under the caller's tenant, whatever the backend.
+#[async_trait::async_trait]
 pub trait ArtifactStore: Send + Sync {
     /// Stores `content` and returns its reference. Writing the same key again replaces it.
     ///
     /// # Errors
     /// A bad key or a storage failure.
-    fn put(
+    async fn put(
         &self,
         tenant: &TenantId,
         execution: &ExecutionId,
@@ -81,20 +102,20 @@ pub trait ArtifactStore: Send + Sync {
     ///
     /// # Errors
     /// A storage failure while counting.
-    fn usage(&self, tenant: &TenantId) -> Result<u64, Error>;
+    async fn usage(&self, tenant: &TenantId) -> Result<u64, Error>;
 
     /// The content and content type of an artifact of `tenant`.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the tenant has no such artifact.
-    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error>;
+    async fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error>;
 
     /// A URL that fetches the artifact without credentials until `expires_in_seconds` from now
     /// (each backend clamps to its own limit; S3's is 7 days).
     ///
     /// # Errors
     /// [`Error::NotFound`] when there is no such artifact.
-    fn presign(
+    async fn presign(
         &self,
         tenant: &TenantId,
         r: &ArtifactRef,
@@ -107,7 +128,7 @@ pub trait ArtifactStore: Send + Sync {
     ///
     /// # Errors
     /// A storage failure.
-    fn put_component(&self, _digest: &ComponentDigest, _bytes: &[u8]) -> Result<(), Error> {
+    async fn put_component(&self, _digest: &ComponentDigest, _bytes: &[u8]) -> Result<(), Error> {
         Ok(())
     }
 
@@ -116,7 +137,7 @@ pub trait ArtifactStore: Send + Sync {
     ///
     /// # Errors
     /// A storage failure.
-    fn get_component(&self, _digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
+    async fn get_component(&self, _digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
         Ok(None)
     }
 
@@ -125,7 +146,7 @@ pub trait ArtifactStore: Send + Sync {
     ///
     /// # Errors
     /// [`Error::BadSignature`] when the link expired, was altered or is not the host's.
-    fn fetch_signed(
+    async fn fetch_signed(
         &self,
         _tenant: &TenantId,
         _r: &ArtifactRef,

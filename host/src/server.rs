@@ -100,14 +100,8 @@ impl Server {
             config.quotas.clone(),
             config.admin_key.clone(),
         ));
-        // Each tenant's artifact quota, read at every put so a changed quota applies at once.
-        // Artifacts are written from blocking threads (an activation, a spilled agent result).
-        let artifact_quota: crate::artifacts::Quota = {
-            let tenancy = tenancy.clone();
-            Arc::new(move |tenant: &crate::ids::TenantId| {
-                crate::store::wait(tenancy.quotas(tenant)).max_artifact_bytes()
-            })
-        };
+        // Each tenant's artifact quota is the tenancy's, read at every put.
+        let artifact_quota: Arc<dyn crate::artifacts::Quota> = tenancy.clone();
         let artifacts: Arc<dyn ArtifactStore> = match s3 {
             None => Arc::new(
                 DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
@@ -116,6 +110,7 @@ impl Server {
             ),
             Some(s3) => Arc::new(
                 S3Artifacts::open(s3)
+                    .await
                     .context("open the S3 artifact store")?
                     .with_quota(artifact_quota),
             ),

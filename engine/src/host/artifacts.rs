@@ -1,5 +1,7 @@
 //! Artifacts a guest stores, reads and links: a `put` and a `presign` are recorded values (done
-//! once, replayed after), a `get` reads again on every activation.
+//! once, replayed after), a `get` reads again on every activation. The artifact store is async;
+//! these imports run on the activation's blocking thread and wait on it with
+//! [`wait`], as the journal commits do.
 
 use super::{HostState, to_info};
 use crate::aegis::workflow::artifacts;
@@ -7,6 +9,7 @@ use crate::aegis::workflow::types::ErrorInfo;
 use crate::budget::Charge;
 use aegis_core::artifacts::ArtifactRef;
 use aegis_core::journal::ErrorRecord;
+use aegis_core::store::wait;
 use serde_json::Value;
 
 impl artifacts::Host for HostState {
@@ -24,8 +27,10 @@ impl artifacts::Host for HostState {
             let tenant = a.execution.tenant.clone();
             let execution = a.execution.id.clone();
             Ok(a.io(|a| {
-                a.artifacts
-                    .put(&tenant, &execution, &key, &content_type, &content)
+                wait(
+                    a.artifacts
+                        .put(&tenant, &execution, &key, &content_type, &content),
+                )
             })
             .map(|r| Value::String(r.to_string()).to_string())
             .map_err(|e| ErrorRecord::new(e.put_error_type(), e.to_string())))
@@ -38,7 +43,7 @@ impl artifacts::Host for HostState {
         let parsed = ArtifactRef::parse(&reference)
             .map_err(|e| to_info(ErrorRecord::new("Artifact.BadReference", e.to_string())));
         Ok(parsed.and_then(|r| {
-            a.io(|a| a.artifacts.get(&a.execution.tenant, &r))
+            a.io(|a| wait(a.artifacts.get(&a.execution.tenant, &r)))
                 .map(|(bytes, _)| bytes)
                 .map_err(|e| to_info(ErrorRecord::new("Artifact.GetFailed", e.to_string())))
         }))
@@ -54,8 +59,10 @@ impl artifacts::Host for HostState {
         a.recorded_value(&ctx, "$artifact.presign", |a| {
             let url = ArtifactRef::parse(&reference)
                 .and_then(|r| {
-                    a.artifacts
-                        .presign(&a.execution.tenant, &r, expires_in_seconds)
+                    wait(
+                        a.artifacts
+                            .presign(&a.execution.tenant, &r, expires_in_seconds),
+                    )
                 })
                 .map(|url| Value::String(url).to_string())
                 .map_err(|e| ErrorRecord::new("Artifact.PresignFailed", e.to_string()));

@@ -325,13 +325,12 @@ pub async fn revoke_key(
     ))]
 pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Caller>, ApiError> {
     let record = s.rt.tenancy.tenant(&tenant.0).await?;
-    let artifacts = s.rt.artifacts.clone();
-    let id = tenant.0.clone();
     // What the tenant uses, beside the quota that limits it.
-    let artifact_bytes = tokio::task::spawn_blocking(move || artifacts.usage(&id))
-        .await
-        .unwrap_or_else(crate::task::rethrow)
-        .map_err(ApiError::internal)?;
+    let artifact_bytes =
+        s.rt.artifacts
+            .usage(&tenant.0)
+            .await
+            .map_err(ApiError::internal)?;
     Ok(Json(Caller {
         name: record.map(|r| r.name),
         quotas: s.rt.tenancy.quotas(&tenant).await,

@@ -246,13 +246,11 @@ pub async fn artifact(
     };
     let reference =
         ArtifactRef::parse(&format!("artifact://{execution}/{key}")).map_err(|_| denied())?;
-    let artifacts = s.rt.artifacts.clone();
     let tenant = TenantId::from_raw(tenant);
-    let fetched = tokio::task::spawn_blocking(move || {
-        artifacts.fetch_signed(&tenant, &reference, expires, &sig)
-    })
-    .await
-    .unwrap_or_else(crate::task::rethrow);
+    let fetched =
+        s.rt.artifacts
+            .fetch_signed(&tenant, &reference, expires, &sig)
+            .await;
     match fetched {
         Ok((bytes, content_type)) => Ok(super::artifacts::serve(&key, bytes, &content_type)),
         Err(crate::artifacts::Error::NotFound(_)) => Err(ApiError::not_found(

@@ -1,7 +1,9 @@
 //! Artifacts: the two backends of the core's [`ArtifactStore`] interface, chosen by
 //! `[artifacts] backend`: [`DiskArtifacts`] (the default, below) and [`s3::S3Artifacts`]. The
-//! interface is synchronous because the engine calls it from blocking threads (guest imports);
-//! the S3 backend bridges to the async SDK on its own runtime.
+//! interface is async, like the storage roles: the S3 backend awaits the SDK on the host's
+//! runtime, and the disk store keeps its file I/O off the async workers, running it on tokio's
+//! blocking pool, or inline on a thread that may block (an activation's, which waits on the
+//! store with `store::wait`), as the SQLite store does its reads.
 //!
 //! The disk store's layout: `<root>/<tenant>/<execution>/<key>` plus a `<key>.meta` file holding the content
 //! type. A reference is `artifact://<execution>/<key>`; a reference never crosses tenants
@@ -23,24 +25,32 @@ pub use aegis_core::artifacts::*;
 pub mod s3;
 
 use crate::ids::{ExecutionId, TenantId};
+use crate::store::in_blocking_scope;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct DiskArtifacts {
+    disk: Arc<Disk>,
+    quota: Option<Arc<dyn Quota>>,
+}
+
+/// The folder and the counts kept of it: the synchronous half of the store, shared with the
+/// blocking tasks that do its file I/O.
+struct Disk {
     root: PathBuf,
     secret: Vec<u8>,
     public_url: String,
-    quota: Option<Quota>,
     /// Stored bytes per tenant met since the start (see the module doc).
     usage: Mutex<HashMap<TenantId, u64>>,
 }
 
 impl DiskArtifacts {
-    /// Opens the store under `root`, creating its signing secret on first use.
+    /// Opens the store under `root`, creating its signing secret on first use. Synchronous:
+    /// the host opens it once while it starts, before it serves anything.
     ///
     /// # Errors
     /// When the folder or the secret cannot be created.
@@ -59,21 +69,40 @@ impl DiskArtifacts {
             }
         };
         Ok(Self {
-            root: root.to_path_buf(),
-            secret,
-            public_url,
+            disk: Arc::new(Disk {
+                root: root.to_path_buf(),
+                secret,
+                public_url,
+                usage: Mutex::new(HashMap::new()),
+            }),
             quota: None,
-            usage: Mutex::new(HashMap::new()),
         })
     }
 
     /// Limits each tenant's stored bytes to what `quota` says.
     #[must_use]
-    pub fn with_quota(mut self, quota: Quota) -> Self {
+    pub fn with_quota(mut self, quota: Arc<dyn Quota>) -> Self {
         self.quota = Some(quota);
         self
     }
 
+    /// Runs the file I/O `f`: inline on a thread that may block, else on the blocking pool, so
+    /// no async worker waits for the disk.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Disk) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        if in_blocking_scope() {
+            return f(&self.disk);
+        }
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || f(&disk))
+            .await
+            .unwrap_or_else(crate::task::rethrow)
+    }
+}
+
+impl Disk {
     /// Runs `f` on the tenant's count, summing its folder first if this is the first time
     /// since the start. The lock is held across the first sum, so two first puts cannot both
     /// count from zero.
@@ -102,33 +131,26 @@ impl DiskArtifacts {
         mac.update(format!("{tenant}\n{r}\n{expires}").as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
-}
 
-impl ArtifactStore for DiskArtifacts {
+    /// Writes `content` at `r`, within `limit` bytes for the tenant when there is one.
     fn put(
         &self,
         tenant: &TenantId,
-        execution: &ExecutionId,
-        key: &str,
+        r: &ArtifactRef,
         content_type: &str,
         content: &[u8],
-    ) -> Result<ArtifactRef, Error> {
-        let r = ArtifactRef::new(execution, key)?;
-        let path = self.path(tenant, &r);
+        limit: Option<u64>,
+    ) -> Result<(), Error> {
+        let path = self.path(tenant, r);
         let new = content.len() as u64;
         let old = std::fs::metadata(&path).map_or(0, |m| m.len());
-        if let Some(quota) = &self.quota {
-            let limit = quota(tenant);
-            self.with_usage(tenant, |used| {
-                *used = check_quota(*used, old, new, limit)?;
-                Ok(())
-            })?;
-        } else {
-            self.with_usage(tenant, |used| {
-                *used = used.saturating_sub(old).saturating_add(new);
-                Ok(())
-            })?;
-        }
+        self.with_usage(tenant, |used| {
+            *used = match limit {
+                Some(limit) => check_quota(*used, old, new, limit)?,
+                None => used.saturating_sub(old).saturating_add(new),
+            };
+            Ok(())
+        })?;
         let written = (|| -> Result<(), Error> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -147,11 +169,7 @@ impl ArtifactStore for DiskArtifacts {
                 .remove(tenant);
             return Err(e);
         }
-        Ok(r)
-    }
-
-    fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
-        self.with_usage(tenant, |used| Ok(*used))
+        Ok(())
     }
 
     fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
@@ -165,7 +183,6 @@ impl ArtifactStore for DiskArtifacts {
         Ok((content, content_type))
     }
 
-    /// Links the host serves, valid up to a year.
     fn presign(
         &self,
         tenant: &TenantId,
@@ -199,6 +216,72 @@ impl ArtifactStore for DiskArtifacts {
             return Err(Error::BadSignature);
         }
         self.get(tenant, r)
+    }
+}
+
+#[async_trait::async_trait]
+impl ArtifactStore for DiskArtifacts {
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        execution: &ExecutionId,
+        key: &str,
+        content_type: &str,
+        content: &[u8],
+    ) -> Result<ArtifactRef, Error> {
+        let r = ArtifactRef::new(execution, key)?;
+        let limit = match &self.quota {
+            Some(quota) => Some(quota.limit(tenant).await),
+            None => None,
+        };
+        // On an activation's thread the guest's content is written from where it is; a copy
+        // is made only to hand it to the blocking pool.
+        if in_blocking_scope() {
+            self.disk.put(tenant, &r, content_type, content, limit)?;
+            return Ok(r);
+        }
+        let (tenant, content_type, content) =
+            (tenant.clone(), content_type.to_string(), content.to_vec());
+        self.blocking(move |d| {
+            d.put(&tenant, &r, &content_type, &content, limit)?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
+        let tenant = tenant.clone();
+        self.blocking(move |d| d.with_usage(&tenant, |used| Ok(*used)))
+            .await
+    }
+
+    async fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+        let (tenant, r) = (tenant.clone(), r.clone());
+        self.blocking(move |d| d.get(&tenant, &r)).await
+    }
+
+    /// Links the host serves, valid up to a year.
+    async fn presign(
+        &self,
+        tenant: &TenantId,
+        r: &ArtifactRef,
+        expires_in_seconds: u64,
+    ) -> Result<String, Error> {
+        let (tenant, r) = (tenant.clone(), r.clone());
+        self.blocking(move |d| d.presign(&tenant, &r, expires_in_seconds))
+            .await
+    }
+
+    async fn fetch_signed(
+        &self,
+        tenant: &TenantId,
+        r: &ArtifactRef,
+        expires: i64,
+        sig: &str,
+    ) -> Result<(Vec<u8>, String), Error> {
+        let (tenant, r, sig) = (tenant.clone(), r.clone(), sig.to_string());
+        self.blocking(move |d| d.fetch_signed(&tenant, &r, expires, &sig))
+            .await
     }
 }
 
@@ -245,153 +328,4 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A store in a scratch folder, removed when the returned guard drops.
-    fn store() -> (DiskArtifacts, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        (
-            DiskArtifacts::open(dir.path(), "http://host".into()).unwrap(),
-            dir,
-        )
-    }
-
-    #[test]
-    fn references_round_trip_and_reject_traversal() {
-        let r = ArtifactRef::parse("artifact://ex_1/reports/final.md").unwrap();
-        assert_eq!(r.key, "reports/final.md");
-        assert_eq!(r.to_string(), "artifact://ex_1/reports/final.md");
-        for bad in [
-            "artifact://ex_1/../x",
-            "artifact://ex_1//x",
-            "s3://b/k",
-            "artifact://ex_1/a b",
-            "artifact://../k",
-        ] {
-            assert!(ArtifactRef::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn put_get_and_presigned_fetch() {
-        let (s, _dir) = store();
-        let t = TenantId::from_raw("t1");
-        let r = s
-            .put(
-                &t,
-                &ExecutionId::from_raw("ex_1"),
-                "report.md",
-                "text/markdown",
-                b"# hi",
-            )
-            .unwrap();
-        assert_eq!(
-            s.get(&t, &r).unwrap(),
-            (b"# hi".to_vec(), "text/markdown".to_string())
-        );
-        assert!(matches!(
-            s.get(&TenantId::from_raw("t2"), &r),
-            Err(Error::NotFound(_))
-        ));
-        let url = s.presign(&t, &r, 60).unwrap();
-        let query = url.split_once('?').unwrap().1;
-        let expires: i64 = query
-            .split('&')
-            .next()
-            .unwrap()
-            .trim_start_matches("expires=")
-            .parse()
-            .unwrap();
-        let sig = query.split("sig=").nth(1).unwrap();
-        assert!(s.fetch_signed(&t, &r, expires, sig).is_ok());
-        assert!(matches!(
-            s.fetch_signed(&t, &r, expires + 1, sig),
-            Err(Error::BadSignature)
-        ));
-        let past = crate::journal::now_ms() / 1000 - 1;
-        let old_sig = s.signature(&t, &r, past);
-        assert!(matches!(
-            s.fetch_signed(&t, &r, past, &old_sig),
-            Err(Error::BadSignature)
-        ));
-    }
-
-    #[test]
-    fn attachments_name_the_file_safely() {
-        assert_eq!(
-            attachment("reports/final.md"),
-            "attachment; filename=\"final.md\"; filename*=UTF-8''final.md"
-        );
-        assert_eq!(
-            attachment("a\"b;c\r\nd é"),
-            "attachment; filename=\"a_b_c__d___\"; filename*=UTF-8''a%22b%3Bc%0D%0Ad%20%C3%A9"
-        );
-        assert_eq!(
-            attachment("dir/"),
-            "attachment; filename=\"artifact\"; filename*=UTF-8''artifact"
-        );
-    }
-
-    #[test]
-    fn the_quota_refuses_growth_past_it_and_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let quota: Quota =
-            std::sync::Arc::new(|t: &TenantId| if t.as_str() == "small" { 10 } else { 1000 });
-        let open = || {
-            DiskArtifacts::open(dir.path(), "http://host".into())
-                .unwrap()
-                .with_quota(quota.clone())
-        };
-        let s = open();
-        let (small, big) = (TenantId::from_raw("small"), TenantId::from_raw("big"));
-        let ex = ExecutionId::from_raw("ex_1");
-        s.put(&small, &ex, "a", "text/plain", b"123456").unwrap();
-        let err = s.put(&small, &ex, "b", "text/plain", b"12345").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::QuotaExceeded {
-                    used: 6,
-                    needed: 5,
-                    limit: 10
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(err.put_error_type(), "Artifact.QuotaExceeded");
-        assert!(err.to_string().contains("max_artifact_mb"), "{err}");
-        // Nothing was stored, and the other tenant has its own room.
-        assert!(matches!(
-            s.get(&small, &ArtifactRef::new(&ex, "b").unwrap()),
-            Err(Error::NotFound(_))
-        ));
-        s.put(&big, &ex, "b", "text/plain", &[0; 500]).unwrap();
-        // Replacing an artifact counts only the difference; shrinking is always allowed.
-        s.put(&small, &ex, "a", "text/plain", b"1234567890")
-            .unwrap();
-        s.put(&small, &ex, "a", "text/plain", b"12").unwrap();
-        s.put(&small, &ex, "c", "text/plain", b"1234").unwrap();
-        assert_eq!(s.usage(&small).unwrap(), 6);
-        drop(s);
-        // A new start counts the folders again.
-        let s = open();
-        assert_eq!(s.usage(&small).unwrap(), 6);
-        assert_eq!(s.usage(&big).unwrap(), 500);
-        assert_eq!(s.usage(&TenantId::from_raw("none")).unwrap(), 0);
-        assert!(matches!(
-            s.put(&small, &ex, "d", "text/plain", b"12345"),
-            Err(Error::QuotaExceeded { .. })
-        ));
-    }
-
-    #[test]
-    fn quota_arithmetic() {
-        assert_eq!(check_quota(0, 0, 10, 10).unwrap(), 10);
-        assert!(check_quota(5, 0, 6, 10).is_err());
-        assert_eq!(check_quota(5, 5, 10, 10).unwrap(), 10);
-        // Over a lowered quota: shrinking passes, growing does not.
-        assert_eq!(check_quota(20, 10, 5, 10).unwrap(), 15);
-        assert!(check_quota(20, 10, 11, 10).is_err());
-    }
-}
+mod tests;

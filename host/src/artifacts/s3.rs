@@ -17,8 +17,9 @@
 //! Presigned links ask S3 to answer with `Content-Disposition: attachment`, like the host's
 //! own links; S3 serves them from its own origin, not the API's.
 //!
-//! The [`ArtifactStore`] interface is synchronous (the engine calls it from blocking threads), so
-//! like the DynamoDB store this owns a small runtime and waits on a channel for each call.
+//! Every call awaits the SDK on the caller's runtime, the host's, as the DynamoDB store does:
+//! there is no runtime of its own. The engine waits on it from an activation's blocking thread
+//! (`store::wait`), which drives the request there.
 
 pub use aegis_aws::s3::{
     Bucket, MULTIPART_THRESHOLD, PART_SIZE, S3Options, S3Uri, Sse, multipart_etag, sdk_err,
@@ -31,8 +32,7 @@ use crate::config::ArtifactsConfig;
 use crate::ids::{ComponentDigest, ExecutionId, TenantId};
 use aws_sdk_s3::presigning::PresigningConfig;
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// SigV4 presigned URLs live at most 7 days.
@@ -66,36 +66,19 @@ pub fn options_from_config(c: &ArtifactsConfig) -> anyhow::Result<S3Options> {
 
 pub struct S3Artifacts {
     bucket: Bucket,
-    runtime: Option<tokio::runtime::Runtime>,
-    quota: Option<Quota>,
+    quota: Option<Arc<dyn Quota>>,
     /// Per tenant: stored bytes, and when they were last listed.
     usage: Mutex<HashMap<TenantId, (u64, Instant)>>,
-}
-
-impl Drop for S3Artifacts {
-    fn drop(&mut self) {
-        // Dropping a runtime from async code panics; winding it down in the background does not.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl S3Artifacts {
     /// Builds the client (no request is made: a missing bucket shows on first use).
     ///
     /// # Errors
-    /// When the runtime cannot start or no region is configured.
-    pub fn open(options: S3Options) -> Result<Self, Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("aegis-s3")
-            .enable_all()
-            .build()?;
-        let bucket = block_on(&rt, Bucket::connect(options))?;
+    /// When no region is configured.
+    pub async fn open(options: S3Options) -> Result<Self, Error> {
         Ok(Self {
-            bucket,
-            runtime: Some(rt),
+            bucket: Bucket::connect(options).await?,
             quota: None,
             usage: Mutex::new(HashMap::new()),
         })
@@ -103,14 +86,14 @@ impl S3Artifacts {
 
     /// Limits each tenant's stored bytes to what `quota` says.
     #[must_use]
-    pub fn with_quota(mut self, quota: Quota) -> Self {
+    pub fn with_quota(mut self, quota: Arc<dyn Quota>) -> Self {
         self.quota = Some(quota);
         self
     }
 
     /// The tenant's stored bytes: the count kept since the last listing, or a new listing when
     /// there is none or it is older than [`USAGE_REFRESH`].
-    fn counted(&self, tenant: &TenantId) -> Result<u64, Error> {
+    async fn counted(&self, tenant: &TenantId) -> Result<u64, Error> {
         if let Some((bytes, at)) = self
             .usage
             .lock()
@@ -120,33 +103,31 @@ impl S3Artifacts {
         {
             return Ok(*bytes);
         }
-        let client = self.bucket.client().clone();
-        let bucket = self.bucket.name().to_string();
         let prefix = self.bucket.key(&format!("{tenant}/"));
-        let listed = self.run(async move {
-            let mut sum = 0u64;
-            let mut token = None;
-            loop {
-                let page = client
-                    .list_objects_v2()
-                    .bucket(&bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_err("list objects", e))?;
-                sum += page
-                    .contents()
-                    .iter()
-                    .filter_map(|o| o.size())
-                    .map(|n| n.max(0) as u64)
-                    .sum::<u64>();
-                token = page.next_continuation_token().map(str::to_string);
-                if token.is_none() {
-                    return Ok(sum);
-                }
+        let mut listed = 0u64;
+        let mut token = None;
+        loop {
+            let page = self
+                .bucket
+                .client()
+                .list_objects_v2()
+                .bucket(self.bucket.name())
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_err("list objects", e))?;
+            listed += page
+                .contents()
+                .iter()
+                .filter_map(|o| o.size())
+                .map(|n| n.max(0) as u64)
+                .sum::<u64>();
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
             }
-        })?;
+        }
         self.usage
             .lock()
             .expect("artifact usage poisoned")
@@ -154,17 +135,21 @@ impl S3Artifacts {
         Ok(listed)
     }
 
-    /// The size of the object at `key`, 0 when there is none.
-    fn object_size(&self, key: String) -> Result<u64, Error> {
-        let client = self.bucket.client().clone();
-        let bucket = self.bucket.name().to_string();
-        self.run(async move {
-            match client.head_object().bucket(bucket).key(key).send().await {
-                Ok(head) => Ok(head.content_length().unwrap_or(0).max(0) as u64),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(0),
-                Err(e) => Err(sdk_err("head object", e)),
-            }
-        })
+    /// The size of the object at `key`, or `None` when there is none.
+    async fn object_size(&self, key: &str) -> Result<Option<u64>, Error> {
+        let head = self
+            .bucket
+            .client()
+            .head_object()
+            .bucket(self.bucket.name())
+            .key(key)
+            .send()
+            .await;
+        match head {
+            Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(sdk_err("head object", e)),
+        }
     }
 
     /// The object key of `r` under `tenant`.
@@ -185,46 +170,14 @@ impl S3Artifacts {
         self.bucket.uri(self.object_key(tenant, r))
     }
 
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-    ) -> Result<T, Error> {
-        let rt = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Backend("the S3 runtime stopped".into()))?;
-        block_on(rt, fut)
+    async fn get_object(&self, key: String) -> Result<Option<(Vec<u8>, String)>, Error> {
+        self.bucket.get(&self.bucket.uri(key)).await
     }
 }
 
-/// Runs `fut` on `rt` and waits for it from any thread, even a runtime worker.
-fn block_on<T: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
-    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    rt.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    rx.recv()
-        .map_err(|_| Error::Backend("the S3 runtime stopped".into()))?
-}
-
-impl S3Artifacts {
-    fn put_object(&self, key: String, content_type: &str, content: &[u8]) -> Result<(), Error> {
-        let bucket = self.bucket.clone();
-        let (content_type, content) = (content_type.to_string(), content.to_vec());
-        self.run(async move { bucket.put(key, &content_type, content).await })
-    }
-
-    fn get_object(&self, key: String) -> Result<Option<(Vec<u8>, String)>, Error> {
-        let bucket = self.bucket.clone();
-        self.run(async move { bucket.get(&bucket.uri(key)).await })
-    }
-}
-
+#[async_trait::async_trait]
 impl ArtifactStore for S3Artifacts {
-    fn put(
+    async fn put(
         &self,
         tenant: &TenantId,
         execution: &ExecutionId,
@@ -235,9 +188,9 @@ impl ArtifactStore for S3Artifacts {
         let r = ArtifactRef::new(execution, key)?;
         let object = self.object_key(tenant, &r);
         if let Some(quota) = &self.quota {
-            let limit = quota(tenant);
-            let old = self.object_size(object.clone())?;
-            self.counted(tenant)?;
+            let limit = quota.limit(tenant).await;
+            let old = self.object_size(&object).await?.unwrap_or(0);
+            self.counted(tenant).await?;
             // Checked and reserved under one lock, so this host's concurrent puts cannot
             // both pass on the same room.
             let mut usage = self.usage.lock().expect("artifact usage poisoned");
@@ -250,7 +203,11 @@ impl ArtifactStore for S3Artifacts {
                 .expect("artifact usage poisoned")
                 .remove(tenant);
         }
-        if let Err(e) = self.put_object(object, content_type, content) {
+        if let Err(e) = self
+            .bucket
+            .put(object, content_type, content.to_vec())
+            .await
+        {
             // Whether it was stored is unknown now: list again next time.
             self.usage
                 .lock()
@@ -261,65 +218,59 @@ impl ArtifactStore for S3Artifacts {
         Ok(r)
     }
 
-    fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
-        self.counted(tenant)
+    async fn usage(&self, tenant: &TenantId) -> Result<u64, Error> {
+        self.counted(tenant).await
     }
 
-    fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
-        self.get_object(self.object_key(tenant, r))?
+    async fn get(&self, tenant: &TenantId, r: &ArtifactRef) -> Result<(Vec<u8>, String), Error> {
+        self.get_object(self.object_key(tenant, r))
+            .await?
             .ok_or_else(|| Error::NotFound(r.to_string()))
     }
 
-    fn put_component(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), Error> {
-        self.put_object(self.component_key(digest), "application/wasm", bytes)
+    async fn put_component(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), Error> {
+        self.bucket
+            .put(
+                self.component_key(digest),
+                "application/wasm",
+                bytes.to_vec(),
+            )
+            .await
     }
 
-    fn get_component(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
+    async fn get_component(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, Error> {
         Ok(self
-            .get_object(self.component_key(digest))?
+            .get_object(self.component_key(digest))
+            .await?
             .map(|(bytes, _)| bytes))
     }
 
     /// A SigV4 query-signed GET URL, clamped to 1 s ..= 7 days.
-    fn presign(
+    async fn presign(
         &self,
         tenant: &TenantId,
         r: &ArtifactRef,
         expires_in_seconds: u64,
     ) -> Result<String, Error> {
-        let client = self.bucket.client().clone();
-        let bucket = self.bucket.name().to_string();
         let object = self.object_key(tenant, r);
-        let name = r.to_string();
-        let disposition = super::attachment(&r.key);
+        // Like the disk store: no link to an artifact that does not exist.
+        if self.object_size(&object).await?.is_none() {
+            return Err(Error::NotFound(r.to_string()));
+        }
         let expires = Duration::from_secs(expires_in_seconds.clamp(1, MAX_PRESIGN_SECONDS));
-        self.run(async move {
-            // Like the disk store: no link to an artifact that does not exist.
-            match client
-                .head_object()
-                .bucket(&bucket)
-                .key(&object)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-                    return Err(Error::NotFound(name));
-                }
-                Err(e) => return Err(sdk_err("head object", e)),
-            }
-            let config = PresigningConfig::expires_in(expires)
-                .map_err(|e| Error::Backend(format!("presign: {e}")))?;
-            let req = client
-                .get_object()
-                .bucket(bucket)
-                .key(object)
-                .response_content_disposition(disposition)
-                .presigned(config)
-                .await
-                .map_err(|e| sdk_err("presign", e))?;
-            Ok(req.uri().to_string())
-        })
+        let config = PresigningConfig::expires_in(expires)
+            .map_err(|e| Error::Backend(format!("presign: {e}")))?;
+        let req = self
+            .bucket
+            .client()
+            .get_object()
+            .bucket(self.bucket.name())
+            .key(object)
+            .response_content_disposition(super::attachment(&r.key))
+            .presigned(config)
+            .await
+            .map_err(|e| sdk_err("presign", e))?;
+        Ok(req.uri().to_string())
     }
 }
 

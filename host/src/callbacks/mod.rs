@@ -265,17 +265,19 @@ async fn spill(rt: &Arc<impl Host>, raw_id: &str, payload: String) -> Result<Str
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
-    let this = rt.clone();
-    tokio::task::spawn_blocking(move || {
-        let key = format!("agent-results/{}.json", record.op_id);
-        let reference = this
-            .artifacts()
-            .put(&record.tenant, &record.execution_id, &key, "application/json", payload.as_bytes())
-            .map_err(|e| store::Error::Retriable(format!("store agent result: {e}")))?;
-        Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
-    })
-    .await
-    .unwrap_or_else(crate::task::rethrow)
+    let key = format!("agent-results/{}.json", record.op_id);
+    let reference = rt
+        .artifacts()
+        .put(
+            &record.tenant,
+            &record.execution_id,
+            &key,
+            "application/json",
+            payload.as_bytes(),
+        )
+        .await
+        .map_err(|e| store::Error::Retriable(format!("store agent result: {e}")))?;
+    Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
 }
 
 /// Applies an outside completion to the callback `raw_id`, then wakes its execution.

@@ -252,13 +252,10 @@ impl Uploads {
         // Shared before any version is recorded, so no host ever finds a version it cannot
         // fetch. Also when it was installed here already: an earlier upload may have compiled
         // it and then failed to share it.
-        let artifacts = rt.artifacts().clone();
-        blocking(move || {
-            artifacts
-                .put_component(&digest, &bytes)
-                .map_err(|e| Shared::Share(e.to_string()))
-        })
-        .await
+        rt.artifacts()
+            .put_component(&digest, &bytes)
+            .await
+            .map_err(|e| Shared::Share(e.to_string()))
     }
 }
 
@@ -325,7 +322,8 @@ pub async fn delete(
 
 /// The ready-to-run form of a component: from this host's cache or folder, else fetched from
 /// the artifact store where the host that received the upload put it (hosts sharing a DynamoDB
-/// table share an S3 bucket), checked against its digest and installed here. Blocks.
+/// table share an S3 bucket), checked against its digest and installed here. Blocks: it runs on
+/// an activation's thread, and waits on the artifact store there with `store::wait`.
 ///
 /// # Errors
 /// When no host stored it, the bytes do not match the digest, or they do not load.
@@ -338,7 +336,7 @@ pub fn load(
         Ok(pre) => return Ok(pre),
         Err(e) => e,
     };
-    let bytes = match artifacts.get_component(digest) {
+    let bytes = match store::wait(artifacts.get_component(digest)) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(local),
         Err(e) => return Err(LoadError::Io(format!("fetch component {digest}: {e}"))),

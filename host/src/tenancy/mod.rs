@@ -302,6 +302,15 @@ impl Tenancy {
     }
 }
 
+/// The artifact stores' quota: each tenant's `max_artifact_mb`, asked at every put (from the
+/// cache [`Tenancy::quotas`] keeps), so a changed quota applies at once.
+#[async_trait::async_trait]
+impl crate::artifacts::Quota for Tenancy {
+    async fn limit(&self, tenant: &TenantId) -> u64 {
+        self.quotas(tenant).await.max_artifact_bytes()
+    }
+}
+
 fn bearer(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
     let (scheme, token) = value.split_once(' ')?;
