@@ -16,7 +16,7 @@ use tokio::task::JoinError;
 /// and carry on instead.
 ///
 /// ```ignore
-/// let bytes = tokio::task::spawn_blocking(move || artifacts.usage(&tenant))
+/// let compiled = tokio::task::spawn_blocking(move || engine.compile(&bytes))
 ///     .await
 ///     .unwrap_or_else(task::rethrow)?;
 /// ```
