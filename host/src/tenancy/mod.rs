@@ -303,9 +303,10 @@ impl Tenancy {
 }
 
 /// The artifact stores' quota: each tenant's `max_artifact_mb`, asked at every put (from the
-/// cache [`Tenancy::quotas`] keeps), so a changed quota applies at once.
+/// cache [`Tenancy::quotas`] keeps), so a changed quota applies at once. The trait is the
+/// core's artifact interface, below this layer, not the host's `artifacts` module above it.
 #[async_trait::async_trait]
-impl crate::artifacts::Quota for Tenancy {
+impl aegis_core::artifacts::Quota for Tenancy {
     async fn limit(&self, tenant: &TenantId) -> u64 {
         self.quotas(tenant).await.max_artifact_bytes()
     }
