@@ -33,6 +33,7 @@ impl Runtime {
         };
         let max_running = self.tenancy.quotas(tenant).await.max_running_executions;
         let tenant = tenant.clone();
+        let asked;
         let created = {
             let component = self
                 .store
@@ -42,6 +43,11 @@ impl Runtime {
             let now = now_ms();
             let timeout_at = timeout.map(|s| now + s as Millis * 1000);
             let started_event = execution::started_event(&req.input, timeout, now);
+            // What a taken name is compared with; only named starts can find one.
+            asked = req
+                .name
+                .is_some()
+                .then(|| (req.workflow.clone(), component.version, req.input.clone()));
             self.store
                 .create_execution(NewExecution {
                     id: ExecutionId::generate(),
@@ -71,8 +77,14 @@ impl Runtime {
                 self.wake(record.id.clone());
                 Ok((record, true))
             }
-            Created::Existing(record) => Ok((record, false)),
-            Created::Conflict(record) => Err(StartError::NameConflict(record.name)),
+            Created::NameTaken(record) => match &asked {
+                Some((workflow, version, input))
+                    if execution::same_start(&record, workflow, *version, input) =>
+                {
+                    Ok((record, false))
+                }
+                _ => Err(StartError::NameConflict(record.name)),
+            },
             Created::OverQuota(max) => Err(StartError::OverQuota(max)),
         }
     }
