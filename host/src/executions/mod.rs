@@ -36,7 +36,7 @@ use crate::ids::ExecutionId;
 use crate::journal::Dispatch;
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
-use crate::store::{self, Store};
+use crate::store::{self, Callbacks, Catalog, Journal, Store, Timers};
 use crate::tenancy::Tenancy;
 use slots::Slots;
 use std::collections::HashMap;
@@ -81,7 +81,8 @@ pub enum StopError {
     Store(#[from] store::Error),
 }
 
-/// What the runtime is built from (see `server.rs`).
+/// What the runtime is built from (see `server.rs`): the wiring, so it holds the whole store,
+/// which [`Runtime::new`] splits into the roles its parts use.
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
@@ -133,8 +134,18 @@ struct Outcome {
     wake_seq: u64,
 }
 
+/// The executions service, and the host of the layers below it (`hosts.rs`).
+///
+/// The store is held as the roles its parts use, never whole.
 pub struct Runtime {
-    pub store: Arc<dyn Store>,
+    /// Executions, operations, history, batches and leases: what activations write.
+    journal: Arc<dyn Journal>,
+    /// Pending timers, read at start-up and by the sweep.
+    timers: Arc<dyn Timers>,
+    /// Callbacks, read by the callback service, the scheduler and the agent dispatch.
+    callbacks: Arc<dyn Callbacks>,
+    /// Components, read to start an execution and written by uploads.
+    catalog: Arc<dyn Catalog>,
     pub engine: Arc<Engine>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub agents: Arc<Agents>,
@@ -168,8 +179,12 @@ impl Runtime {
             leasing,
         } = services;
         let slots = Slots::new(limits.activation_slots());
+        // Each role is coerced once here, so callers borrow the narrow `Arc` they hold.
         Self {
-            store,
+            journal: store.clone(),
+            timers: store.clone(),
+            callbacks: store.clone(),
+            catalog: store,
             engine,
             artifacts,
             agents,

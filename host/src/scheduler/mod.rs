@@ -15,19 +15,21 @@
 
 use crate::ids::ExecutionId;
 use crate::journal::{Millis, now_ms};
-use crate::store::{self, Store, Timer, TimerKind};
+use crate::store::{self, Callbacks, Journal, Timer, TimerKind};
 use crate::transitions::{callback, execution, step, wait};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// What firing a timer needs from the host: the store its transition reads and commits, this
-/// queue (a timer whose transition failed goes back to it), and telling the executions what a
-/// fired timer did. Declared here, and implemented by `executions::Runtime`, so that the
-/// scheduler depends on the store and on waking, not on the runtime as a whole.
+/// What firing a timer needs from the host: the journal its transition reads and commits to,
+/// the callbacks a callback timeout reads, this queue (a timer whose transition failed goes
+/// back to it), and telling the executions what a fired timer did. Declared here, and
+/// implemented by `executions::Runtime`, so that the scheduler depends on those two roles of the
+/// store and on waking, not on the runtime as a whole.
 pub trait Host: Send + Sync + 'static {
-    fn store(&self) -> &Arc<dyn Store>;
+    fn journal(&self) -> &Arc<dyn Journal>;
+    fn callbacks(&self) -> &Arc<dyn Callbacks>;
     fn scheduler(&self) -> &Scheduler;
     /// A timer made the execution runnable: a wait ended, a retry is due, a callback timed out.
     fn wake(self: &Arc<Self>, id: ExecutionId);
@@ -204,7 +206,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
     let now = now_ms();
     let (batch, fired) = if timer.kind == TimerKind::ExecutionTimeout {
         let workflow = rt
-            .store()
+            .journal()
             .execution(&timer.execution_id)
             .await?
             .map(|e| e.workflow)
@@ -212,7 +214,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
         (execution::time_out(timer, &workflow, now), Fired::Finished)
     } else {
         let Some(op) = rt
-            .store()
+            .journal()
             .operation(&timer.execution_id, &timer.op_id)
             .await?
         else {
@@ -224,7 +226,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
             TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
                 let record = match op.callback_id.as_deref() {
                     Some(id) => {
-                        rt.store()
+                        rt.callbacks()
                             .callback(&crate::ids::CallbackId::from_raw(id))
                             .await?
                     }
@@ -239,7 +241,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
         };
         (batch, Fired::Woke)
     };
-    match rt.store().commit(&timer.execution_id, batch).await {
+    match rt.journal().commit(&timer.execution_id, batch).await {
         Ok(()) => Ok(fired),
         Err(store::Error::ConditionFailed(_) | store::Error::NotFound(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),
