@@ -36,7 +36,7 @@ impl Runtime {
         let asked;
         let created = {
             let component = self
-                .store
+                .catalog
                 .find_component(&tenant, &req.workflow, req.version)
                 .await?
                 .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
@@ -48,7 +48,7 @@ impl Runtime {
                 .name
                 .is_some()
                 .then(|| (req.workflow.clone(), component.version, req.input.clone()));
-            self.store
+            self.journal
                 .create_execution(NewExecution {
                     id: ExecutionId::generate(),
                     tenant,
@@ -101,7 +101,7 @@ impl Runtime {
         id: &ExecutionId,
     ) -> Result<ExecutionRecord, StopError> {
         let record = self
-            .store
+            .journal
             .execution(id)
             .await?
             .filter(|r| &r.tenant == tenant)
@@ -110,12 +110,12 @@ impl Runtime {
             return Err(StopError::NotRunning);
         }
         let batch = execution::stop(&record.workflow, now_ms());
-        match self.store.commit(id, batch).await {
+        match self.journal.commit(id, batch).await {
             Ok(()) => {}
             Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
             Err(e) => return Err(e.into()),
         }
-        let stopped = self.store.execution(id).await?.unwrap_or(record);
+        let stopped = self.journal.execution(id).await?.unwrap_or(record);
         self.notify_finished(&stopped.id);
         self.notifier.kick();
         Ok(stopped)
