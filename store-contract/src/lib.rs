@@ -8,4 +8,4 @@
 pub mod dynamodb_local;
 
 #[cfg(test)]
-mod contract_tests;
+mod contract;

@@ -86,53 +86,44 @@ impl Inner {
 #[async_trait::async_trait]
 impl Callbacks for DynamoStore {
     async fn callback(&self, id: &CallbackId) -> Result<Option<CallbackRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move { i.callback(&id).await })
-            .await
+        self.inner.callback(id).await
     }
 
     async fn pending_agent_callbacks(&self) -> Result<Vec<CallbackRecord>> {
-        self.run(move |i| async move {
-            let items = i.index_shards("AG", Sk::Any).await?;
-            let callbacks = parse_all(&i.table, items, records::callback_from).await?;
-            Ok(callbacks
-                .into_iter()
-                .filter(|c| c.status == aegis_core::journal::Status::Started && c.agent.is_some())
-                .collect())
-        })
-        .await
+        let i = &self.inner;
+        let items = i.index_shards("AG", Sk::Any).await?;
+        let callbacks = parse_all(&i.table, items, records::callback_from).await?;
+        Ok(callbacks
+            .into_iter()
+            .filter(|c| c.status == aegis_core::journal::Status::Started && c.agent.is_some())
+            .collect())
     }
 
     async fn pending_callbacks(&self, id: &ExecutionId) -> Result<Vec<CallbackRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            let q = Query::table(
-                keys::execution_pk(&id),
-                Sk::BeginsWith(keys::CALLBACK_PREFIX.into()),
-            );
-            let items: Vec<Item> = i
-                .table
-                .query_all(&q, None)
-                .await?
-                .into_iter()
-                .filter(|item| item.str("st") == Some("STARTED"))
-                .collect();
-            let mut callbacks = parse_all(&i.table, items, records::callback_from).await?;
-            callbacks.sort_by(|a, b| a.op_id.cmp(&b.op_id));
-            Ok(callbacks)
-        })
-        .await
+        let i = &self.inner;
+        let q = Query::table(
+            keys::execution_pk(id),
+            Sk::BeginsWith(keys::CALLBACK_PREFIX.into()),
+        );
+        let items: Vec<Item> = i
+            .table
+            .query_all(&q, None)
+            .await?
+            .into_iter()
+            .filter(|item| item.str("st") == Some("STARTED"))
+            .collect();
+        let mut callbacks = parse_all(&i.table, items, records::callback_from).await?;
+        callbacks.sort_by(|a, b| a.op_id.cmp(&b.op_id));
+        Ok(callbacks)
     }
 
     async fn bind_agent_task(&self, id: &CallbackId, task_id: &str) -> Result<Option<String>> {
         let (id, task_id) = (id.clone(), task_id.to_string());
-        self.run(move |i| async move { i.bind_agent_task(id, task_id).await })
-            .await
+        self.inner.bind_agent_task(id, task_id).await
     }
 
     async fn agent_task(&self, id: &CallbackId) -> Result<Option<String>> {
         let id = id.clone();
-        self.run(move |i| async move { i.agent_task(id).await })
-            .await
+        self.inner.agent_task(id).await
     }
 }

@@ -213,7 +213,8 @@ impl Catalog for DynamoStore {
         now: Millis,
     ) -> Result<(ComponentRecord, bool)> {
         let (tenant, name, digest) = (tenant.clone(), name.to_string(), digest.clone());
-        self.run(move |i| async move { i.put_component(tenant, name, digest, size, now).await })
+        self.inner
+            .put_component(tenant, name, digest, size, now)
             .await
     }
 
@@ -223,9 +224,7 @@ impl Catalog for DynamoStore {
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<ComponentRecord>> {
-        let (tenant, name) = (tenant.clone(), name.to_string());
-        self.run(move |i| async move { i.find_component(&tenant, &name, version).await })
-            .await
+        self.inner.find_component(tenant, name, version).await
     }
 
     async fn components(
@@ -233,23 +232,18 @@ impl Catalog for DynamoStore {
         tenant: &TenantId,
         name: Option<&str>,
     ) -> Result<Vec<ComponentRecord>> {
-        let (tenant, name) = (tenant.clone(), name.map(str::to_string));
-        self.run(move |i| async move {
-            let prefix = name
-                .as_deref()
-                .map_or(keys::COMPONENT_PREFIX.to_string(), keys::component_prefix);
-            let q = Query::table(keys::components_pk(tenant.as_str()), Sk::BeginsWith(prefix));
-            let mut records = i
-                .table
-                .query_all(&q, None)
-                .await?
-                .iter()
-                .map(|item| records::component_from(&tenant, item))
-                .collect::<Result<Vec<_>>>()?;
-            records.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
-            Ok(records)
-        })
-        .await
+        let i = &self.inner;
+        let prefix = name.map_or(keys::COMPONENT_PREFIX.to_string(), keys::component_prefix);
+        let q = Query::table(keys::components_pk(tenant.as_str()), Sk::BeginsWith(prefix));
+        let mut records = i
+            .table
+            .query_all(&q, None)
+            .await?
+            .iter()
+            .map(|item| records::component_from(tenant, item))
+            .collect::<Result<Vec<_>>>()?;
+        records.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+        Ok(records)
     }
 
     async fn delete_component(
@@ -259,99 +253,83 @@ impl Catalog for DynamoStore {
         version: u32,
     ) -> Result<Deleted> {
         let (tenant, name) = (tenant.clone(), name.to_string());
-        self.run(move |i| async move { i.delete_component(tenant, name, version).await })
-            .await
+        self.inner.delete_component(tenant, name, version).await
     }
 
     async fn create_tenant(&self, tenant: &TenantRecord, key: &KeyRecord) -> Result<bool> {
         let (tenant, key) = (tenant.clone(), key.clone());
-        self.run(move |i| async move { i.create_tenant(tenant, key).await })
-            .await
+        self.inner.create_tenant(tenant, key).await
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            let item = i
-                .table
-                .get(keys::TENANTS_PK, &keys::esc(id.as_str()))
-                .await?;
-            item.as_ref().map(records::tenant_from).transpose()
-        })
-        .await
+        let i = &self.inner;
+        let item = i
+            .table
+            .get(keys::TENANTS_PK, &keys::esc(id.as_str()))
+            .await?;
+        item.as_ref().map(records::tenant_from).transpose()
     }
 
     async fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.run(move |i| async move {
-            let items = i
-                .table
-                .query_all(&Query::table(keys::TENANTS_PK, Sk::Any), None)
-                .await?;
-            let mut tenants = items
-                .iter()
-                .map(records::tenant_from)
-                .collect::<Result<Vec<_>>>()?;
-            tenants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            Ok(tenants)
-        })
-        .await
+        let i = &self.inner;
+        let items = i
+            .table
+            .query_all(&Query::table(keys::TENANTS_PK, Sk::Any), None)
+            .await?;
+        let mut tenants = items
+            .iter()
+            .map(records::tenant_from)
+            .collect::<Result<Vec<_>>>()?;
+        tenants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(tenants)
     }
 
     async fn update_tenant(&self, tenant: &TenantRecord) -> Result<()> {
         let overrides = serde_json::to_string(&tenant.overrides)?;
         let id = tenant.id.clone();
-        self.run(move |i| async move {
-            let mut update = UpdateExpr::default();
-            update.set("overrides", s(overrides));
-            // A missing tenant stays missing.
-            let updated = i
-                .write_one(
-                    Write::Update {
-                        key: key(keys::TENANTS_PK, keys::esc(id.as_str())),
-                        update,
-                        cond: Some(Cond::Exists("pk")),
-                    },
-                    "update tenant",
-                )
-                .await?;
-            if !updated {
-                return Err(Error::NotFound(format!("tenant {id}")));
-            }
-            Ok(())
-        })
-        .await
+        let i = &self.inner;
+        let mut update = UpdateExpr::default();
+        update.set("overrides", s(overrides));
+        // A missing tenant stays missing.
+        let updated = i
+            .write_one(
+                Write::Update {
+                    key: key(keys::TENANTS_PK, keys::esc(id.as_str())),
+                    update,
+                    cond: Some(Cond::Exists("pk")),
+                },
+                "update tenant",
+            )
+            .await?;
+        if !updated {
+            return Err(Error::NotFound(format!("tenant {id}")));
+        }
+        Ok(())
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
-        self.run(move |i| async move {
-            let item = i.table.get(&keys::key_pk(&id), keys::ROOT_SK).await?;
-            item.as_ref().map(records::key_from).transpose()
-        })
-        .await
+        let i = &self.inner;
+        let item = i.table.get(&keys::key_pk(&id), keys::ROOT_SK).await?;
+        item.as_ref().map(records::key_from).transpose()
     }
 
     async fn put_api_key(&self, key: &KeyRecord) -> Result<()> {
         let item = records::key_item(key);
-        self.run(move |i| async move {
-            i.write_one(Write::Put { item, cond: None }, "put api key")
-                .await
-                .map(|_| ())
-        })
-        .await
+        let i = &self.inner;
+        i.write_one(Write::Put { item, cond: None }, "put api key")
+            .await
+            .map(|_| ())
     }
 
     async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>> {
-        let tenant = tenant.clone();
-        self.run(move |i| async move {
-            let q = Query::index(GSI1, keys::tenant_keys_g1pk(tenant.as_str()), Sk::Any);
-            i.table
-                .query_all(&q, None)
-                .await?
-                .iter()
-                .map(records::key_from)
-                .collect()
-        })
-        .await
+        let i = &self.inner;
+        let q = Query::index(GSI1, keys::tenant_keys_g1pk(tenant.as_str()), Sk::Any);
+        i.table
+            .query_all(&q, None)
+            .await?
+            .iter()
+            .map(records::key_from)
+            .collect()
     }
 }

@@ -247,14 +247,11 @@ impl Inner {
 #[async_trait::async_trait]
 impl Journal for DynamoStore {
     async fn create_execution(&self, new: NewExecution) -> Result<Created> {
-        self.run(move |i| async move { i.create_execution(new).await })
-            .await
+        self.inner.create_execution(new).await
     }
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>> {
-        let id = id.clone();
-        self.run(move |i| async move { i.execution(&id).await })
-            .await
+        self.inner.execution(id).await
     }
 
     async fn list_executions(
@@ -263,33 +260,26 @@ impl Journal for DynamoStore {
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>> {
         let (tenant, filter) = (tenant.clone(), filter.clone());
-        self.run(move |i| async move { i.list_executions(tenant, filter).await })
-            .await
+        self.inner.list_executions(tenant, filter).await
     }
 
     async fn operations(&self, id: &ExecutionId) -> Result<Vec<Operation>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            let q = Query::table(
-                keys::execution_pk(&id),
-                Sk::BeginsWith(keys::OPERATION_PREFIX.into()),
-            );
-            let items = i.table.query_all(&q, None).await?;
-            parse_all(&i.table, items, operation_from).await
-        })
-        .await
+        let i = &self.inner;
+        let q = Query::table(
+            keys::execution_pk(id),
+            Sk::BeginsWith(keys::OPERATION_PREFIX.into()),
+        );
+        let items = i.table.query_all(&q, None).await?;
+        parse_all(&i.table, items, operation_from).await
     }
 
     async fn operation(&self, id: &ExecutionId, op_id: &str) -> Result<Option<Operation>> {
-        let (id, op_id) = (id.clone(), op_id.to_string());
-        self.run(move |i| async move {
-            let item = i
-                .table
-                .get(&keys::execution_pk(&id), &keys::operation_sk(&op_id))
-                .await?;
-            parse_one(&i.table, item, operation_from).await
-        })
-        .await
+        let i = &self.inner;
+        let item = i
+            .table
+            .get(&keys::execution_pk(id), &keys::operation_sk(op_id))
+            .await?;
+        parse_one(&i.table, item, operation_from).await
     }
 
     async fn history(
@@ -298,53 +288,47 @@ impl Journal for DynamoStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>> {
-        let id = id.clone();
-        self.run(move |i| async move {
-            if limit == 0 || after == u64::MAX {
-                return Ok(Vec::new());
-            }
-            let mut q = Query::table(
-                keys::execution_pk(&id),
-                Sk::Between(keys::event_sk(after + 1), keys::event_sk(u64::MAX)),
-            );
-            q.page = Some(limit.clamp(1, 1000) as i32);
-            let items = i.table.query_all(&q, Some(limit)).await?;
-            parse_all(&i.table, items, |item| {
-                Ok((
-                    item.req_num("eid")?,
-                    serde_json::from_str(&item.req_str("d")?)?,
-                ))
-            })
-            .await
+        let i = &self.inner;
+        if limit == 0 || after == u64::MAX {
+            return Ok(Vec::new());
+        }
+        let mut q = Query::table(
+            keys::execution_pk(id),
+            Sk::Between(keys::event_sk(after + 1), keys::event_sk(u64::MAX)),
+        );
+        q.page = Some(limit.clamp(1, 1000) as i32);
+        let items = i.table.query_all(&q, Some(limit)).await?;
+        parse_all(&i.table, items, |item| {
+            Ok((
+                item.req_num("eid")?,
+                serde_json::from_str(&item.req_str("d")?)?,
+            ))
         })
         .await
     }
 
     async fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
         let execution = execution.clone();
-        self.run(move |i| async move { i.commit(execution, batch).await })
-            .await
+        self.inner.commit(execution, batch).await
     }
 
     async fn runnable(&self) -> Result<Vec<Runnable>> {
-        self.run(move |i| async move {
-            Ok(i.index_shards("RUN", Sk::Any)
-                .await?
-                .iter()
-                // An index entry can trail the item by a moment: check what it carries.
-                .filter(|item| {
-                    item.bool("runnable") == Some(true)
-                        && item.str("status") == Some(ExecutionStatus::Running.as_str())
+        let i = &self.inner;
+        Ok(i.index_shards("RUN", Sk::Any)
+            .await?
+            .iter()
+            // An index entry can trail the item by a moment: check what it carries.
+            .filter(|item| {
+                item.bool("runnable") == Some(true)
+                    && item.str("status") == Some(ExecutionStatus::Running.as_str())
+            })
+            .filter_map(|item| {
+                Some(Runnable {
+                    id: ExecutionId::from_raw(item.str("id")?),
+                    lease: records::lease_from(item),
                 })
-                .filter_map(|item| {
-                    Some(Runnable {
-                        id: ExecutionId::from_raw(item.str("id")?),
-                        lease: records::lease_from(item),
-                    })
-                })
-                .collect())
-        })
-        .await
+            })
+            .collect())
     }
 
     async fn acquire_lease(
@@ -355,8 +339,7 @@ impl Journal for DynamoStore {
         ttl_ms: u64,
     ) -> Result<Claim> {
         let (id, host) = (id.clone(), host.to_string());
-        self.run(move |i| async move { i.acquire_lease(id, host, now, ttl_ms).await })
-            .await
+        self.inner.acquire_lease(id, host, now, ttl_ms).await
     }
 
     async fn renew_lease(
@@ -367,26 +350,23 @@ impl Journal for DynamoStore {
         ttl_ms: u64,
     ) -> Result<bool> {
         let (id, lease) = (id.clone(), lease.clone());
-        self.run(move |i| async move { i.renew_lease(id, lease, now, ttl_ms).await })
-            .await
+        self.inner.renew_lease(id, lease, now, ttl_ms).await
     }
 }
 
 #[async_trait::async_trait]
 impl Timers for DynamoStore {
     async fn timers(&self, before: Millis) -> Result<Vec<Timer>> {
-        self.run(move |i| async move {
-            let mut timers = Vec::new();
-            // Timer index keys start with the fire time; everything below the next millisecond
-            // is due by `before`.
-            let due = Sk::Lt(keys::ts(before.saturating_add(1)));
-            for item in i.index_shards("TM", due).await? {
-                if let Some(timer) = records::timer_from(&item)? {
-                    timers.push(timer);
-                }
+        let i = &self.inner;
+        let mut timers = Vec::new();
+        // Timer index keys start with the fire time; everything below the next millisecond
+        // is due by `before`.
+        let due = Sk::Lt(keys::ts(before.saturating_add(1)));
+        for item in i.index_shards("TM", due).await? {
+            if let Some(timer) = records::timer_from(&item)? {
+                timers.push(timer);
             }
-            Ok(timers)
-        })
-        .await
+        }
+        Ok(timers)
     }
 }

@@ -101,7 +101,6 @@ use expr::{Cond, Item, UpdateExpr, Write, key, n, s};
 use io::{Backoff, Flow, GSI1, GSI2, ItemExt, Query, Sk, Table, TxError};
 use records::ExecState;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,14 +216,6 @@ impl DynamoStore {
     /// When DynamoDB refuses.
     pub async fn create_tables(&self) -> Result<bool> {
         tables::create(&self.inner.table).await
-    }
-
-    /// Runs `f` with the shared state (the role methods' bodies are futures over it).
-    async fn run<T, F: Future<Output = Result<T>>>(
-        &self,
-        f: impl FnOnce(Arc<Inner>) -> F,
-    ) -> Result<T> {
-        f(self.inner.clone()).await
     }
 }
 

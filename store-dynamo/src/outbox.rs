@@ -131,23 +131,19 @@ impl Outbox for DynamoStore {
         limit: usize,
     ) -> Result<Vec<WorkflowEvent>> {
         let (tenant, execution) = (tenant.cloned(), execution.cloned());
-        self.run(move |i| async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
-            i.workflow_events(tenant, execution, after, limit).await
-        })
-        .await
+        let i = &self.inner;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        i.workflow_events(tenant, execution, after, limit).await
     }
 
     async fn undelivered_events(&self, after: u64, limit: usize) -> Result<Vec<WorkflowEvent>> {
-        self.run(move |i| async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
-            i.undelivered_events(after, limit).await
-        })
-        .await
+        let i = &self.inner;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        i.undelivered_events(after, limit).await
     }
 
     async fn mark_delivered(&self, seqs: &[u64]) -> Result<()> {
@@ -155,14 +151,12 @@ impl Outbox for DynamoStore {
             .iter()
             .map(|seq| key(keys::OUTBOX_PK, keys::seq(*seq)))
             .collect();
-        self.run(move |i| async move { i.table.batch_write(Vec::new(), markers).await })
-            .await
+        self.inner.table.batch_write(Vec::new(), markers).await
     }
 
     async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<()> {
         let letters = letters.to_vec();
-        self.run(move |i| async move { i.dead_letter(letters).await })
-            .await
+        self.inner.dead_letter(letters).await
     }
 
     async fn dead_letters(
@@ -172,18 +166,15 @@ impl Outbox for DynamoStore {
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
         let tenant = tenant.cloned();
-        self.run(move |i| async move {
-            if limit == 0 {
-                return Ok(Vec::new());
-            }
-            i.dead_letters(tenant, after, limit).await
-        })
-        .await
+        let i = &self.inner;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        i.dead_letters(tenant, after, limit).await
     }
 
     async fn claim_role(&self, name: &str, host: &str, now: Millis, ttl_ms: u64) -> Result<bool> {
         let (name, host) = (name.to_string(), host.to_string());
-        self.run(move |i| async move { i.claim_role(name, host, now, ttl_ms).await })
-            .await
+        self.inner.claim_role(name, host, now, ttl_ms).await
     }
 }

@@ -37,134 +37,161 @@ pub(super) fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) 
         return Err(Error::NotFound(format!("execution {execution}")).into());
     }
     for condition in &batch.conditions {
-        match condition {
-            Condition::ExecutionRunning => {
-                let status: Option<String> = tx
-                    .prepare_cached("SELECT status FROM executions WHERE id = ?1")?
-                    .query_row([execution], |r| r.get(0))
-                    .optional()?;
-                if status.as_deref() != Some("RUNNING") {
-                    return Err(Error::ConditionFailed(format!(
-                        "execution {execution} is not running"
-                    ))
-                    .into());
-                }
-            }
-            Condition::Lease(token) => {
-                let current: Option<i64> = tx
-                    .prepare_cached("SELECT lease_token FROM executions WHERE id = ?1")?
-                    .query_row([execution], |r| r.get(0))
-                    .optional()?;
-                if current != Some(*token as i64) {
-                    return Err(Error::ConditionFailed(format!(
-                        "the lease of execution {execution} was taken over (token {token} is stale)"
-                    ))
-                    .into());
-                }
-            }
-            Condition::TimerDue { op_id, kind, now } => {
-                let fire_at: Option<i64> = tx
-                    .prepare_cached(
-                        "SELECT fire_at FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
-                    )?
-                    .query_row(params![execution, op_id, kind.as_str()], |r| r.get(0))
-                    .optional()?;
-                if fire_at.is_none_or(|at| at > *now) {
-                    return Err(Error::ConditionFailed(format!(
-                        "timer {kind:?} of operation {op_id} is not due"
-                    ))
-                    .into());
-                }
-            }
-            Condition::OperationStatus { op_id, status } => {
-                let data: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT data FROM operations WHERE execution_id = ?1 AND op_id = ?2",
-                    )?
-                    .query_row([execution, op_id.as_str()], |r| r.get(0))
-                    .optional()?;
-                let current = data
-                    .map(|d| serde_json::from_str::<Operation>(&d))
-                    .transpose()?
-                    .map(|op| op.status);
-                if current != Some(*status) {
-                    return Err(Error::ConditionFailed(format!(
-                        "operation {op_id} is {current:?}, expected {status:?}"
-                    ))
-                    .into());
-                }
-            }
-        }
+        check(tx, execution, condition)?;
     }
     let now = aegis_core::journal::now_ms();
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO operations (execution_id, op_id, data) VALUES (?1, ?2, ?3)",
-        )?;
-        for op in &batch.operations {
-            upsert.execute(params![execution, op.id, serde_json::to_string(op)?])?;
-        }
-    }
+    put_operations(tx, execution, &batch.operations)?;
     append_events(tx, execution, &batch.events)?;
-    if batch.clear_all_timers {
-        tx.prepare_cached("DELETE FROM timers WHERE execution_id = ?1")?
-            .execute([execution])?;
-    }
-    {
-        let mut clear = tx.prepare_cached(
-            "DELETE FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
-        )?;
-        for (op_id, kind) in &batch.clear_timers {
-            clear.execute(params![execution, op_id, kind.as_str()])?;
-        }
-    }
-    {
-        let mut set = tx.prepare_cached(
-            "INSERT OR REPLACE INTO timers (execution_id, op_id, kind, fire_at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for timer in &batch.set_timers {
-            set.execute(params![
-                timer.execution_id.as_str(),
-                timer.op_id,
-                timer.kind.as_str(),
-                timer.fire_at
-            ])?;
-        }
-    }
-    {
-        // An upsert that leaves `task_id` alone: the task an agent invocation is bound to
-        // outlives the record's rewrites (see `bind_agent_task`).
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO callbacks
-                (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms, agent, agent_input)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (callback_id) DO UPDATE SET
-                tenant_id = excluded.tenant_id, execution_id = excluded.execution_id,
-                op_id = excluded.op_id, name = excluded.name, status = excluded.status,
-                heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, agent = excluded.agent,
-                agent_input = excluded.agent_input",
-        )?;
-        for cb in &batch.callbacks {
-            upsert.execute(params![
-                cb.id.as_str(),
-                cb.tenant.as_str(),
-                cb.execution_id.as_str(),
-                cb.op_id,
-                cb.name,
-                status_str(cb.status),
-                cb.heartbeat_timeout_ms.map(|v| v as i64),
-                cb.agent.as_ref().map(|(a, _)| a.as_str()),
-                cb.agent.as_ref().map(|(_, i)| i.as_str())
-            ])?;
-        }
-    }
+    apply_timers(tx, execution, batch)?;
+    put_callbacks(tx, &batch.callbacks)?;
     if batch.cancel_open_callbacks {
         tx.prepare_cached(
             "UPDATE callbacks SET status = 'CANCELLED' WHERE execution_id = ?1 AND status = 'STARTED'",
         )?
         .execute([execution])?;
     }
-    if let Some(finish) = &batch.finish {
+    record_end(tx, execution, batch.finish.as_ref(), now)?;
+    publish(tx, execution, &batch.publish, now)?;
+    apply_scheduling(tx, execution, batch)
+}
+
+/// Fails with [`Error::ConditionFailed`], naming what did not hold, unless `condition` holds.
+fn check(tx: &Transaction<'_>, execution: &str, condition: &Condition) -> Result<()> {
+    match condition {
+        Condition::ExecutionRunning => {
+            let status: Option<String> = tx
+                .prepare_cached("SELECT status FROM executions WHERE id = ?1")?
+                .query_row([execution], |r| r.get(0))
+                .optional()?;
+            if status.as_deref() != Some("RUNNING") {
+                return Err(Error::ConditionFailed(format!(
+                    "execution {execution} is not running"
+                ))
+                .into());
+            }
+        }
+        Condition::Lease(token) => {
+            let current: Option<i64> = tx
+                .prepare_cached("SELECT lease_token FROM executions WHERE id = ?1")?
+                .query_row([execution], |r| r.get(0))
+                .optional()?;
+            if current != Some(*token as i64) {
+                return Err(Error::ConditionFailed(format!(
+                    "the lease of execution {execution} was taken over (token {token} is stale)"
+                ))
+                .into());
+            }
+        }
+        Condition::TimerDue { op_id, kind, now } => {
+            let fire_at: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT fire_at FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
+                )?
+                .query_row(params![execution, op_id, kind.as_str()], |r| r.get(0))
+                .optional()?;
+            if fire_at.is_none_or(|at| at > *now) {
+                return Err(Error::ConditionFailed(format!(
+                    "timer {kind:?} of operation {op_id} is not due"
+                ))
+                .into());
+            }
+        }
+        Condition::OperationStatus { op_id, status } => {
+            let data: Option<String> = tx
+                .prepare_cached(
+                    "SELECT data FROM operations WHERE execution_id = ?1 AND op_id = ?2",
+                )?
+                .query_row([execution, op_id.as_str()], |r| r.get(0))
+                .optional()?;
+            let current = data
+                .map(|d| serde_json::from_str::<Operation>(&d))
+                .transpose()?
+                .map(|op| op.status);
+            if current != Some(*status) {
+                return Err(Error::ConditionFailed(format!(
+                    "operation {op_id} is {current:?}, expected {status:?}"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn put_operations(tx: &Transaction<'_>, execution: &str, operations: &[Operation]) -> Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO operations (execution_id, op_id, data) VALUES (?1, ?2, ?3)",
+    )?;
+    for op in operations {
+        upsert.execute(params![execution, op.id, serde_json::to_string(op)?])?;
+    }
+    Ok(())
+}
+
+/// Clears every timer, or the ones named, then sets the batch's timers.
+fn apply_timers(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<()> {
+    if batch.clear_all_timers {
+        tx.prepare_cached("DELETE FROM timers WHERE execution_id = ?1")?
+            .execute([execution])?;
+    }
+    let mut clear = tx.prepare_cached(
+        "DELETE FROM timers WHERE execution_id = ?1 AND op_id = ?2 AND kind = ?3",
+    )?;
+    for (op_id, kind) in &batch.clear_timers {
+        clear.execute(params![execution, op_id, kind.as_str()])?;
+    }
+    let mut set = tx.prepare_cached(
+        "INSERT OR REPLACE INTO timers (execution_id, op_id, kind, fire_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for timer in &batch.set_timers {
+        set.execute(params![
+            timer.execution_id.as_str(),
+            timer.op_id,
+            timer.kind.as_str(),
+            timer.fire_at
+        ])?;
+    }
+    Ok(())
+}
+
+fn put_callbacks(tx: &Transaction<'_>, callbacks: &[CallbackRecord]) -> Result<()> {
+    // An upsert that leaves `task_id` alone: the task an agent invocation is bound to
+    // outlives the record's rewrites (see `bind_agent_task`).
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO callbacks
+            (callback_id, tenant_id, execution_id, op_id, name, status, heartbeat_timeout_ms, agent, agent_input)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (callback_id) DO UPDATE SET
+            tenant_id = excluded.tenant_id, execution_id = excluded.execution_id,
+            op_id = excluded.op_id, name = excluded.name, status = excluded.status,
+            heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, agent = excluded.agent,
+            agent_input = excluded.agent_input",
+    )?;
+    for cb in callbacks {
+        upsert.execute(params![
+            cb.id.as_str(),
+            cb.tenant.as_str(),
+            cb.execution_id.as_str(),
+            cb.op_id,
+            cb.name,
+            status_str(cb.status),
+            cb.heartbeat_timeout_ms.map(|v| v as i64),
+            cb.agent.as_ref().map(|(a, _)| a.as_str()),
+            cb.agent.as_ref().map(|(_, i)| i.as_str())
+        ])?;
+    }
+    Ok(())
+}
+
+/// The execution's end when the batch finishes it (no longer runnable), else only its
+/// `updated_at`.
+fn record_end(
+    tx: &Transaction<'_>,
+    execution: &str,
+    finish: Option<&Finish>,
+    now: Millis,
+) -> Result<()> {
+    if let Some(finish) = finish {
         let error = finish
             .error
             .as_ref()
@@ -178,15 +205,29 @@ pub(super) fn apply_batch(tx: &Transaction<'_>, execution: &str, batch: &Batch) 
         tx.prepare_cached("UPDATE executions SET updated_at = ?2 WHERE id = ?1")?
             .execute(params![execution, now])?;
     }
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO workflow_events (tenant_id, execution_id, kind, data, created_at)
-             SELECT tenant_id, id, ?2, ?3, ?4 FROM executions WHERE id = ?1",
-        )?;
-        for (kind, data) in &batch.publish {
-            insert.execute(params![execution, kind, data, now])?;
-        }
+    Ok(())
+}
+
+/// Workflow events into the outbox, under the execution's tenant.
+fn publish(
+    tx: &Transaction<'_>,
+    execution: &str,
+    events: &[(String, String)],
+    now: Millis,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO workflow_events (tenant_id, execution_id, kind, data, created_at)
+         SELECT tenant_id, id, ?2, ?3, ?4 FROM executions WHERE id = ?1",
+    )?;
+    for (kind, data) in events {
+        insert.execute(params![execution, kind, data, now])?;
     }
+    Ok(())
+}
+
+/// Wake (runnable again, a new wake sequence), settle (not runnable, unless woken since) and
+/// release the lease, as the batch says.
+fn apply_scheduling(tx: &Transaction<'_>, execution: &str, batch: &Batch) -> Result<()> {
     if batch.wake {
         tx.prepare_cached(
             "UPDATE executions SET runnable = 1, wake_seq = wake_seq + 1 WHERE id = ?1 AND status = 'RUNNING'",

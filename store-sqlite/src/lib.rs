@@ -121,11 +121,11 @@ impl SqliteStore {
             .map_err(|_| Error::Fatal("writer lock poisoned".into()))?
             .send(writer::job(work, reply_tx))
             .map_err(|_| Error::Fatal("store writer stopped".into()))?;
-        // A job that was dropped unrun (its group could not begin a transaction) leaves no
-        // reply: the write did not happen, and may be made again.
+        // Every job is answered, even one whose group could not begin; no answer means the
+        // writer thread died (its open transaction rolled back), and no write can follow.
         reply_rx
             .await
-            .map_err(|_| Error::Retriable("the store writer dropped the write".into()))?
+            .map_err(|_| Error::Fatal("the store writer stopped before answering".into()))?
     }
 
     /// Runs `f` on a read connection: inline on a thread that may block, else on the blocking
