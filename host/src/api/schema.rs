@@ -101,46 +101,42 @@ impl Schemas {
     /// # Errors
     /// 400 `invalid_request` naming the first few problems, each by its JSON pointer.
     pub fn check(&self, value: &Value, name: &str) -> Result<(), ApiError> {
-        check(self, value, name)
-    }
-}
-
-fn check(schemas: &Schemas, value: &Value, name: &str) -> Result<(), ApiError> {
-    let Some(validator) = schemas.validators.get(name) else {
-        return Err(ApiError::internal(format!(
-            "no schema {name} in the OpenAPI document"
-        )));
-    };
-    let mut problems = Vec::new();
-    let mut more = 0;
-    for error in validator.iter_errors(value) {
-        if problems.len() == MAX_ERRORS {
-            more += 1;
-            continue;
+        let Some(validator) = self.validators.get(name) else {
+            return Err(ApiError::internal(format!(
+                "no schema {name} in the OpenAPI document"
+            )));
+        };
+        let mut problems = Vec::new();
+        let mut more = 0;
+        for error in validator.iter_errors(value) {
+            if problems.len() == MAX_ERRORS {
+                more += 1;
+                continue;
+            }
+            let pointer = error.instance_path().to_string();
+            let pointer = if pointer.is_empty() {
+                "(root)".to_string()
+            } else {
+                pointer
+            };
+            // Show the offending value only when it is short: it may be a whole payload.
+            let short = error.instance().to_string().len() <= 40;
+            let message = if short {
+                error.to_string()
+            } else {
+                error.masked().to_string()
+            };
+            problems.push(clip(format!("{pointer}: {message}")));
         }
-        let pointer = error.instance_path().to_string();
-        let pointer = if pointer.is_empty() {
-            "(root)".to_string()
-        } else {
-            pointer
-        };
-        // Show the offending value only when it is short: it may be a whole payload.
-        let short = error.instance().to_string().len() <= 40;
-        let message = if short {
-            error.to_string()
-        } else {
-            error.masked().to_string()
-        };
-        problems.push(clip(format!("{pointer}: {message}")));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut message = format!("invalid request body: {}", problems.join("; "));
+        if more > 0 {
+            message.push_str(&format!(" (and {more} more)"));
+        }
+        Err(ApiError::bad_request(Code::InvalidRequest, message))
     }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let mut message = format!("invalid request body: {}", problems.join("; "));
-    if more > 0 {
-        message.push_str(&format!(" (and {more} more)"));
-    }
-    Err(ApiError::bad_request(Code::InvalidRequest, message))
 }
 
 fn clip(mut text: String) -> String {
