@@ -163,7 +163,7 @@ impl Server {
             leasing,
         });
         let runtime = Arc::new(runtime);
-        tracing::info!(host_id = %runtime.leasing.host_id, "leases are taken as this host");
+        tracing::info!(host_id = %runtime.host_id(), "leases are taken as this host");
         tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
         let sweep_ms = config
             .cluster

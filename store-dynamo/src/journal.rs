@@ -93,7 +93,7 @@ impl Inner {
                 let existing = self.execution(&id).await?.ok_or_else(|| {
                     Error::corrupt(format!("execution {id} named {name:?} is missing"))
                 })?;
-                return Ok(Created::for_taken_name(existing, &new));
+                return Ok(Created::NameTaken(existing));
             }
             if let Some(max) = new.max_running {
                 let running: i64 = self

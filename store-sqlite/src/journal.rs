@@ -18,7 +18,7 @@ impl Journal for SqliteStore {
                     .query_row(params![new.tenant.as_str(), name], execution_from_row)
                     .optional()?;
                 if let Some(existing) = existing {
-                    return Ok(Created::for_taken_name(existing, &new));
+                    return Ok(Created::NameTaken(existing));
                 }
             }
             if let Some(max) = new.max_running {

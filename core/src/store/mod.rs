@@ -459,35 +459,21 @@ pub struct NewExecution {
     pub input: String,
     pub now: Millis,
     pub timeout_at: Option<Millis>,
-    /// Refuse the start if the tenant already has this many running executions.
+    /// A condition of the start: refuse it if the tenant already has this many running
+    /// executions, counted inside the same write (so two racing starts cannot both pass).
     pub max_running: Option<u32>,
     /// The ExecutionStarted event.
     pub started_event: Event,
-}
-
-impl Created {
-    /// The answer when `existing` already holds the name `new` asks for: the same execution if
-    /// it was started with the same workflow, version and input, else a conflict.
-    pub fn for_taken_name(existing: ExecutionRecord, new: &NewExecution) -> Self {
-        let same = existing.input == new.input
-            && existing.workflow == new.workflow
-            && existing.version == new.version;
-        if same {
-            Created::Existing(existing)
-        } else {
-            Created::Conflict(existing)
-        }
-    }
 }
 
 /// What starting an execution did.
 #[derive(Clone, Debug)]
 pub enum Created {
     New(ExecutionRecord),
-    /// The name was taken by an execution with the same input.
-    Existing(ExecutionRecord),
-    /// The name was taken by an execution with different input.
-    Conflict(ExecutionRecord),
+    /// The name is held by this execution, whatever it was started with; nothing was
+    /// written. Whether that answers the start or conflicts with it is the caller's rule
+    /// (`transitions::execution::same_start`), not the backend's.
+    NameTaken(ExecutionRecord),
     /// The tenant already runs `max_running` executions.
     OverQuota(u32),
 }

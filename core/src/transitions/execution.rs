@@ -10,7 +10,7 @@
 
 use super::timer_fired;
 use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, Preview};
-use crate::store::{Batch, Condition, ExecutionStatus, Finish, Timer};
+use crate::store::{Batch, Condition, ExecutionRecord, ExecutionStatus, Finish, Timer};
 use serde_json::json;
 
 /// How an execution ends.
@@ -119,6 +119,13 @@ pub fn time_out(timer: &Timer, workflow: &str, now: Millis) -> Batch {
     batch
 }
 
+/// Whether `existing`, which holds the name a start asks for, is that same start: the same
+/// workflow, version and input. Starting it again then answers the existing execution
+/// (idempotency by name); anything else conflicts with it.
+pub fn same_start(existing: &ExecutionRecord, workflow: &str, version: u32, input: &str) -> bool {
+    existing.workflow == workflow && existing.version == version && existing.input == input
+}
+
 /// The host's own workflow event when an execution ends: `execution.succeeded`,
 /// `execution.failed`, `execution.timed_out` or `execution.stopped`, as (kind, JSON data).
 pub fn ended_event(
@@ -145,6 +152,30 @@ mod tests {
     fn only_event(batch: &Batch) -> (EventType, &Details) {
         assert_eq!(batch.events.len(), 1);
         (batch.events[0].event_type, &batch.events[0].details)
+    }
+
+    #[test]
+    fn a_taken_name_is_the_same_start_only_with_the_same_workflow_version_and_input() {
+        let existing = ExecutionRecord {
+            id: fixtures::execution(),
+            tenant: crate::ids::TenantId::default_tenant(),
+            name: "nightly".into(),
+            workflow: "report".into(),
+            version: 2,
+            digest: crate::ids::ComponentDigest::of(b"wasm"),
+            input: r#"{"day":1}"#.into(),
+            status: ExecutionStatus::Succeeded,
+            result: None,
+            error: None,
+            created_at: 1,
+            updated_at: 2,
+            timeout_at: None,
+            wake_seq: 1,
+        };
+        assert!(same_start(&existing, "report", 2, r#"{"day":1}"#));
+        assert!(!same_start(&existing, "report", 2, r#"{"day":2}"#));
+        assert!(!same_start(&existing, "report", 3, r#"{"day":1}"#));
+        assert!(!same_start(&existing, "other", 2, r#"{"day":1}"#));
     }
 
     #[test]

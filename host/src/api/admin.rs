@@ -128,7 +128,7 @@ fn tenant_view(s: &AppState, t: &TenantRecord) -> TenantView {
         created_at: format_ts(t.created_at),
         name: t.name.clone(),
         overrides: t.overrides.clone(),
-        quotas: s.rt.tenancy.defaults().with(&t.overrides),
+        quotas: s.rt.tenancy().defaults().with(&t.overrides),
         tenant_id: t.id.clone(),
     }
 }
@@ -167,7 +167,7 @@ const TENANT_ID: &str = "The tenant id (`tn_...`).";
 pub async fn create_tenant(State(s): State<AppState>, request: Body) -> Result<Response, ApiError> {
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
     let req: CreateTenant = schema::parse(&bytes, "CreateTenant")?;
-    let (tenant, key) = s.rt.tenancy.create_tenant(&req.name, req.quotas).await?;
+    let (tenant, key) = s.rt.tenancy().create_tenant(&req.name, req.quotas).await?;
     let view = tenant_view(&s, &tenant);
     let created = NewTenant {
         api_key: key.secret,
@@ -189,14 +189,14 @@ pub async fn create_tenant(State(s): State<AppState>, request: Body) -> Result<R
         (status = 503, response = Unavailable),
     ))]
 pub async fn list_tenants(State(s): State<AppState>) -> Result<Json<TenantList>, ApiError> {
-    let tenants = s.rt.tenancy.tenants().await?;
+    let tenants = s.rt.tenancy().tenants().await?;
     let tenants = tenants.iter().map(|t| tenant_view(&s, t)).collect();
     Ok(Json(TenantList { tenants }))
 }
 
 async fn load(s: &AppState, id: String) -> Result<TenantRecord, ApiError> {
     Ok(s.rt
-        .tenancy
+        .tenancy()
         .tenant(&TenantId::from_raw(id))
         .await?
         .ok_or(tenancy::Error::TenantNotFound)?)
@@ -240,7 +240,7 @@ pub async fn set_quotas(
     let bytes = body::read(request, MAX_ADMIN_BODY, "the request body").await?;
     let overrides: Overrides = schema::parse(&bytes, "QuotaOverrides")?;
     let tenant =
-        s.rt.tenancy
+        s.rt.tenancy()
             .set_quotas(&TenantId::from_raw(id), overrides)
             .await?;
     Ok(Json(tenant_view(&s, &tenant)))
@@ -259,7 +259,7 @@ pub async fn add_key(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key = s.rt.tenancy.add_key(&TenantId::from_raw(id)).await?;
+    let key = s.rt.tenancy().add_key(&TenantId::from_raw(id)).await?;
     let view = key_view(&key.record);
     let created = NewApiKey {
         api_key: key.secret,
@@ -284,7 +284,7 @@ pub async fn list_keys(
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let tenant = load(&s, id).await?;
-    let keys = s.rt.tenancy.keys(&tenant.id).await?;
+    let keys = s.rt.tenancy().keys(&tenant.id).await?;
     Ok(Json(ApiKeyList {
         keys: keys.iter().map(key_view).collect(),
     }))
@@ -308,7 +308,7 @@ pub async fn revoke_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     let key =
-        s.rt.tenancy
+        s.rt.tenancy()
             .revoke_key(&TenantId::from_raw(id), &key_id)
             .await?;
     Ok(Json(key_view(&key)))
@@ -324,8 +324,8 @@ pub async fn revoke_key(
         (status = 503, response = Unavailable),
     ))]
 pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Caller>, ApiError> {
-    let record = s.rt.tenancy.tenant(&tenant.0).await?;
-    let artifacts = s.rt.artifacts.clone();
+    let record = s.rt.tenancy().tenant(&tenant.0).await?;
+    let artifacts = s.rt.artifacts().clone();
     let id = tenant.0.clone();
     // What the tenant uses, beside the quota that limits it.
     let artifact_bytes = tokio::task::spawn_blocking(move || artifacts.usage(&id))
@@ -334,7 +334,7 @@ pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Ca
         .map_err(ApiError::internal)?;
     Ok(Json(Caller {
         name: record.map(|r| r.name),
-        quotas: s.rt.tenancy.quotas(&tenant).await,
+        quotas: s.rt.tenancy().quotas(&tenant).await,
         tenant_id: tenant.0,
         usage: Usage { artifact_bytes },
     }))

@@ -74,7 +74,7 @@ pub(super) async fn admit(s: &AppState, id: &str) -> Result<CallbackRecord, ApiE
 /// The largest body a callback of `record`'s tenant accepts: its payload limit and the JSON
 /// around it.
 async fn body_limit(s: &AppState, record: &CallbackRecord) -> usize {
-    s.rt.tenancy
+    s.rt.tenancy()
         .quotas(&record.tenant)
         .await
         .max_payload_bytes()
@@ -246,7 +246,7 @@ pub async fn artifact(
     };
     let reference =
         ArtifactRef::parse(&format!("artifact://{execution}/{key}")).map_err(|_| denied())?;
-    let artifacts = s.rt.artifacts.clone();
+    let artifacts = s.rt.artifacts().clone();
     let tenant = TenantId::from_raw(tenant);
     let fetched = tokio::task::spawn_blocking(move || {
         artifacts.fetch_signed(&tenant, &reference, expires, &sig)

@@ -95,7 +95,7 @@ pub async fn upload(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).await.max_component_bytes() as u64;
+    let limit = s.rt.tenancy().quotas(&tenant).await.max_component_bytes() as u64;
     if !crate::components::valid_name(&name) {
         // The body is read and dropped (up to the size limit) before answering: a server that
         // answers and closes while the client still sends makes the client's kernel see a

@@ -131,7 +131,7 @@ pub async fn list(
     let execution = q.execution_id.map(ExecutionId::from_raw);
     let after = q.after.unwrap_or(0);
     let events =
-        s.rt.notifier
+        s.rt.notifier()
             .events(&tenant, execution.as_ref(), after, limit)
             .await?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
@@ -176,7 +176,7 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let live = s.rt.notifier.subscribe();
+    let live = s.rt.notifier().subscribe();
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -189,7 +189,7 @@ pub async fn stream(
     let mut cursor = after;
     loop {
         let page =
-            s.rt.notifier
+            s.rt.notifier()
                 .events(&tenant, execution.as_ref(), cursor, BACKLOG_PAGE)
                 .await?;
         let full = page.len() == BACKLOG_PAGE;
@@ -259,7 +259,7 @@ async fn dead_letter_page(
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let after = after.unwrap_or(0);
     let letters =
-        s.rt.notifier
+        s.rt.notifier()
             .dead_letters(tenant.as_ref(), after, limit)
             .await?;
     let next = letters.last().map(|l| l.event.seq).unwrap_or(after);

@@ -177,7 +177,7 @@ pub async fn start(
     tenant: Tenant,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).await.max_payload_bytes();
+    let limit = s.rt.tenancy().quotas(&tenant).await.max_payload_bytes();
     let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
     let start: StartBody = schema::parse(&bytes, "StartExecution")?;
     if let Some(name) = &start.name {

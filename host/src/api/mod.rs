@@ -78,7 +78,7 @@ pub fn router_with_config(
     };
     let uploads = Arc::new(crate::components::Uploads::new(
         &config.uploads,
-        &rt.engine.dir().join("uploads"),
+        &rt.components_dir().join("uploads"),
     ));
     let state = AppState {
         rt: rt.clone(),
@@ -219,7 +219,7 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let tenant = match s.rt.tenancy.authenticate(auth).await {
+    let tenant = match s.rt.tenancy().authenticate(auth).await {
         Ok(tenant) => tenant,
         Err(e @ (crate::tenancy::Error::MissingKey | crate::tenancy::Error::BadKey)) => {
             return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
@@ -227,8 +227,8 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
         }
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    if let Err(wait) = s.rt.tenancy.check_rate(&tenant).await {
-        let quotas = s.rt.tenancy.quotas(&tenant).await;
+    if let Err(wait) = s.rt.tenancy().check_rate(&tenant).await {
+        let quotas = s.rt.tenancy().quotas(&tenant).await;
         let message = format!(
             "request rate over the limit of {} per second (burst {}): retry after {} ms",
             quotas.requests_per_second,
@@ -246,11 +246,11 @@ async fn require_admin(State(s): State<AppState>, request: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !s.rt.tenancy.keyed() {
+    if !s.rt.tenancy().keyed() {
         let msg = "tenant administration needs an admin key: set admin_key (or AEGIS_ADMIN_KEY)";
         return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, msg).into_response();
     }
-    if !s.rt.tenancy.is_admin(auth) {
+    if !s.rt.tenancy().is_admin(auth) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             Code::Unauthorized,

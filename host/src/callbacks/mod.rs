@@ -11,7 +11,7 @@ use crate::artifacts::ArtifactStore;
 use crate::ids::{CallbackId, ExecutionId};
 use crate::journal::{ErrorRecord, Status, now_ms};
 use crate::scheduler::Scheduler;
-use crate::store::{self, Batch, CallbackRecord, Store};
+use crate::store::{self, Batch, CallbackRecord, Callbacks, Journal};
 use crate::tenancy::Tenancy;
 use crate::transitions::{self, callback::Closing};
 use serde_json::json;
@@ -20,9 +20,12 @@ use std::sync::Arc;
 /// What completing a callback needs from the host: the parts it reads and writes through, and
 /// waking the execution a completion made runnable. Declared here, and implemented by
 /// `executions::Runtime`, so that callbacks depend on these parts and on waking, not on the
-/// runtime as a whole.
+/// runtime as a whole, and of the store only on the two roles they use.
 pub trait Host: Send + Sync + 'static {
-    fn store(&self) -> &Arc<dyn Store>;
+    /// The operations a completion closes, and the commit that closes them.
+    fn journal(&self) -> &Arc<dyn Journal>;
+    /// The callback records and the agent tasks they are bound to.
+    fn callbacks(&self) -> &Arc<dyn Callbacks>;
     fn agents(&self) -> &Agents;
     /// Where agent results too large to inline are stored.
     fn artifacts(&self) -> &Arc<dyn ArtifactStore>;
@@ -125,8 +128,8 @@ async fn bound_task(rt: &Arc<impl Host>, raw_id: &str) -> Result<Binding, Error>
     let deadline = tokio::time::Instant::now() + BIND_WAIT;
     let mut pause = std::time::Duration::from_millis(10);
     loop {
-        let record = rt.store().callback(&id).await?;
-        let task = rt.store().agent_task(&id).await?;
+        let record = rt.callbacks().callback(&id).await?;
+        let task = rt.callbacks().agent_task(&id).await?;
         let record = record.ok_or(Error::NotFound)?;
         if record.status != Status::Started {
             return Err(refusal(record.status));
@@ -188,8 +191,8 @@ async fn bind(rt: &Arc<impl Host>, raw_id: &str, task_id: &str) -> Result<Callba
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let bound = rt.store().bind_agent_task(&id, task_id).await?;
-    let record = rt.store().callback(&id).await?;
+    let bound = rt.callbacks().bind_agent_task(&id, task_id).await?;
+    let record = rt.callbacks().callback(&id).await?;
     let record = record.ok_or(Error::NotFound)?;
     match bound {
         None => Err(refusal(record.status)),
@@ -232,7 +235,7 @@ pub async fn waiting(rt: &Arc<impl Host>, raw_id: &str) -> Result<CallbackRecord
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.store().callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = rt.callbacks().callback(&id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -247,7 +250,7 @@ pub async fn pending(
     rt: &impl Host,
     id: &ExecutionId,
 ) -> Result<Vec<CallbackRecord>, store::Error> {
-    rt.store().pending_callbacks(id).await
+    rt.callbacks().pending_callbacks(id).await
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.
@@ -261,7 +264,7 @@ async fn spill(rt: &Arc<impl Host>, raw_id: &str, payload: String) -> Result<Str
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.store().callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = rt.callbacks().callback(&id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -304,7 +307,7 @@ async fn apply(
     id: &CallbackId,
     completion: Completion,
 ) -> Result<(CallbackRecord, bool), Error> {
-    let record = rt.store().callback(id).await?.ok_or(Error::NotFound)?;
+    let record = rt.callbacks().callback(id).await?.ok_or(Error::NotFound)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -322,7 +325,7 @@ async fn apply(
         }
     }
     let op = rt
-        .store()
+        .journal()
         .operation(&record.execution_id, &record.op_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -354,10 +357,10 @@ async fn commit_or_explain(
     execution: &ExecutionId,
     batch: Batch,
 ) -> Result<(), Error> {
-    match rt.store().commit(execution, batch).await {
+    match rt.journal().commit(execution, batch).await {
         Ok(()) => Ok(()),
         Err(store::Error::ConditionFailed(_)) => {
-            let now = rt.store().callback(id).await?.ok_or(Error::NotFound)?;
+            let now = rt.callbacks().callback(id).await?.ok_or(Error::NotFound)?;
             Err(if now.status == Status::Started {
                 Error::ExecutionEnded
             } else {

@@ -27,19 +27,19 @@ use crate::ids::ComponentDigest;
 use crate::ids::TenantId;
 pub use crate::ids::valid_name;
 use crate::journal::now_ms;
-use crate::store::{self, ComponentRecord, Store};
+use crate::store::{self, Catalog, ComponentRecord};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// What an upload needs from the host: the store that records its version, the engine that
+/// What an upload needs from the host: the catalog that records its version, the engine that
 /// compiles it and the artifact store that shares it with other hosts. Declared here, and
 /// implemented by `executions::Runtime`, so that uploads depend on these parts and not on the
-/// runtime that owns them.
+/// runtime that owns them, nor on the store's other roles.
 pub trait Host: Send + Sync + 'static {
-    fn store(&self) -> &Arc<dyn Store>;
+    fn catalog(&self) -> &Arc<dyn Catalog>;
     fn engine(&self) -> &Arc<Engine>;
     fn artifacts(&self) -> &Arc<dyn ArtifactStore>;
 }
@@ -168,7 +168,7 @@ impl Uploads {
             .clone()
             .expect("waited for Some");
         result.map_err(Error::from)?;
-        rt.store()
+        rt.catalog()
             .put_component(tenant, name, &digest, size, now_ms())
             .await
             .map_err(Error::from)
@@ -294,7 +294,7 @@ pub async fn list(
     tenant: &TenantId,
     name: Option<&str>,
 ) -> Result<Vec<ComponentRecord>, store::Error> {
-    rt.store().components(tenant, name).await
+    rt.catalog().components(tenant, name).await
 }
 
 /// One version of a component, or its latest when `version` is `None`.
@@ -307,7 +307,7 @@ pub async fn find(
     name: &str,
     version: Option<u32>,
 ) -> Result<Option<ComponentRecord>, store::Error> {
-    rt.store().find_component(tenant, name, version).await
+    rt.catalog().find_component(tenant, name, version).await
 }
 
 /// Deletes a component version, unless a running execution is pinned to it.
@@ -320,7 +320,7 @@ pub async fn delete(
     name: &str,
     version: u32,
 ) -> Result<store::Deleted, store::Error> {
-    rt.store().delete_component(tenant, name, version).await
+    rt.catalog().delete_component(tenant, name, version).await
 }
 
 /// The ready-to-run form of a component: from this host's cache or folder, else fetched from

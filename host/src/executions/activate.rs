@@ -30,7 +30,7 @@ impl Runtime {
             wake_seq: 0,
         };
         let retry = || outcome(Next::Backoff);
-        let execution = match store::wait(self.store.execution(id)) {
+        let execution = match store::wait(self.journal.execution(id)) {
             Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
             Ok(_) => return outcome(Next::Done),
             Err(e) => {
@@ -38,7 +38,7 @@ impl Runtime {
                 return retry();
             }
         };
-        let journal = match store::wait(self.store.operations(id)) {
+        let journal = match store::wait(self.journal.operations(id)) {
             Ok(ops) => ops,
             Err(e) => {
                 tracing::error!(execution = %id, error = %e, "cannot load journal");
@@ -65,7 +65,7 @@ impl Runtime {
                 let activation = Activation::new(
                     execution,
                     journal,
-                    self.store.clone(),
+                    self.journal.clone(),
                     self.artifacts.clone(),
                 )
                 .with_lease(token)
@@ -86,7 +86,7 @@ impl Runtime {
                     Activation::new(
                         execution,
                         journal,
-                        self.store.clone(),
+                        self.journal.clone(),
                         self.artifacts.clone(),
                     )
                     .with_lease(token),
@@ -150,7 +150,7 @@ impl Runtime {
         }
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
-        let committed = match store::wait(self.store.commit(id, batch)) {
+        let committed = match store::wait(self.journal.commit(id, batch)) {
             // The activation's last writes do not fit one commit (a store's transaction limit):
             // the execution fails, naming the limit, with a batch that holds only its ending.
             Err(store::Error::TooLarge(reason)) => {
@@ -161,7 +161,7 @@ impl Runtime {
                 )
                 .into_record();
                 store::wait(
-                    self.store
+                    self.journal
                         .commit(id, too_large_ending(&activation, &workflow, error)),
                 )
             }

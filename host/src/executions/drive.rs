@@ -87,7 +87,7 @@ impl Runtime {
 
     /// The tenant of execution `id`, or `None` when there is no such execution.
     async fn tenant_of(self: &Arc<Self>, id: &ExecutionId) -> Result<Option<TenantId>, String> {
-        self.store
+        self.journal
             .execution(id)
             .await
             .map(|record| record.map(|r| r.tenant))
@@ -102,7 +102,7 @@ impl Runtime {
         let cap = self.tenancy.quotas(tenant).await.max_activation_slots as usize;
         let permit = self.slots.acquire(tenant, cap).await;
         let claim = self
-            .store
+            .journal
             .acquire_lease(id, &self.leasing.host_id, now_ms(), self.leasing.ttl_ms)
             .await;
         let (lease, taken_over) = match claim {
@@ -163,7 +163,7 @@ impl Runtime {
         loop {
             tokio::time::sleep(every).await;
             let renewed = self
-                .store
+                .journal
                 .renew_lease(&id, &lease, now_ms(), self.leasing.ttl_ms)
                 .await;
             match renewed {
@@ -179,7 +179,7 @@ impl Runtime {
 
     /// Agent tasks of `id` still waiting for an answer (sent again after a takeover).
     async fn unsent_dispatches(self: &Arc<Self>, id: &ExecutionId) -> Vec<Dispatch> {
-        match self.store.pending_callbacks(id).await {
+        match self.callbacks.pending_callbacks(id).await {
             Ok(callbacks) => callbacks
                 .into_iter()
                 .filter_map(|c| Dispatch::of(c.id, c.agent))
@@ -202,7 +202,7 @@ impl Runtime {
             release_lease: true,
             ..store::Batch::default()
         };
-        match self.store.commit(id, batch).await {
+        match self.journal.commit(id, batch).await {
             Ok(()) | Err(store::Error::ConditionFailed(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "cannot settle after sending agent tasks; the lease will expire")

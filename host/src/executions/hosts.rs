@@ -1,7 +1,7 @@
 //! The runtime as the host of the parts below it: callbacks, components and the scheduler each
 //! declare the little they need from the host (a trait of their own), and the runtime is what
-//! gives it. So those modules depend on the store, the engine, the agents and on waking an
-//! execution, never on [`Runtime`] and its every field.
+//! gives it. So those modules depend on the store roles they use, the engine, the agents and on
+//! waking an execution, never on [`Runtime`] and its every part, nor on the whole store.
 
 use super::Runtime;
 use crate::agents::Agents;
@@ -9,13 +9,16 @@ use crate::artifacts::ArtifactStore;
 use crate::engine::Engine;
 use crate::ids::ExecutionId;
 use crate::scheduler::Scheduler;
-use crate::store::Store;
+use crate::store::{Callbacks, Catalog, Journal};
 use crate::tenancy::Tenancy;
 use std::sync::Arc;
 
 impl crate::callbacks::Host for Runtime {
-    fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+    fn callbacks(&self) -> &Arc<dyn Callbacks> {
+        &self.callbacks
     }
     fn agents(&self) -> &Agents {
         &self.agents
@@ -38,8 +41,8 @@ impl crate::callbacks::Host for Runtime {
 }
 
 impl crate::components::Host for Runtime {
-    fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
     }
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
@@ -50,8 +53,11 @@ impl crate::components::Host for Runtime {
 }
 
 impl crate::scheduler::Host for Runtime {
-    fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+    fn callbacks(&self) -> &Arc<dyn Callbacks> {
+        &self.callbacks
     }
     fn scheduler(&self) -> &Scheduler {
         &self.scheduler

@@ -36,10 +36,11 @@ use crate::ids::ExecutionId;
 use crate::journal::Dispatch;
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
-use crate::store::{self, Store};
+use crate::store::{self, Callbacks, Catalog, Journal, Store, Timers};
 use crate::tenancy::Tenancy;
 use slots::Slots;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -81,7 +82,8 @@ pub enum StopError {
     Store(#[from] store::Error),
 }
 
-/// What the runtime is built from (see `server.rs`).
+/// What the runtime is built from (see `server.rs`): the wiring, so it holds the whole store,
+/// which [`Runtime::new`] splits into the roles its parts use.
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
@@ -133,19 +135,30 @@ struct Outcome {
     wake_seq: u64,
 }
 
+/// The executions service, and the host of the layers below it (`hosts.rs`).
+///
+/// Its parts are private: callers outside `executions` get the few they need through the
+/// accessors below, and the store only as the roles a module uses, never whole.
 pub struct Runtime {
-    pub store: Arc<dyn Store>,
-    pub engine: Arc<Engine>,
-    pub artifacts: Arc<dyn ArtifactStore>,
-    pub agents: Arc<Agents>,
-    pub tenancy: Arc<Tenancy>,
-    pub notifier: Arc<Notifier>,
+    /// Executions, operations, history, batches and leases: what activations write.
+    journal: Arc<dyn Journal>,
+    /// Pending timers, read at start-up and by the sweep.
+    timers: Arc<dyn Timers>,
+    /// Callbacks, read by the callback service, the scheduler and the agent dispatch.
+    callbacks: Arc<dyn Callbacks>,
+    /// Components, read to start an execution and written by uploads.
+    catalog: Arc<dyn Catalog>,
+    engine: Arc<Engine>,
+    artifacts: Arc<dyn ArtifactStore>,
+    agents: Arc<Agents>,
+    tenancy: Arc<Tenancy>,
+    notifier: Arc<Notifier>,
     /// Agent results larger than this travel as artifact references.
-    pub agent_inline_limit: usize,
+    agent_inline_limit: usize,
     /// Host-wide engine limits; each activation runs under its tenant's quotas within them.
-    pub limits: Limits,
-    pub scheduler: Scheduler,
-    pub leasing: Leasing,
+    limits: Limits,
+    scheduler: Scheduler,
+    leasing: Leasing,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,
     /// Bounds concurrent activations to the instance pool, fairly between tenants.
@@ -168,8 +181,12 @@ impl Runtime {
             leasing,
         } = services;
         let slots = Slots::new(limits.activation_slots());
+        // Each role is coerced once here, so callers borrow the narrow `Arc` they hold.
         Self {
-            store,
+            journal: store.clone(),
+            timers: store.clone(),
+            callbacks: store.clone(),
+            catalog: store,
             engine,
             artifacts,
             agents,
@@ -183,6 +200,31 @@ impl Runtime {
             slots,
             finished: broadcast::channel(4096).0,
         }
+    }
+
+    /// The tenants, their keys and quotas: what the API authenticates and limits requests with.
+    pub fn tenancy(&self) -> &Arc<Tenancy> {
+        &self.tenancy
+    }
+
+    /// Published workflow events, live and from the outbox: what the event routes read.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// Where artifacts are kept: the API serves and lists them.
+    pub fn artifacts(&self) -> &Arc<dyn ArtifactStore> {
+        &self.artifacts
+    }
+
+    /// The folder components are kept in: the API spools uploads under it.
+    pub fn components_dir(&self) -> &Path {
+        self.engine.dir()
+    }
+
+    /// The id this host takes leases as.
+    pub fn host_id(&self) -> &str {
+        &self.leasing.host_id
     }
 
     /// Learns when executions finish (for long-polling clients).

@@ -18,7 +18,7 @@ impl Runtime {
         id: &ExecutionId,
     ) -> Result<Option<ExecutionRecord>, store::Error> {
         Ok(self
-            .store
+            .journal
             .execution(id)
             .await?
             .filter(|r| &r.tenant == tenant))
@@ -33,7 +33,7 @@ impl Runtime {
         tenant: &TenantId,
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, store::Error> {
-        self.store.list_executions(tenant, filter).await
+        self.journal.list_executions(tenant, filter).await
     }
 
     /// The history events of execution `id` with an EventId above `after`, at most `limit`.
@@ -46,6 +46,6 @@ impl Runtime {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>, store::Error> {
-        self.store.history(id, after, limit).await
+        self.journal.history(id, after, limit).await
     }
 }

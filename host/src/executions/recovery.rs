@@ -14,14 +14,14 @@ impl Runtime {
     /// # Errors
     /// When the store cannot be read.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, store::Error> {
-        for timer in self.store.timers(Millis::MAX).await? {
+        for timer in self.timers.timers(Millis::MAX).await? {
             self.scheduler.add(timer);
         }
         // Executions another live host is running stay with it; the sweep takes them if its
         // lease runs out.
         let now = now_ms();
         let mut count = 0;
-        for runnable in self.store.runnable().await? {
+        for runnable in self.journal.runnable().await? {
             if runnable.lease.available_to(&self.leasing.host_id, now) {
                 count += 1;
                 self.wake(runnable.id);
@@ -29,7 +29,7 @@ impl Runtime {
         }
         // A crash may have come between recording an agent invocation and sending it; send every
         // waiting one again. Agents deduplicate by the callback id (the A2A message id).
-        for callback in self.store.pending_agent_callbacks().await? {
+        for callback in self.callbacks.pending_agent_callbacks().await? {
             let Some(dispatch) = Dispatch::of(callback.id, callback.agent) else {
                 continue;
             };

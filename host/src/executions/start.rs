@@ -33,16 +33,22 @@ impl Runtime {
         };
         let max_running = self.tenancy.quotas(tenant).await.max_running_executions;
         let tenant = tenant.clone();
+        let asked;
         let created = {
             let component = self
-                .store
+                .catalog
                 .find_component(&tenant, &req.workflow, req.version)
                 .await?
                 .ok_or_else(|| StartError::WorkflowNotFound(req.workflow.clone()))?;
             let now = now_ms();
             let timeout_at = timeout.map(|s| now + s as Millis * 1000);
             let started_event = execution::started_event(&req.input, timeout, now);
-            self.store
+            // What a taken name is compared with; only named starts can find one.
+            asked = req
+                .name
+                .is_some()
+                .then(|| (req.workflow.clone(), component.version, req.input.clone()));
+            self.journal
                 .create_execution(NewExecution {
                     id: ExecutionId::generate(),
                     tenant,
@@ -71,8 +77,14 @@ impl Runtime {
                 self.wake(record.id.clone());
                 Ok((record, true))
             }
-            Created::Existing(record) => Ok((record, false)),
-            Created::Conflict(record) => Err(StartError::NameConflict(record.name)),
+            Created::NameTaken(record) => match &asked {
+                Some((workflow, version, input))
+                    if execution::same_start(&record, workflow, *version, input) =>
+                {
+                    Ok((record, false))
+                }
+                _ => Err(StartError::NameConflict(record.name)),
+            },
             Created::OverQuota(max) => Err(StartError::OverQuota(max)),
         }
     }
@@ -89,7 +101,7 @@ impl Runtime {
         id: &ExecutionId,
     ) -> Result<ExecutionRecord, StopError> {
         let record = self
-            .store
+            .journal
             .execution(id)
             .await?
             .filter(|r| &r.tenant == tenant)
@@ -98,12 +110,12 @@ impl Runtime {
             return Err(StopError::NotRunning);
         }
         let batch = execution::stop(&record.workflow, now_ms());
-        match self.store.commit(id, batch).await {
+        match self.journal.commit(id, batch).await {
             Ok(()) => {}
             Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),
             Err(e) => return Err(e.into()),
         }
-        let stopped = self.store.execution(id).await?.unwrap_or(record);
+        let stopped = self.journal.execution(id).await?.unwrap_or(record);
         self.notify_finished(&stopped.id);
         self.notifier.kick();
         Ok(stopped)

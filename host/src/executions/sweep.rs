@@ -24,8 +24,8 @@ pub async fn run(runtime: Weak<Runtime>, every: Duration) {
         let found = async {
             let now = now_ms();
             Ok::<_, crate::store::Error>((
-                rt.store.runnable().await?,
-                rt.store.timers(now + horizon).await?,
+                rt.journal.runnable().await?,
+                rt.timers.timers(now + horizon).await?,
             ))
         };
         let (runnable, timers) = match found.await {

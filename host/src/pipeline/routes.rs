@@ -109,7 +109,7 @@ pub async fn start(
     tenant: Tenant,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let limit = s.rt.tenancy.quotas(&tenant).await.max_payload_bytes();
+    let limit = s.rt.tenancy().quotas(&tenant).await.max_payload_bytes();
     let bytes = read_body(request, limit + ENVELOPE, "the request body").await?;
     let req: StartPipeline = SCHEMAS.parse(&bytes, "StartPipeline")?;
     if let Some(name) = &req.name {
@@ -213,7 +213,7 @@ pub async fn view(
 ) -> Result<Json<Pipeline>, ApiError> {
     let record = load(&s, &tenant, &id).await?;
     let events =
-        s.rt.notifier
+        s.rt.notifier()
             .events(&tenant, Some(&record.id), 0, 10_000)
             .await?;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);

@@ -15,19 +15,21 @@
 
 use crate::ids::ExecutionId;
 use crate::journal::{Millis, now_ms};
-use crate::store::{self, Store, Timer, TimerKind};
+use crate::store::{self, Callbacks, Journal, Timer, TimerKind};
 use crate::transitions::{callback, execution, step, wait};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// What firing a timer needs from the host: the store its transition reads and commits, this
-/// queue (a timer whose transition failed goes back to it), and telling the executions what a
-/// fired timer did. Declared here, and implemented by `executions::Runtime`, so that the
-/// scheduler depends on the store and on waking, not on the runtime as a whole.
+/// What firing a timer needs from the host: the journal its transition reads and commits to,
+/// the callbacks a callback timeout reads, this queue (a timer whose transition failed goes
+/// back to it), and telling the executions what a fired timer did. Declared here, and
+/// implemented by `executions::Runtime`, so that the scheduler depends on those two roles of the
+/// store and on waking, not on the runtime as a whole.
 pub trait Host: Send + Sync + 'static {
-    fn store(&self) -> &Arc<dyn Store>;
+    fn journal(&self) -> &Arc<dyn Journal>;
+    fn callbacks(&self) -> &Arc<dyn Callbacks>;
     fn scheduler(&self) -> &Scheduler;
     /// A timer made the execution runnable: a wait ended, a retry is due, a callback timed out.
     fn wake(self: &Arc<Self>, id: ExecutionId);
@@ -174,7 +176,7 @@ pub async fn run(runtime: Weak<impl Host>, Inbox(mut rx): Inbox) {
 
 async fn fire(rt: Arc<impl Host>, timer: Timer) {
     let execution = timer.execution_id.clone();
-    let failure = match transition(&*rt, &timer).await {
+    let failure = match transition(&**rt.journal(), &**rt.callbacks(), &timer).await {
         Ok(Fired::Woke) => return rt.wake(execution),
         Ok(Fired::Finished) => return rt.ended(&execution),
         Ok(Fired::Nothing) => return,
@@ -199,23 +201,23 @@ enum Fired {
 }
 
 /// Applies a due timer's transition (see [`crate::transitions`]) after reading what it needs.
-/// A timer whose operation moved on meanwhile does nothing.
-async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error> {
+/// A timer whose operation moved on meanwhile does nothing. It takes only the two roles it
+/// reads and writes, so it runs (and is tested) on a store alone, with no host around it.
+async fn transition(
+    journal: &dyn Journal,
+    callbacks: &dyn Callbacks,
+    timer: &Timer,
+) -> Result<Fired, store::Error> {
     let now = now_ms();
     let (batch, fired) = if timer.kind == TimerKind::ExecutionTimeout {
-        let workflow = rt
-            .store()
+        let workflow = journal
             .execution(&timer.execution_id)
             .await?
             .map(|e| e.workflow)
             .unwrap_or_default();
         (execution::time_out(timer, &workflow, now), Fired::Finished)
     } else {
-        let Some(op) = rt
-            .store()
-            .operation(&timer.execution_id, &timer.op_id)
-            .await?
-        else {
+        let Some(op) = journal.operation(&timer.execution_id, &timer.op_id).await? else {
             return Ok(Fired::Nothing);
         };
         let batch = match timer.kind {
@@ -224,7 +226,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
             TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
                 let record = match op.callback_id.as_deref() {
                     Some(id) => {
-                        rt.store()
+                        callbacks
                             .callback(&crate::ids::CallbackId::from_raw(id))
                             .await?
                     }
@@ -239,7 +241,7 @@ async fn transition(rt: &impl Host, timer: &Timer) -> Result<Fired, store::Error
         };
         (batch, Fired::Woke)
     };
-    match rt.store().commit(&timer.execution_id, batch).await {
+    match journal.commit(&timer.execution_id, batch).await {
         Ok(()) => Ok(fired),
         Err(store::Error::ConditionFailed(_) | store::Error::NotFound(_)) => Ok(Fired::Nothing),
         Err(e) => Err(e),
@@ -332,5 +334,46 @@ mod tests {
             .map(|t| t.fire_at)
             .collect();
         assert_eq!(due, vec![100, 200, 300]);
+    }
+
+    /// The transition needs only the journal and the callbacks: a store alone fires a timer.
+    #[tokio::test]
+    async fn an_execution_timeout_ends_the_execution_once() {
+        use crate::ids::{ComponentDigest, TenantId};
+        use crate::journal::{Details, Event, EventType};
+        use crate::store::{ExecutionStatus, NewExecution, Timers as _, sqlite::SqliteStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("aegis.db")).unwrap();
+        let now = now_ms();
+        let id = ExecutionId::generate();
+        store
+            .create_execution(NewExecution {
+                id: id.clone(),
+                tenant: TenantId::from_raw("acme"),
+                name: None,
+                workflow: "wf".into(),
+                version: 1,
+                digest: ComponentDigest::of(b"x"),
+                input: "{}".into(),
+                now,
+                timeout_at: Some(now),
+                max_running: None,
+                started_event: Event::execution(EventType::ExecutionStarted, now, Details::Empty),
+            })
+            .await
+            .unwrap();
+        let [due] = &store.timers(Millis::MAX).await.unwrap()[..] else {
+            panic!("the execution's timeout is its one timer");
+        };
+        assert_eq!(due.kind, TimerKind::ExecutionTimeout);
+
+        let fired = transition(&store, &store, due).await.unwrap();
+        assert!(matches!(fired, Fired::Finished));
+        let record = store.execution(&id).await.unwrap().unwrap();
+        assert_eq!(record.status, ExecutionStatus::TimedOut);
+        // Handed over again (the sweep, another host): the timer is gone, nothing happens.
+        let again = transition(&store, &store, due).await.unwrap();
+        assert!(matches!(again, Fired::Nothing));
     }
 }

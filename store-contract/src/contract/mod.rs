@@ -176,7 +176,7 @@ macro_rules! contract {
 }
 
 contract!(
-    executions::start_is_idempotent_by_name,
+    executions::a_taken_name_answers_the_execution_holding_it,
     executions::starts_beyond_the_running_quota_are_refused,
     executions::executions_list_newest_first_with_filters_and_cursor,
     catalog::components_in_use_cannot_be_deleted,
