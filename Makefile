@@ -90,6 +90,8 @@ contract-fuzz: guests
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The host without the research pipeline (feature `pipeline`): keeps the generic host free of it.
+	$(CARGO) clippy -p aegis --no-default-features --all-targets -- -D warnings
 	cd $(GUESTS) && $(CARGO) fmt --all --check
 	cd $(GUESTS) && $(CARGO) clippy --workspace --target $(WASM_TARGET) -- -D warnings
 	cd $(GUESTS) && $(CARGO) clippy -p aegis-sdk --all-targets -- -D warnings

@@ -28,10 +28,12 @@ const LAYERS: &[&[&str]] = &[
     &["scheduler"],
     &["callbacks", "components"],
     &["executions"],
-    // The HTTP surface, its assembly, and the research pipeline's CLI built on it.
+    // The HTTP surface and its assembly.
     &["api"],
     &["server"],
-    &["demo"],
+    // The research pipeline (feature `pipeline`): its routes, section and demo, built on the
+    // API and the server, and named by nothing beneath.
+    &["pipeline"],
 ];
 
 /// `(from, to) -> files of `from` that name `to`` for the top-level modules of `src`.

@@ -5,7 +5,9 @@
 //! replaying the journal deterministically. See ARCHITECTURE.md for the map.
 //!
 //! This crate is the host proper: executions, the scheduler, callbacks, agents, artifacts,
-//! notifications, tenancy, the API and the server. What it builds on is in crates of their
+//! notifications, tenancy, the API and the server; and, with the `pipeline` feature (on by
+//! default), the research pipeline's own routes, section and demo, which the generic host does
+//! not name. What it builds on is in crates of their
 //! own, which cannot depend on it: `aegis-core` (ids, journal, storage roles, transitions),
 //! the two stores, `aegis-aws` and `aegis-engine`. They are re-exported below under the names
 //! the host's modules use.
@@ -16,9 +18,10 @@ pub mod artifacts;
 pub mod callbacks;
 pub mod components;
 pub mod config;
-pub mod demo;
 pub mod executions;
 pub mod notifications;
+#[cfg(feature = "pipeline")]
+pub mod pipeline;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod server;

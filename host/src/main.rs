@@ -1,5 +1,6 @@
 //! The `aegis` binary: `aegis serve` runs the host, `aegis demo` runs the example workflow end to
-//! end against an in-process host.
+//! end against an in-process host. With the `pipeline` feature, the host serves the research
+//! pipeline's routes and `aegis demo` exists; without it, neither does.
 
 use aegis::config::Config;
 use aegis::server::Server;
@@ -57,6 +58,7 @@ enum Command {
         host: HostArgs,
     },
     /// Run the research pipeline end to end with the demo agents, on the embedded store.
+    #[cfg(feature = "pipeline")]
     Demo {
         /// The research-pipeline component.
         #[arg(
@@ -134,12 +136,30 @@ fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> 
     Ok(config)
 }
 
+/// The feature modules' routes the host serves, with their sections of `config`.
+///
+/// # Errors
+/// When a module's section is invalid.
+fn extensions(config: &Config) -> anyhow::Result<Vec<Box<dyn aegis::api::Extension>>> {
+    #[cfg(feature = "pipeline")]
+    let extensions: Vec<Box<dyn aegis::api::Extension>> =
+        vec![Box::new(aegis::pipeline::PipelineApi::new(config)?)];
+    #[cfg(not(feature = "pipeline"))]
+    let extensions = {
+        let _ = config;
+        Vec::new()
+    };
+    Ok(extensions)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints its own progress; the host's log would drown it.
     let default_filter = match cli.command {
-        Command::Demo { .. } | Command::Dynamodb { .. } => "warn",
+        #[cfg(feature = "pipeline")]
+        Command::Demo { .. } => "warn",
+        Command::Dynamodb { .. } => "warn",
         Command::Serve { .. } => "info,wasmtime=warn,cranelift=warn",
     };
     tracing_subscriber::fmt()
@@ -178,7 +198,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { listen, host } => {
             let config = config(listen, host)?;
             let keyed = config.admin_key.is_some();
-            let server = Server::start(config).await?;
+            let extensions = extensions(&config)?;
+            let server = Server::start(config, extensions).await?;
             tracing::info!(
                 recovered = server.recovered,
                 keyed,
@@ -188,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
             println!("aegis listening on http://{}", server.addr);
             server.serve().await
         }
+        #[cfg(feature = "pipeline")]
         Command::Demo {
             component,
             agents_binary,
@@ -203,13 +225,13 @@ async fn main() -> anyhow::Result<()> {
                 Some(path) => path,
                 None => std::env::current_exe()?.with_file_name("aegis-agents"),
             };
-            let demo = aegis::demo::Demo {
+            let demo = aegis::pipeline::demo::Demo {
                 component,
                 agents_binary,
                 topic,
                 approve,
             };
-            aegis::demo::run(config, demo).await
+            aegis::pipeline::demo::run(config, demo).await
         }
     }
 }

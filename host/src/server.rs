@@ -38,10 +38,14 @@ const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
 
 impl Server {
     /// Opens the data folder, recovers executions that were running, and binds the listener.
+    /// The API serves the routes of `extensions` (feature modules) beside its own.
     ///
     /// # Errors
     /// When the data folder, the store or the port cannot be opened.
-    pub async fn start(config: Config) -> anyhow::Result<Self> {
+    pub async fn start(
+        config: Config,
+        extensions: Vec<Box<dyn crate::api::Extension>>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create data folder {}", config.data_dir.display()))?;
@@ -170,7 +174,7 @@ impl Server {
             ));
         }
         let recovered = runtime.recover().await.context("recover executions")?;
-        let router = crate::api::router_with_config(runtime.clone(), &config);
+        let router = crate::api::router_with_config(runtime.clone(), &config, &extensions);
         Ok(Self {
             addr,
             runtime,

@@ -93,6 +93,11 @@ impl Inner {
                 let existing = self.execution(&id).await?.ok_or_else(|| {
                     Error::corrupt(format!("execution {id} named {name:?} is missing"))
                 })?;
+                // The name is this start's own when an earlier attempt of it landed though its
+                // answer was lost (an unnamed start is named by its id).
+                if existing.id == new.id {
+                    return Ok(Created::New(existing));
+                }
                 return Ok(Created::NameTaken(existing));
             }
             if let Some(max) = new.max_running {

@@ -11,7 +11,7 @@
 use super::timer_fired;
 use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, Preview};
 use crate::store::{Batch, Condition, ExecutionRecord, ExecutionStatus, Finish, Timer};
-use serde_json::json;
+use serde::Serialize;
 
 /// How an execution ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,12 +134,33 @@ pub fn ended_event(
     error: Option<&ErrorRecord>,
 ) -> (String, String) {
     let kind = format!("execution.{}", status.as_str().to_ascii_lowercase());
-    let data = json!({
-        "status": status.as_str(),
-        "workflow": workflow,
-        "error": error.map(|e| json!({"error_type": e.error_type, "error_message": e.error_message})),
-    });
-    (kind, data.to_string())
+    let data = EndedData {
+        error: error.map(|e| EndedError {
+            error_message: &e.error_message,
+            error_type: &e.error_type,
+        }),
+        status: status.as_str(),
+        workflow,
+    };
+    let data = serde_json::to_string(&data).expect("plain strings serialize");
+    (kind, data)
+}
+
+/// The data of an `execution.<status>` event, as subscribers (webhooks, SNS, EventBridge)
+/// receive it. Fields are in alphabetical order, the order the JSON map this replaced wrote, so
+/// the events' bytes did not change.
+#[derive(Serialize)]
+struct EndedData<'a> {
+    error: Option<EndedError<'a>>,
+    status: &'a str,
+    workflow: &'a str,
+}
+
+/// Why an execution failed: the type and message of its error, without its data.
+#[derive(Serialize)]
+struct EndedError<'a> {
+    error_message: &'a str,
+    error_type: &'a str,
 }
 
 #[cfg(test)]
@@ -303,6 +324,16 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Value>(&data).unwrap()["error"],
             Value::Null
+        );
+        // The bytes subscribers have always received: keys in alphabetical order.
+        let (_, data) = ended_event(
+            ExecutionStatus::Failed,
+            "wf",
+            Some(&ErrorRecord::new("Boom", "it broke")),
+        );
+        assert_eq!(
+            data,
+            r#"{"error":{"error_message":"it broke","error_type":"Boom"},"status":"FAILED","workflow":"wf"}"#
         );
     }
 }

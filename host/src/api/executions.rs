@@ -8,8 +8,8 @@ use super::openapi::{
     RateLimited, Timestamp, Unauthorized, Unavailable,
 };
 use super::{ApiError, AppState, Code, Tenant, body, history, schema};
-use crate::executions::StartRequest;
-use crate::ids::ExecutionId;
+use crate::executions::{Runtime, StartRequest};
+use crate::ids::{ExecutionId, TenantId};
 use crate::journal::{ErrorRecord, Millis, format_ts};
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
 use axum::Json;
@@ -230,19 +230,20 @@ fn error_view(e: &ErrorRecord) -> ExecutionError {
 
 /// Finds an execution of the caller's tenant; another tenant's is `None`, exactly like a
 /// missing one.
-pub(super) async fn find(
-    s: &AppState,
-    tenant: &Tenant,
+/// The tenant's execution `id`, if there is one; an id no execution could have is none.
+pub async fn find(
+    rt: &Runtime,
+    tenant: &TenantId,
     id: &str,
 ) -> Result<Option<ExecutionRecord>, ApiError> {
     if id.len() > 64 {
         return Ok(None);
     }
-    Ok(s.rt.execution(tenant, &ExecutionId::from_raw(id)).await?)
+    Ok(rt.execution(tenant, &ExecutionId::from_raw(id)).await?)
 }
 
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
-    find(s, tenant, id).await?.ok_or_else(|| {
+    find(&s.rt, tenant, id).await?.ok_or_else(|| {
         ApiError::not_found(
             Code::ExecutionNotFound,
             format!("execution {id:?} not found"),
@@ -251,7 +252,7 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
 }
 
 /// An execution name is 1-256 printable characters.
-pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
+pub fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             Code::InvalidName,

@@ -7,7 +7,8 @@
 //!
 //! Routes: see `router` below. Each handler carries its `#[utoipa::path]` description and
 //! answers typed bodies; `openapi.rs` assembles them into the OpenAPI document (served at
-//! `GET /v1/openapi.json`), which `openapi_tests.rs` keeps true to this router.
+//! `GET /v1/openapi.json`), which `openapi_tests.rs` keeps true to this router. Feature modules
+//! add their own routes and documents as [`Extension`]s (`extension.rs`).
 
 mod admin;
 mod agents;
@@ -18,18 +19,19 @@ mod components;
 mod error;
 mod events;
 mod executions;
+pub mod extension;
 mod guard;
 mod history;
 mod openapi;
 #[cfg(test)]
 mod openapi_tests;
-mod pipeline;
 mod schema;
 
 pub use body::Deadline;
 pub use error::{ApiError, Code};
+pub use extension::Extension;
 
-use crate::config::{Config, PipelineConfig};
+use crate::config::Config;
 use crate::executions::Runtime;
 use crate::ids::TenantId;
 use axum::extract::{Request, State};
@@ -43,31 +45,44 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct AppState {
     rt: Arc<Runtime>,
-    /// Defaults of the pipeline's own API (`POST /workflows`).
-    pipeline: Arc<PipelineConfig>,
+    /// The OpenAPI document served: the generic one with the extensions' merged in.
+    document: axum::body::Bytes,
     /// Component uploads: the spool folder, the compile gate, compiles in flight.
     uploads: Arc<crate::components::Uploads>,
     /// Rate limits of the routes that take no key.
     guards: Arc<guard::Guards>,
 }
 
-/// The HTTP router of the host, with the default configuration.
+/// The HTTP router of the host, with the default configuration and no extension.
 pub fn router(rt: Arc<Runtime>) -> Router {
-    router_with_config(rt, &Config::default())
+    router_with_config(rt, &Config::default(), &[])
 }
 
-/// The HTTP router of the host; `config` gives the API's own settings (the `[pipeline]`
-/// defaults).
-pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
+/// The HTTP router of the host; `config` gives the API's own settings (uploads, the server's
+/// rates), and `extensions` the routes of the feature modules the host runs with.
+pub fn router_with_config(
+    rt: Arc<Runtime>,
+    config: &Config,
+    extensions: &[Box<dyn Extension>],
+) -> Router {
     // Compile the document's schemas now: a broken document stops the host at start.
     schema::schemas();
+    let document = if extensions.is_empty() {
+        axum::body::Bytes::from_static(openapi::document().as_bytes())
+    } else {
+        let documents: Vec<_> = extensions
+            .iter()
+            .map(|e| (e.document(), e.tags_after()))
+            .collect();
+        axum::body::Bytes::from(openapi::document_with(&documents))
+    };
     let uploads = Arc::new(crate::components::Uploads::new(
         &config.uploads,
         &rt.components_dir().join("uploads"),
     ));
     let state = AppState {
-        rt,
-        pipeline: Arc::new(config.pipeline.clone()),
+        rt: rt.clone(),
+        document,
         uploads,
         guards: Arc::new(guard::Guards::new(&config.server)),
     };
@@ -92,9 +107,6 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
         .route("/v1/events/dead-letters", get(events::dead_letters))
-        .route("/workflows", post(pipeline::start))
-        .route("/workflows/{id}", get(pipeline::get))
-        .route("/workflows/{id}/approval", post(pipeline::approve))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let admin_routes = Router::new()
         .route(
@@ -124,7 +136,7 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
             state.clone(),
             guard::limit_address,
         ));
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(health))
         .route("/v1/openapi.json", get(openapi))
         .merge(tenant_routes)
@@ -134,8 +146,17 @@ pub fn router_with_config(rt: Arc<Runtime>, config: &Config) -> Router {
             "/v1/artifacts/{tenant}/{execution}/{*key}",
             get(callbacks::artifact),
         )
-        .fallback(|| async { ApiError::not_found(Code::RouteNotFound, "no such route") });
-    error_layers(router).with_state(state)
+        .with_state(state.clone());
+    for extension in extensions {
+        let routes = extension
+            .routes(rt.clone())
+            .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        router = router.merge(routes);
+    }
+    // The fallback and the error layers come last, so that they cover the extensions' routes.
+    let router =
+        router.fallback(|| async { ApiError::not_found(Code::RouteNotFound, "no such route") });
+    error_layers(router)
 }
 
 /// The layers that give every error answer the JSON shape: axum's own rejections are turned
@@ -184,10 +205,10 @@ openapi::schema!(
     summary = "This OpenAPI document", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.",
         body = OpenApiDocument)))]
-async fn openapi() -> Response {
+async fn openapi(State(s): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        openapi::document(),
+        s.document.clone(),
     )
         .into_response()
 }

@@ -1,13 +1,14 @@
 //! The OpenAPI document of the API, derived from the handlers' `#[utoipa::path]` annotations
 //! and the `ToSchema` types they take and answer.
 //!
-//! Tour: [`ApiDoc`] lists every operation; [`document`] is the JSON served at
-//! `GET /v1/openapi.json` and the one `schema` validates request bodies against. The answers
+//! Tour: [`ApiDoc`] lists every operation of the generic host; [`document`] is its JSON, the one
+//! `schema` validates request bodies against; [`document_with`] merges the documents of the
+//! feature modules' extensions into it, and is what `GET /v1/openapi.json` serves. The answers
 //! many operations share (401, 429, 503, ...) are the `ToResponse` types below, each referenced
 //! from `components/responses`. The few schemas no derive can say (the quota table, the AWS
 //! history event, the agent's two answer forms, raw bytes) are built here by hand.
 
-use super::{admin, agents, callbacks, components, events, executions, pipeline};
+use super::{admin, agents, callbacks, components, events, executions};
 use serde_json::{Value, json};
 use std::sync::LazyLock;
 use utoipa::openapi::schema::{
@@ -31,7 +32,6 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         (name = "executions", description = "Workflow executions: start, read, history, stop."),
         (name = "callbacks", description = "Completing callbacks a workflow waits on; the callback id is the credential."),
         (name = "events", description = "Workflow events the workflows publish, as pages or a live stream."),
-        (name = "pipeline", description = "The research pipeline's own REST shapes: runs of the `research-pipeline` component."),
         (name = "agents", description = "Where agents post their answers; the callback token is the credential."),
         (name = "artifacts", description = "Presigned artifact links; the signature is the credential."),
         (name = "admin", description = "Tenants, their quotas and keys; needs the admin key."),
@@ -47,7 +47,6 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         admin::add_key, admin::list_keys, admin::revoke_key, events::all_dead_letters,
         callbacks::succeed, callbacks::fail, callbacks::heartbeat, callbacks::artifact,
         events::list, events::dead_letters, events::stream,
-        pipeline::start, pipeline::get, pipeline::approve,
         agents::without_token, agents::with_token,
     ),
     components(
@@ -55,7 +54,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         responses(
             Unauthorized, AdminUnauthorized, RateLimited, Unavailable, BadParameter,
             ComponentNotFound, ExecutionNotFound, TenantNotFound, AdminBodyTooLarge,
-            CallbackNotFound, CallbackClosed, PipelineNotFound, CapabilityRateLimited,
+            CallbackNotFound, CallbackClosed, CapabilityRateLimited,
             CallbackTooLarge, agents::AgentAnswerAccepted, agents::AgentAnswerInvalid,
             agents::AgentAnswerConflict, agents::AgentAnswerTooLarge, agents::AgentAnswerNotYet,
         ),
@@ -65,21 +64,48 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 )]
 pub struct ApiDoc;
 
-/// The document as served: OpenAPI 3.1, with its JSON Schema dialect named.
+/// The generic host's document as served: OpenAPI 3.1, with its JSON Schema dialect named.
 pub fn document() -> &'static str {
-    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-        let mut document =
-            serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
-        for (name, schema) in RAW_SCHEMAS {
-            document["components"]["schemas"][*name] = schema();
-        }
-        document["jsonSchemaDialect"] = json!("https://json-schema.org/draft/2020-12/schema");
-        document["info"]["summary"] = json!(
-            "Durable workflow host for long-running AI-agent workflows, running WebAssembly components."
-        );
-        serde_json::to_string(&document).expect("the document serializes")
-    });
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| finish(ApiDoc::openapi()));
     &DOCUMENT
+}
+
+/// The generic document with each extension's merged in (`OpenApi::merge`: its paths, its
+/// schemas and responses by name, its tags), each extension's tags listed right after the tag
+/// it names ([`super::Extension::tags_after`]), so that the list reads in the API's order.
+pub fn document_with(extensions: &[(utoipa::openapi::OpenApi, &str)]) -> String {
+    let mut document = ApiDoc::openapi();
+    for (extension, after) in extensions {
+        let own: Vec<String> = extension
+            .tags
+            .iter()
+            .flatten()
+            .map(|t| t.name.clone())
+            .collect();
+        document.merge(extension.clone());
+        let tags = document.tags.get_or_insert_with(Vec::new);
+        let (moved, kept): (Vec<_>, Vec<_>) = tags.drain(..).partition(|t| own.contains(&t.name));
+        *tags = kept;
+        let at = tags
+            .iter()
+            .position(|t| t.name == *after)
+            .map_or(tags.len(), |i| i + 1);
+        tags.splice(at..at, moved);
+    }
+    finish(document)
+}
+
+/// `document` as JSON, with what utoipa's model cannot say written in.
+fn finish(document: utoipa::openapi::OpenApi) -> String {
+    let mut document = serde_json::to_value(document).expect("the document serializes");
+    for (name, schema) in RAW_SCHEMAS {
+        document["components"]["schemas"][*name] = schema();
+    }
+    document["jsonSchemaDialect"] = json!("https://json-schema.org/draft/2020-12/schema");
+    document["info"]["summary"] = json!(
+        "Durable workflow host for long-running AI-agent workflows, running WebAssembly components."
+    );
+    serde_json::to_string(&document).expect("the document serializes")
 }
 
 /// The one security scheme: a bearer key, tenant or admin. Operations that need none (callbacks,
@@ -193,7 +219,6 @@ shared_errors! {
     AdminBodyTooLarge: "`payload_too_large`: the body is over 64 KiB.";
     CallbackNotFound: "`callback_not_found`: no such callback. Nothing changed.";
     CallbackClosed: "`callback_already_completed`, `callback_timed_out` or `execution_ended`: the callback can no longer be completed. Nothing changed.";
-    PipelineNotFound: "`workflow_not_found`: no such research pipeline run.";
     CapabilityRateLimited + retry: "`rate_limited`: heartbeats (or an agent's progress updates) on this callback are over `server.callback_requests_per_second` (and its burst), or requests from this source address to the routes that take no key are over `server.address_requests_per_second`. The message names the limit.";
     CallbackTooLarge: "`payload_too_large`: the body or the result is over the tenant's `max_payload_kb`.";
 }

@@ -2,7 +2,8 @@
 //! the request schemas accept and refuse what the handlers do, the limits it states are the
 //! code's, and a real host's answers match the schema documented for their status.
 
-use super::schema::{self, schemas};
+use super::Extension;
+use super::schema::{self, Schemas};
 use crate::config::Config;
 use crate::server::Server;
 use reqwest::Method;
@@ -15,11 +16,53 @@ use std::time::Duration;
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 const ADMIN_KEY: &str = "openapi-test-admin-key";
 
+/// The feature modules' extensions this build has: the document, the router and the host
+/// under test are those served with them.
+fn extensions() -> Vec<Box<dyn Extension>> {
+    #[cfg(feature = "pipeline")]
+    let extensions: Vec<Box<dyn Extension>> = vec![Box::new(
+        crate::pipeline::PipelineApi::new(&Config::default()).expect("the default section"),
+    )];
+    #[cfg(not(feature = "pipeline"))]
+    let extensions = Vec::new();
+    extensions
+}
+
+/// The document as served, as text.
+fn served() -> &'static str {
+    static SERVED: LazyLock<String> = LazyLock::new(|| {
+        let documents: Vec<_> = extensions()
+            .iter()
+            .map(|e| (e.document(), e.tags_after()))
+            .collect();
+        super::openapi::document_with(&documents)
+    });
+    &SERVED
+}
+
 /// The document, parsed.
 fn doc() -> &'static Value {
     static DOC: LazyLock<Value> =
-        LazyLock::new(|| serde_json::from_str(super::openapi::document()).expect("it parses"));
+        LazyLock::new(|| serde_json::from_str(served()).expect("it parses"));
     &DOC
+}
+
+/// The served document's schemas, compiled.
+fn schemas() -> &'static Schemas {
+    static SCHEMAS: LazyLock<Schemas> =
+        LazyLock::new(|| Schemas::load(served()).expect("the schemas compile"));
+    &SCHEMAS
+}
+
+#[test]
+fn the_generic_document_is_the_served_one_without_extensions() {
+    assert_eq!(
+        super::openapi::document_with(&[]),
+        super::openapi::document()
+    );
+    if extensions().is_empty() {
+        assert_eq!(served(), super::openapi::document());
+    }
 }
 
 /// (METHOD, path) of every operation in the document.
@@ -35,12 +78,24 @@ fn documented_routes() -> BTreeSet<(String, String)> {
     routes
 }
 
-/// (METHOD, path) of every route call in `mod.rs`, read from its source: an axum router cannot
-/// list its routes, and reading them is what makes a route added without documentation fail.
-/// Paths are written the OpenAPI way (`{*key}` is `{key}`).
+/// The sources of the routers served: `mod.rs`, and the routes of each extension compiled in.
+fn router_sources() -> Vec<&'static str> {
+    #[cfg_attr(not(feature = "pipeline"), expect(unused_mut))]
+    let mut sources = vec![include_str!("mod.rs")];
+    #[cfg(feature = "pipeline")]
+    sources.push(include_str!("../pipeline/routes.rs"));
+    sources
+}
+
+/// (METHOD, path) of every route call in the routers' sources: an axum router cannot list its
+/// routes, and reading them is what makes a route added without documentation fail. Paths are
+/// written the OpenAPI way (`{*key}` is `{key}`).
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
-    for call in include_str!("mod.rs").split(".route(").skip(1) {
+    let route_calls = router_sources()
+        .into_iter()
+        .flat_map(|source| source.split(".route(").skip(1));
+    for call in route_calls {
         let path = call
             .split('"')
             .nth(1)
@@ -220,14 +275,16 @@ fn every_schema_compiles_and_every_reference_resolves() {
 
 /// Checks `body` against schema `name`, expecting it to be accepted.
 fn accepts(name: &str, body: Value) {
-    if let Err(e) = schema::check(&body, name) {
+    if let Err(e) = schemas().check(&body, name) {
         panic!("{name} refused {body}: {}", e.message);
     }
 }
 
 /// Checks `body` against schema `name`, expecting 400 `invalid_request` whose message has `words`.
 fn refuses(name: &str, body: Value, words: &str) {
-    let error = schema::check(&body, name).expect_err(&format!("{name} accepted {body}"));
+    let error = schemas()
+        .check(&body, name)
+        .expect_err(&format!("{name} accepted {body}"));
     assert_eq!(
         (error.status.as_u16(), error.code.as_str()),
         (400, "invalid_request")
@@ -340,12 +397,16 @@ fn request_schemas_accept_good_bodies_and_name_what_is_wrong_with_bad_ones() {
 fn validation_errors_stay_short() {
     // A long value is not echoed back.
     let long = "x".repeat(10_000);
-    let error = schema::check(&json!({"workflow": [long]}), "StartExecution").unwrap_err();
+    let error = schema::schemas()
+        .check(&json!({"workflow": [long]}), "StartExecution")
+        .unwrap_err();
     assert!(error.message.len() < 300, "{}", error.message);
     assert!(error.message.contains("/workflow"), "{}", error.message);
     // Only the first few problems are named.
     let body = json!({"workflow": 1, "version": "a", "name": 2, "timeout_seconds": "b"});
-    let error = schema::check(&body, "StartExecution").unwrap_err();
+    let error = schema::schemas()
+        .check(&body, "StartExecution")
+        .unwrap_err();
     assert!(error.message.ends_with("(and 1 more)"), "{}", error.message);
 }
 
@@ -459,7 +520,9 @@ impl Host {
             max_instances: 16,
             ..Config::default()
         };
-        let server = Server::start(config).await.expect("the host starts");
+        let server = Server::start(config, extensions())
+            .await
+            .expect("the host starts");
         let base = format!("http://{}", server.addr);
         tokio::spawn(server.serve());
         let client = reqwest::Client::builder()

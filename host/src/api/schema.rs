@@ -22,19 +22,25 @@ pub struct Schemas {
     pub validators: BTreeMap<String, Validator>,
 }
 
-static SCHEMAS: LazyLock<Schemas> =
-    LazyLock::new(|| Schemas::load().unwrap_or_else(|e| panic!("the OpenAPI document: {e}")));
+static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
+    Schemas::load(super::openapi::document())
+        .unwrap_or_else(|e| panic!("the OpenAPI document: {e}"))
+});
 
-/// The compiled schemas. Compiling happens once; `router` forces it so that a broken document
-/// stops the host at start rather than failing requests.
+/// The compiled schemas of the generic host's document. Compiling happens once; `router` forces
+/// it so that a broken document stops the host at start rather than failing requests.
 pub fn schemas() -> &'static Schemas {
     &SCHEMAS
 }
 
 impl Schemas {
-    fn load() -> Result<Self, String> {
-        let document: Value =
-            serde_json::from_str(super::openapi::document()).map_err(|e| e.to_string())?;
+    /// Compiles every schema of `document` (an OpenAPI document as JSON). An extension compiles
+    /// the document it is served in ([`super::openapi::document_with`]) to check its own bodies.
+    ///
+    /// # Errors
+    /// When the document does not parse, or a schema does not compile.
+    pub fn load(document: &str) -> Result<Self, String> {
+        let document: Value = serde_json::from_str(document).map_err(|e| e.to_string())?;
         let names = document
             .pointer("/components/schemas")
             .and_then(Value::as_object)
@@ -73,52 +79,64 @@ pub fn compile(document: &Value, schema: &Value) -> Result<Validator, String> {
 /// 400 `invalid_json` when the body is not JSON (or, past the schema, does not fit `T`), and
 /// 400 `invalid_request` naming the first few places where it does not match the schema.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], name: &str) -> Result<T, ApiError> {
-    let value: Value = body::json(bytes)?;
-    check(&value, name)?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request(Code::InvalidJson, format!("invalid request body: {e}")))
+    schemas().parse(bytes, name)
 }
 
-/// Checks `value` against the document's schema `name`.
-///
-/// # Errors
-/// 400 `invalid_request` naming the first few problems, each by its JSON pointer.
-pub fn check(value: &Value, name: &str) -> Result<(), ApiError> {
-    let Some(validator) = schemas().validators.get(name) else {
-        return Err(ApiError::internal(format!(
-            "no schema {name} in the OpenAPI document"
-        )));
-    };
-    let mut problems = Vec::new();
-    let mut more = 0;
-    for error in validator.iter_errors(value) {
-        if problems.len() == MAX_ERRORS {
-            more += 1;
-            continue;
+impl Schemas {
+    /// Parses a JSON body, checks it against the schema `name`, then deserializes it.
+    ///
+    /// # Errors
+    /// 400 `invalid_json` when the body is not JSON (or, past the schema, does not fit `T`), and
+    /// 400 `invalid_request` naming the first few places where it does not match the schema.
+    pub fn parse<T: DeserializeOwned>(&self, bytes: &[u8], name: &str) -> Result<T, ApiError> {
+        let value: Value = body::json(bytes)?;
+        self.check(&value, name)?;
+        serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request(Code::InvalidJson, format!("invalid request body: {e}"))
+        })
+    }
+
+    /// Checks `value` against the schema `name`.
+    ///
+    /// # Errors
+    /// 400 `invalid_request` naming the first few problems, each by its JSON pointer.
+    pub fn check(&self, value: &Value, name: &str) -> Result<(), ApiError> {
+        let Some(validator) = self.validators.get(name) else {
+            return Err(ApiError::internal(format!(
+                "no schema {name} in the OpenAPI document"
+            )));
+        };
+        let mut problems = Vec::new();
+        let mut more = 0;
+        for error in validator.iter_errors(value) {
+            if problems.len() == MAX_ERRORS {
+                more += 1;
+                continue;
+            }
+            let pointer = error.instance_path().to_string();
+            let pointer = if pointer.is_empty() {
+                "(root)".to_string()
+            } else {
+                pointer
+            };
+            // Show the offending value only when it is short: it may be a whole payload.
+            let short = error.instance().to_string().len() <= 40;
+            let message = if short {
+                error.to_string()
+            } else {
+                error.masked().to_string()
+            };
+            problems.push(clip(format!("{pointer}: {message}")));
         }
-        let pointer = error.instance_path().to_string();
-        let pointer = if pointer.is_empty() {
-            "(root)".to_string()
-        } else {
-            pointer
-        };
-        // Show the offending value only when it is short: it may be a whole payload.
-        let short = error.instance().to_string().len() <= 40;
-        let message = if short {
-            error.to_string()
-        } else {
-            error.masked().to_string()
-        };
-        problems.push(clip(format!("{pointer}: {message}")));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut message = format!("invalid request body: {}", problems.join("; "));
+        if more > 0 {
+            message.push_str(&format!(" (and {more} more)"));
+        }
+        Err(ApiError::bad_request(Code::InvalidRequest, message))
     }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let mut message = format!("invalid request body: {}", problems.join("; "));
-    if more > 0 {
-        message.push_str(&format!(" (and {more} more)"));
-    }
-    Err(ApiError::bad_request(Code::InvalidRequest, message))
 }
 
 fn clip(mut text: String) -> String {

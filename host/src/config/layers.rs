@@ -7,6 +7,7 @@
 
 use super::Config;
 use super::agents;
+use super::features::FeatureSection;
 use anyhow::Context;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -54,12 +55,6 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_EVENT_BUS_NAME", "notifications.event_bus_name"),
     ("AEGIS_EVENT_SOURCE", "notifications.event_source"),
     ("AEGIS_NOTIFICATIONS_ENDPOINT", "notifications.endpoint_url"),
-    // The pipeline's own name for its approval timeout.
-    ("APPROVAL_TIMEOUT_HOURS", "pipeline.approval_timeout_hours"),
-    (
-        "AEGIS_APPROVAL_TIMEOUT_HOURS",
-        "pipeline.approval_timeout_hours",
-    ),
     ("AEGIS_HOST_ID", "cluster.host_id"),
     ("AEGIS_LEASE_TTL_MS", "cluster.lease_ttl_ms"),
     ("AEGIS_SWEEP_INTERVAL_MS", "cluster.sweep_interval_ms"),
@@ -101,22 +96,42 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let mut figment = Figment::new();
+        // The feature modules' sections, apart: `Config` has no field for them.
+        let mut features = Figment::new();
         if let Some(path) = path {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("read config {}", path.display()))?;
-            let table: toml::Table = text
+            let mut table: toml::Table = text
                 .parse()
                 .with_context(|| format!("parse config {}", path.display()))?;
-            let value = Value::serialize(&table)
-                .with_context(|| format!("parse config {}", path.display()))?;
-            figment = figment.merge(Layer::new(format!("config file {}", path.display()), value));
+            let mut sections = toml::Table::new();
+            for name in table.keys().cloned().collect::<Vec<_>>() {
+                if let Some(section) = FeatureSection::named(&name) {
+                    section.check_compiled(&format!(
+                        "the [{name}] section of config file {}",
+                        path.display()
+                    ))?;
+                    sections.extend(table.remove_entry(&name));
+                }
+            }
+            let name = format!("config file {}", path.display());
+            for (table, into) in [(table, &mut figment), (sections, &mut features)] {
+                let value = Value::serialize(&table)
+                    .with_context(|| format!("parse config {}", path.display()))?;
+                *into = std::mem::take(into).merge(Layer::new(name.clone(), value));
+            }
         }
         let mut arn_agents = Vec::new();
         let mut aws_region = None;
-        // (position in ENV_KEYS, variable, value), applied in table order below.
+        // (position in ENV_KEYS, variable, value), applied in table order below; the same for
+        // the feature sections' variables, by position among them, with the key each sets.
         let mut keyed = Vec::new();
+        let mut feature_keyed = Vec::new();
         for (var, value) in env {
-            if let Some(agent) = agents::arn_variable(&var) {
+            if let Some((section, i, key)) = FeatureSection::of_variable(&var) {
+                section.check_compiled(&format!("the environment variable {var}"))?;
+                feature_keyed.push((i, var, key, value));
+            } else if let Some(agent) = agents::arn_variable(&var) {
                 if !value.trim().is_empty() {
                     arn_agents.push((agent, value.trim().to_string()));
                 }
@@ -141,10 +156,15 @@ impl Config {
         for (i, var, value) in keyed {
             figment = figment.merge(Layer::variable(&var, ENV_KEYS[i].1, &value));
         }
+        feature_keyed.sort_by_key(|(i, _, _, _)| *i);
+        for (_, var, key, value) in feature_keyed {
+            features = features.merge(Layer::variable(&var, key, &value));
+        }
         figment = agents::add_arn_agents(figment, arn_agents, aws_region.as_deref());
         // Lossy: a string becomes a number or a boolean where the field is one, and stays a
         // string everywhere else.
-        let config: Config = figment.extract_lossy().context("invalid configuration")?;
+        let mut config: Config = figment.extract_lossy().context("invalid configuration")?;
+        config.features = features;
         for (name, agent) in &config.agents {
             agent
                 .endpoint()

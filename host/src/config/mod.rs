@@ -5,15 +5,15 @@
 //! A tour: [`Config`] is the whole configuration, with one file per section ([`ServerConfig`],
 //! [`StoreConfig`], [`UploadsConfig`], ...); `layers` reads the file and the environment into it
 //! ([`Config::load`], [`ENV_KEYS`]); `agents` adds the agents that `*_AGENT_ARN` variables name.
-//! The research pipeline's own section, [`PipelineConfig`], sits in its own file so that it can
-//! move out of the generic host with the pipeline's routes.
+//! Feature modules' sections (the research pipeline's `[pipeline]`) are no fields here: `features`
+//! sets them aside for their module to read ([`Config::section`], [`FEATURE_SECTIONS`]).
 
 mod agents;
 mod artifacts;
 mod cluster;
+mod features;
 mod layers;
 mod notifications;
-mod pipeline;
 mod server;
 mod store;
 mod uploads;
@@ -21,9 +21,9 @@ mod uploads;
 pub use agents::AGENT_ARN_ENV;
 pub use artifacts::{ArtifactsBackend, ArtifactsConfig, Sse};
 pub use cluster::ClusterConfig;
+pub use features::{FEATURE_SECTIONS, FeatureSection};
 pub use layers::ENV_KEYS;
 pub use notifications::NotificationsConfig;
-pub use pipeline::PipelineConfig;
 pub use server::ServerConfig;
 pub use store::{StoreBackend, StoreConfig};
 pub use uploads::UploadsConfig;
@@ -64,8 +64,6 @@ pub struct Config {
     pub artifacts: ArtifactsConfig,
     /// Optional AWS sinks for workflow events, beside the webhook (all off by default).
     pub notifications: NotificationsConfig,
-    /// Defaults of the research pipeline's own API (`POST /workflows`).
-    pub pipeline: PipelineConfig,
     /// Several hosts sharing one store: leases and the takeover sweep.
     pub cluster: ClusterConfig,
     /// Component uploads: how many compiles run at once, wait, and how long one may take.
@@ -73,6 +71,10 @@ pub struct Config {
     /// The HTTP server's own limits: timeouts, connections, and the rates of the routes that
     /// take no API key.
     pub server: ServerConfig,
+    /// The sections of the feature modules compiled in, as the file and the environment set
+    /// them ([`FEATURE_SECTIONS`]); each module reads its own with [`Config::section`].
+    #[serde(skip)]
+    pub features: figment::Figment,
 }
 
 impl Default for Config {
@@ -91,10 +93,10 @@ impl Default for Config {
             store: StoreConfig::default(),
             artifacts: ArtifactsConfig::default(),
             notifications: NotificationsConfig::default(),
-            pipeline: PipelineConfig::default(),
             cluster: ClusterConfig::default(),
             uploads: UploadsConfig::default(),
             server: ServerConfig::default(),
+            features: figment::Figment::new(),
         }
     }
 }
@@ -137,7 +139,6 @@ impl Config {
                 self.max_instances
             )));
         }
-        self.pipeline.validate().map_err(invalid)?;
         self.cluster.validate().map_err(invalid)?;
         self.server.validate().map_err(invalid)?;
         self.uploads.validate().map_err(invalid)?;

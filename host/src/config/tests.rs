@@ -149,47 +149,46 @@ fn the_artifacts_and_notifications_sections_and_their_aliases() {
     assert!(format!("{err:#}").contains("gcs"), "{err:#}");
 }
 
+/// A feature module's section is set aside for the module when the build has the feature, and
+/// refused, naming the feature, when it has not: from the file and from each of its variables.
 #[test]
-fn the_approval_timeout_and_its_alias() {
-    let c = Config::load(None, env(&[])).unwrap();
-    assert_eq!(c.pipeline.approval_timeout_hours, None);
-    assert_eq!(c.pipeline.approval_timeout_seconds(), None);
-    let c = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", "48")])).unwrap();
-    assert_eq!(c.pipeline.approval_timeout_seconds(), Some(48 * 3600));
-    // The AEGIS_* name wins over the alias, in either order of the environment.
-    for pairs in [
-        [
-            ("APPROVAL_TIMEOUT_HOURS", "48"),
-            ("AEGIS_APPROVAL_TIMEOUT_HOURS", "2"),
-        ],
-        [
-            ("AEGIS_APPROVAL_TIMEOUT_HOURS", "2"),
-            ("APPROVAL_TIMEOUT_HOURS", "48"),
-        ],
-    ] {
-        let c = Config::load(None, env(&pairs)).unwrap();
-        assert_eq!(c.pipeline.approval_timeout_hours, Some(2), "{pairs:?}");
-    }
+fn feature_sections_are_read_only_with_their_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("aegis.toml");
-    std::fs::write(&path, "[pipeline]\napproval_timeout_hours = 8784\n").unwrap();
-    let c = Config::load(Some(&path), env(&[])).unwrap();
-    assert_eq!(c.pipeline.approval_timeout_seconds(), Some(366 * 86_400));
-    // The environment overrides the file.
-    let c = Config::load(Some(&path), env(&[("APPROVAL_TIMEOUT_HOURS", "1")])).unwrap();
-    assert_eq!(c.pipeline.approval_timeout_hours, Some(1));
-
-    // Zero, over 366 days, negative or not a whole number of hours: refused, naming the key.
-    for bad in ["0", "8785", "-3", "1.5", "a day"] {
-        let err = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", bad)])).unwrap_err();
-        let err = format!("{err:#}");
-        assert!(err.contains("approval_timeout_hours"), "{bad}: {err}");
+    for section in FEATURE_SECTIONS {
+        let path = dir.path().join(format!("{}.toml", section.name));
+        std::fs::write(&path, format!("[{}]\n", section.name)).unwrap();
+        let from_file = Config::load(Some(&path), env(&[]));
+        let from_env: Vec<_> = section
+            .env
+            .iter()
+            .map(|(var, _)| (*var, Config::load(None, env(&[(*var, "1")]))))
+            .collect();
+        if section.compiled {
+            let c = from_file.unwrap();
+            assert!(c.features.contains(section.name), "{}", section.name);
+            for (var, loaded) in from_env {
+                let c = loaded.unwrap_or_else(|e| panic!("{var}: {e:#}"));
+                let (_, key) = section.env.iter().find(|(v, _)| *v == var).unwrap();
+                assert!(c.features.contains(key), "{var} sets {key}");
+            }
+        } else {
+            let built_without = format!(
+                "this host was built without {} (feature `{}`)",
+                section.what, section.feature
+            );
+            let err = format!("{:#}", from_file.unwrap_err());
+            assert!(err.contains(&built_without), "{err}");
+            assert!(err.contains(&format!("[{}]", section.name)), "{err}");
+            for (var, loaded) in from_env {
+                let err = format!("{:#}", loaded.unwrap_err());
+                assert!(err.contains(&built_without) && err.contains(var), "{err}");
+            }
+        }
     }
-    let err = Config::load(None, env(&[("APPROVAL_TIMEOUT_HOURS", "0")])).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("between 1 and 8784 (366 days), got 0"),
-        "{err:#}"
-    );
+    // No generic key is a feature section's.
+    let c = Config::load(None, env(&[])).unwrap();
+    let section: BTreeMap<String, u32> = c.section("no_such_section").unwrap();
+    assert!(section.is_empty());
 }
 
 #[test]

@@ -207,16 +207,29 @@ enum Outbox {
 /// The JSON shape of an event, on the stream, in the API and in webhook bodies; at most
 /// [`MAX_EVENT_BYTES`] as JSON (see [`bound_event`]).
 pub fn to_json(event: &WorkflowEvent) -> Value {
-    let mut value = json!({
-        "seq": event.seq,
-        "kind": event.kind,
-        "tenant_id": event.tenant,
-        "execution_id": event.execution_id,
-        "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
-        "created_at": format_ts(event.created_at),
-    });
+    let body = EventBody {
+        created_at: format_ts(event.created_at),
+        data: serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
+        execution_id: &event.execution_id,
+        kind: &event.kind,
+        seq: event.seq,
+        tenant_id: &event.tenant,
+    };
+    let mut value = serde_json::to_value(body).expect("an event body serializes");
     bound_event(&mut value, MAX_EVENT_BYTES);
     value
+}
+
+/// An event as subscribers receive it. Fields are in alphabetical order, the order the JSON
+/// map this replaced wrote, so the bodies' bytes (which webhooks sign) did not change.
+#[derive(serde::Serialize)]
+struct EventBody<'a> {
+    created_at: String,
+    data: Value,
+    execution_id: &'a ExecutionId,
+    kind: &'a str,
+    seq: u64,
+    tenant_id: &'a TenantId,
 }
 
 fn json_len(value: &Value) -> usize {

@@ -187,6 +187,11 @@ fn oversized_events_are_cut_to_the_limit_with_a_marker() {
     // Small events are untouched.
     let small = json!({"status": "FAILED", "error": {"error_message": "short"}});
     assert_eq!(to_json(&event(small.clone()))["data"], small);
+    // The bytes subscribers receive (and webhooks sign): keys in alphabetical order.
+    assert_eq!(
+        to_json(&event(json!({"status": "FAILED"}))).to_string(),
+        r#"{"created_at":"2025-11-24T16:00:00.000Z","data":{"status":"FAILED"},"execution_id":"ex_1","kind":"execution.failed","seq":7,"tenant_id":"tn_a"}"#
+    );
 
     // A 2 MB error message (with characters JSON escapes, and multi-byte ones) is cut.
     let message = "é\n\"x".repeat(400_000);

@@ -85,7 +85,8 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
             .insert(role.to_string(), AgentConfig::Endpoint(endpoint));
     }
     let data_dir = config.data_dir.clone();
-    let server = Server::start(config).await?;
+    let pipeline = super::PipelineApi::new(&config)?;
+    let server = Server::start(config, vec![Box::new(pipeline)]).await?;
     let base = format!("http://{}", server.addr);
     tokio::spawn(server.serve());
     say(&format!(

@@ -15,110 +15,75 @@
 //! run's input, so the run keeps the timeout it started with whatever the configuration says
 //! later; without one, the workflow's own default (24 h) applies.
 //!
-//! Answer fields are declared in alphabetical order, the order the JSON maps they replace wrote,
-//! so the answers' bytes did not change.
+//! The routes carry their own state; the API lays its key check on them ([`crate::api::Extension`]).
 
-use super::openapi::{
-    ErrorBody, PipelineNotFound, RateLimited, Timestamp, Unauthorized, Unavailable,
+use super::config::PipelineConfig;
+use super::shapes::{
+    Approval, Pipeline, PipelineDecision, PipelineError, PipelineStarted, Running, StartPipeline,
+    StepCompleted,
 };
-use super::{ApiError, AppState, Code, Tenant, body, schema};
+use crate::api::extension::{
+    ENVELOPE, ErrorBody, RateLimited, Schemas, Tenant, Unauthorized, Unavailable, check_name,
+    error_response, find_execution, read_body,
+};
+use crate::api::{ApiError, Code};
 use crate::callbacks::Completion;
-use crate::executions::StartRequest;
+use crate::executions::{Runtime, StartRequest};
 use crate::journal::format_ts;
 use crate::store::{ExecutionRecord, ExecutionStatus};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use std::sync::{Arc, LazyLock};
+use utoipa::ToResponse;
+use utoipa::openapi::{RefOr, response};
 
 /// The component name pipeline runs start.
 pub const PIPELINE_WORKFLOW: &str = "research-pipeline";
 /// The callback the pipeline waits on for a decision.
 const APPROVAL_CALLBACK: &str = "human_approval";
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartPipeline {
-    /// What to research; not empty.
-    topic: String,
-    /// Options handed to the pipeline as they are, e.g. `{"depth", "sources", "word_limit",
-    /// "timeouts_seconds"}`; `{}` when left out or null. When `timeouts_seconds.approval` is left
-    /// out, the host's configured default (`[pipeline] approval_timeout_hours`, alias
-    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured.
-    #[serde(default)]
-    #[schema(value_type = super::openapi::AnyJson)]
-    parameters: Option<Value>,
-    /// An idempotency name.
-    #[serde(default)]
-    name: Option<String>,
+/// What the pipeline's handlers share.
+#[derive(Clone)]
+pub(super) struct AppState {
+    rt: Arc<Runtime>,
+    /// The `[pipeline]` defaults.
+    pipeline: Arc<PipelineConfig>,
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineStarted {
-    message: &'static str,
-    status: Running,
-    /// The run's id (its execution id).
-    #[schema(value_type = String)]
-    workflow_id: crate::ids::ExecutionId,
+/// The schemas of the document the pipeline is served in, to check its request bodies against
+/// the contract its clients read.
+static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
+    let document = crate::api::extension::document_with(&[(super::document(), super::TAGS_AFTER)]);
+    Schemas::load(&document).unwrap_or_else(|e| panic!("the pipeline's OpenAPI document: {e}"))
+});
+
+/// The pipeline's routes, with their state.
+pub(super) fn router(rt: Arc<Runtime>, pipeline: Arc<PipelineConfig>) -> Router {
+    // Compile the schemas now: a broken document stops the host at start.
+    LazyLock::force(&SCHEMAS);
+    Router::new()
+        .route("/workflows", post(start))
+        .route("/workflows/{id}", get(view))
+        .route("/workflows/{id}/approval", post(approve))
+        .with_state(AppState { rt, pipeline })
 }
 
-/// The status a start or a decision answers: the run goes on.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Running {
-    Running,
-}
+/// 404 for a run that is not there (or is another tenant's), a `components/responses` entry.
+pub struct PipelineNotFound;
 
-/// A research pipeline run, as its workflow events and its execution tell it.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Pipeline {
-    #[schema(value_type = Timestamp)]
-    created_at: String,
-    /// The step the run last said it is in, or null.
-    current_step: Value,
-    #[schema(required = true)]
-    error: Option<PipelineError>,
-    /// Where the report is, once completed; null before.
-    report_url: Value,
-    /// The run's result once it succeeded; null otherwise.
-    #[schema(value_type = super::openapi::AnyJson, required = true)]
-    result: Option<Value>,
-    /// Where to review the draft, once approval is requested; null before.
-    review_url: Value,
-    /// The last status the run published (e.g. `PENDING`, `RUNNING`, `AWAITING_APPROVAL`), or
-    /// `FAILED` / `CANCELLED` once its execution failed, timed out or was stopped. An ending the
-    /// run published (`COMPLETED`, `REJECTED`, `FAILED`) shows only once its execution has ended;
-    /// until then the status is `RUNNING`.
-    status: String,
-    steps_completed: Vec<StepCompleted>,
-    /// The topic it was started with.
-    topic: Value,
-    #[schema(value_type = Timestamp)]
-    updated_at: String,
-    #[schema(value_type = String)]
-    workflow_id: crate::ids::ExecutionId,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepCompleted {
-    #[schema(value_type = Timestamp)]
-    completed_at: String,
-    /// The step's name, as the run published it.
-    step: Value,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineError {
-    error_message: String,
-    error_type: String,
+impl<'r> ToResponse<'r> for PipelineNotFound {
+    fn response() -> (&'r str, RefOr<response::Response>) {
+        let description = "`workflow_not_found`: no such research pipeline run.";
+        (
+            "PipelineNotFound",
+            error_response(description, false).into(),
+        )
+    }
 }
 
 const PIPELINE_ID: &str = "The run's `workflow_id` (its execution id).";
@@ -145,10 +110,10 @@ pub async fn start(
     request: Body,
 ) -> Result<Response, ApiError> {
     let limit = s.rt.tenancy().quotas(&tenant).await.max_payload_bytes();
-    let bytes = body::read(request, limit + body::ENVELOPE, "the request body").await?;
-    let req: StartPipeline = schema::parse(&bytes, "StartPipeline")?;
+    let bytes = read_body(request, limit + ENVELOPE, "the request body").await?;
+    let req: StartPipeline = SCHEMAS.parse(&bytes, "StartPipeline")?;
     if let Some(name) = &req.name {
-        super::executions::check_name(name)?;
+        check_name(name)?;
     }
     if req.topic.trim().is_empty() {
         return Err(ApiError::bad_request(
@@ -223,7 +188,7 @@ fn with_default_approval(mut parameters: Value, default_seconds: Option<u64>) ->
 
 /// A pipeline run of the caller's tenant; anything else is a 404.
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
-    super::executions::find(s, tenant, id)
+    find_execution(&s.rt, tenant, id)
         .await?
         .filter(|r| r.workflow == PIPELINE_WORKFLOW)
         .ok_or_else(|| {
@@ -241,7 +206,7 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     ))]
-pub async fn get(
+pub async fn view(
     State(s): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
@@ -315,32 +280,6 @@ fn view_status(workflow_said: Option<&str>, execution: ExecutionStatus) -> &str 
     }
 }
 
-#[derive(Deserialize, ToSchema)]
-#[schema(as = PipelineApproval)]
-#[serde(deny_unknown_fields)]
-pub struct Approval {
-    decision: Decision,
-    #[serde(default)]
-    comment: Option<String>,
-}
-
-#[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Approve,
-    Reject,
-}
-
-/// The decision handed to a run.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineDecision {
-    decision: Decision,
-    status: Running,
-    #[schema(value_type = String)]
-    workflow_id: crate::ids::ExecutionId,
-}
-
 #[utoipa::path(post, path = "/workflows/{id}/approval", tag = "pipeline",
     operation_id = "approvePipeline",
     summary = "Approve or reject a research pipeline run waiting for review",
@@ -363,8 +302,8 @@ pub async fn approve(
     Path(id): Path<String>,
     request: Body,
 ) -> Result<Json<PipelineDecision>, ApiError> {
-    let bytes = body::read(request, 64 * 1024, "the request body").await?;
-    let approval: Approval = schema::parse(&bytes, "PipelineApproval")?;
+    let bytes = read_body(request, 64 * 1024, "the request body").await?;
+    let approval: Approval = SCHEMAS.parse(&bytes, "PipelineApproval")?;
     let record = load(&s, &tenant, &id).await?;
     let pending = crate::callbacks::pending(&*s.rt, &record.id).await?;
     let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
