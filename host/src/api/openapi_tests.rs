@@ -783,7 +783,27 @@ async fn answers_match_the_document() {
     let served = host.call(M::GET, "/v1/openapi.json").expect(200).await;
     assert_eq!(&served.body, doc());
 
-    // Administration: the admin key only.
+    let (key, tenant_id, revoked) = admin_answers(&host).await;
+    tenant_answers(&host, &key, &revoked).await;
+    component_answers(&host, &key).await;
+    execution_answers(&host, &key).await;
+    let exec = callback_answers(&host, &key).await;
+    stop_and_delete_answers(&host, &key).await;
+    quota_answers(&host).await;
+    dead_letter_answers(&host, &key, &tenant_id).await;
+    artifact_link_answers(&host, &tenant_id, &exec).await;
+    unrouted_answers(&host, &key).await;
+}
+
+/// The body that starts an execution of the `callback` fixture waiting a minute.
+fn waiting() -> Value {
+    json!({"workflow": "callback", "input": {"timeout_seconds": 60}})
+}
+
+/// Administration: the admin key only. Answers the key and id of a tenant created here, and a
+/// key of it that was revoked.
+async fn admin_answers(host: &Host) -> (String, String, String) {
+    use Method as M;
     let tenants = "/v1/admin/tenants";
     let acme = json!({"name": "acme"});
     host.call(M::POST, tenants)
@@ -884,71 +904,81 @@ async fn answers_match_the_document() {
         .key(ADMIN_KEY)
         .error(404, "key_not_found")
         .await;
+    (key, tenant_id, second.text("api_key"))
+}
 
-    // The caller's tenant: its key only.
+/// The caller's tenant: its key only.
+async fn tenant_answers(host: &Host, key: &str, revoked: &str) {
+    use Method as M;
     let whoami = "/v1/tenant";
     host.call(M::GET, whoami).error(401, "unauthorized").await;
     host.call(M::GET, whoami)
-        .key(&second.text("api_key"))
+        .key(revoked)
         .error(401, "unauthorized")
         .await;
-    host.call(M::GET, whoami).key(&key).expect(200).await;
+    host.call(M::GET, whoami).key(key).expect(200).await;
+}
 
-    // Components.
+/// Components.
+async fn component_answers(host: &Host, key: &str) {
+    use Method as M;
     let component = "/v1/components/{name}";
     host.call(M::POST, component)
         .args(&["steps3"])
-        .key(&key)
+        .key(key)
         .bytes(b"not wasm".to_vec())
         .error(400, "not_a_component")
         .await;
     host.call(M::POST, component)
         .args(&["bad.name"])
-        .key(&key)
+        .key(key)
         .bytes(b"not wasm".to_vec())
         .error(400, "invalid_name")
         .await;
-    host.upload(&key, "steps3").await;
+    host.upload(key, "steps3").await;
     host.call(M::POST, component)
         .args(&["steps3"])
-        .key(&key)
+        .key(key)
         .bytes(fixture("steps3"))
         .expect(200)
         .await;
     host.call(M::GET, "/v1/components")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     host.call(M::GET, component)
         .args(&["steps3"])
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     host.call(M::GET, component)
         .args(&["missing"])
-        .key(&key)
+        .key(key)
         .error(404, "component_not_found")
         .await;
     let version = "/v1/components/{name}/versions/{version}";
     host.call(M::GET, version)
         .args(&["steps3", "1"])
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     host.call(M::GET, version)
         .args(&["steps3", "one"])
-        .key(&key)
+        .key(key)
         .error(400, "bad_request")
         .await;
     host.call(M::GET, version)
         .args(&["steps3", "9"])
-        .key(&key)
+        .key(key)
         .error(404, "component_not_found")
         .await;
+}
 
-    // Executions.
+/// Executions: starts (idempotent by name), reads, history pages and lists.
+async fn execution_answers(host: &Host, key: &str) {
+    use Method as M;
     let executions = "/v1/executions";
-    let start = |body: Value| host.call(M::POST, executions).key(&key).json(body);
+    let start = |body: Value| host.call(M::POST, executions).key(key).json(body);
     start(json!({"workflow": "missing"}))
         .error(404, "workflow_not_found")
         .await;
@@ -973,19 +1003,19 @@ async fn answers_match_the_document() {
         .call(M::GET, execution)
         .args(&[&id])
         .query("wait_ms=30000")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     assert_eq!(done.body["result"], "s-a-b-c", "{}", done.body);
     host.call(M::GET, execution)
         .args(&["ex_missing"])
-        .key(&key)
+        .key(key)
         .error(404, "execution_not_found")
         .await;
     host.call(M::GET, execution)
         .args(&[&id])
         .query("wait_ms=soon")
-        .key(&key)
+        .key(key)
         .error(400, "bad_request")
         .await;
     let history = "/v1/executions/{id}/history";
@@ -993,46 +1023,48 @@ async fn answers_match_the_document() {
         .call(M::GET, history)
         .args(&[&id])
         .query("limit=2")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     assert_eq!(page.body["next_after"], 2);
     host.call(M::GET, history)
         .args(&[&id])
         .query("after=2")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
-    host.call(M::GET, executions).key(&key).expect(200).await;
+    host.call(M::GET, executions).key(key).expect(200).await;
     host.call(M::GET, executions)
         .query("status=SUCCEEDED&workflow=steps3&limit=1&created_after=0")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     host.call(M::GET, executions)
         .query("status=DONE")
-        .key(&key)
+        .key(key)
         .error(400, "invalid_request")
         .await;
     host.call(M::GET, executions)
         .query("cursor=nonsense")
-        .key(&key)
+        .key(key)
         .error(400, "invalid_cursor")
         .await;
     host.call(M::GET, executions)
         .query("colour=red")
-        .key(&key)
+        .key(key)
         .error(400, "bad_request")
         .await;
+}
 
-    // Callbacks: the callback id is the only credential.
-    host.upload(&key, "callback").await;
-    let waiting = json!({"workflow": "callback", "input": {"timeout_seconds": 60}});
-    let exec = start(waiting.clone())
-        .expect(201)
-        .await
-        .text("execution_id");
-    let callback_id = pending_callback(&host, &key, &exec).await;
+/// Callbacks: the callback id is the only credential. Answers the execution whose callback
+/// failed.
+async fn callback_answers(host: &Host, key: &str) -> String {
+    use Method as M;
+    let start = |body: Value| host.call(M::POST, "/v1/executions").key(key).json(body);
+    let execution = "/v1/executions/{id}";
+    host.upload(key, "callback").await;
+    let exec = start(waiting()).expect(201).await.text("execution_id");
+    let callback_id = pending_callback(host, key, &exec).await;
     let succeed = "/v1/callbacks/{id}/succeed";
     let fail = "/v1/callbacks/{id}/fail";
     let heartbeat = "/v1/callbacks/{id}/heartbeat";
@@ -1072,7 +1104,7 @@ async fn answers_match_the_document() {
         .call(M::GET, execution)
         .args(&[&exec])
         .query("wait_ms=30000")
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     assert_eq!(
@@ -1080,45 +1112,58 @@ async fn answers_match_the_document() {
         "{}",
         failed.body
     );
+    exec
+}
 
-    // Stopping, and deleting components.
-    let running = start(waiting.clone())
+/// Stopping, and deleting components.
+async fn stop_and_delete_answers(host: &Host, key: &str) {
+    use Method as M;
+    let version = "/v1/components/{name}/versions/{version}";
+    let running = host
+        .call(M::POST, "/v1/executions")
+        .key(key)
+        .json(waiting())
         .expect(201)
         .await
         .text("execution_id");
     host.call(M::DELETE, version)
         .args(&["callback", "1"])
-        .key(&key)
+        .key(key)
         .error(409, "component_in_use")
         .await;
     let stop = "/v1/executions/{id}/stop";
     host.call(M::POST, stop)
         .args(&[&running])
-        .key(&key)
+        .key(key)
         .expect(200)
         .await;
     host.call(M::POST, stop)
         .args(&[&running])
-        .key(&key)
+        .key(key)
         .error(409, "execution_not_running")
         .await;
     host.call(M::POST, stop)
         .args(&["ex_missing"])
-        .key(&key)
+        .key(key)
         .error(404, "execution_not_found")
         .await;
     host.call(M::DELETE, version)
         .args(&["steps3", "1"])
-        .key(&key)
+        .key(key)
         .expect(204)
         .await;
     host.call(M::DELETE, version)
         .args(&["steps3", "1"])
-        .key(&key)
+        .key(key)
         .error(404, "component_not_found")
         .await;
+}
 
-    // Quotas: payload size, running executions and request rate.
+/// Quotas: payload size, running executions and request rate.
+async fn quota_answers(host: &Host) {
+    use Method as M;
+    let (executions, stop) = ("/v1/executions", "/v1/executions/{id}/stop");
+    let (whoami, waiting) = ("/v1/tenant", waiting());
     let tiny = host
         .tenant(
             "tiny",
@@ -1161,13 +1206,16 @@ async fn answers_match_the_document() {
         .error(429, "rate_limited")
         .await;
     assert!(limited.headers.contains_key("retry-after"), "{limited:?}");
+}
 
-    // Dead letters: a page (empty here), for the tenant and for the operator.
+/// Dead letters: a page (empty here), for the tenant and for the operator.
+async fn dead_letter_answers(host: &Host, key: &str, tenant_id: &str) {
+    use Method as M;
     let letters = "/v1/events/dead-letters";
-    let page = host.call(M::GET, letters).key(&key).expect(200).await;
+    let page = host.call(M::GET, letters).key(key).expect(200).await;
     assert_eq!(page.body["dead_letters"], json!([]), "{page:?}");
     host.call(M::GET, letters)
-        .key(&key)
+        .key(key)
         .query("after=soon")
         .error(400, "bad_request")
         .await;
@@ -1178,35 +1226,39 @@ async fn answers_match_the_document() {
         .expect(200)
         .await;
     host.call(M::GET, all)
-        .key(&key)
+        .key(key)
         .error(401, "unauthorized")
         .await;
+}
 
-    // Presigned artifact links.
+/// Presigned artifact links.
+async fn artifact_link_answers(host: &Host, tenant_id: &str, exec: &str) {
+    use Method as M;
     let artifact = "/v1/artifacts/{tenant}/{execution}/{key}";
     host.call(M::GET, artifact)
-        .args(&[&tenant_id, &exec, "report.txt"])
+        .args(&[tenant_id, exec, "report.txt"])
         .error(403, "link_invalid")
         .await;
     host.call(M::GET, artifact)
-        .args(&[&tenant_id, &exec, "a/report.txt"])
+        .args(&[tenant_id, exec, "a/report.txt"])
         .query("expires=99999999999&sig=forged")
         .error(403, "link_invalid")
         .await;
     host.call(M::GET, artifact)
-        .args(&[&tenant_id, &exec, "report.txt"])
+        .args(&[tenant_id, exec, "report.txt"])
         .query("expires=tomorrow&sig=forged")
         .error(400, "bad_request")
         .await;
+}
 
-    // Outside the documented routes: still the error shape.
-    let unknown = host
-        .raw(M::GET, "/v1/nothing", Some(&key), Vec::new())
-        .await;
+/// Outside the documented routes: still the error shape.
+async fn unrouted_answers(host: &Host, key: &str) {
+    use Method as M;
+    let unknown = host.raw(M::GET, "/v1/nothing", Some(key), Vec::new()).await;
     assert_eq!((unknown.status, unknown.code()), (404, "route_not_found"));
     check_error_shape(&unknown);
     let wrong = host
-        .raw(M::DELETE, "/v1/executions", Some(&key), Vec::new())
+        .raw(M::DELETE, "/v1/executions", Some(key), Vec::new())
         .await;
     assert_eq!((wrong.status, wrong.code()), (405, "method_not_allowed"));
     check_error_shape(&wrong);
