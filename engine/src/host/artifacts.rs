@@ -57,12 +57,16 @@ impl artifacts::Host for HostState {
     ) -> wasmtime::Result<Result<String, ErrorInfo>> {
         let a = &mut self.activation;
         a.recorded_value(&ctx, "$artifact.presign", |a| {
+            // Like `put` and `get`: the store's time (S3's HEAD, the signing) is the host's,
+            // not the guest's, and does not count against its wall-clock deadline.
             let url = ArtifactRef::parse(&reference)
                 .and_then(|r| {
-                    wait(
-                        a.artifacts
-                            .presign(&a.execution.tenant, &r, expires_in_seconds),
-                    )
+                    a.io(|a| {
+                        wait(
+                            a.artifacts
+                                .presign(&a.execution.tenant, &r, expires_in_seconds),
+                        )
+                    })
                 })
                 .map(|url| Value::String(url).to_string())
                 .map_err(|e| ErrorRecord::new("Artifact.PresignFailed", e.to_string()));

@@ -330,7 +330,7 @@ pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Ca
         s.rt.artifacts()
             .usage(&tenant.0)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::unavailable)?;
     Ok(Json(Caller {
         name: record.map(|r| r.name),
         quotas: s.rt.tenancy().quotas(&tenant).await,

@@ -258,6 +258,6 @@ pub async fn artifact(
             "artifact not found",
         )),
         Err(crate::artifacts::Error::BadSignature) => Err(denied()),
-        Err(e) => Err(ApiError::internal(e)),
+        Err(e) => Err(ApiError::unavailable(e)),
     }
 }

@@ -132,9 +132,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// A server-side failure that may pass: details go to the log, the client gets a short
-    /// message and a 503 that says to try again.
-    pub fn internal(error: impl std::fmt::Display) -> Self {
+    /// A server-side failure that may pass (a disk or backend error): details go to the log,
+    /// the client gets a short message and a 503 `unavailable` that says to try again. A
+    /// failure that will not pass is [`ApiError::bug`] (500).
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -157,7 +158,7 @@ impl ApiError {
     /// A store failure: 503 when the store says trying again may help, else 500.
     pub fn store(error: crate::store::Error) -> Self {
         if error.is_retriable() {
-            Self::internal(error)
+            Self::unavailable(error)
         } else {
             Self::bug(error)
         }
@@ -232,7 +233,7 @@ impl From<crate::components::Error> for ApiError {
             ),
             E::Body(_) => ApiError::bad_request(Code::InvalidBody, e.to_string()),
             E::Store(e) => ApiError::store(e),
-            E::Load(LoadError::Io(_)) | E::Internal(_) => ApiError::internal(e),
+            E::Load(LoadError::Io(_)) | E::Internal(_) => ApiError::unavailable(e),
         }
     }
 }

@@ -225,7 +225,7 @@ async fn authenticate(State(s): State<AppState>, mut request: Request, next: Nex
             return ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
                 .into_response();
         }
-        Err(e) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::unavailable(e).into_response(),
     };
     if let Err(wait) = s.rt.tenancy().check_rate(&tenant).await {
         let quotas = s.rt.tenancy().quotas(&tenant).await;

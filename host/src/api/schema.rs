@@ -102,7 +102,7 @@ impl Schemas {
     /// 400 `invalid_request` naming the first few problems, each by its JSON pointer.
     pub fn check(&self, value: &Value, name: &str) -> Result<(), ApiError> {
         let Some(validator) = self.validators.get(name) else {
-            return Err(ApiError::internal(format!(
+            return Err(ApiError::bug(format!(
                 "no schema {name} in the OpenAPI document"
             )));
         };
