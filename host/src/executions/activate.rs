@@ -8,11 +8,14 @@ use crate::engine::host::Activation;
 use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId};
-use crate::journal::{Details, ErrorRecord, Event, EventType, now_ms};
+use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, Operation, now_ms};
 use crate::store::{self, ExecutionStatus};
 use crate::transitions::execution;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How an activation stops early: the driver's next move, with nothing to send.
+type Stop = Next;
 
 impl Runtime {
     /// One activation of `id` under the lease with fencing token `token`. Its outcome says
@@ -24,160 +27,40 @@ impl Runtime {
         token: u64,
         failures: u32,
     ) -> Outcome {
-        let outcome = |next| Outcome {
-            next,
-            dispatches: Vec::new(),
-            wake_seq: 0,
-        };
-        let retry = || outcome(Next::Backoff);
-        let execution = match store::wait(self.journal.execution(id)) {
-            Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
-            Ok(_) => return outcome(Next::Done),
-            Err(e) => {
-                tracing::error!(execution = %id, error = %e, "cannot load execution");
-                return retry();
-            }
-        };
-        let journal = match store::wait(self.journal.operations(id)) {
-            Ok(ops) => ops,
-            Err(e) => {
-                tracing::error!(execution = %id, error = %e, "cannot load journal");
-                return retry();
-            }
-        };
+        self.try_activate(id, token, failures)
+            .unwrap_or_else(|next| Outcome {
+                next,
+                dispatches: Vec::new(),
+                wake_seq: 0,
+            })
+    }
+
+    /// The life of one activation: load, run the guest, record how it ended, commit, then tell
+    /// the scheduler, the notifier and the driver what changed.
+    fn try_activate(
+        self: &Arc<Self>,
+        id: &ExecutionId,
+        token: u64,
+        failures: u32,
+    ) -> Result<Outcome, Stop> {
+        let (execution, journal) = self.load(id)?;
         let started = now_ms();
         let wake_seq = execution.wake_seq;
-        let quotas = store::wait(self.tenancy.quotas(&execution.tenant));
-        let limits = Limits {
-            memory_bytes: (quotas.memory_limit_mb as usize) << 20,
-            cpu_deadline: Duration::from_millis(quotas.cpu_deadline_ms),
-            wall_deadline: Duration::from_millis(quotas.wall_deadline_ms),
-            ..self.limits.clone()
-        };
-        let digest = execution.digest.clone();
         let workflow = execution.workflow.clone();
-        let (ending, mut activation) = match crate::components::load(
-            &self.engine,
-            &*self.artifacts,
-            &digest,
-        ) {
-            Ok(pre) => {
-                let activation = Activation::new(
-                    execution,
-                    journal,
-                    self.journal.clone(),
-                    self.artifacts.clone(),
-                )
-                .with_lease(token)
-                .with_budget(Budget::new(&quotas));
-                activation::run(&pre, activation, &limits)
-            }
-            // A disk or S3 error, or a component not fetched yet, is the host's trouble: the
-            // activation is tried again with backoff, and only a component still missing after
-            // many tries fails the execution.
-            Err(LoadError::Io(e)) if failures + 1 < MAX_LOAD_ATTEMPTS => {
-                tracing::warn!(execution = %id, %digest, error = %e, attempt = failures + 1, "cannot load the component; trying again");
-                return retry();
-            }
-            Err(e) => {
-                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()).into());
-                (
-                    ending,
-                    Activation::new(
-                        execution,
-                        journal,
-                        self.journal.clone(),
-                        self.artifacts.clone(),
-                    )
-                    .with_lease(token),
-                )
-            }
-        };
+        let (ending, mut activation) = self.run_guest(execution, journal, token, failures)?;
         let mut batch = activation.take_pending();
-        let invocation = |error: Option<&ErrorRecord>| {
-            let ended = now_ms();
-            let details = Details::Invocation {
-                started,
-                ended,
-                request_id: format!("act_{:016x}", rand::random::<u64>()),
-                error: error.cloned(),
-            };
-            Event::execution(EventType::InvocationCompleted, ended, details)
-        };
-        let mut terminal = false;
-        match ending {
-            Ending::Abandoned {
-                retry: again,
-                reason,
-            } => {
-                tracing::warn!(execution = %id, %reason, "activation abandoned");
-                return if again { retry() } else { outcome(Next::Done) };
-            }
-            Ending::Suspended => {
-                batch.events.push(invocation(None));
-                // With agent tasks to send, the execution stays runnable under the lease until
-                // they are out (see `settle_after_dispatch`).
-                if activation.dispatches.is_empty() {
-                    batch.settle = Some(wake_seq);
-                    batch.release_lease = true;
-                }
-            }
-            Ending::Completed(result) => {
-                terminal = true;
-                batch.events.push(invocation(None));
-                batch.append(execution::end(
-                    execution::Ending::Succeeded(result),
-                    &workflow,
-                    now_ms(),
-                ));
-            }
-            Ending::Failed(fault) => {
-                terminal = true;
-                tracing::info!(execution = %id, error_type = %fault.error_type(), trapped = fault.is_trap(), "execution failed");
-                // A trap failed the activation itself; a failure the guest returned did not.
-                let trapped = fault.is_trap();
-                let error = fault.into_record();
-                batch.events.push(invocation(trapped.then_some(&error)));
-                batch.append(execution::end(
-                    execution::Ending::Failed(error),
-                    &workflow,
-                    now_ms(),
-                ));
-            }
-        }
-        if terminal {
-            batch.release_lease = true;
-        }
+        let ended = record_ending(
+            &mut batch,
+            &activation,
+            ending,
+            id,
+            &workflow,
+            started,
+            wake_seq,
+        )?;
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
-        let committed = match store::wait(self.journal.commit(id, batch)) {
-            // The activation's last writes do not fit one commit (a store's transaction limit):
-            // the execution fails, naming the limit, with a batch that holds only its ending.
-            Err(store::Error::TooLarge(reason)) => {
-                terminal = true;
-                let error = Trap::new(
-                    TrapKind::ActivationLimitExceeded,
-                    format!("the activation's writes do not fit one commit: {reason}"),
-                )
-                .into_record();
-                store::wait(
-                    self.journal
-                        .commit(id, too_large_ending(&activation, &workflow, error)),
-                )
-            }
-            other => other,
-        };
-        match committed {
-            Ok(()) => {}
-            Err(store::Error::ConditionFailed(reason) | store::Error::NotFound(reason)) => {
-                tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
-                return outcome(Next::Done);
-            }
-            Err(e) => {
-                tracing::error!(execution = %id, error = %e, "cannot record activation");
-                return retry();
-            }
-        }
+        let terminal = self.commit(id, batch, &activation, &workflow)? || ended;
         if !activation.published.is_empty() || terminal {
             self.notifier.kick();
         }
@@ -188,7 +71,7 @@ impl Runtime {
                 self.scheduler.add(timer);
             }
         }
-        Outcome {
+        Ok(Outcome {
             next: Next::Done,
             // A finished execution's callbacks are cancelled: nothing to send.
             dispatches: if terminal {
@@ -197,8 +80,170 @@ impl Runtime {
                 std::mem::take(&mut activation.dispatches)
             },
             wake_seq,
+        })
+    }
+
+    /// The running execution and its journal; an execution that is no longer running is done.
+    fn load(&self, id: &ExecutionId) -> Result<(store::ExecutionRecord, Vec<Operation>), Stop> {
+        let execution = match store::wait(self.journal.execution(id)) {
+            Ok(Some(e)) if e.status == ExecutionStatus::Running => e,
+            Ok(_) => return Err(Next::Done),
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot load execution");
+                return Err(Next::Backoff);
+            }
+        };
+        match store::wait(self.journal.operations(id)) {
+            Ok(journal) => Ok((execution, journal)),
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot load journal");
+                Err(Next::Backoff)
+            }
         }
     }
+
+    /// Loads the component and runs the guest under its tenant's limits. A component that
+    /// cannot be loaded for good fails the execution (a host trap).
+    fn run_guest(
+        &self,
+        execution: store::ExecutionRecord,
+        journal: Vec<Operation>,
+        token: u64,
+        failures: u32,
+    ) -> Result<(Ending, Activation), Stop> {
+        let quotas = store::wait(self.tenancy.quotas(&execution.tenant));
+        let limits = Limits {
+            memory_bytes: (quotas.memory_limit_mb as usize) << 20,
+            cpu_deadline: Duration::from_millis(quotas.cpu_deadline_ms),
+            wall_deadline: Duration::from_millis(quotas.wall_deadline_ms),
+            ..self.limits.clone()
+        };
+        let digest = execution.digest.clone();
+        let id = execution.id.clone();
+        let activation = |execution, journal| {
+            Activation::new(
+                execution,
+                journal,
+                self.journal.clone(),
+                self.artifacts.clone(),
+            )
+            .with_lease(token)
+        };
+        match crate::components::load(&self.engine, &*self.artifacts, &digest) {
+            Ok(pre) => {
+                let activation = activation(execution, journal).with_budget(Budget::new(&quotas));
+                Ok(activation::run(&pre, activation, &limits))
+            }
+            // A disk or S3 error, or a component not fetched yet, is the host's trouble: the
+            // activation is tried again with backoff, and only a component still missing after
+            // many tries fails the execution.
+            Err(LoadError::Io(e)) if failures + 1 < MAX_LOAD_ATTEMPTS => {
+                tracing::warn!(execution = %id, %digest, error = %e, attempt = failures + 1, "cannot load the component; trying again");
+                Err(Next::Backoff)
+            }
+            Err(e) => {
+                let ending = Ending::Failed(component_unavailable(&digest, &e.to_string()).into());
+                Ok((ending, activation(execution, journal)))
+            }
+        }
+    }
+
+    /// Commits the activation's batch. A batch too large for one commit fails the execution
+    /// with a batch of its ending alone; answers whether that happened. A commit refused by
+    /// its guards means another writer won: the activation is done.
+    fn commit(
+        &self,
+        id: &ExecutionId,
+        batch: store::Batch,
+        activation: &Activation,
+        workflow: &str,
+    ) -> Result<bool, Stop> {
+        let mut ended = false;
+        let committed = match store::wait(self.journal.commit(id, batch)) {
+            // The activation's last writes do not fit one commit (a store's transaction limit):
+            // the execution fails, naming the limit, with a batch that holds only its ending.
+            Err(store::Error::TooLarge(reason)) => {
+                ended = true;
+                let error = Trap::new(
+                    TrapKind::ActivationLimitExceeded,
+                    format!("the activation's writes do not fit one commit: {reason}"),
+                )
+                .into_record();
+                store::wait(
+                    self.journal
+                        .commit(id, too_large_ending(activation, workflow, error)),
+                )
+            }
+            other => other,
+        };
+        match committed {
+            Ok(()) => Ok(ended),
+            Err(store::Error::ConditionFailed(reason) | store::Error::NotFound(reason)) => {
+                tracing::info!(execution = %id, %reason, "activation superseded: the execution ended or another host took it over");
+                Err(Next::Done)
+            }
+            Err(e) => {
+                tracing::error!(execution = %id, error = %e, "cannot record activation");
+                Err(Next::Backoff)
+            }
+        }
+    }
+}
+
+/// Adds how the guest's run ended to `batch`: the `InvocationCompleted` event, and the
+/// execution's ending when the run completed or failed (answers whether it did). A suspended
+/// run settles and gives up the lease, unless it has agent tasks to send first; an abandoned
+/// one stops the activation.
+fn record_ending(
+    batch: &mut store::Batch,
+    activation: &Activation,
+    ending: Ending,
+    id: &ExecutionId,
+    workflow: &str,
+    started: Millis,
+    wake_seq: u64,
+) -> Result<bool, Stop> {
+    let invocation = |error: Option<&ErrorRecord>| {
+        let ended = now_ms();
+        let details = Details::Invocation {
+            started,
+            ended,
+            request_id: format!("act_{:016x}", rand::random::<u64>()),
+            error: error.cloned(),
+        };
+        Event::execution(EventType::InvocationCompleted, ended, details)
+    };
+    let end = match ending {
+        Ending::Abandoned { retry, reason } => {
+            tracing::warn!(execution = %id, %reason, "activation abandoned");
+            return Err(if retry { Next::Backoff } else { Next::Done });
+        }
+        Ending::Suspended => {
+            batch.events.push(invocation(None));
+            // With agent tasks to send, the execution stays runnable under the lease until
+            // they are out (see `settle_after_dispatch`).
+            if activation.dispatches.is_empty() {
+                batch.settle = Some(wake_seq);
+                batch.release_lease = true;
+            }
+            return Ok(false);
+        }
+        Ending::Completed(result) => {
+            batch.events.push(invocation(None));
+            execution::Ending::Succeeded(result)
+        }
+        Ending::Failed(fault) => {
+            tracing::info!(execution = %id, error_type = %fault.error_type(), trapped = fault.is_trap(), "execution failed");
+            // A trap failed the activation itself; a failure the guest returned did not.
+            let trapped = fault.is_trap();
+            let error = fault.into_record();
+            batch.events.push(invocation(trapped.then_some(&error)));
+            execution::Ending::Failed(error)
+        }
+    };
+    batch.append(execution::end(end, workflow, now_ms()));
+    batch.release_lease = true;
+    Ok(true)
 }
 
 /// The batch that fails an execution whose activation's own writes were too large to commit:
