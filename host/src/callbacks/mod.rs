@@ -14,7 +14,6 @@ use crate::scheduler::Scheduler;
 use crate::store::{self, Batch, CallbackRecord, Callbacks, Journal};
 use crate::tenancy::Tenancy;
 use crate::transitions::{self, callback::Closing};
-use serde_json::json;
 use std::sync::Arc;
 
 /// What completing a callback needs from the host: the parts it reads and writes through, and
@@ -280,7 +279,23 @@ async fn spill(rt: &Arc<impl Host>, raw_id: &str, payload: String) -> Result<Str
         )
         .await
         .map_err(|e| store::Error::Retriable(format!("store agent result: {e}")))?;
-    Ok(json!({"$artifact": reference.to_string(), "size": payload.len(), "content_type": "application/json"}).to_string())
+    let spilled = Spilled {
+        artifact: reference.to_string(),
+        content_type: "application/json",
+        size: payload.len(),
+    };
+    Ok(serde_json::to_string(&spilled).expect("plain fields serialize"))
+}
+
+/// What a workflow receives instead of an agent result too large to inline: the artifact that
+/// holds it. The guest SDK reads this shape (`$artifact`); fields are in the order the JSON map
+/// this replaced wrote, so the journal's bytes did not change.
+#[derive(serde::Serialize)]
+struct Spilled {
+    #[serde(rename = "$artifact")]
+    artifact: String,
+    content_type: &'static str,
+    size: usize,
 }
 
 /// Applies an outside completion to the callback `raw_id`, then wakes its execution.
@@ -370,5 +385,23 @@ async fn commit_or_explain(
             })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spilled;
+
+    #[test]
+    fn a_spilled_result_reads_as_the_guest_sdk_expects() {
+        let spilled = Spilled {
+            artifact: "artifact://ex_1/agent-results/op.json".into(),
+            content_type: "application/json",
+            size: 3,
+        };
+        assert_eq!(
+            serde_json::to_string(&spilled).unwrap(),
+            r#"{"$artifact":"artifact://ex_1/agent-results/op.json","content_type":"application/json","size":3}"#
+        );
     }
 }
