@@ -134,12 +134,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        if aegis_core::store::in_blocking_scope() {
-            return self.readers.read(f);
-        }
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || readers.read(f))
-            .await
-            .unwrap_or_else(aegis_core::task::rethrow)
+        aegis_core::store::blocking_io(move || readers.read(f)).await
     }
 }

@@ -19,7 +19,8 @@
 mod roles;
 
 pub use roles::{
-    Callbacks, Catalog, Journal, Outbox, Store, Timers, blocking_scope, in_blocking_scope, wait,
+    Callbacks, Catalog, Journal, Outbox, Store, Timers, blocking_io, blocking_scope,
+    in_blocking_scope, wait,
 };
 
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};

@@ -208,6 +208,18 @@ pub fn in_blocking_scope() -> bool {
     BLOCKING.with(Cell::get)
 }
 
+/// Runs the blocking I/O `f` without holding up an async worker: inline on a thread that may
+/// block (inside [`blocking_scope`], an activation's), else on tokio's blocking pool. What a
+/// backend does for each call that touches the disk.
+pub async fn blocking_io<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    if in_blocking_scope() {
+        return f();
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(crate::task::rethrow)
+}
+
 /// Waits for a store call from synchronous code on a blocking thread (inside
 /// [`blocking_scope`]): the engine's host calls. The future runs on this thread, driven by the
 /// host's runtime, so a SQLite call costs what it did when the store was synchronous.

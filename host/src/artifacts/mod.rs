@@ -25,7 +25,7 @@ pub use aegis_core::artifacts::*;
 pub mod s3;
 
 use crate::ids::{ExecutionId, TenantId};
-use crate::store::in_blocking_scope;
+use crate::store::{blocking_io, in_blocking_scope};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -92,13 +92,8 @@ impl DiskArtifacts {
         &self,
         f: impl FnOnce(&Disk) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        if in_blocking_scope() {
-            return f(&self.disk);
-        }
         let disk = self.disk.clone();
-        tokio::task::spawn_blocking(move || f(&disk))
-            .await
-            .unwrap_or_else(crate::task::rethrow)
+        blocking_io(move || f(&disk)).await
     }
 }
 
