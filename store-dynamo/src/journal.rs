@@ -64,7 +64,6 @@ impl Inner {
         let name = new.name.clone().unwrap_or_else(|| new.id.to_string());
         let name_pk = keys::name_pk(new.tenant.as_str(), &name);
         let tenant_pk = keys::tenant_pk(new.tenant.as_str());
-        let exec_pk = keys::execution_pk(&new.id);
         let record = ExecutionRecord {
             id: new.id.clone(),
             tenant: new.tenant.clone(),
@@ -84,17 +83,15 @@ impl Inner {
         let mut backoff = Backoff::new();
         let mut unsure = false;
         loop {
-            if unsure && self.table.get(&exec_pk, keys::ROOT_SK).await?.is_some() {
-                // The earlier attempt landed.
-                return Ok(Created::New(record));
-            }
             if let Some(taken) = self.table.get(&name_pk, keys::ROOT_SK).await? {
                 let id = ExecutionId::from_raw(taken.req_str("execution_id")?);
                 let existing = self.execution(&id).await?.ok_or_else(|| {
                     Error::corrupt(format!("execution {id} named {name:?} is missing"))
                 })?;
                 // The name is this start's own when an earlier attempt of it landed though its
-                // answer was lost (an unnamed start is named by its id).
+                // answer was lost: ambiguous to us, or retried by the SDK itself and refused as
+                // a taken name. The name item is written with the execution, and an unnamed
+                // start is named by its id, so this one check finds every such attempt.
                 if existing.id == new.id {
                     return Ok(Created::New(existing));
                 }
