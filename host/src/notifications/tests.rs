@@ -1,7 +1,13 @@
+use super::delivery::Outbox;
 use super::*;
-use crate::ids::{ComponentDigest, TenantId};
-use crate::journal::{Details, Event, EventType};
-use crate::store::{Batch, Created, NewExecution, Store, sqlite::SqliteStore};
+use crate::ids::{ComponentDigest, ExecutionId, TenantId};
+use crate::journal::{Details, Event, EventType, now_ms};
+use crate::store::{
+    Batch, Created, Leasing, NewExecution, Store, WorkflowEvent, sqlite::SqliteStore,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[tokio::test]
 async fn the_outbox_claim_says_when_it_lapsed_and_another_host_may_have_delivered() {
