@@ -2,7 +2,7 @@
 //! under one data folder.
 
 use crate::agents::Agents;
-use crate::artifacts::s3::{Bucket, S3Artifacts};
+use crate::artifacts::s3::{Bucket, S3Artifacts, S3Options};
 use crate::artifacts::{ArtifactStore, DiskArtifacts};
 use crate::config::{
     ArtifactsBackend, ClusterConfig, Config, ServerConfig, StoreBackend, StoreConfig,
@@ -47,132 +47,15 @@ impl Server {
         extensions: Vec<Box<dyn crate::api::Extension>>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("create data folder {}", config.data_dir.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ =
-                std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
-        }
+        create_data_folder(&config)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("bind {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
-
-        let s3 = match config.artifacts.backend {
-            ArtifactsBackend::S3 => Some(crate::artifacts::s3::options_from_config(
-                &config.artifacts,
-            )?),
-            ArtifactsBackend::Disk => None,
-        };
-        let store: Arc<dyn Store> = match config.store.backend {
-            StoreBackend::Embedded => Arc::new(
-                SqliteStore::open(&config.data_dir.join("aegis.db"))
-                    .context("open the embedded store")?,
-            ),
-            // Values too large for an item spill to the artifact bucket when there is one.
-            StoreBackend::Dynamodb => Arc::new(
-                DynamoStore::open(&DynamoOptions {
-                    spill_to: match &s3 {
-                        Some(s3) => Some(Arc::new(
-                            Bucket::connect(s3.clone())
-                                .await
-                                .context("the S3 bucket for large values")?,
-                        )),
-                        None => None,
-                    },
-                    ..dynamo_options(&config.store)
-                })
-                .await
-                .context("open the DynamoDB store")?,
-            ),
-        };
-        let limits = Limits {
-            memory_bytes: (config.quotas.memory_limit_mb as usize) << 20,
-            cpu_deadline: Duration::from_millis(config.quotas.cpu_deadline_ms),
-            wall_deadline: Duration::from_millis(config.quotas.wall_deadline_ms),
-            max_instances: config.max_instances,
-        };
-        let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
-        let tenancy = Arc::new(Tenancy::new(
-            store.clone(),
-            config.quotas.clone(),
-            config.admin_key.clone(),
-        ));
-        // Each tenant's artifact quota is the tenancy's, read at every put.
-        let artifact_quota: Arc<dyn crate::artifacts::Quota> = tenancy.clone();
-        let artifacts: Arc<dyn ArtifactStore> = match s3 {
-            None => Arc::new(
-                DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url.clone())
-                    .context("open the artifact store")?
-                    .with_quota(artifact_quota),
-            ),
-            Some(s3) => Arc::new(
-                S3Artifacts::open(s3)
-                    .await
-                    .context("open the S3 artifact store")?
-                    .with_quota(artifact_quota),
-            ),
-        };
-        let agents = Arc::new(Agents::new(&config.agents, public_url));
-        let webhook = config
-            .webhook_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .map(|url| Webhook {
-                url,
-                secret: config.webhook_secret.clone().unwrap_or_default(),
-            });
-        let sinks = AwsSinks::from_config(&config.notifications)
-            .await
-            .context("configure the SNS/EventBridge notification sinks")?;
-        let leasing = Leasing {
-            host_id: config
-                .cluster
-                .host_id
-                .clone()
-                .unwrap_or_else(|| default_host_id(config.store.backend, addr.port())),
-            ttl_ms: config
-                .cluster
-                .lease_ttl_ms
-                .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
-        };
-        let notifier = Notifier::new(store.clone(), webhook, sinks, leasing.clone());
-        tokio::spawn(notifier.clone().run());
-        let (scheduler, inbox) = Scheduler::new();
-        let runtime = Runtime::new(Services {
-            store,
-            engine,
-            artifacts,
-            agents,
-            tenancy,
-            notifier,
-            limits,
-            scheduler,
-            agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
-            leasing,
-        });
-        let runtime = Arc::new(runtime);
+        let (services, inbox) = build_services(&config, addr).await?;
+        let runtime = Arc::new(Runtime::new(services));
         tracing::info!(host_id = %runtime.host_id(), "leases are taken as this host");
-        tokio::spawn(scheduler::run(Arc::downgrade(&runtime), inbox));
-        let sweep_ms = config
-            .cluster
-            .sweep_interval_ms
-            .unwrap_or(match config.store.backend {
-                StoreBackend::Embedded => 0,
-                StoreBackend::Dynamodb => ClusterConfig::DEFAULT_SWEEP_INTERVAL_MS,
-            });
-        if sweep_ms > 0 {
-            tokio::spawn(crate::executions::sweep::run(
-                Arc::downgrade(&runtime),
-                Duration::from_millis(sweep_ms),
-            ));
-        }
+        spawn_background_tasks(&config, &runtime, inbox);
         let recovered = runtime.recover().await.context("recover executions")?;
         let router = crate::api::router_with_config(runtime.clone(), &config, &extensions);
         Ok(Self {
@@ -252,6 +135,173 @@ impl Server {
                 drop(permit);
             });
         }
+    }
+}
+
+/// Creates the data folder, readable by this user only.
+fn create_data_folder(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data folder {}", config.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Everything the runtime is made of, with the scheduler's inbox (for its task): the stores,
+/// the engine, tenancy, agents and the notifier, for a host listening on `addr`.
+async fn build_services(
+    config: &Config,
+    addr: SocketAddr,
+) -> anyhow::Result<(Services, scheduler::Inbox)> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let s3 = match config.artifacts.backend {
+        ArtifactsBackend::S3 => Some(crate::artifacts::s3::options_from_config(
+            &config.artifacts,
+        )?),
+        ArtifactsBackend::Disk => None,
+    };
+    let store = open_store(config, s3.as_ref()).await?;
+    let limits = Limits {
+        memory_bytes: (config.quotas.memory_limit_mb as usize) << 20,
+        cpu_deadline: Duration::from_millis(config.quotas.cpu_deadline_ms),
+        wall_deadline: Duration::from_millis(config.quotas.wall_deadline_ms),
+        max_instances: config.max_instances,
+    };
+    let engine = Engine::new(&config.data_dir.join("components"), &limits)?;
+    let tenancy = Arc::new(Tenancy::new(
+        store.clone(),
+        config.quotas.clone(),
+        config.admin_key.clone(),
+    ));
+    let artifacts = open_artifacts(config, s3, public_url.clone(), tenancy.clone()).await?;
+    let agents = Arc::new(Agents::new(&config.agents, public_url));
+    let leasing = leasing(config, addr);
+    let notifier = notifier(config, store.clone(), leasing.clone()).await?;
+    let (scheduler, inbox) = Scheduler::new();
+    let services = Services {
+        store,
+        engine,
+        artifacts,
+        agents,
+        tenancy,
+        notifier,
+        limits,
+        scheduler,
+        agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
+        leasing,
+    };
+    Ok((services, inbox))
+}
+
+/// The store of `[store]`: the embedded one in the data folder, or DynamoDB.
+async fn open_store(config: &Config, s3: Option<&S3Options>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.store.backend {
+        StoreBackend::Embedded => Arc::new(
+            SqliteStore::open(&config.data_dir.join("aegis.db"))
+                .context("open the embedded store")?,
+        ),
+        // Values too large for an item spill to the artifact bucket when there is one.
+        StoreBackend::Dynamodb => Arc::new(
+            DynamoStore::open(&DynamoOptions {
+                spill_to: match s3 {
+                    Some(s3) => Some(Arc::new(
+                        Bucket::connect(s3.clone())
+                            .await
+                            .context("the S3 bucket for large values")?,
+                    )),
+                    None => None,
+                },
+                ..dynamo_options(&config.store)
+            })
+            .await
+            .context("open the DynamoDB store")?,
+        ),
+    })
+}
+
+/// The artifact store of `[artifacts]`: the data folder, or S3 (when `s3` is given). Each
+/// tenant's artifact quota is the tenancy's, read at every put.
+async fn open_artifacts(
+    config: &Config,
+    s3: Option<S3Options>,
+    public_url: String,
+    tenancy: Arc<Tenancy>,
+) -> anyhow::Result<Arc<dyn ArtifactStore>> {
+    let artifact_quota: Arc<dyn crate::artifacts::Quota> = tenancy;
+    Ok(match s3 {
+        None => Arc::new(
+            DiskArtifacts::open(&config.data_dir.join("artifacts"), public_url)
+                .context("open the artifact store")?
+                .with_quota(artifact_quota),
+        ),
+        Some(s3) => Arc::new(
+            S3Artifacts::open(s3)
+                .await
+                .context("open the S3 artifact store")?
+                .with_quota(artifact_quota),
+        ),
+    })
+}
+
+/// The name this host takes leases as, and for how long (`[cluster]`).
+fn leasing(config: &Config, addr: SocketAddr) -> Leasing {
+    Leasing {
+        host_id: config
+            .cluster
+            .host_id
+            .clone()
+            .unwrap_or_else(|| default_host_id(config.store.backend, addr.port())),
+        ttl_ms: config
+            .cluster
+            .lease_ttl_ms
+            .unwrap_or(ClusterConfig::DEFAULT_LEASE_TTL_MS),
+    }
+}
+
+/// The notifier of the outbox, delivering to the webhook and the `[notifications]` sinks that
+/// are configured.
+async fn notifier(
+    config: &Config,
+    store: Arc<dyn Store>,
+    leasing: Leasing,
+) -> anyhow::Result<Arc<Notifier>> {
+    let webhook = config
+        .webhook_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|url| Webhook {
+            url,
+            secret: config.webhook_secret.clone().unwrap_or_default(),
+        });
+    let sinks = AwsSinks::from_config(&config.notifications)
+        .await
+        .context("configure the SNS/EventBridge notification sinks")?;
+    Ok(Notifier::new(store, webhook, sinks, leasing))
+}
+
+/// The tasks that run beside the API until the process ends: the notifier's delivery loop, the
+/// scheduler, and (when `[cluster]` or the store calls for it) the takeover sweep.
+fn spawn_background_tasks(config: &Config, runtime: &Arc<Runtime>, inbox: scheduler::Inbox) {
+    tokio::spawn(runtime.notifier().clone().run());
+    tokio::spawn(scheduler::run(Arc::downgrade(runtime), inbox));
+    let sweep_ms = config
+        .cluster
+        .sweep_interval_ms
+        .unwrap_or(match config.store.backend {
+            StoreBackend::Embedded => 0,
+            StoreBackend::Dynamodb => ClusterConfig::DEFAULT_SWEEP_INTERVAL_MS,
+        });
+    if sweep_ms > 0 {
+        tokio::spawn(crate::executions::sweep::run(
+            Arc::downgrade(runtime),
+            Duration::from_millis(sweep_ms),
+        ));
     }
 }
 
