@@ -55,20 +55,52 @@ async fn start_agents(binary: &Path) -> anyhow::Result<(tokio::process::Child, S
 /// # Errors
 /// When a binary or the component is missing, or any step of the run fails.
 pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let say = |msg: &str| eprintln!("[{:>6.2}s] {msg}", started.elapsed().as_secs_f64());
-    let bytes = std::fs::read(&demo.component).with_context(|| {
-        format!(
-            "read the pipeline component {} (build it with `make guests`)",
-            demo.component.display()
-        )
-    })?;
-
+    let progress = Progress {
+        started: Instant::now(),
+    };
+    let bytes = read_component(&demo.component)?;
     let (_agents, agents_url) = start_agents(&demo.agents_binary).await?;
-    say(&format!(
+    progress.say(&format!(
         "demo agents (researcher, analyst, writer) listening on {agents_url}"
     ));
-    // The researcher and writer speak A2A v0.3, the analyst v1.0: both generations in one run.
+    configure_agents(&mut config, &agents_url);
+    let data_dir = config.data_dir.clone();
+    let base = start_host(config).await?;
+    progress.say(&format!(
+        "host listening on {base}, data in {}",
+        data_dir.display()
+    ));
+    let http = reqwest::Client::new();
+    upload_component(&http, &base, bytes, &progress).await?;
+    let id = start_workflow(&http, &base, &demo.topic, &progress).await?;
+    let view = follow_workflow(&http, &base, &id, demo.approve, &progress).await?;
+    show_outcome(&view, &id, &data_dir, &progress)
+}
+
+/// Progress lines on stderr, stamped with the time since the demo started.
+struct Progress {
+    started: Instant,
+}
+
+impl Progress {
+    fn say(&self, msg: &str) {
+        eprintln!("[{:>6.2}s] {msg}", self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The `research-pipeline` component's bytes.
+fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "read the pipeline component {} (build it with `make guests`)",
+            path.display()
+        )
+    })
+}
+
+/// Points the researcher, analyst and writer at the demo agents under `agents_url`. The
+/// researcher and writer speak A2A v0.3, the analyst v1.0: both generations in one run.
+fn configure_agents(config: &mut Config, agents_url: &str) {
     for (role, version) in [
         ("researcher", a2a::Version::V03),
         ("analyst", a2a::Version::V10),
@@ -84,17 +116,25 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
             .agents
             .insert(role.to_string(), AgentConfig::Endpoint(endpoint));
     }
-    let data_dir = config.data_dir.clone();
+}
+
+/// Starts a host with the pipeline's routes in this process, serving in the background, and
+/// returns its base URL.
+async fn start_host(config: Config) -> anyhow::Result<String> {
     let pipeline = super::PipelineApi::new(&config)?;
     let server = Server::start(config, vec![Box::new(pipeline)]).await?;
     let base = format!("http://{}", server.addr);
     tokio::spawn(server.serve());
-    say(&format!(
-        "host listening on {base}, data in {}",
-        data_dir.display()
-    ));
+    Ok(base)
+}
 
-    let http = reqwest::Client::new();
+/// Uploads the component as `research-pipeline`.
+async fn upload_component(
+    http: &reqwest::Client,
+    base: &str,
+    bytes: Vec<u8>,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     let uploaded: Value = http
         .post(format!("{base}/v1/components/research-pipeline"))
         .body(bytes)
@@ -103,13 +143,21 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    say(&format!(
+    progress.say(&format!(
         "uploaded research-pipeline v{} ({})",
         uploaded["version"], uploaded["digest"]
     ));
+    Ok(())
+}
 
-    let body =
-        json!({"topic": demo.topic, "parameters": {"depth": 2, "sources": 4, "word_limit": 400}});
+/// Starts a run on `topic` through the pipeline's `POST /workflows`; returns its id.
+async fn start_workflow(
+    http: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    progress: &Progress,
+) -> anyhow::Result<String> {
+    let body = json!({"topic": topic, "parameters": {"depth": 2, "sources": 4, "word_limit": 400}});
     let reply: Value = http
         .post(format!("{base}/workflows"))
         .json(&body)
@@ -122,11 +170,22 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
         .as_str()
         .context("workflow id")?
         .to_string();
-    say(&format!("started workflow {id} on {:?}", demo.topic));
+    progress.say(&format!("started workflow {id} on {topic:?}"));
+    Ok(id)
+}
 
+/// Polls the run, showing each step as it completes and deciding the approval when it is
+/// asked for (`approve`, else at a prompt); returns the run's view once it has ended.
+async fn follow_workflow(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    approve: bool,
+    progress: &Progress,
+) -> anyhow::Result<Value> {
     let mut shown = 0usize;
     let mut approval_sent = false;
-    let view = loop {
+    loop {
         let view: Value = http
             .get(format!("{base}/workflows/{id}"))
             .send()
@@ -139,40 +198,52 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
             .cloned()
             .unwrap_or_default();
         for step in steps.iter().skip(shown) {
-            say(&format!("  ✓ {}", step["step"].as_str().unwrap_or("?")));
+            progress.say(&format!("  ✓ {}", step["step"].as_str().unwrap_or("?")));
         }
         shown = steps.len();
         match view["status"].as_str().unwrap_or("") {
             "AWAITING_APPROVAL" if !approval_sent => {
-                say("waiting for approval (the execution is suspended and holds no memory)");
-                say(&format!(
+                progress
+                    .say("waiting for approval (the execution is suspended and holds no memory)");
+                progress.say(&format!(
                     "review the analysis: {}",
                     view["review_url"].as_str().unwrap_or("?")
                 ));
-                let approved = demo.approve || ask("Approve the report? [y/N] ")?;
+                let approved = approve || ask("Approve the report? [y/N] ")?;
                 let decision = if approved { "approve" } else { "reject" };
                 http.post(format!("{base}/workflows/{id}/approval"))
                     .json(&json!({"decision": decision, "comment": "decided in aegis demo"}))
                     .send()
                     .await?
                     .error_for_status()?;
-                say(&format!("decision sent: {decision}"));
+                progress.say(&format!("decision sent: {decision}"));
                 approval_sent = true;
             }
-            "COMPLETED" | "REJECTED" | "FAILED" | "CANCELLED" => break view,
+            "COMPLETED" | "REJECTED" | "FAILED" | "CANCELLED" => return Ok(view),
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
 
+/// Prints how the run ended: the report's start, path and URL when it completed.
+///
+/// # Errors
+/// When the run failed or was cancelled.
+fn show_outcome(
+    view: &Value,
+    id: &str,
+    data_dir: &Path,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     let status = view["status"].as_str().unwrap_or("");
-    say(&format!("workflow {id} ended {status}"));
+    progress.say(&format!("workflow {id} ended {status}"));
     match status {
         "COMPLETED" => {
             let path = data_dir
                 .join("artifacts")
                 .join("default")
-                .join(&id)
+                .join(id)
                 .join("report.md");
             let report = std::fs::read_to_string(&path).unwrap_or_default();
             println!("{}", report.lines().take(12).collect::<Vec<_>>().join("\n"));
