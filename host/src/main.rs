@@ -111,6 +111,7 @@ fn parse_agent(raw: &str) -> Result<(String, String), String> {
 /// The file, then the environment, then the flags.
 fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> {
     let mut config = Config::load(host.config.as_deref(), std::env::vars())?;
+    check_feature_sections(&config)?;
     if let Some(listen) = listen {
         config.listen = listen;
     }
@@ -134,6 +135,19 @@ fn config(listen: Option<SocketAddr>, host: HostArgs) -> anyhow::Result<Config> 
     // Again: the flags may have changed what the file and the environment gave.
     config.validate()?;
     Ok(config)
+}
+
+/// Reads and checks the sections of the feature modules compiled in, as soon as the
+/// configuration is loaded: a bad value stops `aegis serve` and `aegis demo` before anything
+/// starts. (`Config::load` cannot do it: the generic configuration names no feature module.)
+///
+/// # Errors
+/// When a module's section is invalid; the message names the key.
+fn check_feature_sections(config: &Config) -> anyhow::Result<()> {
+    #[cfg(feature = "pipeline")]
+    aegis::pipeline::PipelineConfig::from_config(config)?;
+    let _ = config;
+    Ok(())
 }
 
 /// The feature modules' routes the host serves, with their sections of `config`.
@@ -233,5 +247,32 @@ async fn main() -> anyhow::Result<()> {
             };
             aegis::pipeline::demo::run(config, demo).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "pipeline")]
+    #[test]
+    fn a_bad_pipeline_value_is_refused_with_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
+        std::fs::write(&path, "[pipeline]\napproval_timeout_hours = 0\n").unwrap();
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        let err = format!("{:#}", check_feature_sections(&config).unwrap_err());
+        assert!(
+            err.contains(
+                "pipeline.approval_timeout_hours (APPROVAL_TIMEOUT_HOURS) must be between 1 and \
+                 8784 (366 days), got 0"
+            ),
+            "{err}"
+        );
+        let env = vec![("AEGIS_APPROVAL_TIMEOUT_HOURS".into(), "9000".into())];
+        let config = Config::load(None, env).unwrap();
+        let err = format!("{:#}", check_feature_sections(&config).unwrap_err());
+        assert!(err.contains("got 9000"), "{err}");
+        check_feature_sections(&Config::default()).unwrap();
     }
 }

@@ -8,6 +8,7 @@
 //! variables, naming the feature: a setting the host cannot honour is never silently ignored.
 
 use super::Config;
+use super::layers::quoted_in_file;
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 
@@ -82,16 +83,24 @@ impl FeatureSection {
 impl Config {
     /// The feature module's section `name` as the file and the environment set it, or its
     /// default when neither did. Values from the environment are typed by the field they land
-    /// in, as for the generic sections.
+    /// in, as for the generic sections; values from the file are typed as TOML types them.
     ///
     /// # Errors
-    /// A value of the wrong type or an unknown key; the message names its source and the key.
+    /// A value of the wrong type (a number in quotes in the file included) or an unknown key;
+    /// the message names its source and the key.
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> anyhow::Result<T> {
         if !self.features.contains(name) {
             return Ok(T::default());
         }
-        self.features
+        let section = self
+            .features
             .extract_inner_lossy(name)
-            .context("invalid configuration")
+            .context("invalid configuration")?;
+        if self.features_in_file.contains(name) {
+            self.features_in_file
+                .extract_inner::<T>(name)
+                .map_err(quoted_in_file)?;
+        }
+        Ok(section)
     }
 }

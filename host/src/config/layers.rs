@@ -98,6 +98,10 @@ impl Config {
         let mut figment = Figment::new();
         // The feature modules' sections, apart: `Config` has no field for them.
         let mut features = Figment::new();
+        // The file's own layers, read again strictly below (the generic one) and by
+        // `Config::section` (the feature sections').
+        let mut file = None;
+        let mut features_in_file = Figment::new();
         if let Some(path) = path {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("read config {}", path.display()))?;
@@ -115,11 +119,14 @@ impl Config {
                 }
             }
             let name = format!("config file {}", path.display());
-            for (table, into) in [(table, &mut figment), (sections, &mut features)] {
-                let value = Value::serialize(&table)
-                    .with_context(|| format!("parse config {}", path.display()))?;
-                *into = std::mem::take(into).merge(Layer::new(name.clone(), value));
-            }
+            let value = |table: toml::Table| {
+                Value::serialize(&table).with_context(|| format!("parse config {}", path.display()))
+            };
+            let (generic, sections) = (value(table)?, value(sections)?);
+            figment = figment.merge(Layer::new(name.clone(), generic.clone()));
+            features = features.merge(Layer::new(name.clone(), sections.clone()));
+            features_in_file = Figment::from(Layer::new(name.clone(), sections));
+            file = Some((name, generic));
         }
         let mut arn_agents = Vec::new();
         let mut aws_region = None;
@@ -164,7 +171,16 @@ impl Config {
         // Lossy: a string becomes a number or a boolean where the field is one, and stays a
         // string everywhere else.
         let mut config: Config = figment.extract_lossy().context("invalid configuration")?;
+        // The file's values are typed as TOML types them: `"5"` is a string, refused where the
+        // key is a number (or a boolean). Only the environment's values, all strings, are typed
+        // by the field they land in.
+        if let Some((name, generic)) = file {
+            Figment::from(Layer::new(name, generic))
+                .extract::<Config>()
+                .map_err(quoted_in_file)?;
+        }
         config.features = features;
+        config.features_in_file = features_in_file;
         for (name, agent) in &config.agents {
             agent
                 .endpoint()
@@ -174,6 +190,15 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The error of a value of the file that only the environment's leniency would have taken: a
+/// number or a boolean written as a string.
+pub(super) fn quoted_in_file(e: figment::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "invalid configuration: {e} (in the file, a number or a boolean is written without \
+         quotes; only environment variables give them as strings)"
+    )
 }
 
 /// One layer of configuration: the values of one source, named in error messages.

@@ -75,6 +75,10 @@ pub struct Config {
     /// them ([`FEATURE_SECTIONS`]); each module reads its own with [`Config::section`].
     #[serde(skip)]
     pub features: figment::Figment,
+    /// The same sections as the file alone sets them: [`Config::section`] reads them again
+    /// without the environment's leniency, so that a number in quotes in the file is refused.
+    #[serde(skip)]
+    pub features_in_file: figment::Figment,
 }
 
 impl Default for Config {
@@ -97,6 +101,7 @@ impl Default for Config {
             uploads: UploadsConfig::default(),
             server: ServerConfig::default(),
             features: figment::Figment::new(),
+            features_in_file: figment::Figment::new(),
         }
     }
 }

@@ -379,3 +379,50 @@ fn an_error_names_the_key_and_where_its_value_came_from() {
     let err = Config::load(Some(&path), env(&[])).unwrap_err();
     assert!(format!("{err:#}").contains("max_conections"), "{err:#}");
 }
+
+#[test]
+fn a_number_in_quotes_in_the_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aegis.toml");
+    for (text, key) in [
+        ("max_instances = \"300\"\n", "max_instances"),
+        (
+            "[quotas]\nmemory_limit_mb = \"32\"\n",
+            "quotas.memory_limit_mb",
+        ),
+        (
+            "[cluster]\nlease_ttl_ms = \"5000\"\n",
+            "cluster.lease_ttl_ms",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", Config::load(Some(&path), env(&[])).unwrap_err());
+        assert!(
+            err.contains(key) && err.contains("aegis.toml") && err.contains("without quotes"),
+            "{text}: {err}"
+        );
+    }
+    // Unquoted, the number is taken; quoted digits in a string key stay a string.
+    std::fs::write(&path, "max_instances = 300\nadmin_key = \"123456\"\n").unwrap();
+    let c = Config::load(Some(&path), env(&[])).unwrap();
+    assert_eq!(c.max_instances, 300);
+    assert_eq!(c.admin_key.as_deref(), Some("123456"));
+    // The environment's values are all strings: each is typed by its field, over the file.
+    let c = Config::load(
+        Some(&path),
+        env(&[
+            ("AEGIS_MAX_INSTANCES", "400"),
+            ("AEGIS_ADMIN_KEY", "654321"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.max_instances, 400);
+    assert_eq!(c.admin_key.as_deref(), Some("654321"));
+}
+
+#[test]
+fn the_example_file_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../aegis.example.toml");
+    let c = Config::load(Some(&path), env(&[])).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(c.quotas, Quotas::default());
+}

@@ -114,4 +114,18 @@ mod tests {
         let err = format!("{:#}", load(Some(&path), &[]).unwrap_err());
         assert!(err.contains("approval_timeout"), "{err}");
     }
+    #[test]
+    fn a_number_in_quotes_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aegis.toml");
+        std::fs::write(&path, "[pipeline]\napproval_timeout_hours = \"8\"\n").unwrap();
+        let err = format!("{:#}", load(Some(&path), &[]).unwrap_err());
+        assert!(
+            err.contains("pipeline.approval_timeout_hours") && err.contains("without quotes"),
+            "{err}"
+        );
+        // From the environment, where every value is a string, it is a number.
+        let c = load(None, &[("APPROVAL_TIMEOUT_HOURS", "8")]).unwrap();
+        assert_eq!(c.approval_timeout_hours, Some(8));
+    }
 }
