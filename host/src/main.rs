@@ -269,7 +269,10 @@ mod tests {
             ),
             "{err}"
         );
-        let env = vec![("AEGIS_APPROVAL_TIMEOUT_HOURS".into(), "9000".into())];
+        let env = vec![(
+            "AEGIS_APPROVAL_TIMEOUT_HOURS".to_string(),
+            "9000".to_string(),
+        )];
         let config = Config::load(None, env).unwrap();
         let err = format!("{:#}", check_feature_sections(&config).unwrap_err());
         assert!(err.contains("got 9000"), "{err}");
