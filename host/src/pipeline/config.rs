@@ -121,7 +121,7 @@ mod tests {
         std::fs::write(&path, "[pipeline]\napproval_timeout_hours = \"8\"\n").unwrap();
         let err = format!("{:#}", load(Some(&path), &[]).unwrap_err());
         assert!(
-            err.contains("pipeline.approval_timeout_hours") && err.contains("without quotes"),
+            err.contains("approval_timeout_hours") && err.contains("without quotes"),
             "{err}"
         );
         // From the environment, where every value is a string, it is a number.
