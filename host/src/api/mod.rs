@@ -28,7 +28,7 @@ mod openapi_tests;
 mod schema;
 
 pub use body::Deadline;
-pub use error::{ApiError, Code};
+pub use error::{ApiError, Code, FeatureCode};
 pub use extension::Extension;
 
 use crate::config::Config;
