@@ -250,11 +250,11 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-#[cfg(test)]
+// Its one test checks the pipeline's section, so the module exists only with that feature.
+#[cfg(all(test, feature = "pipeline"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "pipeline")]
     #[test]
     fn a_bad_pipeline_value_is_refused_with_the_configuration() {
         let dir = tempfile::tempdir().unwrap();
