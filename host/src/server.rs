@@ -103,6 +103,7 @@ impl Server {
             store.clone(),
             config.quotas.clone(),
             config.admin_key.clone(),
+            config.credentials_key.clone(),
         ));
         // Each tenant's artifact quota is the tenancy's, read at every put.
         let artifact_quota: Arc<dyn crate::artifacts::Quota> = tenancy.clone();
