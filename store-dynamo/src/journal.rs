@@ -60,124 +60,42 @@ impl Inner {
         parse_all(&self.table, found, records::execution_from).await
     }
 
+    /// Starts an execution: its name item, the running counts (under the quota), the execution
+    /// item, its first event and its timeout timer, in one transaction. Retried until it lands
+    /// or the name is taken or the quota is full.
     pub(super) async fn create_execution(&self, new: NewExecution) -> Result<Created> {
         let name = new.name.clone().unwrap_or_else(|| new.id.to_string());
         let name_pk = keys::name_pk(new.tenant.as_str(), &name);
         let tenant_pk = keys::tenant_pk(new.tenant.as_str());
-        let record = ExecutionRecord {
-            id: new.id.clone(),
-            tenant: new.tenant.clone(),
-            name: name.clone(),
-            workflow: new.workflow.clone(),
-            version: new.version,
-            digest: new.digest.clone(),
-            input: new.input.clone(),
-            status: ExecutionStatus::Running,
-            result: None,
-            error: None,
-            created_at: new.now,
-            updated_at: new.now,
-            timeout_at: new.timeout_at,
-            wake_seq: 1,
-        };
         let mut backoff = Backoff::new();
         let mut unsure = false;
         loop {
-            if let Some(taken) = self.table.get(&name_pk, keys::ROOT_SK).await? {
-                let id = ExecutionId::from_raw(taken.req_str("execution_id")?);
-                let existing = self.execution(&id).await?.ok_or_else(|| {
-                    Error::corrupt(format!("execution {id} named {name:?} is missing"))
-                })?;
-                // The name is this start's own when an earlier attempt of it landed though its
-                // answer was lost: ambiguous to us, or retried by the SDK itself and refused as
-                // a taken name. The name item is written with the execution, and an unnamed
-                // start is named by its id, so this one check finds every such attempt.
-                if existing.id == new.id {
-                    return Ok(Created::New(existing));
-                }
-                return Ok(Created::NameTaken(existing));
+            if let Some(created) = self.named(&name_pk, &name, &new.id).await? {
+                return Ok(created);
             }
-            if let Some(max) = new.max_running {
-                let running: i64 = self
-                    .table
-                    .get(&tenant_pk, keys::RUNNING_SK)
-                    .await?
-                    .and_then(|i| i.num("n"))
-                    .unwrap_or(0);
-                if running >= i64::from(max) {
-                    return Ok(Created::OverQuota(max));
-                }
+            if let Some(max) = new.max_running
+                && self.running(&tenant_pk).await? >= i64::from(max)
+            {
+                return Ok(Created::OverQuota(max));
             }
-            let mut name_item = key(&name_pk, keys::ROOT_SK);
-            name_item.insert("execution_id".into(), s(new.id.as_str()));
-            let mut running = UpdateExpr::default();
-            running.add("n", n(1));
-            let quota = new
-                .max_running
-                .map(|max| Cond::Or(vec![Cond::NotExists("n"), Cond::Lt("n", n(max))]));
-            let mut digest_running = UpdateExpr::default();
-            digest_running.add("n", n(1));
-            let mut writes = vec![
-                Write::Put {
-                    item: name_item,
-                    cond: Some(Cond::NotExists("pk")),
-                },
-                Write::Update {
-                    key: key(&tenant_pk, keys::RUNNING_SK),
-                    update: running,
-                    cond: quota,
-                },
-                Write::Put {
-                    item: records::execution_item(&records::NewExecutionItem {
-                        id: &new.id,
-                        tenant: &new.tenant,
-                        name: &name,
-                        workflow: &new.workflow,
-                        version: new.version,
-                        digest: &new.digest,
-                        input: &new.input,
-                        now: new.now,
-                        timeout_at: new.timeout_at,
-                    }),
-                    cond: Some(Cond::NotExists("pk")),
-                },
-                Write::Put {
-                    item: records::event_item(&new.id, 1, &new.started_event)?,
-                    cond: Some(Cond::NotExists("pk")),
-                },
-                Write::Update {
-                    key: key(&tenant_pk, keys::running_digest_sk(new.digest.as_str())),
-                    update: digest_running,
-                    cond: None,
-                },
-            ];
-            if let Some(at) = new.timeout_at {
-                writes.push(Write::Put {
-                    item: records::timer_item(&Timer {
-                        fire_at: at,
-                        execution_id: new.id.clone(),
-                        op_id: String::new(),
-                        kind: aegis_core::store::TimerKind::ExecutionTimeout,
-                    }),
-                    cond: None,
-                });
-            }
+            let mut writes = start_writes(&new, &name, &name_pk, &tenant_pk)?;
             let spilled = blob::place(self.table.spill.as_deref(), &mut writes);
             blob::write(&self.table, spilled).await?;
             match self.table.transact(&writes, &token()).await {
-                Ok(()) => return Ok(Created::New(record)),
-                Err(TxError::Cancelled(reasons)) => {
-                    let failed = |i: usize| {
-                        reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
-                    };
-                    if !failed(0) && failed(1) && !unsure {
+                Ok(()) => return Ok(Created::New(started_record(&new, name))),
+                Err(TxError::Cancelled(reasons)) => match StartRefused::by(&reasons) {
+                    // The name was taken meanwhile (perhaps by an earlier attempt of this
+                    // start): the next round's check says which.
+                    StartRefused::Name => {}
+                    StartRefused::Quota if !unsure => {
                         return Ok(Created::OverQuota(new.max_running.unwrap_or(0)));
                     }
-                    // The name was taken meanwhile (the next round reports it), or a conflict.
-                    if !failed(0) {
+                    // A conflict; or a full quota after an attempt whose outcome is unknown:
+                    // the next round's checks decide.
+                    StartRefused::Quota | StartRefused::Conflict => {
                         backoff.wait("create execution").await?;
                     }
-                }
+                },
                 Err(TxError::Ambiguous(_)) => {
                     unsure = true;
                     backoff.wait("create execution").await?;
@@ -185,6 +103,36 @@ impl Inner {
                 Err(TxError::Failed(m)) => return Err(Error::Fatal(m)),
             }
         }
+    }
+
+    /// The answer to a start whose name is taken, if it is: `NameTaken`, or `New` when the
+    /// execution holding it is this start's own.
+    async fn named(&self, name_pk: &str, name: &str, id: &ExecutionId) -> Result<Option<Created>> {
+        let Some(taken) = self.table.get(name_pk, keys::ROOT_SK).await? else {
+            return Ok(None);
+        };
+        let holder = ExecutionId::from_raw(taken.req_str("execution_id")?);
+        let existing = self.execution(&holder).await?.ok_or_else(|| {
+            Error::corrupt(format!("execution {holder} named {name:?} is missing"))
+        })?;
+        // The name is this start's own when an earlier attempt of it landed though its
+        // answer was lost: ambiguous to us, or retried by the SDK itself and refused as
+        // a taken name. The name item is written with the execution, and an unnamed
+        // start is named by its id, so this one check finds every such attempt.
+        if existing.id == *id {
+            return Ok(Some(Created::New(existing)));
+        }
+        Ok(Some(Created::NameTaken(existing)))
+    }
+
+    /// The tenant's running executions, as its running count says.
+    async fn running(&self, tenant_pk: &str) -> Result<i64> {
+        Ok(self
+            .table
+            .get(tenant_pk, keys::RUNNING_SK)
+            .await?
+            .and_then(|i| i.num("n"))
+            .unwrap_or(0))
     }
 
     /// Takes the lease if it is free, expired or `host`'s: a read, then a write conditioned on
@@ -243,6 +191,121 @@ impl Inner {
         self.table
             .update(key(keys::execution_pk(&id), keys::ROOT_SK), &update, &cond)
             .await
+    }
+}
+
+/// Where a start's transaction puts the items whose conditions can fail: the cancellation
+/// reasons come one per item, in order.
+const NAME_ITEM: usize = 0;
+const RUNNING_COUNT: usize = 1;
+
+/// The items of a start: the name item (at [`NAME_ITEM`], only if the name is free), the
+/// running count (at [`RUNNING_COUNT`], under the quota), the execution item, its first event,
+/// the running count of its component digest, and its timeout timer if it has one.
+fn start_writes(
+    new: &NewExecution,
+    name: &str,
+    name_pk: &str,
+    tenant_pk: &str,
+) -> Result<Vec<Write>> {
+    let mut name_item = key(name_pk, keys::ROOT_SK);
+    name_item.insert("execution_id".into(), s(new.id.as_str()));
+    let mut running = UpdateExpr::default();
+    running.add("n", n(1));
+    let quota = new
+        .max_running
+        .map(|max| Cond::Or(vec![Cond::NotExists("n"), Cond::Lt("n", n(max))]));
+    let mut digest_running = UpdateExpr::default();
+    digest_running.add("n", n(1));
+    let mut writes = vec![
+        Write::Put {
+            item: name_item,
+            cond: Some(Cond::NotExists("pk")),
+        },
+        Write::Update {
+            key: key(tenant_pk, keys::RUNNING_SK),
+            update: running,
+            cond: quota,
+        },
+        Write::Put {
+            item: records::execution_item(&records::NewExecutionItem {
+                id: &new.id,
+                tenant: &new.tenant,
+                name,
+                workflow: &new.workflow,
+                version: new.version,
+                digest: &new.digest,
+                input: &new.input,
+                now: new.now,
+                timeout_at: new.timeout_at,
+            }),
+            cond: Some(Cond::NotExists("pk")),
+        },
+        Write::Put {
+            item: records::event_item(&new.id, 1, &new.started_event)?,
+            cond: Some(Cond::NotExists("pk")),
+        },
+        Write::Update {
+            key: key(tenant_pk, keys::running_digest_sk(new.digest.as_str())),
+            update: digest_running,
+            cond: None,
+        },
+    ];
+    if let Some(at) = new.timeout_at {
+        writes.push(Write::Put {
+            item: records::timer_item(&Timer {
+                fire_at: at,
+                execution_id: new.id.clone(),
+                op_id: String::new(),
+                kind: aegis_core::store::TimerKind::ExecutionTimeout,
+            }),
+            cond: None,
+        });
+    }
+    Ok(writes)
+}
+
+/// Which condition of a start's transaction DynamoDB cancelled it for.
+enum StartRefused {
+    /// The name item exists.
+    Name,
+    /// The name was free but the running count is at the quota.
+    Quota,
+    /// Neither: a conflict with another transaction, or throttling.
+    Conflict,
+}
+
+impl StartRefused {
+    fn by(reasons: &[Option<String>]) -> Self {
+        let failed =
+            |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        if failed(NAME_ITEM) {
+            StartRefused::Name
+        } else if failed(RUNNING_COUNT) {
+            StartRefused::Quota
+        } else {
+            StartRefused::Conflict
+        }
+    }
+}
+
+/// The record of the execution a start's transaction created.
+fn started_record(new: &NewExecution, name: String) -> ExecutionRecord {
+    ExecutionRecord {
+        id: new.id.clone(),
+        tenant: new.tenant.clone(),
+        name,
+        workflow: new.workflow.clone(),
+        version: new.version,
+        digest: new.digest.clone(),
+        input: new.input.clone(),
+        status: ExecutionStatus::Running,
+        result: None,
+        error: None,
+        created_at: new.now,
+        updated_at: new.now,
+        timeout_at: new.timeout_at,
+        wake_seq: 1,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::openapi::{
     AdminBodyTooLarge, AdminUnauthorized, ErrorBody, QuotaOverridesSchema, QuotasSchema,
-    RateLimited, TenantNotFound, Timestamp, Unauthorized, Unavailable,
+    TenantNotFound, Timestamp, Unavailable,
 };
 use super::{ApiError, AppState, Tenant, body, schema};
 use crate::ids::TenantId;
@@ -41,6 +41,10 @@ pub struct TenantView {
 }
 
 /// A tenant just created, with its first API key.
+// The fields of `TenantView` are repeated rather than `#[serde(flatten)]`ed: utoipa renders a
+// flattened field as an `allOf`, and the JSON's fields would no longer be in one sorted run, so
+// the served schema and answer stay flat for clients. (A `//` comment: a `///` line here would
+// be the schema's description.)
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
@@ -82,6 +86,7 @@ pub struct KeyView {
 }
 
 /// A key just made, with its secret.
+// The fields of `KeyView` are repeated rather than flattened, as in `NewTenant`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
@@ -319,9 +324,6 @@ pub async fn revoke_key(
     summary = "The caller's tenant, the quotas it runs under and its usage",
     responses(
         (status = 200, description = "The caller's tenant.", body = Caller),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn whoami(State(s): State<AppState>, tenant: Tenant) -> Result<Json<Caller>, ApiError> {
     let record = s.rt.tenancy().tenant(&tenant.0).await?;

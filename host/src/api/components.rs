@@ -1,9 +1,6 @@
 //! `/v1/components`: upload, list, read and delete workflow components.
 
-use super::openapi::{
-    BadParameter, ComponentNotFound, Digest, ErrorBody, RateLimited, Timestamp, Unauthorized,
-    Unavailable, Wasm,
-};
+use super::openapi::{BadParameter, ComponentNotFound, Digest, ErrorBody, Timestamp, Wasm};
 use super::{ApiError, AppState, Code, Tenant};
 use crate::components::spool::spool;
 use crate::components::{self, Error};
@@ -81,12 +78,10 @@ fn view(c: &ComponentRecord) -> View {
         (status = 201, description = "A new version was stored.", body = View),
         (status = 200, description = "The same bytes were uploaded before: that version.", body = View),
         (status = 400, description = "`invalid_name`: the name is not 1-64 characters of `[A-Za-z0-9_-]`; `not_a_component`: the bytes are not a WebAssembly component; `incompatible_component`: the component does not implement `aegis:workflow/workflow-component`, or imports an interface the host does not give workflows (such as `wasi:sockets`); `component_over_limits`: the component has more core instances, memories or tables than one component may (16, 4 and 16).", body = ErrorBody),
-        (status = 401, response = Unauthorized),
         (status = 413, description = "`payload_too_large`: the upload is over the tenant's `max_component_mb` (declared in `Content-Length`, or found while streaming).", body = ErrorBody),
         (status = 422, description = "`compile_timeout`: compiling the component took longer than the host's `uploads.compile_timeout_ms`.", body = ErrorBody),
         (status = 429, description = "`compile_queue_full`: the host is compiling and queueing as many components as it accepts (`uploads.compile_concurrency`, `uploads.compile_queue`); or `rate_limited`: the request rate is over the tenant's `requests_per_second` and `request_burst`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn upload(
     State(s): State<AppState>,
@@ -152,9 +147,6 @@ async fn drain(body: Body, limit: u64) {
     summary = "Every version of every component of the tenant",
     responses(
         (status = 200, description = "The components.", body = ComponentList),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn list(
     State(s): State<AppState>,
@@ -171,10 +163,7 @@ pub async fn list(
     params(("name" = String, Path, description = NAME)),
     responses(
         (status = 200, description = "The versions, oldest first.", body = ComponentVersions),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ComponentNotFound),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn versions(
     State(s): State<AppState>,
@@ -207,10 +196,7 @@ fn not_found(name: &str) -> ApiError {
     responses(
         (status = 200, description = "The version.", body = View),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ComponentNotFound),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn version(
     State(s): State<AppState>,
@@ -232,11 +218,8 @@ pub async fn version(
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ComponentNotFound),
         (status = 409, description = "`component_in_use`: a running execution is pinned to this version.", body = ErrorBody),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn remove(
     State(s): State<AppState>,

@@ -15,16 +15,19 @@ macro_rules! codes {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Code {
             $($(#[$doc])* $variant,)*
+            /// A code of a feature module's own routes, which the generic host does not know.
+            Feature(FeatureCode),
         }
 
         impl Code {
-            /// Every code, for the check that each one is documented.
+            /// Every code of the generic host, for the check that each one is documented.
             pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
 
             /// The string in error bodies, such as `execution_not_found`.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Code::$variant => $code,)*
+                    Code::Feature(code) => code.0,
                 }
             }
         }
@@ -66,7 +69,6 @@ codes! {
     ExecutionNotRunning = "execution_not_running",
     ComponentInUse = "component_in_use",
     TenantNameTaken = "tenant_name_taken",
-    NotAwaitingApproval = "not_awaiting_approval",
     /// An agent answered for another task than the one bound to its callback.
     TaskMismatch = "task_mismatch",
     PayloadTooLarge = "payload_too_large",
@@ -81,6 +83,21 @@ codes! {
     ComponentStorageUnavailable = "component_storage_unavailable",
     /// An agent's answer came before its task was bound to the callback; retry.
     TaskNotBound = "task_not_bound",
+}
+
+/// An error code a feature module owns (`Code::Feature`), for answers of its own routes: it is
+/// written and linked like the host's own codes. Its entry is on the module's page of
+/// `docs/errors/`, and `docs/errors/api.md` has a heading for it, under "Feature modules'
+/// codes", that links there, so that its `doc` link lands like the others (a test holds each
+/// such heading to its entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FeatureCode(&'static str);
+
+impl FeatureCode {
+    /// The code `code`, the string in error bodies.
+    pub const fn new(code: &'static str) -> Self {
+        Self(code)
+    }
 }
 
 impl Code {
@@ -338,18 +355,85 @@ mod tests {
     use std::collections::BTreeSet;
     use tower::ServiceExt;
 
-    fn page() -> String {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/errors/api.md");
-        std::fs::read_to_string(path).expect("docs/errors/api.md")
+    /// The section of `api.md` that links the feature modules' codes to their pages.
+    const FEATURE_SECTION: &str = "## Feature modules' codes\n";
+
+    /// The page `docs/errors/<name>`.
+    fn errors_page(name: &str) -> String {
+        let path = format!("{}/../docs/errors/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    /// The codes `api.md` documents: its `### `code`` headings, which are also their anchors.
-    fn documented() -> BTreeSet<String> {
-        page()
-            .lines()
+    /// `api.md` up to the feature modules' codes: the generic host's own.
+    fn page() -> String {
+        let page = errors_page("api.md");
+        page.split(FEATURE_SECTION)
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The codes `text` documents: its `### `code`` headings, which are also their anchors.
+    fn headings(text: &str) -> BTreeSet<String> {
+        text.lines()
             .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
             .map(str::to_string)
             .collect()
+    }
+
+    /// The codes `api.md` documents.
+    fn documented() -> BTreeSet<String> {
+        headings(&page())
+    }
+
+    /// The feature modules' codes `api.md` links, each with the line under its heading.
+    fn feature_links() -> Vec<(String, String)> {
+        let page = errors_page("api.md");
+        let section = page
+            .split(FEATURE_SECTION)
+            .nth(1)
+            .expect("the feature section");
+        section
+            .split("\n### `")
+            .skip(1)
+            .map(|entry| {
+                let (code, rest) = entry.split_once("`\n").expect("a heading");
+                (
+                    code.to_string(),
+                    rest.lines().next().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// A heading there links the code's entry on another page of `docs/errors/`, and no code
+    /// of the generic host is one of them: a feature module's `doc` link lands on a heading
+    /// that leads to its entry.
+    #[test]
+    fn each_feature_code_heading_links_its_entry() {
+        let links = feature_links();
+        assert!(!links.is_empty(), "no feature codes in api.md");
+        let generic = documented();
+        for (code, line) in links {
+            assert!(
+                !generic.contains(&code),
+                "{code} is also a code of the host"
+            );
+            let (_, target) = line
+                .split_once("](")
+                .unwrap_or_else(|| panic!("{code}: no link in {line:?}"));
+            let target = target.split(')').next().unwrap_or_default();
+            assert_eq!(
+                target.split_once('#').map(|(_, anchor)| anchor),
+                Some(code.as_str()),
+                "{code}: the link should point at its entry: {line:?}"
+            );
+            let file = target.split('#').next().unwrap_or_default();
+            assert!(
+                headings(&errors_page(file)).contains(&code),
+                "{code}: no entry in docs/errors/{file}"
+            );
+        }
     }
 
     #[test]

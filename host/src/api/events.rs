@@ -1,9 +1,7 @@
 //! `/v1/events`: the tenant's workflow events, as pages or as a live SSE stream, and the events
 //! a sink refused for good (dead letters).
 
-use super::openapi::{
-    AdminUnauthorized, BadParameter, EventStream, RateLimited, Timestamp, Unauthorized, Unavailable,
-};
+use super::openapi::{AdminUnauthorized, BadParameter, EventStream, Timestamp, Unavailable};
 use super::{ApiError, AppState, Tenant};
 use crate::ids::{ExecutionId, TenantId};
 use crate::journal::format_ts;
@@ -118,9 +116,6 @@ pub struct EventsQuery {
     responses(
         (status = 200, description = "One page of events.", body = EventPage),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn list(
     State(s): State<AppState>,
@@ -166,9 +161,6 @@ const BACKLOG_PAGE: usize = 1000;
         (status = 200, description = "The stream (with keep-alive comments).",
             content((EventStream = "text/event-stream"))),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn stream(
     State(s): State<AppState>,
@@ -281,9 +273,6 @@ async fn dead_letter_page(
     responses(
         (status = 200, description = "One page of dead letters.", body = DeadLetterPage),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn dead_letters(
     State(s): State<AppState>,

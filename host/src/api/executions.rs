@@ -5,7 +5,7 @@
 
 use super::openapi::{
     BadParameter, Digest, ErrorBody, ExecutionNotFound, ExecutionStatus as Status, HistoryEvent,
-    RateLimited, Timestamp, Unauthorized, Unavailable,
+    Timestamp,
 };
 use super::{ApiError, AppState, Code, Tenant, body, history, schema};
 use crate::executions::{Runtime, StartRequest};
@@ -164,13 +164,11 @@ const EXECUTION_ID: &str = "The execution id (`ex_...`).";
         (status = 201, description = "Started.", body = Summary),
         (status = 200, description = "An execution with this name and the same input exists: that execution.", body = Summary),
         (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `StartExecution`, or `timeout_seconds` is out of range; `invalid_name`: the execution name is empty, over 256 bytes or has control characters.", body = ErrorBody),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "`workflow_not_found`: no component (or no such version) by that name.", body = ErrorBody),
         (status = 409, description = "`execution_name_conflict`: an execution with this name exists with different input.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the input is over the tenant's `max_payload_kb` (or the body is over that plus 16 KiB).", body = ErrorBody),
         (status = 429, description = "`quota_exceeded`: the tenant already runs `max_running_executions` executions; `rate_limited`: the request rate is over the tenant's quota (with `Retry-After`).", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn start(
     State(s): State<AppState>,
@@ -277,10 +275,7 @@ pub struct GetQuery {
     responses(
         (status = 200, description = "The execution.", body = Detail),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ExecutionNotFound),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn get(
     State(s): State<AppState>,
@@ -397,9 +392,6 @@ const PAGE_SIZE: &str = "Page size; values outside 1-1000 are clamped to that ra
     responses(
         (status = 200, description = "One page of executions.", body = ExecutionList),
         (status = 400, description = "`invalid_request`: a bad `status`, `created_after` or `created_before`; `invalid_cursor`: a cursor this API did not return; `bad_request`: an unknown query parameter or a `limit` that is not a non-negative integer.", body = ErrorBody),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn list(
     State(s): State<AppState>,
@@ -481,10 +473,7 @@ pub struct HistoryQuery {
     responses(
         (status = 200, description = "One page of events, by EventId.", body = HistoryPage),
         (status = 400, response = BadParameter),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ExecutionNotFound),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn history(
     State(s): State<AppState>,
@@ -514,11 +503,8 @@ pub async fn history(
     params(("id" = String, Path, description = EXECUTION_ID)),
     responses(
         (status = 200, description = "Stopped.", body = Summary),
-        (status = 401, response = Unauthorized),
         (status = 404, response = ExecutionNotFound),
         (status = 409, description = "`execution_not_running`: the execution has already ended.", body = ErrorBody),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn stop(
     State(s): State<AppState>,

@@ -11,11 +11,9 @@ use axum::Router;
 use std::sync::Arc;
 
 pub use super::body::{ENVELOPE, read as read_body};
+pub use super::error::FeatureCode;
 pub use super::executions::{check_name, find as find_execution};
-pub use super::openapi::{
-    AnyJson, ErrorBody, RateLimited, Timestamp, Unauthorized, Unavailable, document_with,
-    error_response,
-};
+pub use super::openapi::{AnyJson, ErrorBody, Timestamp, document_with, error_response};
 pub use super::schema::Schemas;
 
 /// The tenant the API's key check found for a request to an extension's routes.
@@ -29,7 +27,8 @@ pub trait Extension: Send + Sync {
     fn routes(&self, rt: Arc<Runtime>) -> Router;
 
     /// The OpenAPI document of those routes: their operations, schemas, answers and tags. It is
-    /// merged into the document `GET /v1/openapi.json` serves.
+    /// merged into the document `GET /v1/openapi.json` serves, which adds the answers every
+    /// tenant operation shares (401, 429 and 503) to its operations.
     fn document(&self) -> utoipa::openapi::OpenApi;
 
     /// The tag of the served document after which this document's tags are listed.

@@ -29,7 +29,7 @@ mod schema;
 pub mod sigv4;
 
 pub use body::Deadline;
-pub use error::{ApiError, Code};
+pub use error::{ApiError, Code, FeatureCode};
 pub use extension::Extension;
 
 use crate::config::Config;

@@ -5,8 +5,9 @@
 //! `schema` validates request bodies against; [`document_with`] merges the documents of the
 //! feature modules' extensions into it, and is what `GET /v1/openapi.json` serves. The answers
 //! many operations share (401, 429, 503, ...) are the `ToResponse` types below, each referenced
-//! from `components/responses`. The few schemas no derive can say (the quota table, the AWS
-//! history event, the agent's two answer forms, raw bytes) are built here by hand.
+//! from `components/responses`; those of every tenant operation are added by [`TenantAnswers`]
+//! rather than repeated in each `#[utoipa::path]`. The few schemas no derive can say (the quota
+//! table, the AWS history event, the agent's two answer forms, raw bytes) are built here by hand.
 
 use super::{admin, agents, callbacks, components, events, executions};
 use serde_json::{Value, json};
@@ -95,8 +96,11 @@ pub fn document_with(extensions: &[(utoipa::openapi::OpenApi, &str)]) -> String 
     finish(document)
 }
 
-/// `document` as JSON, with what utoipa's model cannot say written in.
-fn finish(document: utoipa::openapi::OpenApi) -> String {
+/// `document` as JSON, with the answers every tenant operation shares added (after the merge,
+/// so that they reach the extensions' operations too) and what utoipa's model cannot say
+/// written in.
+fn finish(mut document: utoipa::openapi::OpenApi) -> String {
+    TenantAnswers.modify(&mut document);
     let mut document = serde_json::to_value(document).expect("the document serializes");
     for (name, schema) in RAW_SCHEMAS {
         document["components"]["schemas"][*name] = schema();
@@ -125,6 +129,51 @@ impl Modify for BearerAuth {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearerAuth", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The answers of every operation that acts for a tenant, which its `#[utoipa::path]` leaves
+/// out: 401 [`Unauthorized`], 429 [`RateLimited`] and 503 [`Unavailable`]. A tenant operation is
+/// one that takes the document's bearer key (it names no `security` of its own, as the
+/// capability routes, health and this document do) outside `/v1/admin` (whose operations say
+/// their own 401, [`AdminUnauthorized`]). An operation that documents one of these statuses
+/// itself (a 429 with codes of its own) keeps its answer.
+struct TenantAnswers;
+
+impl Modify for TenantAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let shared = [
+            ("401", Unauthorized::response().0),
+            ("429", RateLimited::response().0),
+            ("503", Unavailable::response().0),
+        ];
+        for (path, item) in &mut openapi.paths.paths {
+            if path.starts_with("/v1/admin/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.is_some() {
+                    continue;
+                }
+                for (status, name) in shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| utoipa::openapi::Ref::from_response_name(name).into());
+                }
+            }
+        }
     }
 }
 
@@ -505,6 +554,38 @@ mod tests {
         for (name, schema) in RAW_SCHEMAS {
             assert_eq!(served["components"]["schemas"][*name], schema(), "{name}");
         }
+    }
+
+    #[test]
+    fn tenant_operations_and_only_they_answer_the_tenant_errors() {
+        let served: Value = serde_json::from_str(document()).expect("the document parses");
+        let reference = |name: &str| json!(format!("#/components/responses/{name}"));
+        let mut tenant_operations = 0;
+        for (path, item) in served["paths"].as_object().expect("paths") {
+            let operations = item.as_object().expect("a path item");
+            for (method, operation) in operations
+                .iter()
+                .filter(|(_, o)| o.get("responses").is_some())
+            {
+                let responses = &operation["responses"];
+                let tenant = !path.starts_with("/v1/admin/") && operation.get("security").is_none();
+                assert_eq!(
+                    responses["401"]["$ref"] == reference("Unauthorized"),
+                    tenant,
+                    "{method} {path}"
+                );
+                if tenant {
+                    tenant_operations += 1;
+                    assert!(responses["429"].is_object(), "{method} {path}");
+                    assert_eq!(
+                        responses["503"]["$ref"],
+                        reference("Unavailable"),
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+        assert!(tenant_operations >= 14, "{tenant_operations}");
     }
 
     #[test]

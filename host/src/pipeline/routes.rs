@@ -23,8 +23,8 @@ use super::shapes::{
     StepCompleted,
 };
 use crate::api::extension::{
-    ENVELOPE, ErrorBody, RateLimited, Schemas, Tenant, Unauthorized, Unavailable, check_name,
-    error_response, find_execution, read_body,
+    ENVELOPE, ErrorBody, FeatureCode, Schemas, Tenant, check_name, error_response, find_execution,
+    read_body,
 };
 use crate::api::{ApiError, Code};
 use crate::callbacks::Completion;
@@ -86,6 +86,10 @@ impl<'r> ToResponse<'r> for PipelineNotFound {
     }
 }
 
+/// The pipeline's own error code: the approval route when the run waits for no decision. Its
+/// entry is in `docs/errors/pipeline.md`.
+const NOT_AWAITING_APPROVAL: FeatureCode = FeatureCode::new("not_awaiting_approval");
+
 const PIPELINE_ID: &str = "The run's `workflow_id` (its execution id).";
 
 #[utoipa::path(post, path = "/workflows", tag = "pipeline", operation_id = "startPipeline",
@@ -96,13 +100,11 @@ const PIPELINE_ID: &str = "The run's `workflow_id` (its execution id).";
         (status = 201, description = "Started.", body = PipelineStarted),
         (status = 200, description = "A run with this name and the same input exists: that run.", body = PipelineStarted),
         (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `StartPipeline`, or the topic is empty; `invalid_name`: the name is empty, over 256 bytes or has control characters.", body = ErrorBody),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "`workflow_not_found`: the `research-pipeline` component is not uploaded.", body = ErrorBody),
         (status = 409, description = "`execution_name_conflict`: a run with this name exists with different input.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over the tenant's `max_payload_kb` plus 16 KiB.", body = ErrorBody),
         (status = 429, description = "`quota_exceeded`: the tenant already runs `max_running_executions` executions; `rate_limited`: the request rate is over the tenant's quota (with `Retry-After`).", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn start(
     State(s): State<AppState>,
@@ -201,10 +203,7 @@ async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord
     params(("id" = String, Path, description = PIPELINE_ID)),
     responses(
         (status = 200, description = "The run, as its workflow events and its execution tell it.", body = Pipeline),
-        (status = 401, response = Unauthorized),
         (status = 404, response = PipelineNotFound),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn view(
     State(s): State<AppState>,
@@ -289,12 +288,9 @@ fn view_status(workflow_said: Option<&str>, execution: ExecutionStatus) -> &str 
     responses(
         (status = 200, description = "The decision was handed to the run.", body = PipelineDecision),
         (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_request`: the body does not match `PipelineApproval` (the decision is neither `approve` nor `reject`).", body = ErrorBody),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "`workflow_not_found`: no such run; `callback_not_found`: its approval callback vanished.", body = ErrorBody),
         (status = 409, description = "`not_awaiting_approval`: the run is not waiting for a decision; `callback_already_completed`, `callback_timed_out` or `execution_ended`: the decision came too late.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over 64 KiB, or the decision over the tenant's `max_payload_kb`.", body = ErrorBody),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn approve(
     State(s): State<AppState>,
@@ -309,7 +305,7 @@ pub async fn approve(
     let Some(callback) = pending.into_iter().find(|c| c.name == APPROVAL_CALLBACK) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            Code::NotAwaitingApproval,
+            Code::Feature(NOT_AWAITING_APPROVAL),
             format!("workflow {id:?} is not waiting for approval"),
         ));
     };
@@ -329,7 +325,8 @@ pub async fn approve(
 
 #[cfg(test)]
 mod tests {
-    use super::{view_status, with_default_approval};
+    use super::{NOT_AWAITING_APPROVAL, view_status, with_default_approval};
+    use crate::api::Code;
     use crate::store::ExecutionStatus;
     use serde_json::json;
 
@@ -396,5 +393,33 @@ mod tests {
                 "{given}"
             );
         }
+    }
+
+    /// The pipeline's code is none of the host's, has its entry in `docs/errors/pipeline.md`,
+    /// and a heading in `docs/errors/api.md` (where its `doc` link points) that links there.
+    #[test]
+    fn the_pipeline_code_is_documented_on_its_page_and_linked_from_the_apis() {
+        let page = |name: &str| {
+            let path = format!("{}/../docs/errors/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let code = Code::Feature(NOT_AWAITING_APPROVAL);
+        assert!(Code::ALL.iter().all(|c| c.as_str() != code.as_str()));
+        assert_eq!(code.doc(), format!("docs/errors/api.md#{code}"));
+        let heading = format!("### `{code}`\n");
+        let entry = page("pipeline.md");
+        let entry = entry
+            .split(&heading)
+            .nth(1)
+            .expect("an entry in pipeline.md");
+        assert!(entry.starts_with("**409.** "), "{entry}");
+        let api = page("api.md");
+        let link = api.split(&heading).nth(1).expect("a heading in api.md");
+        assert!(
+            link.lines()
+                .next()
+                .is_some_and(|l| l.contains(&format!("(pipeline.md#{code})"))),
+            "{link}"
+        );
     }
 }
