@@ -29,6 +29,9 @@
 //!   that header is then checked against the body (a signature over a header that does not
 //!   match the body would let the body be swapped), and `UNSIGNED-PAYLOAD` is refused.
 //!
+//! The region is not checked (the host has none): it enters the key derivation only. The caller
+//! finds the secret by `access_key_id` and must pass the whole body as received.
+//!
 //! Not supported: presigned URLs (`X-Amz-Signature` in the query), the `Date` header in place of
 //! `X-Amz-Date`, chunked (streaming) payload signing, and SigV4a.
 
@@ -121,12 +124,19 @@ pub fn parse(headers: &HeaderMap) -> Result<Option<Authorization>, SigError> {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| malformed("not ASCII"))?.trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let (scheme, rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((value, ""));
     if scheme != ALGORITHM {
+        if scheme.starts_with(ALGORITHM) {
+            return Err(malformed("no space after AWS4-HMAC-SHA256"));
+        }
         // `AWS4-ECDSA-P256-SHA256` (SigV4a), `AWS <id>:<sig>` (SigV2): signed, but not so that
         // this host can check; anything else is not an AWS signature at all.
         if scheme.starts_with("AWS4-") || scheme == "AWS" {
-            return Err(SigError::UnsupportedAlgorithm(scheme.to_string()));
+            return Err(SigError::UnsupportedAlgorithm(
+                scheme.chars().take(40).collect(),
+            ));
         }
         return Ok(None);
     }
@@ -475,12 +485,13 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -405,6 +405,7 @@ fn malformed_headers_say_what_is_wrong() {
         (ok.replace("host;", ""), "must include host"),
         (ok.replace(&sig, "abc"), "64 lowercase hex"),
         (format!("{ok}, Signature={sig}"), "appears twice"),
+        (ok.replace("SHA256 ", "SHA256"), "no space after"),
     ];
     for (header, expected) in cases {
         match parse(&headers_with(&header)) {
