@@ -178,6 +178,7 @@ async fn build_services(
         store.clone(),
         config.quotas.clone(),
         config.admin_key.clone(),
+        config.credentials_key.clone(),
     ));
     let artifacts = open_artifacts(config, s3, public_url.clone(), tenancy.clone()).await?;
     let agents = Arc::new(Agents::new(&config.agents, public_url));

@@ -20,7 +20,7 @@
 //! | component digest | `T#<tenant>#COMP` | `D#<name>#<digest>` | the version that has it |
 //! | tenant | `#TENANTS` | `<id>` | one partition: tenants are few |
 //! | tenant name | `TNAME#<name>` | `#` | uniqueness |
-//! | API key | `KEY#<id>` | `#` | GSI1 `T#<tenant>#KEY` |
+//! | API key | `KEY#<id>` | `#` | `hash`; `sealed_secret` (optional: keys made before SigV4 support have none); GSI1 `T#<tenant>#KEY` |
 //! | workflow event | `#WEV`, `WEV#T#<tenant>`, `WEV#E#<execution>` | `<seq, 20 digits>` | one copy per way it is read, all strongly consistent |
 //! | webhook outbox | `#WEV#OUTBOX` | `<seq>` | removed once delivered or dead-lettered |
 //! | dead letter | `#DLQ`, `DLQ#T#<tenant>` | `<seq, 20 digits>` | the event (as delivered, bounded), `sink`, `attempts`, `last_error`, `dead_at`; one copy per way it is read |

@@ -308,6 +308,11 @@ pub fn key_item(k: &KeyRecord) -> Item {
     item.insert("hash".into(), s(&k.hash));
     item.insert("created_at".into(), n(k.created_at));
     set_opt(&mut item, "revoked_at", k.revoked_at.map(n));
+    set_opt(
+        &mut item,
+        "sealed_secret",
+        k.sealed_secret.as_deref().map(s),
+    );
     item.insert("g1pk".into(), s(keys::tenant_keys_g1pk(k.tenant.as_str())));
     item.insert("g1sk".into(), s(keys::created_g1sk(k.created_at, &k.id)));
     item
@@ -320,6 +325,7 @@ pub fn key_from(item: &Item) -> Result<KeyRecord> {
         hash: item.req_str("hash")?,
         created_at: item.req_num("created_at")?,
         revoked_at: item.num("revoked_at"),
+        sealed_secret: item.str("sealed_secret").map(str::to_string),
     })
 }
 

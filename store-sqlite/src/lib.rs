@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_leases.sql"),
     include_str!("../migrations/0007_roles.sql"),
     include_str!("../migrations/0008_event_dead_letters.sql"),
+    include_str!("../migrations/0009_sealed_key_secrets.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -65,14 +65,23 @@ pub(super) fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecor
         hash: row.get("hash")?,
         created_at: row.get("created_at")?,
         revoked_at: row.get("revoked_at")?,
+        sealed_secret: row.get("sealed_secret")?,
     })
 }
 
 pub(super) fn insert_key(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO api_keys (id, tenant_id, hash, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO api_keys (id, tenant_id, hash, created_at, revoked_at, sealed_secret) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![key.id, key.tenant.as_str(), key.hash, key.created_at, key.revoked_at])?;
+    .execute(params![
+        key.id,
+        key.tenant.as_str(),
+        key.hash,
+        key.created_at,
+        key.revoked_at,
+        key.sealed_secret
+    ])?;
     Ok(())
 }
 

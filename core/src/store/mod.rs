@@ -175,6 +175,11 @@ pub struct KeyRecord {
     pub hash: String,
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
+    /// The whole key string, sealed (AES-256-GCM, bound to `id`) with a key derived from the
+    /// host's `credentials_key` or admin key: what SigV4 verification needs, which the hash
+    /// alone cannot give. `None` for keys made before SigV4 support (they work as bearer keys
+    /// only). The store keeps it as it is given; only the host seals and opens it.
+    pub sealed_secret: Option<String>,
 }
 
 /// Which executions to list.

@@ -298,6 +298,10 @@ impl From<crate::tenancy::Error> for ApiError {
             E::MissingKey | E::BadKey => {
                 ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, e.to_string())
             }
+            // SigV4 credentials that cannot be checked: refused, as AWS refuses them (403).
+            E::UnknownAccessKey(_) | E::NotSigningKey(_) | E::Unseal(_) | E::NoSealingKey => {
+                ApiError::new(StatusCode::FORBIDDEN, Code::Unauthorized, e.to_string())
+            }
             E::TenantNotFound => ApiError::not_found(Code::TenantNotFound, e.to_string()),
             E::KeyNotFound => ApiError::not_found(Code::KeyNotFound, e.to_string()),
             E::NameTaken(_) => {

@@ -26,6 +26,7 @@ mod openapi;
 #[cfg(test)]
 mod openapi_tests;
 mod schema;
+pub mod sigv4;
 
 pub use body::Deadline;
 pub use error::{ApiError, Code, FeatureCode};

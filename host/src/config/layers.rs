@@ -23,6 +23,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CALLBACK_API_URL", "public_url"),
     ("AEGIS_PUBLIC_URL", "public_url"),
     ("AEGIS_ADMIN_KEY", "admin_key"),
+    ("AEGIS_CREDENTIALS_KEY", "credentials_key"),
     ("AEGIS_MAX_INSTANCES", "max_instances"),
     ("AEGIS_WEBHOOK_URL", "webhook_url"),
     ("AEGIS_AGENT_INLINE_LIMIT_KB", "agent_inline_limit_kb"),

@@ -46,6 +46,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The operator key. Setting it turns on tenant API keys for every request.
     pub admin_key: Option<String>,
+    /// The host secret that seals tenant keys' secrets at rest for SigV4 verification (the
+    /// admin key when unset). Keys sealed under one secret stop working for SigV4 (not as bearer
+    /// keys) when it changes: set this before changing the admin key, to the admin key in use.
+    pub credentials_key: Option<String>,
     /// Guest instances that may exist at once.
     pub max_instances: u32,
     /// Quotas every tenant gets unless its own overrides say otherwise.
@@ -88,6 +92,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             public_url: None,
             admin_key: None,
+            credentials_key: None,
             max_instances: 256,
             quotas: Quotas::default(),
             agents: BTreeMap::new(),

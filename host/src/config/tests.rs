@@ -345,6 +345,7 @@ fn an_all_digit_secret_stays_a_string() {
         None,
         env(&[
             ("AEGIS_ADMIN_KEY", "123456"),
+            ("AEGIS_CREDENTIALS_KEY", "000789"),
             ("AEGIS_WEBHOOK_URL", "https://hooks.example.com/aegis"),
             ("AEGIS_WEBHOOK_SECRET", "0042"),
             ("AEGIS_HOST_ID", "7"),
@@ -353,6 +354,7 @@ fn an_all_digit_secret_stays_a_string() {
     )
     .unwrap();
     assert_eq!(c.admin_key.as_deref(), Some("123456"));
+    assert_eq!(c.credentials_key.as_deref(), Some("000789"));
     assert_eq!(c.webhook_secret.as_deref(), Some("0042"));
     assert_eq!(c.cluster.host_id.as_deref(), Some("7"));
     assert_eq!(c.max_instances, 300);

@@ -1,7 +1,13 @@
 //! Tenants, their API keys, their quotas and their request rate.
 //!
-//! A key is `aeg_<key id>_<secret>`. Only the SHA-256 of the secret is stored, so a leaked store
-//! leaks no key; the key id finds the record without scanning. Keys are shown once, when made.
+//! A key is `aeg_<key id>_<secret>`. A bearer key is checked against the SHA-256 of its secret;
+//! the key itself is stored only sealed (below), so a leaked store alone leaks no key. The key id
+//! finds the record without scanning. Keys are shown once, when made.
+//!
+//! SigV4: a key also serves as AWS credentials, for the AWS-compatible routes. The access key id
+//! is the key's record id (`key_<key id>`) and the secret access key the whole key string. To
+//! check a signature the host needs that string, so keys made since SigV4 support also store it
+//! sealed with a key of the host's ([`sealing`]); [`Tenancy::signing_secret`] opens it.
 //!
 //! Two modes:
 //! - **open** (no admin key configured): a single-user host; every request acts for the default
@@ -9,12 +15,15 @@
 //! - **keyed** (an admin key is configured): every `/v1` request needs a tenant key, and
 //!   `/v1/admin` requests need the admin key. A wrong, missing or revoked key is refused.
 
+pub mod sealing;
+
 pub use crate::quotas::{Overrides, Quotas};
 
 use crate::ids::TenantId;
 use crate::journal::{Millis, now_ms};
 use crate::ratelimit::Bucket;
 use crate::store::{self, Catalog, KeyRecord, TenantRecord};
+use sealing::Sealer;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +45,28 @@ pub enum Error {
     BadName(String),
     #[error("{0}")]
     BadQuota(String),
+    /// A SigV4 access key id that names no key, or a revoked one.
+    #[error("the access key id {0:?} is not a valid key: it is unknown or revoked")]
+    UnknownAccessKey(String),
+    /// A key made before SigV4 support: only the hash of its secret is stored.
+    #[error(
+        "key {0} was issued before SigV4 support; issue a new key to sign requests (this one \
+         still works as a bearer key)"
+    )]
+    NotSigningKey(String),
+    /// The key's sealed secret does not open: the host secret it was sealed with is gone.
+    #[error(
+        "the secret of key {0} cannot be unsealed: the host's credentials_key (or, when unset, \
+         admin_key) changed since the key was issued; issue a new key to sign requests (this one \
+         still works as a bearer key)"
+    )]
+    Unseal(String),
+    /// Neither `credentials_key` nor an admin key is set, so no secret can be unsealed.
+    #[error(
+        "this host cannot check SigV4 signatures: it has no admin_key (AEGIS_ADMIN_KEY) or \
+         credentials_key (AEGIS_CREDENTIALS_KEY)"
+    )]
+    NoSealingKey,
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -56,19 +87,21 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// Makes a key for `tenant`.
-pub fn new_key(tenant: &TenantId) -> NewKey {
+/// Makes a key for `tenant`, its whole string sealed by `sealer` (for SigV4) when there is one.
+pub fn new_key(tenant: &TenantId, sealer: Option<&Sealer>) -> NewKey {
     let id = format!("key_{}", random_hex(8));
     let secret = random_hex(32);
+    let key = format!("aeg_{}_{secret}", &id[4..]);
     NewKey {
-        secret: format!("aeg_{}_{secret}", &id[4..]),
         record: KeyRecord {
+            sealed_secret: sealer.map(|s| s.seal(&id, &key)),
             id,
             tenant: tenant.clone(),
             hash: hash(&secret),
             created_at: now_ms(),
             revoked_at: None,
         },
+        secret: key,
     }
 }
 
@@ -93,16 +126,31 @@ pub struct Tenancy {
     store: Arc<dyn Catalog>,
     defaults: Quotas,
     admin_key: Option<String>,
+    /// Seals new keys' secrets and opens them for SigV4 (from `credentials_key`, else the admin
+    /// key).
+    sealer: Option<Sealer>,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
     quotas: Mutex<HashMap<TenantId, Quotas>>,
 }
 
 impl Tenancy {
-    pub fn new(store: Arc<dyn Catalog>, defaults: Quotas, admin_key: Option<String>) -> Self {
+    /// `credentials_key` seals keys' secrets; without it the admin key does (see [`sealing`]).
+    pub fn new(
+        store: Arc<dyn Catalog>,
+        defaults: Quotas,
+        admin_key: Option<String>,
+        credentials_key: Option<String>,
+    ) -> Self {
+        let admin_key = admin_key.filter(|k| !k.is_empty());
+        let sealer = credentials_key
+            .filter(|k| !k.is_empty())
+            .or_else(|| admin_key.clone())
+            .map(|k| Sealer::new(&k));
         Self {
             store,
             defaults,
-            admin_key: admin_key.filter(|k| !k.is_empty()),
+            admin_key,
+            sealer,
             buckets: Mutex::new(HashMap::new()),
             quotas: Mutex::new(HashMap::new()),
         }
@@ -134,6 +182,45 @@ impl Tenancy {
             return Err(Error::BadKey);
         }
         Ok(record.tenant)
+    }
+
+    /// The tenant of the SigV4 access key id `key_id` and its secret access key (the whole
+    /// `aeg_` key string), to check a signature with.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccessKey`] for an unknown or revoked key, [`Error::NotSigningKey`] for a
+    /// key made before SigV4 support, [`Error::Unseal`] when the host secret it was sealed with
+    /// changed, [`Error::NoSealingKey`] on a host with neither `credentials_key` nor admin key.
+    pub async fn signing_secret(&self, key_id: &str) -> Result<(TenantId, String), Error> {
+        let sealer = self.sealer.as_ref().ok_or(Error::NoSealingKey)?;
+        let unknown = || Error::UnknownAccessKey(key_id.chars().take(64).collect());
+        let well_formed = key_id
+            .strip_prefix("key_")
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !well_formed {
+            return Err(unknown());
+        }
+        let record = self
+            .store
+            .api_key(key_id)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or_else(unknown)?;
+        let sealed = record
+            .sealed_secret
+            .as_deref()
+            .ok_or_else(|| Error::NotSigningKey(record.id.clone()))?;
+        // The opened string must also be the key whose hash the record holds.
+        let key = sealer
+            .open(&record.id, sealed)
+            .filter(|key| {
+                parse_key(key).is_some_and(|(id, secret)| {
+                    id == record.id
+                        && constant_time_eq(record.hash.as_bytes(), hash(secret).as_bytes())
+                })
+            })
+            .ok_or_else(|| Error::Unseal(record.id.clone()))?;
+        Ok((record.tenant, key))
     }
 
     /// Whether the header carries the admin key.
@@ -205,7 +292,7 @@ impl Tenancy {
             overrides,
             created_at: now_ms(),
         };
-        let key = new_key(&record.id);
+        let key = new_key(&record.id, self.sealer.as_ref());
         if !self.store.create_tenant(&record, &key.record).await? {
             return Err(Error::NameTaken(name.to_string()));
         }
@@ -278,7 +365,7 @@ impl Tenancy {
             .tenant(tenant)
             .await?
             .ok_or(Error::TenantNotFound)?;
-        let key = new_key(tenant);
+        let key = new_key(tenant, self.sealer.as_ref());
         self.store.put_api_key(&key.record).await?;
         Ok(key)
     }
@@ -296,6 +383,8 @@ impl Tenancy {
             .ok_or(Error::KeyNotFound)?;
         if record.revoked_at.is_none() {
             record.revoked_at = Some(now_ms() as Millis);
+            // A revoked key signs nothing: its sealed secret has no use left.
+            record.sealed_secret = None;
             self.store.put_api_key(&record).await?;
         }
         Ok(record)
@@ -327,13 +416,138 @@ mod tests {
 
     #[test]
     fn keys_parse_back_to_their_id_and_hash() {
-        let key = new_key(&TenantId::from_raw("tn_1"));
+        let key = new_key(&TenantId::from_raw("tn_1"), None);
         let (id, secret) = parse_key(&key.secret).unwrap();
         assert_eq!(id, key.record.id);
         assert_eq!(hash(secret), key.record.hash);
         assert!(!key.record.hash.contains(secret));
+        assert_eq!(key.record.sealed_secret, None);
         assert!(parse_key("aeg_zz_00").is_none());
         assert!(parse_key(&key.secret.replace("aeg_", "xyz_")).is_none());
+    }
+
+    fn tenancy(
+        store: &Arc<crate::store::sqlite::SqliteStore>,
+        admin: Option<&str>,
+        credentials: Option<&str>,
+    ) -> Tenancy {
+        Tenancy::new(
+            store.clone(),
+            Quotas::default(),
+            admin.map(str::to_string),
+            credentials.map(str::to_string),
+        )
+    }
+
+    fn sqlite() -> (tempfile::TempDir, Arc<crate::store::sqlite::SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("aegis.db")).unwrap();
+        (dir, Arc::new(store))
+    }
+
+    #[tokio::test]
+    async fn a_key_s_signing_secret_is_the_key_itself_until_revoked() {
+        let (_dir, store) = sqlite();
+        let t = tenancy(&store, Some("admin"), None);
+        let (tenant, first) = t.create_tenant("acme", Overrides::default()).await.unwrap();
+        let sealed = first.record.sealed_secret.clone().unwrap();
+        assert!(!sealed.contains(&first.secret[21..]));
+        assert_eq!(
+            t.signing_secret(&first.record.id).await.unwrap(),
+            (tenant.id.clone(), first.secret.clone())
+        );
+        let second = t.add_key(&tenant.id).await.unwrap();
+        assert_eq!(
+            t.signing_secret(&second.record.id).await.unwrap().1,
+            second.secret
+        );
+        let revoked = t.revoke_key(&tenant.id, &first.record.id).await.unwrap();
+        assert_eq!(revoked.sealed_secret, None);
+        assert_eq!(
+            store.api_key(&first.record.id).await.unwrap(),
+            Some(revoked)
+        );
+        for id in [
+            first.record.id.as_str(),
+            "key_0000000000000000",
+            "key_x",
+            "AKIDEXAMPLE",
+        ] {
+            assert!(
+                matches!(t.signing_secret(id).await, Err(Error::UnknownAccessKey(_))),
+                "{id}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_admin_key_without_credentials_key_ends_sigv4_but_not_bearer_use() {
+        let (_dir, store) = sqlite();
+        let (tenant, key) = tenancy(&store, Some("admin-1"), None)
+            .create_tenant("acme", Overrides::default())
+            .await
+            .unwrap();
+        let rotated = tenancy(&store, Some("admin-2"), None);
+        let err = rotated.signing_secret(&key.record.id).await.unwrap_err();
+        assert!(matches!(err, Error::Unseal(ref id) if *id == key.record.id));
+        assert!(err.to_string().contains("issue a new key"), "{err}");
+        let bearer = format!("Bearer {}", key.secret);
+        assert_eq!(
+            rotated.authenticate(Some(&bearer)).await.unwrap(),
+            tenant.id
+        );
+
+        // With credentials_key set, the admin key can change: set it to the old admin key.
+        let kept = tenancy(&store, Some("admin-2"), Some("admin-1"));
+        assert_eq!(
+            kept.signing_secret(&key.record.id).await.unwrap().1,
+            key.secret
+        );
+        let (_, key2) = kept
+            .create_tenant("other", Overrides::default())
+            .await
+            .unwrap();
+        let again = tenancy(&store, Some("admin-3"), Some("admin-1"));
+        assert_eq!(
+            again.signing_secret(&key2.record.id).await.unwrap().1,
+            key2.secret
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_from_before_sigv4_and_moved_secrets_are_refused() {
+        let (_dir, store) = sqlite();
+        let t = tenancy(&store, Some("admin"), None);
+        let (tenant, key) = t.create_tenant("acme", Overrides::default()).await.unwrap();
+        let old = new_key(&tenant.id, None);
+        store.put_api_key(&old.record).await.unwrap();
+        let err = t.signing_secret(&old.record.id).await.unwrap_err();
+        assert!(matches!(err, Error::NotSigningKey(_)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "key {} was issued before SigV4 support; issue a new key to sign requests (this \
+                 one still works as a bearer key)",
+                old.record.id
+            )
+        );
+        // Another record's sealed secret does not open under this record's id.
+        let moved = KeyRecord {
+            sealed_secret: key.record.sealed_secret.clone(),
+            ..old.record.clone()
+        };
+        store.put_api_key(&moved).await.unwrap();
+        assert!(matches!(
+            t.signing_secret(&old.record.id).await,
+            Err(Error::Unseal(_))
+        ));
+        // An open host has nothing to unseal with.
+        assert!(matches!(
+            tenancy(&store, None, None)
+                .signing_secret(&key.record.id)
+                .await,
+            Err(Error::NoSealingKey)
+        ));
     }
 
     #[test]

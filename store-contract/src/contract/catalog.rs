@@ -77,6 +77,7 @@ pub(super) async fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
         hash: "h".into(),
         created_at: 1,
         revoked_at: None,
+        sealed_secret: Some("v1:bm9uY2UgYW5kIGNpcGhlcnRleHQ=".into()),
     };
     assert!(store.create_tenant(&tenant, &key).await.unwrap());
     let again = TenantRecord {
@@ -107,7 +108,26 @@ pub(super) async fn tenants_and_keys_round_trip(store: Arc<dyn Store>) {
         ..key
     };
     store.put_api_key(&revoked).await.unwrap();
-    assert_eq!(store.api_keys(&tenant.id).await.unwrap(), vec![revoked]);
+    assert_eq!(
+        store.api_keys(&tenant.id).await.unwrap(),
+        vec![revoked.clone()]
+    );
+    // A key made before SigV4 support has no sealed secret, and keeps none.
+    let bearer_only = KeyRecord {
+        id: "key_3".into(),
+        created_at: 2,
+        sealed_secret: None,
+        ..revoked.clone()
+    };
+    store.put_api_key(&bearer_only).await.unwrap();
+    assert_eq!(
+        store.api_key("key_3").await.unwrap(),
+        Some(bearer_only.clone())
+    );
+    assert_eq!(
+        store.api_keys(&tenant.id).await.unwrap(),
+        vec![revoked, bearer_only]
+    );
 }
 
 pub(super) async fn components_get_versions_by_digest(store: Arc<dyn Store>) {
