@@ -5,6 +5,7 @@
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
 #   make interop-deps the official Python A2A SDK the interop test's agent is built on (pip)
+#   make lambda-deps boto3 and the AWS CLI, which drive the Lambda durable API's test (pip)
 #   make s3s-fs      the S3 server the presigned-URL expiry test runs against (cargo install)
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
 #   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1";
@@ -33,7 +34,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench bench-hostile demo \
+.PHONY: all toolchain guests build test test-host test-guests interop-deps lambda-deps s3s-fs lint bench bench-hostile demo \
 	soak contract-fuzz contract-fuzz-deps
 
 all: build
@@ -47,7 +48,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
+test: toolchain interop-deps lambda-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
 
 # The end-to-end tests run the host and the demo agents binaries.
 test-host:
@@ -62,6 +63,12 @@ endif
 # Python SDK (tests/interop/a2a_agent.py).
 interop-deps:
 	python3 -m pip install --quiet "a2a-sdk[http-server]==1.3.0" uvicorn
+
+# The Lambda durable API's test (tests/tests/e2e/lambda.rs) drives the host with AWS's own
+# clients: boto3's lambda client and the AWS CLI, in releases whose service model has the
+# durable operations (awscli 1.45.11 is the CLI of botocore 1.43.11).
+lambda-deps:
+	python3 -m pip install --quiet "boto3==1.43.11" "awscli==1.45.11"
 
 # The S3 presigned-URL expiry test (tests/tests/e2e/aws.rs) runs against s3s-fs, an S3 server
 # over a folder that checks the expiry of presigned URLs (moto's does not). 0.14.1 is the newest
