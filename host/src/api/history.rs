@@ -98,11 +98,13 @@ fn details(details: &Details, style: Style) -> Value {
             input,
             timeout_seconds,
         } => json!({"Input": payload(input, style), "ExecutionTimeout": timeout_seconds}),
-        Details::Succeeded { result, attempt } => {
-            with_retry(json!({"Result": payload(result, style)}), attempt.as_ref())
-        }
+        Details::Succeeded { result, attempt } => with_retry(
+            json!({"Result": payload(result, style)}),
+            attempt.as_ref(),
+            style,
+        ),
         Details::Failed { error: e, attempt } => {
-            with_retry(json!({"Error": error(e, style)}), attempt.as_ref())
+            with_retry(json!({"Error": error(e, style)}), attempt.as_ref(), style)
         }
         Details::WaitStarted {
             duration_seconds,
@@ -143,19 +145,27 @@ fn details(details: &Details, style: Style) -> Value {
 }
 
 /// A step's ending carries its `RetryDetails`; other endings have none.
-fn with_retry(mut details: Value, attempt: Option<&Attempt>) -> Value {
+fn with_retry(mut details: Value, attempt: Option<&Attempt>, style: Style) -> Value {
     if let Some(attempt) = attempt {
-        details["RetryDetails"] = retry_details(attempt);
+        details["RetryDetails"] = retry_details(attempt, style);
     }
     details
 }
 
 /// The attempt that ended and, when a retry is scheduled, the delay before it in seconds (else
-/// `null`).
-fn retry_details(attempt: &Attempt) -> Value {
+/// `null`). AWS's model types the delay as an integer: the Lambda surface shows whole seconds
+/// (rounded to the nearest), `/v1` the exact fraction.
+fn retry_details(attempt: &Attempt, style: Style) -> Value {
+    let delay = attempt.next_delay_ms.map(|d| {
+        if style.aws {
+            json!(d.saturating_add(500) / 1000)
+        } else {
+            json!(d as f64 / 1000.0)
+        }
+    });
     json!({
         "CurrentAttempt": attempt.number,
-        "NextAttemptDelaySeconds": attempt.next_delay_ms.map(|d| d as f64 / 1000.0),
+        "NextAttemptDelaySeconds": delay,
     })
 }
 
@@ -377,6 +387,19 @@ mod tests {
         assert_eq!(
             shown["StepSucceededDetails"],
             json!({"Result": {"Truncated": true}})
+        );
+        // AWS's model types NextAttemptDelaySeconds as an integer: whole seconds, rounded.
+        let retried = Details::Failed {
+            error: ErrorRecord::new("E", "m"),
+            attempt: Some(Attempt {
+                number: 1,
+                next_delay_ms: Some(2_600),
+            }),
+        };
+        let e = Event::operation(EventType::StepFailed, &step(), 0, retried);
+        assert_eq!(
+            event_as(6, &e, aws)["StepFailedDetails"]["RetryDetails"],
+            json!({"CurrentAttempt": 1, "NextAttemptDelaySeconds": 3})
         );
         let wait = Details::WaitStarted {
             duration_seconds: 5,
