@@ -18,6 +18,8 @@
 #   make soak        the crash-loop soak: 1,000 SIGKILLs across 100 executions on a release host
 #                    (SOAK_ARGS="--kills 200 --seed 7"; SOAK_PROFILE=dev for a debug host)
 #   make contract-fuzz schemathesis against the host's /v1/openapi.json (part of `make test`)
+#   make conformance AWS's durable-execution conformance suite against a debug host (not part of
+#                    `make test` yet); make conformance-deps installs the suite (pip)
 
 CARGO ?= cargo
 GUESTS := guest-workflows
@@ -35,7 +37,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
 .PHONY: all toolchain guests build test test-host test-guests interop-deps lambda-deps s3s-fs lint bench bench-hostile demo \
-	soak contract-fuzz contract-fuzz-deps
+	soak contract-fuzz contract-fuzz-deps conformance conformance-deps
 
 all: build
 
@@ -129,3 +131,20 @@ demo: guests
 	$(CARGO) build -p aegis -p aegis-demo-agents
 	rm -rf target/demo-data
 	./target/debug/aegis demo --data-dir target/demo-data $(if $(filter 1 yes true,$(APPROVE)),--approve,)
+
+# AWS's durable-execution conformance suite (tests/conformance/run.py): the conformance component
+# (guest-workflows/conformance) uploaded under one function name per handled requirement, each
+# requirement run by AWS's own validator against a debug host on a free port (tests/conformance/
+# with-host). Prints a table per suite and N/155; fails when N drops below
+# tests/conformance/baseline. CONFORMANCE_ARGS="--only 1-1,4-3 --verbose" runs some.
+# The suite declares Python >= 3.14 but its modules run on 3.11: hence --ignore-requires-python.
+CONFORMANCE_ARGS ?=
+conformance-deps:
+	python3 -m pip install --quiet "boto3==1.43.11" pyyaml
+	python3 -m pip install --quiet --no-deps --ignore-requires-python \
+		"aws-durable-execution-conformance-tests==1.0.0"
+
+# The same package set as test-host, so that features unify the same way and nothing rebuilds.
+conformance: guests
+	$(CARGO) build -p aegis -p aegis-demo-agents
+	./tests/conformance/with-host $(CONFORMANCE_ARGS)
