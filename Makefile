@@ -5,6 +5,7 @@
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
 #   make interop-deps the official Python A2A SDK the interop test's agent is built on (pip)
+#   make lambda-deps boto3 and the AWS CLI, which drive the Lambda durable API's test (pip)
 #   make s3s-fs      the S3 server the presigned-URL expiry test runs against (cargo install)
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
 #   make bench       the HTTP bench driver against a release host (BENCH_ARGS="--quick --only W1";
@@ -17,6 +18,8 @@
 #   make soak        the crash-loop soak: 1,000 SIGKILLs across 100 executions on a release host
 #                    (SOAK_ARGS="--kills 200 --seed 7"; SOAK_PROFILE=dev for a debug host)
 #   make contract-fuzz schemathesis against the host's /v1/openapi.json (part of `make test`)
+#   make conformance AWS's durable-execution conformance suite against a debug host (not part of
+#                    `make test` yet); make conformance-deps installs the suite (pip)
 
 CARGO ?= cargo
 GUESTS := guest-workflows
@@ -33,8 +36,8 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps s3s-fs lint bench bench-hostile demo \
-	soak contract-fuzz contract-fuzz-deps
+.PHONY: all toolchain guests build test test-host test-guests interop-deps lambda-deps s3s-fs lint bench bench-hostile demo \
+	soak contract-fuzz contract-fuzz-deps conformance conformance-deps
 
 all: build
 
@@ -47,7 +50,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
+test: toolchain interop-deps lambda-deps s3s-fs contract-fuzz-deps test-host test-guests contract-fuzz
 
 # The end-to-end tests run the host and the demo agents binaries.
 test-host:
@@ -62,6 +65,12 @@ endif
 # Python SDK (tests/interop/a2a_agent.py).
 interop-deps:
 	python3 -m pip install --quiet "a2a-sdk[http-server]==1.3.0" uvicorn
+
+# The Lambda durable API's test (tests/tests/e2e/lambda.rs) drives the host with AWS's own
+# clients: boto3's lambda client and the AWS CLI, in releases whose service model has the
+# durable operations (awscli 1.45.11 is the CLI of botocore 1.43.11).
+lambda-deps:
+	python3 -m pip install --quiet "boto3==1.43.11" "awscli==1.45.11"
 
 # The S3 presigned-URL expiry test (tests/tests/e2e/aws.rs) runs against s3s-fs, an S3 server
 # over a folder that checks the expiry of presigned URLs (moto's does not). 0.14.1 is the newest
@@ -122,3 +131,20 @@ demo: guests
 	$(CARGO) build -p aegis -p aegis-demo-agents
 	rm -rf target/demo-data
 	./target/debug/aegis demo --data-dir target/demo-data $(if $(filter 1 yes true,$(APPROVE)),--approve,)
+
+# AWS's durable-execution conformance suite (tests/conformance/run.py): the conformance component
+# (guest-workflows/conformance) uploaded under one function name per handled requirement, each
+# requirement run by AWS's own validator against a debug host on a free port (tests/conformance/
+# with-host). Prints a table per suite and N/155; fails when N drops below
+# tests/conformance/baseline. CONFORMANCE_ARGS="--only 1-1,4-3 --verbose" runs some.
+# The suite declares Python >= 3.14 but its modules run on 3.11: hence --ignore-requires-python.
+CONFORMANCE_ARGS ?=
+conformance-deps:
+	python3 -m pip install --quiet "boto3==1.43.11" pyyaml
+	python3 -m pip install --quiet --no-deps --ignore-requires-python \
+		"aws-durable-execution-conformance-tests==1.0.0"
+
+# The same package set as test-host, so that features unify the same way and nothing rebuilds.
+conformance: guests
+	$(CARGO) build -p aegis -p aegis-demo-agents
+	./tests/conformance/with-host $(CONFORMANCE_ARGS)

@@ -1,7 +1,10 @@
 //! One activation: instantiate the guest, call `run`, and say how it ended.
 //!
-//! The guest gets a WASI context with nothing in it: no preopened folders, no sockets, no
-//! environment, a clock frozen at the epoch and a random source seeded from the execution id.
+//! The guest gets a WASI context with almost nothing in it: no preopened folders, no sockets, a
+//! clock frozen at the epoch, a random source seeded from the execution id, and an environment of
+//! two variables, `AWS_LAMBDA_FUNCTION_NAME` (the execution's workflow) and
+//! `AWS_LAMBDA_FUNCTION_VERSION` (its version number), as Lambda sets them for a handler. Both are
+//! fixed per execution, so a replay sees the same values.
 //! Real time and randomness reach it only through the recorded `now` and `random` imports, so a
 //! replay sees exactly what the first run saw.
 
@@ -51,9 +54,16 @@ const MAX_RANDOM_BYTES: u64 = 1 << 20;
 /// Bytes of guest stderr kept to explain a trap.
 const STDERR_CAPTURE: usize = 8 * 1024;
 
-fn sandbox(seed: u64, stderr: MemoryOutputPipe) -> WasiCtx {
+/// The variable holding the workflow (function) name a guest runs as.
+pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// The variable holding the workflow version a guest runs as.
+pub const FUNCTION_VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+
+fn sandbox(seed: u64, workflow: &str, version: u32, stderr: MemoryOutputPipe) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
+        .env(FUNCTION_NAME_VAR, workflow)
+        .env(FUNCTION_VERSION_VAR, version.to_string())
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -83,11 +93,13 @@ pub fn run(
     let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
     let seed = seed_of(activation.execution.id.as_str());
     let input = activation.execution.input.clone();
-    let state = HostState::new(
-        activation,
-        Meter::new(limits),
-        sandbox(seed, stderr.clone()),
+    let wasi = sandbox(
+        seed,
+        &activation.execution.workflow,
+        activation.execution.version,
+        stderr.clone(),
     );
+    let state = HostState::new(activation, Meter::new(limits), wasi);
     let mut store = wasmtime::Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.meter);
     store.set_epoch_deadline(1);

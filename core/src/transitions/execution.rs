@@ -22,8 +22,8 @@ pub enum Ending {
     Failed(ErrorRecord),
     /// Its execution timeout passed.
     TimedOut,
-    /// A caller stopped it.
-    Stopped,
+    /// A caller stopped it, with this error (by default [`stopped_error`]).
+    Stopped(ErrorRecord),
 }
 
 /// The first event of every history: the execution's input and its timeout in seconds, if it
@@ -70,11 +70,11 @@ pub fn end(ending: Ending, workflow: &str, now: Millis) -> Batch {
             None,
             Some(timeout_error()),
         ),
-        Ending::Stopped => (
+        Ending::Stopped(error) => (
             ExecutionStatus::Stopped,
             EventType::ExecutionStopped,
             None,
-            Some(stopped_error()),
+            Some(error),
         ),
     };
     let details = match (&result, &error) {
@@ -102,13 +102,14 @@ pub fn end(ending: Ending, workflow: &str, now: Millis) -> Batch {
     }
 }
 
-/// Stops a running execution by request; refused (nothing written) once it has ended.
-pub fn stop(workflow: &str, now: Millis) -> Batch {
+/// Stops a running execution by request, recording `error` as its error; refused (nothing
+/// written) once it has ended.
+pub fn stop(workflow: &str, error: ErrorRecord, now: Millis) -> Batch {
     let mut batch = Batch {
         conditions: vec![Condition::ExecutionRunning],
         ..Batch::default()
     };
-    batch.append(end(Ending::Stopped, workflow, now));
+    batch.append(end(Ending::Stopped(error), workflow, now));
     batch
 }
 
@@ -226,7 +227,7 @@ mod tests {
             Ending::Succeeded("1".into()),
             Ending::Failed(ErrorRecord::new("E", "m")),
             Ending::TimedOut,
-            Ending::Stopped,
+            Ending::Stopped(stopped_error()),
         ] {
             let batch = end(ending.clone(), "wf", 5);
             assert!(batch.clear_all_timers, "{ending:?}");
@@ -270,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_stop_applies_only_to_a_running_execution() {
-        let batch = stop("wf", 1);
+        let batch = stop("wf", stopped_error(), 1);
         assert!(matches!(
             batch.conditions.as_slice(),
             [Condition::ExecutionRunning]
@@ -280,6 +281,9 @@ mod tests {
         assert_eq!(finish.status, ExecutionStatus::Stopped);
         assert_eq!(finish.error, Some(stopped_error()));
         assert!(batch.cancel_open_callbacks);
+        let asked = ErrorRecord::new("Ops.Cancelled", "not needed any more");
+        let finish = stop("wf", asked.clone(), 1).finish.unwrap();
+        assert_eq!(finish.error, Some(asked));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!   [`now`](Ctx::now), [`random`](Ctx::random), [`log`](Ctx::log), and artifacts
 //!   ([`put_artifact`](Ctx::put_artifact), [`get_artifact`](Ctx::get_artifact),
 //!   [`presign`](Ctx::presign)).
+//! - [`function_name`] and [`function_version`] say which workflow (and version) the execution
+//!   runs as.
 //! - [`Error`] is the single failure type: a dotted `error_type`, a `message`, optional `data`.
 //!
 //! ```no_run
@@ -132,6 +134,25 @@ pub use error::Error;
 pub use parallel::{Branch, branch};
 pub use retry::RetryPolicy;
 pub use step::{StepOptions, StepSemantics};
+
+/// The name of the workflow this execution runs (its function name, in Lambda terms), or `None`
+/// outside an Aegis host.
+///
+/// The host sets `AWS_LAMBDA_FUNCTION_NAME` in the guest's environment to the execution's
+/// workflow name (and `AWS_LAMBDA_FUNCTION_VERSION` to its version number), as Lambda does for a
+/// handler. The value is fixed for the execution, so reading it is replay-safe. One component
+/// uploaded under several names can use it to decide what to do.
+pub fn function_name() -> Option<String> {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok()
+}
+
+/// The version number of the workflow this execution runs, or `None` outside an Aegis host.
+/// Read from `AWS_LAMBDA_FUNCTION_VERSION`; fixed for the execution, like [`function_name`].
+pub fn function_version() -> Option<u32> {
+    std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
 
 /// The bindings `wit-bindgen` generates for the `aegis:workflow` contract.
 ///

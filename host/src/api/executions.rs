@@ -517,6 +517,6 @@ pub async fn stop(
             format!("execution {id:?} not found"),
         ));
     }
-    let record = s.rt.stop(&tenant, &ExecutionId::from_raw(id)).await?;
+    let record = s.rt.stop(&tenant, &ExecutionId::from_raw(id), None).await?;
     Ok(Json(summary(&record)))
 }

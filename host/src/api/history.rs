@@ -4,19 +4,60 @@
 //!
 //! The journal records what happened ([`Details`]); the wire shapes are here and only here:
 //! `{Payload, Truncated}` for results and errors, `RetryDetails {CurrentAttempt,
-//! NextAttemptDelaySeconds}` for a step's attempt, RFC 3339 timestamps, durations in seconds.
+//! NextAttemptDelaySeconds}` for a step's attempt, durations in seconds. `/v1` shows RFC 3339
+//! timestamps ([`event`]); the Lambda surface shows what AWS clients parse, epoch seconds, with
+//! absent values left out rather than null, and payloads left out when the caller asks for no
+//! execution data ([`event_as`]).
 
-use crate::journal::{Attempt, Details, ErrorRecord, Event, Preview, format_ts};
+use crate::journal::{Attempt, Details, ErrorRecord, Event, Millis, Preview, format_ts};
 use serde_json::{Map, Value, json};
 
-/// `event`, whose EventId is `event_id`, as the history API shows it.
+/// How an event is shown.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// Timestamps as epoch seconds (numbers, with a fraction), not RFC 3339 strings; and no
+    /// null values (AWS leaves a key out instead).
+    pub aws: bool,
+    /// Results, errors and inputs are shown; without them, each `{Payload, Truncated}` is
+    /// `{Truncated: true}`.
+    pub include_data: bool,
+}
+
+impl Style {
+    /// What `/v1` shows.
+    pub const V1: Style = Style {
+        aws: false,
+        include_data: true,
+    };
+
+    fn timestamp(self, at: Millis) -> Value {
+        if self.aws {
+            json!(epoch_seconds(at))
+        } else {
+            json!(format_ts(at))
+        }
+    }
+}
+
+/// `at` in seconds since the epoch, with milliseconds as the fraction: the timestamp AWS clients
+/// parse (an RFC 3339 string makes the JavaScript SDK throw).
+pub fn epoch_seconds(at: Millis) -> f64 {
+    at as f64 / 1000.0
+}
+
+/// `event`, whose EventId is `event_id`, as `/v1` shows it.
 pub fn event(event_id: u64, event: &Event) -> Value {
+    event_as(event_id, event, Style::V1)
+}
+
+/// `event`, whose EventId is `event_id`, shown in `style`.
+pub fn event_as(event_id: u64, event: &Event, style: Style) -> Value {
     let mut obj = Map::new();
     let event_type = serde_json::to_value(event.event_type).unwrap_or(Value::Null);
     let details_key = format!("{}Details", event_type.as_str().unwrap_or("Unknown"));
     obj.insert("EventType".into(), event_type);
     obj.insert("EventId".into(), json!(event_id));
-    obj.insert("EventTimestamp".into(), json!(format_ts(event.timestamp)));
+    obj.insert("EventTimestamp".into(), style.timestamp(event.timestamp));
     if let Some(id) = &event.op_id {
         obj.insert("Id".into(), json!(id));
     }
@@ -29,30 +70,48 @@ pub fn event(event_id: u64, event: &Event) -> Value {
     if let Some(sub_type) = &event.sub_type {
         obj.insert("SubType".into(), json!(sub_type));
     }
-    obj.insert(details_key, details(&event.details));
-    Value::Object(obj)
+    obj.insert(details_key, details(&event.details, style));
+    let mut shown = Value::Object(obj);
+    if style.aws {
+        drop_nulls(&mut shown);
+    }
+    shown
+}
+
+/// Removes every null member, at any depth: AWS leaves absent values out.
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// The `<EventType>Details` record of `details`.
-fn details(details: &Details) -> Value {
+fn details(details: &Details, style: Style) -> Value {
     match details {
         Details::Empty => json!({}),
         Details::Started {
             input,
             timeout_seconds,
-        } => json!({"Input": payload(input), "ExecutionTimeout": timeout_seconds}),
-        Details::Succeeded { result, attempt } => {
-            with_retry(json!({"Result": payload(result)}), attempt.as_ref())
-        }
+        } => json!({"Input": payload(input, style), "ExecutionTimeout": timeout_seconds}),
+        Details::Succeeded { result, attempt } => with_retry(
+            json!({"Result": payload(result, style)}),
+            attempt.as_ref(),
+            style,
+        ),
         Details::Failed { error: e, attempt } => {
-            with_retry(json!({"Error": error(e)}), attempt.as_ref())
+            with_retry(json!({"Error": error(e, style)}), attempt.as_ref(), style)
         }
         Details::WaitStarted {
             duration_seconds,
             scheduled_end,
         } => json!({
             "Duration": duration_seconds,
-            "ScheduledEndTimestamp": format_ts(*scheduled_end),
+            "ScheduledEndTimestamp": style.timestamp(*scheduled_end),
         }),
         Details::WaitEnded { duration_seconds } => json!({"Duration": duration_seconds}),
         Details::CallbackStarted {
@@ -71,12 +130,12 @@ fn details(details: &Details) -> Value {
             error: e,
         } => {
             let mut details = json!({
-                "StartTimestamp": format_ts(*started),
-                "EndTimestamp": format_ts(*ended),
+                "StartTimestamp": style.timestamp(*started),
+                "EndTimestamp": style.timestamp(*ended),
                 "RequestId": request_id,
             });
             if let Some(e) = e {
-                details["Error"] = error(e);
+                details["Error"] = error(e, style);
             }
             details
         }
@@ -86,29 +145,43 @@ fn details(details: &Details) -> Value {
 }
 
 /// A step's ending carries its `RetryDetails`; other endings have none.
-fn with_retry(mut details: Value, attempt: Option<&Attempt>) -> Value {
+fn with_retry(mut details: Value, attempt: Option<&Attempt>, style: Style) -> Value {
     if let Some(attempt) = attempt {
-        details["RetryDetails"] = retry_details(attempt);
+        details["RetryDetails"] = retry_details(attempt, style);
     }
     details
 }
 
 /// The attempt that ended and, when a retry is scheduled, the delay before it in seconds (else
-/// `null`).
-fn retry_details(attempt: &Attempt) -> Value {
+/// `null`). AWS's model types the delay as an integer: the Lambda surface shows whole seconds
+/// (rounded to the nearest), `/v1` the exact fraction.
+fn retry_details(attempt: &Attempt, style: Style) -> Value {
+    let delay = attempt.next_delay_ms.map(|d| {
+        if style.aws {
+            json!(d.saturating_add(500) / 1000)
+        } else {
+            json!(d as f64 / 1000.0)
+        }
+    });
     json!({
         "CurrentAttempt": attempt.number,
-        "NextAttemptDelaySeconds": attempt.next_delay_ms.map(|d| d as f64 / 1000.0),
+        "NextAttemptDelaySeconds": delay,
     })
 }
 
 /// A `{Payload, Truncated}` record for a JSON result.
-fn payload(preview: &Preview) -> Value {
+fn payload(preview: &Preview, style: Style) -> Value {
+    if !style.include_data {
+        return json!({"Truncated": true});
+    }
     json!({"Payload": preview.text, "Truncated": preview.truncated})
 }
 
 /// A `{Payload, Truncated}` record for an error: `{ErrorType, ErrorMessage, ErrorData}`.
-fn error(error: &ErrorRecord) -> Value {
+fn error(error: &ErrorRecord, style: Style) -> Value {
+    if !style.include_data {
+        return json!({"Truncated": true});
+    }
     json!({
         "Payload": {
             "ErrorType": error.error_type,
@@ -199,7 +272,7 @@ mod tests {
             result: Preview::of(&big),
             attempt: None,
         };
-        let v = details(&succeeded);
+        let v = details(&succeeded, Style::V1);
         assert_eq!(v["Result"]["Truncated"], true);
         assert_eq!(
             v["Result"]["Payload"].as_str().unwrap().len(),
@@ -211,34 +284,46 @@ mod tests {
     #[test]
     fn starts_show_durations_and_timeouts_in_seconds() {
         assert_eq!(
-            details(&Details::Started {
-                input: Preview::of("{}"),
-                timeout_seconds: None
-            })
+            details(
+                &Details::Started {
+                    input: Preview::of("{}"),
+                    timeout_seconds: None
+                },
+                Style::V1
+            )
             .to_string(),
             r#"{"ExecutionTimeout":null,"Input":{"Payload":"{}","Truncated":false}}"#
         );
         assert_eq!(
-            details(&Details::WaitStarted {
-                duration_seconds: 5,
-                scheduled_end: 6_000
-            })
+            details(
+                &Details::WaitStarted {
+                    duration_seconds: 5,
+                    scheduled_end: 6_000
+                },
+                Style::V1
+            )
             .to_string(),
             r#"{"Duration":5,"ScheduledEndTimestamp":"1970-01-01T00:00:06.000Z"}"#
         );
         assert_eq!(
-            details(&Details::WaitEnded {
-                duration_seconds: 5
-            })
+            details(
+                &Details::WaitEnded {
+                    duration_seconds: 5
+                },
+                Style::V1
+            )
             .to_string(),
             r#"{"Duration":5}"#
         );
         assert_eq!(
-            details(&Details::CallbackStarted {
-                callback_id: "cb_1".into(),
-                timeout_seconds: 60,
-                heartbeat_timeout_seconds: None,
-            })
+            details(
+                &Details::CallbackStarted {
+                    callback_id: "cb_1".into(),
+                    timeout_seconds: 60,
+                    heartbeat_timeout_seconds: None,
+                },
+                Style::V1
+            )
             .to_string(),
             r#"{"CallbackId":"cb_1","HeartbeatTimeout":null,"Timeout":60}"#
         );
@@ -253,14 +338,14 @@ mod tests {
             error: None,
         };
         assert_eq!(
-            details(&invocation).to_string(),
+            details(&invocation, Style::V1).to_string(),
             r#"{"EndTimestamp":"1970-01-01T00:00:01.500Z","RequestId":"act_1","StartTimestamp":"1970-01-01T00:00:00.000Z"}"#
         );
         if let Details::Invocation { error, .. } = &mut invocation {
             *error = Some(ErrorRecord::new("Aegis.NonDeterminism", "m"));
         }
         assert_eq!(
-            details(&invocation)["Error"]["Payload"]["ErrorType"],
+            details(&invocation, Style::V1)["Error"]["Payload"]["ErrorType"],
             "Aegis.NonDeterminism"
         );
     }
@@ -268,6 +353,62 @@ mod tests {
     #[test]
     fn legacy_details_are_shown_as_stored() {
         let stored = json!({"Result": {"Payload": "7", "Truncated": false}, "Extra": [1]});
-        assert_eq!(details(&Details::Legacy(stored.clone())), stored);
+        assert_eq!(details(&Details::Legacy(stored.clone()), Style::V1), stored);
+    }
+
+    #[test]
+    fn the_aws_style_shows_epoch_seconds_and_leaves_nulls_and_withheld_data_out() {
+        let aws = Style {
+            aws: true,
+            include_data: true,
+        };
+        let failed = Details::Failed {
+            error: ErrorRecord::new("E", "m"),
+            attempt: Some(Attempt {
+                number: 1,
+                next_delay_ms: None,
+            }),
+        };
+        let e = Event::operation(EventType::StepFailed, &step(), 1_764_133_200_123, failed);
+        assert_eq!(
+            event_as(3, &e, aws).to_string(),
+            r#"{"EventId":3,"EventTimestamp":1764133200.123,"EventType":"StepFailed","Id":"1","Name":"fetch","ParentId":"0","StepFailedDetails":{"Error":{"Payload":{"ErrorMessage":"m","ErrorType":"E"},"Truncated":false},"RetryDetails":{"CurrentAttempt":1}},"SubType":"Step"}"#
+        );
+        let withheld = Style {
+            aws: true,
+            include_data: false,
+        };
+        let succeeded = Details::Succeeded {
+            result: Preview::of("\"secret\""),
+            attempt: None,
+        };
+        let e = Event::operation(EventType::StepSucceeded, &step(), 0, succeeded);
+        let shown = event_as(4, &e, withheld);
+        assert_eq!(
+            shown["StepSucceededDetails"],
+            json!({"Result": {"Truncated": true}})
+        );
+        // AWS's model types NextAttemptDelaySeconds as an integer: whole seconds, rounded.
+        let retried = Details::Failed {
+            error: ErrorRecord::new("E", "m"),
+            attempt: Some(Attempt {
+                number: 1,
+                next_delay_ms: Some(2_600),
+            }),
+        };
+        let e = Event::operation(EventType::StepFailed, &step(), 0, retried);
+        assert_eq!(
+            event_as(6, &e, aws)["StepFailedDetails"]["RetryDetails"],
+            json!({"CurrentAttempt": 1, "NextAttemptDelaySeconds": 3})
+        );
+        let wait = Details::WaitStarted {
+            duration_seconds: 5,
+            scheduled_end: 1_500,
+        };
+        let e = Event::operation(EventType::WaitStarted, &step(), 0, wait);
+        assert_eq!(
+            event_as(5, &e, aws)["WaitStartedDetails"],
+            json!({"Duration": 5, "ScheduledEndTimestamp": 1.5})
+        );
     }
 }

@@ -22,6 +22,7 @@ mod executions;
 pub mod extension;
 mod guard;
 mod history;
+mod lambda;
 mod openapi;
 #[cfg(test)]
 mod openapi_tests;
@@ -148,6 +149,7 @@ pub fn router_with_config(
             get(callbacks::artifact),
         )
         .with_state(state.clone());
+    router = router.merge(lambda::routes(state.clone(), &config.lambda));
     for extension in extensions {
         let routes = extension
             .routes(rt.clone())
@@ -155,8 +157,13 @@ pub fn router_with_config(
         router = router.merge(routes);
     }
     // The fallback and the error layers come last, so that they cover the extensions' routes.
-    let router =
-        router.fallback(|| async { ApiError::not_found(Code::RouteNotFound, "no such route") });
+    let router = router.fallback(|uri: axum::http::Uri| async move {
+        if lambda::is_lambda_path(uri.path()) {
+            lambda::unknown_operation().into_response()
+        } else {
+            ApiError::not_found(Code::RouteNotFound, "no such route").into_response()
+        }
+    });
     error_layers(router)
 }
 

@@ -56,6 +56,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AEGIS_EVENT_BUS_NAME", "notifications.event_bus_name"),
     ("AEGIS_EVENT_SOURCE", "notifications.event_source"),
     ("AEGIS_NOTIFICATIONS_ENDPOINT", "notifications.endpoint_url"),
+    ("AEGIS_LAMBDA_REGION", "lambda.region"),
+    ("AEGIS_LAMBDA_ACCOUNT_ID", "lambda.account_id"),
     ("AEGIS_HOST_ID", "cluster.host_id"),
     ("AEGIS_LEASE_TTL_MS", "cluster.lease_ttl_ms"),
     ("AEGIS_SWEEP_INTERVAL_MS", "cluster.sweep_interval_ms"),

@@ -12,6 +12,7 @@ mod agents;
 mod artifacts;
 mod cluster;
 mod features;
+mod lambda;
 mod layers;
 mod notifications;
 mod server;
@@ -22,6 +23,7 @@ pub use agents::AGENT_ARN_ENV;
 pub use artifacts::{ArtifactsBackend, ArtifactsConfig, Sse};
 pub use cluster::ClusterConfig;
 pub use features::{FEATURE_SECTIONS, FeatureSection};
+pub use lambda::LambdaConfig;
 pub use layers::ENV_KEYS;
 pub use notifications::NotificationsConfig;
 pub use server::ServerConfig;
@@ -75,6 +77,9 @@ pub struct Config {
     /// The HTTP server's own limits: timeouts, connections, and the rates of the routes that
     /// take no API key.
     pub server: ServerConfig,
+    /// The AWS Lambda durable-functions surface: the region and account its ARNs show, and
+    /// how long a synchronous Invoke waits.
+    pub lambda: LambdaConfig,
     /// The sections of the feature modules compiled in, as the file and the environment set
     /// them ([`FEATURE_SECTIONS`]); each module reads its own with [`Config::section`].
     #[serde(skip)]
@@ -105,6 +110,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             uploads: UploadsConfig::default(),
             server: ServerConfig::default(),
+            lambda: LambdaConfig::default(),
             features: figment::Figment::new(),
             features_in_file: figment::Figment::new(),
         }
@@ -150,6 +156,7 @@ impl Config {
             )));
         }
         self.cluster.validate().map_err(invalid)?;
+        self.lambda.validate().map_err(invalid)?;
         self.server.validate().map_err(invalid)?;
         self.uploads.validate().map_err(invalid)?;
         Ok(())

@@ -3,7 +3,7 @@
 
 use super::{MAX_EXECUTION_TIMEOUT_SECS, Runtime, StartError, StartRequest, StopError};
 use crate::ids::{ExecutionId, TenantId};
-use crate::journal::{Millis, now_ms};
+use crate::journal::{ErrorRecord, Millis, now_ms};
 use crate::store::{self, Created, ExecutionRecord, NewExecution};
 use crate::transitions::execution;
 use std::sync::Arc;
@@ -89,8 +89,9 @@ impl Runtime {
         }
     }
 
-    /// Stops a running execution: its status becomes STOPPED, its timers are cleared and its
-    /// callbacks can no longer be completed. An activation in flight finds its writes refused.
+    /// Stops a running execution: its status becomes STOPPED with `error` (by default
+    /// `Execution.Stopped`), its timers are cleared and its callbacks can no longer be
+    /// completed. An activation in flight finds its writes refused.
     ///
     /// # Errors
     /// [`StopError::NotFound`] for another tenant's or an unknown execution,
@@ -99,6 +100,7 @@ impl Runtime {
         self: &Arc<Self>,
         tenant: &TenantId,
         id: &ExecutionId,
+        error: Option<ErrorRecord>,
     ) -> Result<ExecutionRecord, StopError> {
         let record = self
             .journal
@@ -109,7 +111,8 @@ impl Runtime {
         if record.status.is_terminal() {
             return Err(StopError::NotRunning);
         }
-        let batch = execution::stop(&record.workflow, now_ms());
+        let error = error.unwrap_or_else(execution::stopped_error);
+        let batch = execution::stop(&record.workflow, error, now_ms());
         match self.journal.commit(id, batch).await {
             Ok(()) => {}
             Err(store::Error::ConditionFailed(_)) => return Err(StopError::NotRunning),

@@ -22,6 +22,7 @@ mod hostile;
 mod hostile_events;
 mod interop;
 mod kinds;
+mod lambda;
 mod operations;
 mod pipeline;
 mod replay;

@@ -68,9 +68,18 @@ async fn sandbox_probe_finds_no_way_out() {
                 "{probe} was not denied: {result}"
             );
         }
+        // Only what Lambda sets for a handler: the function (workflow) name and its version.
         ensure!(
-            result["env_count"] == 0,
-            "the guest sees no environment: {result}"
+            result["env"]
+                == json!([
+                    ["AWS_LAMBDA_FUNCTION_NAME", "sandbox_probe"],
+                    ["AWS_LAMBDA_FUNCTION_VERSION", "1"]
+                ]),
+            "the guest sees its function name and version, nothing else: {result}"
+        );
+        ensure!(
+            result["function_name"] == "sandbox_probe",
+            "the SDK reads the function name: {result}"
         );
         ensure!(
             result["system_time_secs"].is_number(),

@@ -1,0 +1,1060 @@
+//! The handlers of AWS's durable-execution conformance suite
+//! (`aws-durable-execution-conformance-tests`), written on the Aegis SDK.
+//!
+//! One component, uploaded under many function names: `conformance-<id>` runs the handler of
+//! requirement `<id>` (`conformance-1-1` runs 1-1). The function name comes from
+//! [`aegis_sdk::function_name`]. Each handler follows the requirement's `handler` and
+//! `invocations` prose (`test_requirements/<suite>/<id>.yaml` in the suite's package); the
+//! harness, `tests/conformance/run.py`, uploads the component and runs AWS's validator.
+//!
+//! The dispatch table in [`dispatch`] is the list of handled requirements: the harness reads the
+//! `"<id>" =>` lines of this file to know which function names to upload, so keep one arm per line.
+//! Requirements the SDK cannot express yet have no handler (see the harness's report).
+
+use std::time::Duration;
+
+use aegis_sdk::{
+    BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, RetryPolicy,
+    StepOptions, branch, workflow,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Value, json};
+
+/// The prefix of every conformance function name.
+const PREFIX: &str = "conformance-";
+
+/// A long timeout for callbacks whose requirement sets none (AWS's default is no timeout).
+const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+async fn run(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = aegis_sdk::function_name().unwrap_or_default();
+    let Some(id) = name.strip_prefix(PREFIX) else {
+        return Err(Error::new(
+            "Conformance.UnknownFunction",
+            format!("function {name:?} is not named {PREFIX}<requirement id>"),
+        ));
+    };
+    dispatch(id, ctx, input).await
+}
+
+workflow!(run);
+
+/// Runs the handler of requirement `id`.
+async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
+    match id {
+        // step
+        "1-1" => step_basic(ctx, input).await,
+        "1-2" => step_named(ctx, input).await,
+        "1-3" => step_sequential(ctx).await,
+        "1-4" => step_complex_result(ctx, input).await,
+        "1-5" => step_null_result(ctx).await,
+        "1-6" => step_custom_serdes(ctx, input).await,
+        "1-8" => step_then_wait(ctx).await,
+        "1-9" => step_replay_skips_success(ctx).await,
+        "1-10" => step_replay_rethrows_failure(ctx).await,
+        "1-11" => step_retry_then_success(ctx).await,
+        "1-12" => step_retry_exhausted(ctx).await,
+        "1-13" => step_default_retry(ctx).await,
+        "1-14" => step_custom_backoff(ctx).await,
+        "1-15" => step_retry_on_transient(ctx).await,
+        "1-16" => step_no_retry_on_transient(ctx).await,
+        "1-19" => step_permanent_error(ctx).await,
+        "1-20" => step_error_caught(ctx).await,
+        // wait
+        "2-1" => wait_seconds(ctx, "wait", 2).await,
+        "2-2" => wait_seconds(ctx, "custom_wait_name", 2).await,
+        "2-3" => wait_sequential(ctx).await,
+        "2-4" => wait_seconds(ctx, "wait", 60).await,
+        "2-5" => wait_seconds(ctx, "wait", 3600).await,
+        // child
+        "3-1" => child_basic(ctx, input).await,
+        "3-2" => child_named(ctx, input).await,
+        "3-3" => child_two_steps(ctx, input).await,
+        "3-4" => child_step_fails(ctx).await,
+        "3-5" => child_error_caught(ctx, input).await,
+        "3-6" => child_nested(ctx, input).await,
+        "3-7" => child_step_retry(ctx, input).await,
+        "3-8" => child_step_retry_exhausted(ctx).await,
+        "3-9" => child_then_wait(ctx, input).await,
+        "3-10" => child_step_and_wait(ctx, input).await,
+        "3-13" => child_wait_then_step(ctx, input).await,
+        "3-14" => child_custom_serdes(ctx, input).await,
+        "3-15" => child_fails_directly(ctx).await,
+        "3-16" => child_null(ctx).await,
+        "3-18" => child_then_step_and_wait(ctx, input).await,
+        // callback
+        "4-1" => callback_basic(ctx, input).await,
+        "4-2" => callback_basic(ctx, json!("approval")).await,
+        "4-3" => callback_with(ctx, input, CallbackOptions::timeout(secs(5))).await,
+        "4-4" => callback_with(ctx, input, heartbeat(5)).await,
+        "4-5" => callback_with(ctx, input, heartbeat(10)).await,
+        "4-6" => callback_basic(ctx, input).await,
+        "4-7" => callback_step_then_await(ctx, input, NO_TIMEOUT).await,
+        "4-8" => callback_step_then_await(ctx, input, secs(5)).await,
+        "4-9" | "4-10" => callback_wait_then_await(ctx, input, NO_TIMEOUT, 5).await,
+        "4-11" => callback_wait_then_await(ctx, input, secs(3), 6).await,
+        "4-12" => callback_await_then_wait(ctx, input).await,
+        "4-13" => callback_failure_caught(ctx, input, NO_TIMEOUT).await,
+        "4-14" => callback_failure_caught(ctx, input, secs(3)).await,
+        "4-15" => callback_typed_date(ctx, input).await,
+        "4-16" => callback_number(ctx, input).await,
+        "4-17" => callbacks_in_turn(ctx, input).await,
+        "4-18" => callbacks_both_then(ctx, input, false).await,
+        "4-19" => callbacks_both_then(ctx, input, true).await,
+        // wait_for_callback
+        "7-1" | "7-4" | "7-15" => wfc_basic(ctx, &text(&input), forever()).await,
+        "7-2" => wfc_basic(ctx, "approval", forever()).await,
+        "7-3" => wfc_basic(ctx, "", forever()).await,
+        "7-5" => wfc_basic(ctx, &text(&input), CallbackOptions::timeout(secs(3))).await,
+        "7-6" => wfc_caught(ctx, &text(&input), forever(), "recovered").await,
+        "7-8" => wfc_in_child(ctx, input).await,
+        "7-9" => wfc_two(ctx).await,
+        "7-10" => wfc_after_wait_and_step(ctx, input).await,
+        "7-11" => wfc_json_field(ctx, input).await,
+        "7-12" => wfc_basic(ctx, &text(&input), heartbeat(5)).await,
+        "7-13" => wfc_basic(ctx, &text(&input), heartbeat(10)).await,
+        "7-14" => {
+            let options = CallbackOptions::timeout(secs(3));
+            wfc_caught(ctx, &text(&input), options, "timed-out-handled").await
+        }
+        // parallel (the SDK has no max-concurrency: its batches poll items round-robin in index
+        // order and check the completion rule after each, which is what max-concurrency 1 gives
+        // for items that finish in their first poll)
+        "8-1" => parallel_steps(ctx).await,
+        "8-2" => parallel_values(ctx, vec![json!("alpha"), json!("beta")]).await,
+        "8-3" => parallel_values(ctx, vec![json!("one"), json!("two")]).await,
+        "8-4" => parallel_values(ctx, vec![json!("hello"), json!(42), json!({"k": "v"})]).await,
+        "8-5" => parallel_values(ctx, vec![]).await,
+        "8-6" => parallel_outcomes(ctx, &[true, false, true], Completion::all(), FULL).await,
+        "8-7" => parallel_rethrow(ctx).await,
+        "8-8" => parallel_outcomes(ctx, &[true; 4], Completion::min_successful(2), MIN).await,
+        "8-9" => {
+            let completion = Completion::tolerated_failures(1);
+            parallel_outcomes(ctx, &[true, false, true], completion, FULL).await
+        }
+        "8-10" => {
+            let completion = Completion::tolerated_failures(1);
+            parallel_outcomes(ctx, &[false; 3], completion, TOLERANCE).await
+        }
+        "8-11" => parallel_values(ctx, vec![json!("r0"), json!("r1"), json!("r2")]).await,
+        "8-14" => parallel_with_wait(ctx).await,
+        "8-15" => parallel_item_serdes(ctx).await,
+        "8-16" => {
+            let completion = Completion::tolerated_failures(3);
+            parallel_outcomes(ctx, &[false; 3], completion, FULL).await
+        }
+        "8-17" => {
+            let completion = Completion::min_successful(3);
+            parallel_outcomes(ctx, &[true, false, true], completion, FULL).await
+        }
+        "8-18" => {
+            let completion = Completion {
+                min_successful: Some(3),
+                tolerated_failures: Some(1),
+            };
+            parallel_outcomes(ctx, &[false, false, true, true], completion, TOLERANCE).await
+        }
+        "8-20" => {
+            let completion = Completion::tolerated_failures(1);
+            parallel_outcomes(ctx, &[true, false, true], completion, ACCESSORS).await
+        }
+        "8-21" => parallel_nested(ctx).await,
+        // map (the same remark on max-concurrency)
+        "9-1" => map_greet(ctx, input).await,
+        "9-2" => map_double(ctx, input).await,
+        "9-3" => map_plus_index(ctx, input).await,
+        "9-4" => map_greet(ctx, input).await,
+        "9-5" => map_outcomes(ctx, &[true, false, true], Completion::all(), FULL).await,
+        "9-6" => map_rethrow(ctx).await,
+        "9-7" => map_outcomes(ctx, &[true; 4], Completion::min_successful(2), MIN).await,
+        "9-8" => {
+            let completion = Completion::tolerated_failures(1);
+            map_outcomes(ctx, &[true, false, true], completion, FULL).await
+        }
+        "9-9" => {
+            let completion = Completion::tolerated_failures(1);
+            map_outcomes(ctx, &[false; 3], completion, TOLERANCE).await
+        }
+        "9-11" => map_constant(ctx).await,
+        "9-14" => map_item_serdes(ctx).await,
+        "9-15" => map_with_wait(ctx).await,
+        "9-17" => map_then_wait(ctx).await,
+        "9-18" => map_failure_then_wait(ctx).await,
+        _ => Err(Error::new(
+            "Conformance.NoHandler",
+            format!("no handler for requirement {id}"),
+        )),
+    }
+}
+
+// ---- helpers ----
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A callback with no timeout to speak of.
+fn forever() -> CallbackOptions {
+    CallbackOptions::timeout(NO_TIMEOUT)
+}
+
+/// A callback with this heartbeat timeout (and no overall timeout to speak of).
+fn heartbeat(n: u64) -> CallbackOptions {
+    forever().heartbeat_timeout(secs(n))
+}
+
+/// The input as a string (a JSON string's content, else its JSON text).
+fn text(input: &Value) -> String {
+    match input {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The `i`th element of an array input, as a string.
+fn nth(input: &Value, i: usize) -> String {
+    text(input.get(i).unwrap_or(&Value::Null))
+}
+
+fn no_retry() -> StepOptions {
+    StepOptions::default()
+}
+
+fn failure(message: &str) -> Error {
+    Error::new("Conformance.StepError", message)
+}
+
+/// A string that serialises in upper case: the custom serialiser ("serdes") of 1-6 and 3-14.
+struct Upper(String);
+
+impl Serialize for Upper {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_uppercase())
+    }
+}
+
+impl<'de> Deserialize<'de> for Upper {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Upper)
+    }
+}
+
+// ---- step (1-x) ----
+
+async fn step_basic(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    ctx.step("greet", move |_| Ok(json!(format!("Hello, {name}!"))))
+        .await
+}
+
+async fn step_named(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    ctx.step("custom_step_name", move |_| {
+        Ok(json!(format!("Hello, {name}!")))
+    })
+    .await
+}
+
+async fn step_sequential(ctx: Ctx) -> Result<Value, Error> {
+    let first: String = ctx.step("step_one", |_| Ok("first".to_owned())).await?;
+    let second: String = ctx
+        .step("step_two", move |_| Ok(format!("{first}_second")))
+        .await?;
+    Ok(json!(second))
+}
+
+async fn step_complex_result(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.step("build_response", move |_| {
+        let tags = input["tags"].as_array().cloned().unwrap_or_default();
+        Ok(json!({
+            "user": {"name": input["name"], "tags": tags},
+            "count": tags.len(),
+        }))
+    })
+    .await
+}
+
+async fn step_null_result(ctx: Ctx) -> Result<Value, Error> {
+    ctx.step("do_nothing", |_| Ok(())).await?;
+    Ok(Value::Null)
+}
+
+async fn step_custom_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let value = text(&input);
+    let Upper(result) = ctx.step("return_input", move |_| Ok(Upper(value))).await?;
+    Ok(json!(result))
+}
+
+async fn step_then_wait(ctx: Ctx) -> Result<Value, Error> {
+    let result: String = ctx.step("compute", |_| Ok("computed".to_owned())).await?;
+    ctx.wait("wait", secs(2)).await?;
+    Ok(json!(result))
+}
+
+async fn step_replay_skips_success(ctx: Ctx) -> Result<Value, Error> {
+    let log = ctx.clone();
+    let result: String = ctx
+        .step("compute", move |_| {
+            log.info("step executed");
+            Ok("cached_value".to_owned())
+        })
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(json!(result))
+}
+
+async fn step_replay_rethrows_failure(ctx: Ctx) -> Result<Value, Error> {
+    let log = ctx.clone();
+    let caught = ctx
+        .step_with("fail", no_retry(), move |_| -> Result<(), Error> {
+            log.info("step executed");
+            Err(failure("permanent failure"))
+        })
+        .await
+        .err();
+    ctx.wait("wait", secs(1)).await?;
+    Ok(json!({"caught": caught.map(|e| e.message)}))
+}
+
+async fn step_retry_then_success(ctx: Ctx) -> Result<Value, Error> {
+    let options = StepOptions::retry(RetryPolicy::fixed(3, secs(1)));
+    ctx.step_with("unreliable", options, |attempt| {
+        if attempt == 1 {
+            Err(failure("attempt 1 fails"))
+        } else {
+            Ok(json!("Operation succeeded"))
+        }
+    })
+    .await
+}
+
+async fn step_retry_exhausted(ctx: Ctx) -> Result<Value, Error> {
+    let options = StepOptions::retry(RetryPolicy::fixed(4, secs(1)));
+    ctx.step_with("always_fail", options, |attempt| -> Result<Value, Error> {
+        Err(failure(&format!("attempt {attempt} fails")))
+    })
+    .await
+}
+
+/// Fails on attempts 1 and 2, succeeds on 3.
+fn fails_twice(attempt: u32) -> Result<Value, Error> {
+    if attempt < 3 {
+        Err(failure(&format!("attempt {attempt} fails")))
+    } else {
+        Ok(json!({"attempt": attempt}))
+    }
+}
+
+async fn step_default_retry(ctx: Ctx) -> Result<Value, Error> {
+    // AWS's default strategy: 6 attempts, 5 s initial delay, 60 s cap, 2x backoff, full jitter.
+    // (The SDK has no default retry; this spells out the same policy.)
+    let policy = RetryPolicy::exponential(6, secs(5))
+        .max_delay(secs(60))
+        .jitter(true);
+    ctx.step_with("unreliable", StepOptions::retry(policy), fails_twice)
+        .await
+}
+
+async fn step_custom_backoff(ctx: Ctx) -> Result<Value, Error> {
+    let policy = RetryPolicy::exponential(5, secs(2)).backoff_rate(3.0);
+    ctx.step_with("unreliable", StepOptions::retry(policy), fails_twice)
+        .await
+}
+
+async fn step_retry_on_transient(ctx: Ctx) -> Result<Value, Error> {
+    let policy = RetryPolicy::fixed(3, secs(1)).retry_on(["TransientError"]);
+    ctx.step_with("transient", StepOptions::retry(policy), |attempt| {
+        if attempt == 1 {
+            Err(Error::new("TransientError", "transient failure"))
+        } else {
+            Ok(json!("recovered"))
+        }
+    })
+    .await
+}
+
+async fn step_no_retry_on_transient(ctx: Ctx) -> Result<Value, Error> {
+    // A strategy that retries other errors, but not TransientError.
+    let policy = RetryPolicy::fixed(3, secs(1)).retry_on(["PermanentlyRetryableError"]);
+    ctx.step_with(
+        "transient",
+        StepOptions::retry(policy),
+        |_| -> Result<Value, Error> { Err(Error::new("TransientError", "transient failure")) },
+    )
+    .await
+}
+
+async fn step_permanent_error(ctx: Ctx) -> Result<Value, Error> {
+    ctx.step_with("failing", no_retry(), |_| -> Result<Value, Error> {
+        Err(failure("always fails"))
+    })
+    .await
+}
+
+async fn step_error_caught(ctx: Ctx) -> Result<Value, Error> {
+    let first = ctx
+        .step_with("failing", no_retry(), |_| -> Result<String, Error> {
+            Err(failure("always fails"))
+        })
+        .await;
+    let fallback = first.unwrap_or_else(|_| "fallback".to_owned());
+    let result: String = ctx
+        .step("continue", move |_| Ok(format!("{fallback}_result")))
+        .await?;
+    Ok(json!(result))
+}
+
+// ---- wait (2-x) ----
+
+async fn wait_seconds(ctx: Ctx, name: &str, n: u64) -> Result<Value, Error> {
+    ctx.wait(name, secs(n)).await?;
+    Ok(Value::Null)
+}
+
+async fn wait_sequential(ctx: Ctx) -> Result<Value, Error> {
+    ctx.wait("wait-1", secs(2)).await?;
+    ctx.wait("wait-2", secs(2)).await?;
+    Ok(json!({"completedWaits": 2}))
+}
+
+// ---- child (3-x) ----
+
+/// A step that returns `value`.
+async fn echo(ctx: &Ctx, name: &str, value: Value) -> Result<Value, Error> {
+    ctx.step(name, move |_| Ok(value)).await
+}
+
+async fn child_basic(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("child", |c| async move { echo(&c, "echo", input).await })
+        .await
+}
+
+async fn child_named(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input["name"]);
+    let value = input["value"].clone();
+    ctx.child(&name, |c| async move { echo(&c, "echo", value).await })
+        .await
+}
+
+async fn child_two_steps(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        let first = echo(&c, "first", input).await?;
+        echo(&c, "second", first).await
+    })
+    .await
+}
+
+async fn child_step_fails(ctx: Ctx) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        c.step_with("failing", no_retry(), |_| -> Result<Value, Error> {
+            Err(failure("child step fails"))
+        })
+        .await
+    })
+    .await
+}
+
+async fn child_error_caught(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let _caught = ctx
+        .child("child", |c| async move {
+            c.step_with("failing", no_retry(), |_| -> Result<Value, Error> {
+                Err(failure("child step fails"))
+            })
+            .await
+        })
+        .await;
+    echo(&ctx, "recovery", input).await
+}
+
+async fn child_nested(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("outer", |outer| async move {
+        let value = echo(&outer, "outer_step", input).await?;
+        outer
+            .child("inner", |inner| async move {
+                echo(&inner, "inner_step", value).await
+            })
+            .await
+    })
+    .await
+}
+
+async fn child_step_retry(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        let options = StepOptions::retry(RetryPolicy::fixed(3, secs(1)));
+        c.step_with("unreliable", options, move |attempt| {
+            if attempt == 1 {
+                Err(failure("attempt 1 fails"))
+            } else {
+                Ok(input)
+            }
+        })
+        .await
+    })
+    .await
+}
+
+async fn child_step_retry_exhausted(ctx: Ctx) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        let options = StepOptions::retry(RetryPolicy::fixed(2, secs(1)));
+        c.step_with("always_fail", options, |attempt| -> Result<Value, Error> {
+            Err(failure(&format!("attempt {attempt} fails")))
+        })
+        .await
+    })
+    .await
+}
+
+async fn child_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let result = ctx
+        .child("child", |c| async move { echo(&c, "echo", input).await })
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(result)
+}
+
+async fn child_step_and_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        let value = echo(&c, "echo", input).await?;
+        c.wait("wait", secs(1)).await?;
+        Ok(value)
+    })
+    .await
+}
+
+async fn child_wait_then_step(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let value = ctx
+        .child("child", |c| async move {
+            c.wait("wait", secs(1)).await?;
+            Ok(input)
+        })
+        .await?;
+    echo(&ctx, "after", value).await
+}
+
+async fn child_custom_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let Upper(result) = ctx
+        .child("child", |c| async move {
+            let value: String = c.step("echo", move |_| Ok(text(&input))).await?;
+            Ok(Upper(value))
+        })
+        .await?;
+    Ok(json!(result))
+}
+
+async fn child_fails_directly(ctx: Ctx) -> Result<Value, Error> {
+    ctx.child("child", |_c| async move {
+        Err::<Value, _>(Error::new(
+            "Conformance.ChildError",
+            "thrown in the child body",
+        ))
+    })
+    .await
+}
+
+async fn child_null(ctx: Ctx) -> Result<Value, Error> {
+    ctx.child("child", |_c| async move { Ok(Value::Null) })
+        .await
+}
+
+async fn child_then_step_and_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let value = ctx
+        .child("child", |c| async move {
+            let value = echo(&c, "inner", input).await?;
+            c.wait("inner_wait", secs(1)).await?;
+            Ok(value)
+        })
+        .await?;
+    let value = echo(&ctx, "outer", value).await?;
+    ctx.wait("outer_wait", secs(1)).await?;
+    Ok(value)
+}
+
+// ---- callback (4-x) ----
+
+async fn callback_basic(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    callback_with(ctx, input, forever()).await
+}
+
+async fn callback_with(ctx: Ctx, input: Value, options: CallbackOptions) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), options);
+    callback.result().await
+}
+
+async fn callback_step_then_await(
+    ctx: Ctx,
+    input: Value,
+    timeout: Duration,
+) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), CallbackOptions::timeout(timeout));
+    ctx.step("between", |_| Ok("done".to_owned())).await?;
+    callback.result().await
+}
+
+async fn callback_wait_then_await(
+    ctx: Ctx,
+    input: Value,
+    timeout: Duration,
+    wait: u64,
+) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), CallbackOptions::timeout(timeout));
+    ctx.wait("wait", secs(wait)).await?;
+    callback.result().await
+}
+
+async fn callback_await_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), forever());
+    let result: Value = callback.result().await?;
+    ctx.wait("wait", secs(2)).await?;
+    Ok(result)
+}
+
+async fn callback_failure_caught(
+    ctx: Ctx,
+    input: Value,
+    timeout: Duration,
+) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), CallbackOptions::timeout(timeout));
+    let message = match callback.result::<Value>().await {
+        Ok(_) => "no error".to_owned(),
+        Err(e) => format!("caught: {}", e.message),
+    };
+    ctx.wait("wait", secs(2)).await?;
+    Ok(json!(message))
+}
+
+/// The callback payload of 4-15, with its timestamp deserialised into epoch seconds.
+#[derive(Serialize, Deserialize)]
+struct Received {
+    id: String,
+    message: String,
+    #[serde(deserialize_with = "epoch_seconds")]
+    timestamp: i64,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as seconds since the epoch.
+fn epoch_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_rfc3339_utc(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("not a UTC timestamp: {text}")))
+}
+
+fn parse_rfc3339_utc(text: &str) -> Option<i64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(str::parse::<i64>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(str::parse::<i64>);
+    let (h, min, s) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + s)
+}
+
+async fn callback_typed_date(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), forever());
+    let received: Received = callback.result().await?;
+    Ok(json!({"received": received}))
+}
+
+async fn callback_number(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let callback = ctx.create_callback(&text(&input), forever());
+    let count: i64 = callback.result().await?;
+    Ok(json!({"count": count, "doubled": count * 2}))
+}
+
+async fn callbacks_in_turn(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let a: Value = ctx
+        .create_callback(&nth(&input, 0), forever())
+        .result()
+        .await?;
+    let b: Value = ctx
+        .create_callback(&nth(&input, 1), forever())
+        .result()
+        .await?;
+    Ok(json!([a, b]))
+}
+
+async fn callbacks_both_then(ctx: Ctx, input: Value, b_first: bool) -> Result<Value, Error> {
+    let a = ctx.create_callback(&nth(&input, 0), forever());
+    let b = ctx.create_callback(&nth(&input, 1), forever());
+    let (ra, rb): (Value, Value) = if b_first {
+        let rb = b.result().await?;
+        (a.result().await?, rb)
+    } else {
+        let ra = a.result().await?;
+        (ra, b.result().await?)
+    };
+    Ok(json!([ra, rb]))
+}
+
+// ---- wait_for_callback (7-x) ----
+
+async fn wfc_basic(ctx: Ctx, name: &str, options: CallbackOptions) -> Result<Value, Error> {
+    ctx.wait_for_callback(name, options, |_callback_id| Ok(()))
+        .await
+}
+
+async fn wfc_caught(
+    ctx: Ctx,
+    name: &str,
+    options: CallbackOptions,
+    recovery: &str,
+) -> Result<Value, Error> {
+    match wfc_basic(ctx, name, options).await {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(json!(recovery)),
+    }
+}
+
+async fn wfc_in_child(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("wrapper", |c| async move {
+        wfc_basic(c, &text(&input), forever()).await
+    })
+    .await
+}
+
+async fn wfc_two(ctx: Ctx) -> Result<Value, Error> {
+    let _first = wfc_basic(ctx.clone(), "first", forever()).await?;
+    wfc_basic(ctx, "second", forever()).await
+}
+
+async fn wfc_after_wait_and_step(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.wait("wait", secs(1)).await?;
+    ctx.step("fixed", |_| Ok(json!({"data": "fixed"}))).await?;
+    wfc_basic(ctx, &text(&input), forever()).await
+}
+
+async fn wfc_json_field(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    #[derive(Deserialize)]
+    struct Status {
+        status: String,
+    }
+    let status: Status = ctx
+        .wait_for_callback(&text(&input), forever(), |_| Ok(()))
+        .await?;
+    Ok(json!(status.status))
+}
+
+// ---- parallel (8-x) and map (9-x) ----
+
+/// The projection the batch requirements return: the `keys` of `{completionReason, status,
+/// successCount, failureCount, totalCount, hasFailure, errorCount}`, where the total counts the
+/// items that finished.
+fn projection<T>(batch: &BatchResult<T>, keys: &[&str]) -> Value {
+    let reason = match batch.completion_reason {
+        CompletionReason::AllCompleted => "ALL_COMPLETED",
+        CompletionReason::MinSuccessfulReached => "MIN_SUCCESSFUL_REACHED",
+        CompletionReason::FailureToleranceExceeded => "FAILURE_TOLERANCE_EXCEEDED",
+    };
+    let (succeeded, failed) = (batch.success_count(), batch.failure_count());
+    let all = json!({
+        "completionReason": reason,
+        "status": if failed > 0 { "FAILED" } else { "SUCCEEDED" },
+        "successCount": succeeded,
+        "failureCount": failed,
+        "totalCount": succeeded + failed,
+        "hasFailure": failed > 0,
+        "errorCount": batch.failed().count(),
+    });
+    keys.iter()
+        .map(|&k| (k.to_owned(), all[k].clone()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The keys of each projection the requirements ask for.
+const FULL: &[&str] = &[
+    "completionReason",
+    "status",
+    "successCount",
+    "failureCount",
+    "totalCount",
+];
+const MIN: &[&str] = &["completionReason", "successCount", "totalCount"];
+const TOLERANCE: &[&str] = &[
+    "completionReason",
+    "successCount",
+    "failureCount",
+    "totalCount",
+];
+const ACCESSORS: &[&str] = &["hasFailure", "successCount", "failureCount", "errorCount"];
+
+/// An item that returns `"ok"` or fails.
+fn outcome(ok: bool) -> Result<Value, Error> {
+    if ok {
+        Ok(json!("ok"))
+    } else {
+        Err(Error::new("Conformance.ItemError", "the item fails"))
+    }
+}
+
+async fn parallel_steps(ctx: Ctx) -> Result<Value, Error> {
+    let branches = ["task-1", "task-2"]
+        .into_iter()
+        .map(|task| branch(move |c: Ctx| async move { echo(&c, "task", json!(task)).await }))
+        .collect();
+    let batch = ctx
+        .parallel("parallel", branches, Completion::all())
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn parallel_values(ctx: Ctx, values: Vec<Value>) -> Result<Value, Error> {
+    let branches = values
+        .into_iter()
+        .map(|value| branch(move |_c: Ctx| async move { Ok(value) }))
+        .collect();
+    let batch = ctx
+        .parallel("parallel", branches, Completion::all())
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn parallel_outcomes(
+    ctx: Ctx,
+    oks: &[bool],
+    completion: Completion,
+    keys: &[&str],
+) -> Result<Value, Error> {
+    let branches = oks
+        .iter()
+        .map(|&ok| branch(move |_c: Ctx| async move { outcome(ok) }))
+        .collect();
+    let batch = ctx.parallel("parallel", branches, completion).await?;
+    Ok(projection(&batch, keys))
+}
+
+async fn parallel_rethrow(ctx: Ctx) -> Result<Value, Error> {
+    let branches = [false, true]
+        .into_iter()
+        .map(|ok| branch(move |_c: Ctx| async move { outcome(ok) }))
+        .collect();
+    let batch = ctx
+        .parallel("parallel", branches, Completion::all())
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn parallel_with_wait(ctx: Ctx) -> Result<Value, Error> {
+    let branches = vec![
+        branch(|c: Ctx| async move { echo(&c, "b0", json!("b0")).await }),
+        branch(|c: Ctx| async move {
+            c.wait("wait", secs(2)).await?;
+            Ok(json!("b1"))
+        }),
+    ];
+    let batch = ctx
+        .parallel("parallel", branches, Completion::all())
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+/// A value recorded in the envelope `{"wrapped": v}` and read back as `v`: the custom item
+/// serialiser of 8-15 and 9-14.
+struct Wrapped(Value);
+
+impl Serialize for Wrapped {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        json!({"wrapped": self.0}).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Wrapped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut envelope = Value::deserialize(deserializer)?;
+        match envelope.get_mut("wrapped") {
+            Some(value) => Ok(Wrapped(value.take())),
+            None => Err(serde::de::Error::custom("not a {\"wrapped\": v} envelope")),
+        }
+    }
+}
+
+async fn parallel_item_serdes(ctx: Ctx) -> Result<Value, Error> {
+    let branches = ["x", "y"]
+        .into_iter()
+        .map(|v| branch(move |_c: Ctx| async move { Ok(Wrapped(json!(v))) }))
+        .collect();
+    let batch = ctx
+        .parallel("parallel", branches, Completion::all())
+        .await?;
+    let values: Vec<Value> = batch.into_values()?.into_iter().map(|w| w.0).collect();
+    Ok(json!(values))
+}
+
+async fn parallel_nested(ctx: Ctx) -> Result<Value, Error> {
+    let outer = vec![branch(|c: Ctx| async move {
+        let inner = ["i1", "i2"]
+            .into_iter()
+            .map(|v| branch(move |c: Ctx| async move { echo(&c, "step", json!(v)).await }))
+            .collect();
+        let batch = c.parallel("inner", inner, Completion::all()).await?;
+        Ok(json!(batch.into_values()?))
+    })];
+    let batch = ctx.parallel("outer", outer, Completion::all()).await?;
+    Ok(json!(batch.into_values()?))
+}
+
+fn items(input: &Value) -> Vec<Value> {
+    input.as_array().cloned().unwrap_or_default()
+}
+
+async fn map_greet(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            items(&input),
+            |c, item: Value| async move {
+                let name = text(&item);
+                c.step("greet", move |_| Ok(json!(format!("Hello, {name}!"))))
+                    .await
+            },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_double(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            items(&input),
+            |_c, item: Value| async move { Ok(json!(item.as_i64().unwrap_or(0) * 2)) },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_plus_index(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let indexed: Vec<(usize, Value)> = items(&input).into_iter().enumerate().collect();
+    let batch = ctx
+        .map(
+            "map",
+            indexed,
+            |_c, (index, item): (usize, Value)| async move {
+                Ok(json!(item.as_i64().unwrap_or(0) + index as i64))
+            },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_outcomes(
+    ctx: Ctx,
+    oks: &[bool],
+    completion: Completion,
+    keys: &[&str],
+) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            oks.to_vec(),
+            |_c, ok: bool| async move { outcome(ok) },
+            completion,
+        )
+        .await?;
+    Ok(projection(&batch, keys))
+}
+
+async fn map_rethrow(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec![false, true],
+            |_c, ok: bool| async move { outcome(ok) },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_constant(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec!["r0", "r1", "r2"],
+            |_c, item: &str| async move { Ok(json!(item)) },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_item_serdes(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec!["x", "y"],
+            |_c, item: &str| async move { Ok(Wrapped(json!(item.to_uppercase()))) },
+            Completion::all(),
+        )
+        .await?;
+    let values: Vec<Value> = batch.into_values()?.into_iter().map(|w| w.0).collect();
+    Ok(json!(values))
+}
+
+async fn map_with_wait(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec![0, 1],
+            |c, index: u32| async move {
+                if index == 1 {
+                    c.wait("wait", secs(1)).await?;
+                }
+                echo(&c, "step", json!(format!("r{index}"))).await
+            },
+            Completion::all(),
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_then_wait(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec!["a", "b"],
+            |_c, item: &str| async move { Ok(json!(item.to_uppercase())) },
+            Completion::all(),
+        )
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(json!(batch.into_values()?))
+}
+
+async fn map_failure_then_wait(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "map",
+            vec![true, false],
+            |_c, ok: bool| async move { outcome(ok) },
+            Completion::tolerated_failures(1),
+        )
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(projection(&batch, FULL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_4_15_timestamp() {
+        assert_eq!(
+            parse_rfc3339_utc("2026-01-01T00:00:00.000Z"),
+            Some(1_767_225_600)
+        );
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:01Z"), Some(1));
+    }
+}

@@ -1,0 +1,116 @@
+//! The `[lambda]` section: how the AWS Lambda durable-functions surface (`api/lambda/`) names
+//! the host's workflows and executions, and how long a synchronous Invoke may wait.
+
+use serde::Deserialize;
+
+/// The `[lambda]` section. AWS clients check the shape of the ARNs they are given, so the
+/// surface shows Lambda ARNs: `arn:aws:lambda:<region>:<account_id>:function:<workflow>:
+/// <version>`, and `.../durable-execution/<name>/<execution id>` for an execution. Neither
+/// value routes anything: the tenant comes from the request's key, and an ARN naming another
+/// region or account is simply not found.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambdaConfig {
+    /// The region in the ARNs shown. Default `us-east-1`.
+    pub region: String,
+    /// The 12-digit account in the ARNs shown. Default `000000000000`.
+    pub account_id: String,
+    /// How long a synchronous (`RequestResponse`) Invoke waits for its execution to end, in
+    /// seconds, before it answers that the execution goes on. AWS waits at most 15 minutes.
+    /// Default 900.
+    pub invoke_wait_seconds: u64,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            invoke_wait_seconds: 900,
+        }
+    }
+}
+
+impl LambdaConfig {
+    /// Checks the values against the shapes AWS clients expect of an ARN.
+    ///
+    /// # Errors
+    /// A region that is not of the form `xx-name-1`, an account that is not 12 digits, or a
+    /// wait outside 1..=900 seconds.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_region(&self.region) {
+            return Err(format!(
+                "lambda.region must look like an AWS region (such as us-east-1), got {:?}",
+                self.region
+            ));
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "lambda.account_id must be 12 digits, got {:?}",
+                self.account_id
+            ));
+        }
+        if !(1..=900).contains(&self.invoke_wait_seconds) {
+            return Err(format!(
+                "lambda.invoke_wait_seconds must be between 1 and 900, got {}",
+                self.invoke_wait_seconds
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[a-z]{2}(-[a-z]+)+-\d`, the shape of every AWS region name (`us-east-1`, `us-gov-west-1`).
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].len() == 1
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(LambdaConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn regions_accounts_and_waits_are_checked() {
+        for region in ["us-east-1", "eu-central-2", "us-gov-west-1"] {
+            assert!(valid_region(region), "{region}");
+        }
+        for region in [
+            "",
+            "us",
+            "us-east",
+            "US-east-1",
+            "us-east-12",
+            "us--1",
+            "u-east-1",
+        ] {
+            assert!(!valid_region(region), "{region}");
+        }
+        let with = |f: fn(&mut LambdaConfig)| {
+            let mut c = LambdaConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        assert!(with(|c| c.account_id = "12345678901".into()).is_err());
+        assert!(with(|c| c.account_id = "12345678901a".into()).is_err());
+        assert!(with(|c| c.invoke_wait_seconds = 0).is_err());
+        assert!(with(|c| c.invoke_wait_seconds = 901).is_err());
+        assert!(
+            with(|c| c.region = "moon".into())
+                .unwrap_err()
+                .contains("lambda.region")
+        );
+    }
+}
