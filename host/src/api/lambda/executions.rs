@@ -6,6 +6,7 @@ use super::error::LambdaError;
 use super::wire::{ErrorObject, MAX_ERROR_BYTES, Params};
 use super::{Lambda, signed};
 use crate::api::history::{self, Style, epoch_seconds};
+use crate::config::LambdaConfig;
 use crate::executions::StopError;
 use crate::ids::{ExecutionId, TenantId};
 use crate::journal::Millis;
@@ -34,17 +35,13 @@ async fn load(
     Ok(record)
 }
 
-/// GetDurableExecution's answer. Fields absent in AWS's answer are left out, not null.
+/// GetDurableExecution's answer: the fields a list shows, then the execution's data. Fields
+/// absent in AWS's answer are left out, not null.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Execution {
-    durable_execution_arn: String,
-    durable_execution_name: String,
-    function_arn: String,
-    status: &'static str,
-    start_timestamp: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end_timestamp: Option<f64>,
+    #[serde(flatten)]
+    summary: ListedExecution,
     #[serde(skip_serializing_if = "Option::is_none")]
     input_payload: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,12 +71,7 @@ pub async fn get(
     let include_data = params.flag("IncludeExecutionData", true)?;
     let record = load(&s, &tenant, &raw_arn).await?;
     Ok(Json(Execution {
-        durable_execution_arn: execution_arn(&s.config, &record),
-        durable_execution_name: durable_name(&record).to_string(),
-        function_arn: function_arn(&s.config, &record.workflow, record.version),
-        status: record.status.as_str(),
-        start_timestamp: epoch_seconds(record.created_at),
-        end_timestamp: end_timestamp(&record),
+        summary: listed(&s.config, &record),
         input_payload: include_data.then(|| record.input.clone()),
         result: record.result.clone().filter(|_| include_data),
         error: record.error.as_ref().map(ErrorObject::of),
@@ -188,6 +180,18 @@ pub struct ListedExecution {
     start_timestamp: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     end_timestamp: Option<f64>,
+}
+
+/// How a list (and the head of GetDurableExecution) shows `record`.
+fn listed(config: &LambdaConfig, record: &ExecutionRecord) -> ListedExecution {
+    ListedExecution {
+        durable_execution_arn: execution_arn(config, record),
+        durable_execution_name: durable_name(record).to_string(),
+        function_arn: function_arn(config, &record.workflow, record.version),
+        status: record.status.as_str(),
+        start_timestamp: epoch_seconds(record.created_at),
+        end_timestamp: end_timestamp(record),
+    }
 }
 
 #[derive(Serialize)]
@@ -329,17 +333,7 @@ pub async fn list(
         newest_first(&s, &tenant, &mut request).await?
     };
     Ok(Json(ExecutionList {
-        durable_executions: page
-            .iter()
-            .map(|r| ListedExecution {
-                durable_execution_arn: execution_arn(&s.config, r),
-                durable_execution_name: durable_name(r).to_string(),
-                function_arn: function_arn(&s.config, &r.workflow, r.version),
-                status: r.status.as_str(),
-                start_timestamp: epoch_seconds(r.created_at),
-                end_timestamp: end_timestamp(r),
-            })
-            .collect(),
+        durable_executions: page.iter().map(|r| listed(&s.config, r)).collect(),
         next_marker: next,
     }))
 }
