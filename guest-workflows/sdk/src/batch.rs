@@ -9,8 +9,14 @@
 //! callback, a timer, a retry) is simply skipped until the next round, so it never blocks its
 //! siblings: two callbacks can be pending at once and either may complete first.
 //!
+//! With a [`BatchConfig::max_concurrency`] of `n`, only `n` items run at a time: item `n` is
+//! first polled once one of the first `n` has finished, and so on in index order (AWS's
+//! `max_concurrency`). Without it, every item starts in the first round.
+//!
 //! After every finished item the [`Completion`] rule is checked, in this order:
-//! 1. more failures than `tolerated_failures` allows: stop, [`CompletionReason::FailureToleranceExceeded`];
+//! 1. more failures than `tolerated_failures` allows, or failures making up more than
+//!    `tolerated_failure_percentage` of all items (strictly more: 1 of 4 is 25 %, which a
+//!    tolerance of 25 allows): stop, [`CompletionReason::FailureToleranceExceeded`];
 //! 2. at least `min_successful` successes: stop, [`CompletionReason::MinSuccessfulReached`];
 //! 3. every item finished: [`CompletionReason::AllCompleted`].
 //!
@@ -32,22 +38,26 @@ use crate::Error;
 
 /// When a batch is over.
 ///
-/// The rules combine: `Completion { min_successful: Some(2), tolerated_failures: Some(1) }` stops
-/// at the second success or the second failure, whichever comes first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The rules combine: `Completion { min_successful: Some(2), tolerated_failures: Some(1),
+/// ..Completion::all_completed() }` stops at the second success or the second failure,
+/// whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Completion {
     /// Stop as soon as this many items have succeeded.
     pub min_successful: Option<usize>,
     /// Stop as soon as more than this many items have failed.
     pub tolerated_failures: Option<usize>,
+    /// Stop as soon as the failed items are more than this percentage (0 to 100) of all the
+    /// batch's items, started or not.
+    pub tolerated_failure_percentage: Option<f64>,
 }
 
 impl Completion {
     /// Every item must succeed: stop at the first failure. The default.
     pub fn all() -> Self {
         Self {
-            min_successful: None,
             tolerated_failures: Some(0),
+            ..Self::all_completed()
         }
     }
 
@@ -56,6 +66,7 @@ impl Completion {
         Self {
             min_successful: None,
             tolerated_failures: None,
+            tolerated_failure_percentage: None,
         }
     }
 
@@ -64,15 +75,34 @@ impl Completion {
     pub fn min_successful(n: usize) -> Self {
         Self {
             min_successful: Some(n),
-            tolerated_failures: None,
+            ..Self::all_completed()
         }
     }
 
     /// Stop as soon as more than `n` items have failed.
     pub fn tolerated_failures(n: usize) -> Self {
         Self {
-            min_successful: None,
             tolerated_failures: Some(n),
+            ..Self::all_completed()
+        }
+    }
+
+    /// Stop as soon as more than `percent` % of all items have failed (25 on four items stops
+    /// at the second failure, not the first).
+    pub fn tolerated_failure_percentage(percent: f64) -> Self {
+        Self {
+            tolerated_failure_percentage: Some(percent),
+            ..Self::all_completed()
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        match self.tolerated_failure_percentage {
+            Some(p) if !(0.0..=100.0).contains(&p) => Err(Error::new(
+                Error::INVALID_BATCH_CONFIG,
+                format!("the tolerated failure percentage must be between 0 and 100, got {p}"),
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -80,6 +110,75 @@ impl Completion {
 impl Default for Completion {
     fn default() -> Self {
         Self::all()
+    }
+}
+
+/// How a batch runs: its [`Completion`] rule, how many items run at a time, and what its items
+/// are called. A [`Completion`] converts into a config with no other setting, so
+/// `ctx.parallel(name, branches, Completion::all())` keeps working.
+#[derive(Default)]
+pub struct BatchConfig {
+    completion: Completion,
+    max_concurrency: Option<usize>,
+    item_namer: Option<Box<dyn Fn(usize) -> String>>,
+}
+
+impl BatchConfig {
+    /// Every item must succeed, all items start at once, items are named `branch-<i>` or
+    /// `item-<i>`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The completion rule (default [`Completion::all`]).
+    #[must_use]
+    pub fn completion(mut self, completion: Completion) -> Self {
+        self.completion = completion;
+        self
+    }
+
+    /// At most `n` items run at a time, started in index order. `n` must be at least 1; the
+    /// batch fails with [`Error::INVALID_BATCH_CONFIG`] before it starts otherwise.
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+
+    /// Names item `index`'s context (shown in the history) instead of `branch-<i>`/`item-<i>`.
+    /// To name map items by their value, compute the names from the items first:
+    /// `.item_namer(move |i| names[i].clone())`. Names are for people: operation ids never
+    /// depend on them, so renaming does not break a replay.
+    #[must_use]
+    pub fn item_namer(mut self, namer: impl Fn(usize) -> String + 'static) -> Self {
+        self.item_namer = Some(Box::new(namer));
+        self
+    }
+
+    /// The name of item `index` of a batch whose default prefix is `prefix`.
+    pub(crate) fn item_name(&self, prefix: &str, index: usize) -> String {
+        match &self.item_namer {
+            Some(namer) => namer(index),
+            None => format!("{prefix}-{index}"),
+        }
+    }
+
+    /// The settings [`join`] runs with, once they are checked.
+    pub(crate) fn rules(&self) -> Result<(Completion, Option<usize>), Error> {
+        self.completion.check()?;
+        if self.max_concurrency == Some(0) {
+            return Err(Error::new(
+                Error::INVALID_BATCH_CONFIG,
+                "max concurrency must be at least 1 (leave it unset for no limit)",
+            ));
+        }
+        Ok((self.completion, self.max_concurrency))
+    }
+}
+
+impl From<Completion> for BatchConfig {
+    fn from(completion: Completion) -> Self {
+        Self::new().completion(completion)
     }
 }
 
@@ -179,8 +278,12 @@ impl Tally {
         let Completion {
             min_successful,
             tolerated_failures,
+            tolerated_failure_percentage,
         } = self.completion;
-        if tolerated_failures.is_some_and(|tolerated| self.failed > tolerated) {
+        let too_many = tolerated_failures.is_some_and(|tolerated| self.failed > tolerated);
+        let too_large_a_share = tolerated_failure_percentage
+            .is_some_and(|percent| self.failed as f64 * 100.0 > percent * self.total as f64);
+        if too_many || too_large_a_share {
             Some(CompletionReason::FailureToleranceExceeded)
         } else if min_successful.is_some_and(|min| self.succeeded >= min) {
             Some(CompletionReason::MinSuccessfulReached)
@@ -192,23 +295,39 @@ impl Tally {
     }
 }
 
-/// Runs `items` side by side, round-robin in index order, until `completion` says the batch is
-/// over. See the module docs for the rules.
-pub(crate) async fn join<T, Fut>(items: Vec<Fut>, completion: Completion) -> BatchResult<T>
+/// Runs `items` side by side, round-robin in index order, at most `max_concurrency` at a time,
+/// until `completion` says the batch is over. See the module docs for the rules.
+pub(crate) async fn join<T, Fut>(
+    items: Vec<Fut>,
+    completion: Completion,
+    max_concurrency: Option<usize>,
+) -> BatchResult<T>
 where
     Fut: Future<Output = Result<T, Error>>,
 {
     let mut items: Vec<Pin<Box<Fut>>> = items.into_iter().map(Box::pin).collect();
     let mut results: Vec<Option<Result<T, Error>>> = items.iter().map(|_| None).collect();
     let mut tally = Tally::new(items.len(), completion);
+    let limit = max_concurrency.unwrap_or(usize::MAX);
+    // Items below `started` have been polled at least once; `running` of them have not finished.
+    let (mut started, mut running) = (0, 0);
     let completion_reason = poll_fn(|cx| {
-        for (item, slot) in items.iter_mut().zip(results.iter_mut()) {
+        for (index, (item, slot)) in items.iter_mut().zip(results.iter_mut()).enumerate() {
             if let Some(reason) = tally.verdict() {
                 return Poll::Ready(reason);
             }
-            if slot.is_none()
-                && let Poll::Ready(result) = item.as_mut().poll(cx)
-            {
+            if slot.is_some() {
+                continue;
+            }
+            if index >= started {
+                if running >= limit {
+                    break;
+                }
+                started = index + 1;
+                running += 1;
+            }
+            if let Poll::Ready(result) = item.as_mut().poll(cx) {
+                running -= 1;
                 tally.record(result.is_ok());
                 *slot = Some(result);
             }
@@ -318,7 +437,15 @@ mod tests {
     }
 
     fn run(items: Vec<Item<'_>>, completion: Completion) -> Option<BatchResult<i32>> {
-        block_on(join(items, completion))
+        block_on(join(items, completion, None))
+    }
+
+    fn run_limited(
+        items: Vec<Item<'_>>,
+        completion: Completion,
+        max_concurrency: usize,
+    ) -> Option<BatchResult<i32>> {
+        block_on(join(items, completion, Some(max_concurrency)))
     }
 
     #[test]
@@ -440,6 +567,7 @@ mod tests {
         let both = Completion {
             min_successful: Some(2),
             tolerated_failures: Some(1),
+            tolerated_failure_percentage: None,
         };
         let result = run(vec![ok(1), err("b"), ok(3), ok(4)], both).unwrap();
         assert_eq!(
@@ -447,6 +575,72 @@ mod tests {
             CompletionReason::MinSuccessfulReached
         );
         assert_eq!(result.success_count(), 2);
+    }
+
+    #[test]
+    fn tolerated_percentage_is_strictly_exceeded_against_all_items() {
+        // 1 of 4 is 25 %: tolerated; 2 of 4 is 50 %: not, and the last two never run.
+        let polled = Cell::new(false);
+        let later: Item<'_> = Box::pin(async {
+            polled.set(true);
+            Ok(4)
+        });
+        let items = vec![err("a"), err("b"), ok(3), later];
+        let result = run(items, Completion::tolerated_failure_percentage(25.0)).unwrap();
+        assert_eq!(
+            result.completion_reason,
+            CompletionReason::FailureToleranceExceeded
+        );
+        assert_eq!((result.failure_count(), result.success_count()), (2, 0));
+        assert!(!polled.get());
+
+        let items = vec![err("a"), ok(2), ok(3), ok(4)];
+        let result = run(items, Completion::tolerated_failure_percentage(25.0)).unwrap();
+        assert_eq!(result.completion_reason, CompletionReason::AllCompleted);
+        assert_eq!(result.failure_count(), 1);
+    }
+
+    #[test]
+    fn max_concurrency_starts_the_next_item_when_one_finishes() {
+        let log = RefCell::new(Vec::new());
+        // Two at a time: item 2 is first polled in the round where item 1 finishes, after it.
+        let items = vec![slow(0, 2, &log), slow(1, 1, &log), slow(2, 0, &log)];
+        let result = run_limited(items, Completion::all(), 2).unwrap();
+        assert_eq!(result.into_values().unwrap(), vec![0, 1, 2]);
+        assert_eq!(*log.borrow(), vec![0, 1, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn max_concurrency_one_never_starts_an_item_while_another_waits() {
+        let log = RefCell::new(Vec::new());
+        let waiting: Item<'_> = Box::pin(poll_fn(|_| {
+            log.borrow_mut().push(0);
+            Poll::Pending
+        }));
+        assert_eq!(
+            run_limited(vec![waiting, slow(1, 0, &log)], Completion::all(), 1),
+            None
+        );
+        assert_eq!(*log.borrow(), vec![0]);
+    }
+
+    #[test]
+    fn config_checks_its_values_before_the_batch_starts() {
+        let zero = BatchConfig::new().max_concurrency(0).rules().unwrap_err();
+        assert!(zero.is(Error::INVALID_BATCH_CONFIG));
+        let pct = BatchConfig::from(Completion::tolerated_failure_percentage(150.0));
+        assert!(pct.rules().unwrap_err().is(Error::INVALID_BATCH_CONFIG));
+        let (completion, limit) = BatchConfig::new().max_concurrency(3).rules().unwrap();
+        assert_eq!((completion, limit), (Completion::all(), Some(3)));
+    }
+
+    #[test]
+    fn items_are_named_by_the_namer_or_by_index() {
+        let config = BatchConfig::new();
+        assert_eq!(config.item_name("item", 2), "item-2");
+        let names = ["alpha".to_owned(), "beta".to_owned()];
+        let config = BatchConfig::new().item_namer(move |i| names[i].clone());
+        assert_eq!(config.item_name("item", 1), "beta");
     }
 
     #[test]

@@ -35,6 +35,9 @@ impl Error {
     pub const PAYLOAD_ENCODE: &str = "Aegis.PayloadEncode";
     /// A batch item that had not finished when the batch's completion rule was met.
     pub const NOT_FINISHED: &str = "Aegis.NotFinished";
+    /// A batch configured with a value it cannot run with (a max concurrency of 0, a tolerated
+    /// failure percentage outside 0 to 100). Raised before the batch starts, so nothing is recorded.
+    pub const INVALID_BATCH_CONFIG: &str = "Aegis.InvalidBatchConfig";
 
     /// An error with this type and message, and no data.
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {

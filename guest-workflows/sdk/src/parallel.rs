@@ -7,8 +7,9 @@
 //! batch's [`BatchResult`] is recorded as the batch context's outcome, so replaying a finished
 //! batch returns it without entering a single branch.
 //!
-//! How branches share the guest's single thread, and when a batch ends, is described in the
-//! [`Completion`] docs and the `batch` module.
+//! How branches share the guest's single thread, how many run at a time, and when a batch ends,
+//! is described in the [`Completion`](crate::Completion) and [`BatchConfig`] docs and the `batch`
+//! module.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::batch::join;
 use crate::context::{run_in_context, typed_context};
 use crate::host::ContextKind;
-use crate::{BatchResult, Completion, Ctx, Error, payload};
+use crate::{BatchConfig, BatchResult, Ctx, Error, payload};
 
 /// One branch of [`Ctx::parallel`]; make it with [`branch`].
 pub struct Branch<'a, T> {
@@ -62,8 +63,9 @@ const MAP: BatchKind = BatchKind {
 };
 
 impl Ctx {
-    /// Runs `branches` concurrently in a parallel context named `name`, until `completion` says
-    /// the batch is over.
+    /// Runs `branches` concurrently in a parallel context named `name`, until the completion
+    /// rule says the batch is over. `config` is a [`Completion`](crate::Completion) or a
+    /// [`BatchConfig`] (which adds max concurrency and branch names).
     ///
     /// ```no_run
     /// # use aegis_sdk::{Completion, Ctx, Error, branch};
@@ -88,22 +90,31 @@ impl Ctx {
     ///
     /// Failed branches do not fail the batch; they are reported in the [`BatchResult`]. The
     /// future itself only fails with [`Error::PAYLOAD_ENCODE`] / [`Error::PAYLOAD_DECODE`] if the
-    /// batch result cannot be recorded or read back.
-    pub fn parallel<'a, T>(
+    /// batch result cannot be recorded or read back, and with [`Error::INVALID_BATCH_CONFIG`]
+    /// (before anything is recorded) if `config` holds a value it cannot run with.
+    pub fn parallel<'a, T, C>(
         &self,
         name: &str,
         branches: Vec<Branch<'a, T>>,
-        completion: Completion,
-    ) -> impl Future<Output = Result<BatchResult<T>, Error>> + use<'a, T>
+        config: C,
+    ) -> impl Future<Output = Result<BatchResult<T>, Error>> + use<'a, T, C>
     where
         T: Serialize + DeserializeOwned + 'a,
+        C: Into<BatchConfig>,
     {
         let starts = branches.into_iter().map(|branch| branch.start).collect();
-        run_batch(self.clone(), name.to_owned(), PARALLEL, starts, completion)
+        run_batch(
+            self.clone(),
+            name.to_owned(),
+            PARALLEL,
+            starts,
+            config.into(),
+        )
     }
 
-    /// Runs `body` once per item, concurrently, in a map context named `name`, until
-    /// `completion` says the batch is over.
+    /// Runs `body` once per item, concurrently, in a map context named `name`, until the
+    /// completion rule of `config` (a [`Completion`](crate::Completion) or a [`BatchConfig`])
+    /// says the batch is over.
     ///
     /// ```no_run
     /// # use aegis_sdk::{Completion, Ctx, Error};
@@ -122,20 +133,21 @@ impl Ctx {
     /// # Errors
     ///
     /// As for [`parallel`](Self::parallel).
-    pub fn map<T, I, Items, F, Fut>(
+    pub fn map<T, I, Items, F, Fut, C>(
         &self,
         name: &str,
         items: Items,
         body: F,
-        completion: Completion,
-    ) -> impl Future<Output = Result<BatchResult<T>, Error>> + use<T, I, Items, F, Fut>
+        config: C,
+    ) -> impl Future<Output = Result<BatchResult<T>, Error>> + use<T, I, Items, F, Fut, C>
     where
+        C: Into<BatchConfig>,
         T: Serialize + DeserializeOwned,
         Items: IntoIterator<Item = I>,
         F: Fn(Ctx, I) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let (parent, name) = (self.clone(), name.to_owned());
+        let (parent, name, config) = (self.clone(), name.to_owned(), config.into());
         let items: Vec<I> = items.into_iter().collect();
         async move {
             let body = &body;
@@ -143,34 +155,36 @@ impl Ctx {
                 .into_iter()
                 .map(|item| move |ctx| body(ctx, item))
                 .collect();
-            run_batch(parent, name, MAP, starts, completion).await
+            run_batch(parent, name, MAP, starts, config).await
         }
     }
 }
 
-/// Runs a batch context whose items start with `starts`, and records its [`BatchResult`].
+/// Runs a batch context whose items start with `starts`, and records its [`BatchResult`]. A
+/// config that cannot run fails here, before the batch's context is entered.
 async fn run_batch<T, S, Fut>(
     parent: Ctx,
     name: String,
     kind: BatchKind,
     starts: Vec<S>,
-    completion: Completion,
+    config: BatchConfig,
 ) -> Result<BatchResult<T>, Error>
 where
     T: Serialize + DeserializeOwned,
     S: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
+    let (completion, max_concurrency) = config.rules()?;
     let recorded = run_in_context(&parent, &name, kind.batch, |batch| async move {
         let items = starts
             .into_iter()
             .enumerate()
             .map(|(index, start)| {
-                let item_name = format!("{}-{index}", kind.item_prefix);
+                let item_name = config.item_name(kind.item_prefix, index);
                 typed_context(batch.clone(), item_name, kind.item, start)
             })
             .collect();
-        payload::encode(&join(items, completion).await)
+        payload::encode(&join(items, completion, max_concurrency).await)
     })
     .await?;
     payload::decode(&recorded)
