@@ -27,6 +27,12 @@ pub enum Ending {
     /// failed by itself.
     Failed(Fault),
     Suspended,
+    /// The guest's process exited in the middle of the activation (WASI `exit`, which is what
+    /// `std::process::exit` is): a Lambda runtime crash, recorded as AWS records one
+    /// ([`TrapKind::RuntimeExit`], `Runtime.ExitError`). The execution does not end: what the
+    /// guest did before the exit is kept, and the host runs the activation again, a bounded
+    /// number of times in a row.
+    Crashed(Trap),
     /// Nothing may be written: the execution ended elsewhere, or storage failed and the
     /// activation will be tried again.
     Abandoned {
@@ -215,6 +221,15 @@ fn classify(
                     meter.memory_bytes >> 20
                 ),
             ),
+            None if error.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => {
+                let status = error
+                    .downcast_ref::<wasmtime_wasi::I32Exit>()
+                    .map_or(0, |exit| exit.0);
+                Ending::Crashed(Trap::new(
+                    TrapKind::RuntimeExit,
+                    format!("Runtime exited with error: exit status {status}"),
+                ))
+            }
             None => {
                 let output = String::from_utf8_lossy(&stderr.contents())
                     .trim()
@@ -290,6 +305,26 @@ mod tests {
         assert!(matches!(
             classify(failed("Order.Rejected"), Some(&lost), &meter(), &stderr),
             Ending::Abandoned { retry: true, .. }
+        ));
+    }
+
+    #[test]
+    fn an_exit_is_a_crash_recorded_as_lambda_records_one() {
+        let stderr = MemoryOutputPipe::new(64);
+        let exited = Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(3)));
+        assert_eq!(
+            classify(exited, None, &meter(), &stderr),
+            Ending::Crashed(Trap::new(
+                TrapKind::RuntimeExit,
+                "Runtime exited with error: exit status 3"
+            ))
+        );
+        // What the host caught on the way wins over the exit that followed it.
+        let diverged = Failure::NonDeterminism("step 2 is a wait in the journal".into());
+        let exited = Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(1)));
+        assert!(matches!(
+            classify(exited, Some(&diverged), &meter(), &stderr),
+            Ending::Failed(Fault::Host(_))
         ));
     }
 }

@@ -40,11 +40,15 @@ pub enum TrapKind {
     GuestTrap,
     /// The execution's component could not be loaded.
     ComponentUnavailable,
+    /// The guest's process exited mid-activation (WASI `exit`), too many times in a row. One
+    /// exit alone does not fail the execution: the activation runs again
+    /// (`activation::Ending::Crashed`). Named as Lambda names a runtime that exited.
+    RuntimeExit,
 }
 
 impl TrapKind {
     /// Every kind, for the check that each one is documented.
-    pub const ALL: [TrapKind; 10] = [
+    pub const ALL: [TrapKind; 11] = [
         TrapKind::NonDeterminism,
         TrapKind::InvalidCall,
         TrapKind::BlockingCall,
@@ -55,6 +59,7 @@ impl TrapKind {
         TrapKind::MemoryLimitExceeded,
         TrapKind::GuestTrap,
         TrapKind::ComponentUnavailable,
+        TrapKind::RuntimeExit,
     ];
 
     /// The error type recorded in the journal and shown to clients; a stable name, with a page
@@ -71,6 +76,7 @@ impl TrapKind {
             TrapKind::MemoryLimitExceeded => "Aegis.MemoryLimitExceeded",
             TrapKind::GuestTrap => "Aegis.Trap",
             TrapKind::ComponentUnavailable => "Aegis.ComponentUnavailable",
+            TrapKind::RuntimeExit => "Runtime.ExitError",
         }
     }
 }
@@ -172,7 +178,10 @@ mod tests {
         );
         for entry in std::fs::read_dir(docs()).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
-            if let Some(error_type) = name.strip_suffix(".md").filter(|n| n.starts_with("Aegis.")) {
+            if let Some(error_type) = name
+                .strip_suffix(".md")
+                .filter(|n| n.starts_with("Aegis.") || n.starts_with("Runtime."))
+            {
                 assert!(known.contains(error_type), "{name} documents no trap kind");
             }
         }

@@ -177,6 +177,10 @@ impl durable::Host for HostState {
         self.activation.step_end(&operation_id, result, policy)
     }
 
+    fn step_resumed(&mut self, operation_id: String) -> wasmtime::Result<bool> {
+        Ok(self.activation.resumed_steps.contains(&operation_id))
+    }
+
     fn wait(&mut self, ctx: String, name: String, duration_ms: u64) -> wasmtime::Result<Poll> {
         self.activation.wait(&ctx, &name, duration_ms)
     }

@@ -27,6 +27,9 @@ impl Activation {
         semantics: StepSemantics,
     ) -> wasmtime::Result<StepAction> {
         let (id, existing) = self.begin(ctx, name, OperationType::Step, SubType::Step)?;
+        let interrupted = existing
+            .as_ref()
+            .is_some_and(|op| op.status == Status::Started);
         let op = match existing {
             Some(op) => match op.status {
                 Status::Succeeded | Status::Failed => {
@@ -44,7 +47,13 @@ impl Activation {
             None => self.new_op(id.clone(), ctx, name, OperationType::Step, SubType::Step),
         };
         let attempt = op.attempt + 1;
-        self.apply(step::start(op, now_ms()))?;
+        // A step found STARTED was interrupted (the guest crashed, or its host died) and runs
+        // again as the same attempt: as on AWS, with no second StepStarted.
+        if interrupted {
+            self.resumed_steps.insert(id.clone());
+        } else {
+            self.apply(step::start(op, now_ms()))?;
+        }
         if semantics == StepSemantics::AtMostOnce {
             self.flush()?;
         }
@@ -58,6 +67,7 @@ impl Activation {
         outcome: Outcome,
         policy: Option<RetryPolicy>,
     ) -> wasmtime::Result<StepVerdict> {
+        self.resumed_steps.remove(id);
         if !self.running_steps.remove(id) {
             return Err(self.trap(Failure::InvalidCall(format!(
                 "step-end for operation {id:?}, which is not running"

@@ -35,6 +35,9 @@ pub struct Activation {
     pub(super) artifacts: Arc<dyn ArtifactStore>,
     /// Steps whose body is running now (answered `run` and not yet ended).
     pub(super) running_steps: HashSet<String>,
+    /// The running steps whose attempt began in an earlier activation that did not end it (a
+    /// crash): their body runs again.
+    pub(super) resumed_steps: HashSet<String>,
     pub failure: Option<Failure>,
     /// Timers committed during the activation, for the scheduler.
     pub committed_timers: Vec<Timer>,
@@ -66,6 +69,7 @@ impl Activation {
             store,
             artifacts,
             running_steps: HashSet::new(),
+            resumed_steps: HashSet::new(),
             failure: None,
             committed_timers: Vec::new(),
             dispatches: Vec::new(),

@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use aegis_sdk::{
-    BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, RetryPolicy,
-    StepOptions, branch, workflow,
+    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error,
+    RetryPolicy, StepOptions, branch, workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -77,6 +77,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "3-8" => child_step_retry_exhausted(ctx).await,
         "3-9" => child_then_wait(ctx, input).await,
         "3-10" => child_step_and_wait(ctx, input).await,
+        "3-12" => child_step_crashes_once(ctx, input).await,
         "3-13" => child_wait_then_step(ctx, input).await,
         "3-14" => child_custom_serdes(ctx, input).await,
         "3-15" => child_fails_directly(ctx).await,
@@ -117,9 +118,9 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             let options = CallbackOptions::timeout(secs(3));
             wfc_caught(ctx, &text(&input), options, "timed-out-handled").await
         }
-        // parallel (the SDK has no max-concurrency: its batches poll items round-robin in index
-        // order and check the completion rule after each, which is what max-concurrency 1 gives
-        // for items that finish in their first poll)
+        // parallel (without max-concurrency the SDK's batches poll items round-robin in index
+        // order and check the completion rule before each, which for items that finish in their
+        // first poll records the same history as max-concurrency 1)
         "8-1" => parallel_steps(ctx).await,
         "8-2" => parallel_values(ctx, vec![json!("alpha"), json!("beta")]).await,
         "8-3" => parallel_values(ctx, vec![json!("one"), json!("two")]).await,
@@ -137,6 +138,10 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             parallel_outcomes(ctx, &[false; 3], completion, TOLERANCE).await
         }
         "8-11" => parallel_values(ctx, vec![json!("r0"), json!("r1"), json!("r2")]).await,
+        "8-13" => {
+            let config = one_at_a_time(Completion::tolerated_failure_percentage(25.0));
+            parallel_outcomes(ctx, &[false, false, true, true], config, TOLERANCE).await
+        }
         "8-14" => parallel_with_wait(ctx).await,
         "8-15" => parallel_item_serdes(ctx).await,
         "8-16" => {
@@ -150,7 +155,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "8-18" => {
             let completion = Completion {
                 min_successful: Some(3),
-                tolerated_failures: Some(1),
+                ..Completion::tolerated_failures(1)
             };
             parallel_outcomes(ctx, &[false, false, true, true], completion, TOLERANCE).await
         }
@@ -158,7 +163,12 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             let completion = Completion::tolerated_failures(1);
             parallel_outcomes(ctx, &[true, false, true], completion, ACCESSORS).await
         }
+        "8-19" => parallel_zero_concurrency(ctx).await,
         "8-21" => parallel_nested(ctx).await,
+        "8-22" => {
+            let config = one_at_a_time(Completion::tolerated_failure_percentage(25.0));
+            parallel_outcomes(ctx, &[false, true, true, true], config, FULL).await
+        }
         // map (the same remark on max-concurrency)
         "9-1" => map_greet(ctx, input).await,
         "9-2" => map_double(ctx, input).await,
@@ -175,7 +185,12 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             let completion = Completion::tolerated_failures(1);
             map_outcomes(ctx, &[false; 3], completion, TOLERANCE).await
         }
+        "9-10" => {
+            let config = one_at_a_time(Completion::tolerated_failure_percentage(25.0));
+            map_outcomes(ctx, &[false, false, true, true], config, TOLERANCE).await
+        }
         "9-11" => map_constant(ctx).await,
+        "9-13" => map_named_items(ctx, input).await,
         "9-14" => map_item_serdes(ctx).await,
         "9-15" => map_with_wait(ctx).await,
         "9-17" => map_then_wait(ctx).await,
@@ -427,6 +442,21 @@ async fn echo(ctx: &Ctx, name: &str, value: Value) -> Result<Value, Error> {
 async fn child_basic(ctx: Ctx, input: Value) -> Result<Value, Error> {
     ctx.child("child", |c| async move { echo(&c, "echo", input).await })
         .await
+}
+
+/// 3-12: the step inside the child exits the guest (a Lambda crash) the first time its body runs;
+/// run again after the crash, it returns the input.
+async fn child_step_crashes_once(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        c.step("step", move |_| {
+            if !aegis_sdk::step_resumed() {
+                std::process::exit(1);
+            }
+            Ok(input)
+        })
+        .await
+    })
+    .await
 }
 
 async fn child_named(ctx: Ctx, input: Value) -> Result<Value, Error> {
@@ -820,15 +850,31 @@ async fn parallel_values(ctx: Ctx, values: Vec<Value>) -> Result<Value, Error> {
 async fn parallel_outcomes(
     ctx: Ctx,
     oks: &[bool],
-    completion: Completion,
+    config: impl Into<BatchConfig>,
     keys: &[&str],
 ) -> Result<Value, Error> {
     let branches = oks
         .iter()
         .map(|&ok| branch(move |_c: Ctx| async move { outcome(ok) }))
         .collect();
-    let batch = ctx.parallel("parallel", branches, completion).await?;
+    let batch = ctx.parallel("parallel", branches, config).await?;
     Ok(projection(&batch, keys))
+}
+
+/// A batch that runs its items one at a time under `completion`.
+fn one_at_a_time(completion: Completion) -> BatchConfig {
+    BatchConfig::new().completion(completion).max_concurrency(1)
+}
+
+/// 8-19: a max concurrency of 0 is refused before the batch starts, and the error is not caught.
+async fn parallel_zero_concurrency(ctx: Ctx) -> Result<Value, Error> {
+    let branches = ["b0", "b1"]
+        .into_iter()
+        .map(|value| branch(move |_c: Ctx| async move { Ok(json!(value)) }))
+        .collect();
+    let config = BatchConfig::new().max_concurrency(0);
+    let batch = ctx.parallel("bad-concurrency", branches, config).await?;
+    Ok(json!(batch.into_values()?))
 }
 
 async fn parallel_rethrow(ctx: Ctx) -> Result<Value, Error> {
@@ -951,7 +997,7 @@ async fn map_plus_index(ctx: Ctx, input: Value) -> Result<Value, Error> {
 async fn map_outcomes(
     ctx: Ctx,
     oks: &[bool],
-    completion: Completion,
+    config: impl Into<BatchConfig>,
     keys: &[&str],
 ) -> Result<Value, Error> {
     let batch = ctx
@@ -959,10 +1005,33 @@ async fn map_outcomes(
             "map",
             oks.to_vec(),
             |_c, ok: bool| async move { outcome(ok) },
-            completion,
+            config,
         )
         .await?;
     Ok(projection(&batch, keys))
+}
+
+/// 9-13: each iteration named from its item and index; the map returns item × 10 in order.
+async fn map_named_items(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let items: Vec<i64> = serde_json::from_value(input)
+        .map_err(|e| Error::new("Conformance.BadInput", e.to_string()))?;
+    let names: Vec<String> = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| format!("item-{item}-at-{index}"))
+        .collect();
+    let config = BatchConfig::new()
+        .max_concurrency(1)
+        .item_namer(move |index| names[index].clone());
+    let batch = ctx
+        .map(
+            "named-items",
+            items,
+            |_c, item: i64| async move { Ok(item * 10) },
+            config,
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
 }
 
 async fn map_rethrow(ctx: Ctx) -> Result<Value, Error> {

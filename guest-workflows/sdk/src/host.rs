@@ -62,6 +62,12 @@ pub(crate) fn step_end(
     }
 }
 
+/// Whether the running step `operation_id` began in an activation that crashed before the step
+/// ended (a question about this activation: nothing is recorded).
+pub(crate) fn step_resumed(operation_id: &str) -> bool {
+    durable::step_resumed(operation_id)
+}
+
 /// Starts or replays a durable wait; `None` means it has not elapsed yet.
 pub(crate) fn wait(ctx: &str, name: &str, duration_ms: u64) -> Option<Recorded> {
     note_host_call();

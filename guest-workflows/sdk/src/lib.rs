@@ -127,13 +127,13 @@ mod payload;
 mod retry;
 mod step;
 
-pub use batch::{BatchResult, Completion, CompletionReason};
+pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason};
 pub use callback::{Callback, CallbackOptions};
 pub use ctx::{Ctx, LogLevel};
 pub use error::Error;
 pub use parallel::{Branch, branch};
 pub use retry::RetryPolicy;
-pub use step::{StepOptions, StepSemantics};
+pub use step::{StepOptions, StepSemantics, step_resumed};
 
 /// The name of the workflow this execution runs (its function name, in Lambda terms), or `None`
 /// outside an Aegis host.

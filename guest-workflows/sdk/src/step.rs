@@ -9,6 +9,7 @@
 //! A failed body is retried according to the step's [`RetryPolicy`]: the host schedules the next
 //! attempt, the step stays pending, and the execution suspends until the attempt is due.
 
+use std::cell::RefCell;
 use std::future::Future;
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -114,8 +115,41 @@ where
             operation_id,
             attempt,
         } => {
-            let outcome = body(attempt).and_then(|value| payload::encode(&value));
+            let result = {
+                let _running = RunningStep::enter(&operation_id);
+                body(attempt)
+            };
+            let outcome = result.and_then(|value| payload::encode(&value));
             host::step_end(&operation_id, outcome, options.retry.as_ref())
         }
     }
+}
+
+thread_local! {
+    /// The operation id of the step whose body is running, for [`step_resumed`].
+    static RUNNING_STEP: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Marks a step's body as running until dropped.
+struct RunningStep;
+
+impl RunningStep {
+    fn enter(operation_id: &str) -> Self {
+        RUNNING_STEP.with(|running| *running.borrow_mut() = Some(operation_id.to_owned()));
+        Self
+    }
+}
+
+impl Drop for RunningStep {
+    fn drop(&mut self) {
+        RUNNING_STEP.with(|running| *running.borrow_mut() = None);
+    }
+}
+
+/// Inside a step's body: whether this attempt is running again because the activation that
+/// began it ended before the step did (the guest exited, which the host records as
+/// `Runtime.ExitError`, or its host was lost). An at-least-once step then runs again as the same
+/// attempt, and its body may find what its first run already did. False outside a step's body.
+pub fn step_resumed() -> bool {
+    RUNNING_STEP.with(|running| running.borrow().as_deref().is_some_and(host::step_resumed))
 }

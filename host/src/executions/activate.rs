@@ -17,6 +17,18 @@ use std::time::Duration;
 /// How an activation stops early: the driver's next move, with nothing to send.
 type Stop = Next;
 
+/// Crashes in a row ([`Ending::Crashed`]) at which the execution fails instead of running again.
+const MAX_CRASHES_IN_A_ROW: u32 = 5;
+
+/// History events read per page while counting crashes.
+const CRASH_SCAN_PAGE: usize = 1000;
+
+/// How long to wait before running an activation again after its `crashes`-th crash in a row:
+/// 1 s, doubling (1, 2, 4, 8 s before the fifth crash fails the execution).
+fn rerun_after_crash(crashes: u32) -> Duration {
+    Duration::from_secs(1 << crashes.saturating_sub(1).min(6))
+}
+
 impl Runtime {
     /// One activation of `id` under the lease with fencing token `token`. Its outcome says
     /// when it must be tried again because the infrastructure (not the workflow) failed;
@@ -48,6 +60,7 @@ impl Runtime {
         let wake_seq = execution.wake_seq;
         let workflow = execution.workflow.clone();
         let (ending, mut activation) = self.run_guest(execution, journal, token, failures)?;
+        let (ending, rerun) = self.count_crash(id, ending)?;
         let mut batch = activation.take_pending();
         let ended = record_ending(
             &mut batch,
@@ -72,7 +85,7 @@ impl Runtime {
             }
         }
         Ok(Outcome {
-            next: Next::Done,
+            next: rerun.map_or(Next::Done, Next::RetryIn),
             // A finished execution's callbacks are cancelled: nothing to send.
             dispatches: if terminal {
                 Vec::new()
@@ -81,6 +94,54 @@ impl Runtime {
             },
             wake_seq,
         })
+    }
+
+    /// Decides what a crash ([`Ending::Crashed`]) leads to: running the activation again after
+    /// a delay (returned), or, at the [`MAX_CRASHES_IN_A_ROW`]th crash in a row, failing the
+    /// execution with it. Any other ending passes through.
+    fn count_crash(
+        &self,
+        id: &ExecutionId,
+        ending: Ending,
+    ) -> Result<(Ending, Option<Duration>), Stop> {
+        let Ending::Crashed(trap) = ending else {
+            return Ok((ending, None));
+        };
+        let crashes = self.crashes_in_a_row(id)? + 1;
+        if crashes >= MAX_CRASHES_IN_A_ROW {
+            let message = format!(
+                "{} (crash {crashes} in a row: the activation is not run again)",
+                trap.message
+            );
+            return Ok((Ending::Failed(Trap::new(trap.kind, message).into()), None));
+        }
+        let delay = rerun_after_crash(crashes);
+        tracing::warn!(execution = %id, error = %trap.message, crashes, delay_ms = delay.as_millis() as u64, "the guest exited mid-activation; running it again");
+        Ok((Ending::Crashed(trap), Some(delay)))
+    }
+
+    /// How many activations in a row, up to now, ended with a crash: the `InvocationCompleted`
+    /// events with a `Runtime.ExitError` after the last one that ended otherwise. Read from the
+    /// history (only when a guest has just crashed), so the count survives a host restart.
+    fn crashes_in_a_row(&self, id: &ExecutionId) -> Result<u32, Stop> {
+        let crash_type = TrapKind::RuntimeExit.error_type();
+        let (mut after, mut crashes) = (0, 0);
+        loop {
+            let page = store::wait(self.journal.history(id, after, CRASH_SCAN_PAGE)).map_err(|e| {
+                tracing::error!(execution = %id, error = %e, "cannot read the history to count crashes");
+                Next::Backoff
+            })?;
+            for (event_id, event) in &page {
+                after = *event_id;
+                if let Details::Invocation { error, .. } = &event.details {
+                    let crashed = error.as_ref().is_some_and(|e| e.error_type == crash_type);
+                    crashes = if crashed { crashes + 1 } else { 0 };
+                }
+            }
+            if page.len() < CRASH_SCAN_PAGE {
+                return Ok(crashes);
+            }
+        }
     }
 
     /// The running execution and its journal; an execution that is no longer running is done.
@@ -217,6 +278,14 @@ fn record_ending(
         Ending::Abandoned { retry, reason } => {
             tracing::warn!(execution = %id, %reason, "activation abandoned");
             return Err(if retry { Next::Backoff } else { Next::Done });
+        }
+        // The guest exited: its writes so far are kept with the crash, and the execution stays
+        // runnable (not settled) so that the activation runs again, here after the delay the
+        // caller chose, or on any host that recovers it.
+        Ending::Crashed(trap) => {
+            batch.events.push(invocation(Some(&trap.into_record())));
+            batch.release_lease = true;
+            return Ok(false);
         }
         Ending::Suspended => {
             batch.events.push(invocation(None));

@@ -104,7 +104,8 @@ pub use crate::store::Leasing;
 enum Next {
     /// Done for now (unless a wake-up came meanwhile).
     Done,
-    /// Try again after this delay: another host holds the lease.
+    /// Try again after this delay: another host holds the lease, or the guest crashed (its
+    /// activation runs again after a pause; see `activate::rerun_after_crash`).
     RetryIn(Duration),
     /// The infrastructure failed (the store, a component fetch, a full pool): try again after
     /// a delay that grows with each failure in a row (see [`BACKOFF`]).

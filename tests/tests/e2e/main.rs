@@ -18,6 +18,7 @@ mod cluster;
 mod crash;
 mod crash_loop;
 mod fuzz;
+mod guest_exit;
 mod hostile;
 mod hostile_events;
 mod interop;
