@@ -6,6 +6,10 @@
 //!   submit → result;
 //! - `W2`: `callback` ×100 one after the other; latency is callback delivery → result (the
 //!   resume latency);
+//! - `W1-lambda` (only when named in `--only`): W1 through the Lambda durable API instead of
+//!   `/v1`: each workflow is one `RequestResponse` Invoke of the function `steps3`, which answers
+//!   the result; the line's `surface` says which API it went through, so that the two W1 lines
+//!   of one run give the AWS surface's overhead;
 //! - `W3`: `many_steps` with 1,000 steps once; total and per-step time, and steps/s;
 //! - `suspended`: 10,000 `callback` executions suspended at once; the host's RSS before and after;
 //! - `fairness` (only when named in `--only`): on a host of its own, tenant A floods 2,000
@@ -51,9 +55,9 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-const WORKLOADS: &[&str] = &["W1", "W2", "W3", "suspended", "fairness"];
+const WORKLOADS: &[&str] = &["W1", "W1-lambda", "W2", "W3", "suspended", "fairness"];
 
-const USAGE: &str = "usage: aegis-bench [--only W1,W2,W3,suspended] [--quick] \
+const USAGE: &str = "usage: aegis-bench [--only W1,W1-lambda,W2,W3,suspended] [--quick] \
                      [--store embedded|dynamodb] [--dynamodb-endpoint URL] [--w1 N] [--w2 N] \
                      [--w3 STEPS] [--suspended N] [--fairness N]\n       aegis-bench --hostile [--attacks NAME,...]";
 
@@ -136,7 +140,7 @@ impl Args {
             None => WORKLOADS
                 .iter()
                 .filter(|w| self.store == StoreKind::Embedded || **w != "suspended")
-                .filter(|w| **w != "fairness")
+                .filter(|w| **w != "fairness" && **w != "W1-lambda")
                 .map(|w| w.to_string())
                 .collect(),
         }
@@ -291,6 +295,15 @@ async fn main() -> Result<()> {
             let line = w1(&host.client(), sizes.w1, concurrency)
                 .await
                 .context("W1")?;
+            println!("{}", with_store(line, store));
+        }
+    }
+    if wants("W1-lambda") {
+        let host = hosts.host_for("w1-lambda").await?;
+        for concurrency in [1, 32] {
+            let line = w1_lambda(&host.client(), sizes.w1, concurrency)
+                .await
+                .context("W1-lambda")?;
             println!("{}", with_store(line, store));
         }
     }
@@ -640,6 +653,57 @@ async fn w1(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
     latencies.sort();
     Ok(json!({
         "workload": "W1",
+        "surface": "v1",
+        "concurrency": concurrency,
+        "workflows": n,
+        "throughput_per_s": round2(n as f64 / elapsed.as_secs_f64()),
+        "p50_ms": percentile(&latencies, 50.0),
+        "p99_ms": percentile(&latencies, 99.0),
+    }))
+}
+
+/// W1 through the Lambda durable API: `steps3` × `n` with `concurrency` closed-loop clients,
+/// each workflow one `RequestResponse` Invoke that answers its result (the host waits for the
+/// execution to end, up to `lambda.invoke_wait_seconds`). Latency is request → answer.
+async fn w1_lambda(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
+    eprintln!("W1-lambda: {n} × Invoke steps3 (RequestResponse) at concurrency {concurrency}");
+    let next = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let mut clients = JoinSet::new();
+    for _ in 0..concurrency {
+        let (c, next) = (c.clone(), next.clone());
+        clients.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let input = format!("w{i}");
+                let t0 = Instant::now();
+                let reply = c
+                    .post_path("/2015-03-31/functions/steps3/invocations", &json!(input))
+                    .await?;
+                latencies.push(t0.elapsed());
+                if reply.header("x-amz-function-error").is_some() {
+                    bail!("steps3 failed: {}", reply.text());
+                }
+                let result = reply.ok("invoking steps3")?;
+                if result != json!(format!("{input}-a-b-c")) {
+                    bail!("wrong result: {result}");
+                }
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(n);
+    while let Some(joined) = clients.join_next().await {
+        latencies.extend(joined??);
+    }
+    let elapsed = began.elapsed();
+    latencies.sort();
+    Ok(json!({
+        "workload": "W1",
+        "surface": "lambda",
         "concurrency": concurrency,
         "workflows": n,
         "throughput_per_s": round2(n as f64 / elapsed.as_secs_f64()),
