@@ -53,7 +53,6 @@ GAPS = {
     "7-7": "retry policy on the wait_for_callback submitter (SDK)",
     "8-12": "FLAT nesting (SDK)",
     "9-12": "FLAT nesting (SDK)",
-    "9-16": "ReplayChildren for large results (SDK and host)",
     "9-19": "operation-level serdes with a non-JSON payload (SDK)",
     "9-20": "operation-level serdes with a non-JSON payload (SDK)",
 }

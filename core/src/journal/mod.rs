@@ -182,6 +182,11 @@ pub struct Operation {
     /// Callbacks: the id handed to the outside world.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_id: Option<String>,
+    /// Contexts: the result was too large to keep (over the payload limit), so none is kept
+    /// and a replay runs the context's body again, over its recorded children, to rebuild it
+    /// (AWS's `ReplayChildren`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay_children: bool,
 }
 
 impl Operation {
@@ -208,6 +213,7 @@ impl Operation {
             next_attempt_ts: None,
             scheduled_end_ts: None,
             callback_id: None,
+            replay_children: false,
         }
     }
 }

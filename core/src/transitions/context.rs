@@ -40,6 +40,22 @@ pub fn end(mut op: Operation, outcome: Result<String, ErrorRecord>, now: Millis)
     }
 }
 
+/// Ends the open context `op` with a result too large to keep (`payload`, over the payload
+/// limit): the context succeeds with no result, marked `replay_children`, and its event carries
+/// only a preview of the result. A later replay runs the context's body again over its recorded
+/// children to rebuild the result, as AWS does for a child context's result over 256 KiB.
+pub fn end_replaying_children(mut op: Operation, payload: &str, now: Millis) -> Batch {
+    op.end_ts = Some(now);
+    op.status = Status::Succeeded;
+    op.result = None;
+    op.replay_children = true;
+    let details = Details::Succeeded {
+        result: Preview::of(payload),
+        attempt: None,
+    };
+    recorded(op, EventType::ContextSucceeded, details, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +127,41 @@ mod tests {
                 error,
                 attempt: None
             }
+        );
+    }
+
+    #[test]
+    fn a_result_too_large_to_keep_is_replayed_from_the_children() {
+        let large = format!("\"{}\"", "x".repeat(300 * 1024));
+        let batch = end_replaying_children(context(SubType::Map), &large, 30);
+        let op = &batch.operations[0];
+        assert_eq!(
+            (
+                op.status,
+                op.result.as_deref(),
+                op.replay_children,
+                op.end_ts
+            ),
+            (Status::Succeeded, None, true, Some(30))
+        );
+        let event = &batch.events[0];
+        assert_eq!(event.event_type, EventType::ContextSucceeded);
+        match &event.details {
+            Details::Succeeded { result, attempt } => {
+                assert!(result.truncated && large.starts_with(&result.text));
+                assert_eq!(*attempt, None);
+            }
+            other => panic!("unexpected details {other:?}"),
+        }
+        // The mark survives the store's encoding, and an operation without it reads as before.
+        let stored = serde_json::to_string(op).unwrap();
+        assert!(stored.contains("\"replay_children\":true"));
+        assert_eq!(serde_json::from_str::<Operation>(&stored).unwrap(), *op);
+        let plain = end(context(SubType::Map), Ok("1".into()), 30).operations[0].clone();
+        assert!(
+            !serde_json::to_string(&plain)
+                .unwrap()
+                .contains("replay_children")
         );
     }
 }

@@ -12,7 +12,7 @@ use crate::aegis::workflow::durable::{Callback, ContextBegin, Poll, StepAction, 
 use crate::aegis::workflow::types::{ContextKind, ErrorInfo, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
 use aegis_core::ids::CallbackId;
-use aegis_core::journal::{ErrorRecord, OperationType, Status, SubType, now_ms};
+use aegis_core::journal::{OperationType, Status, SubType, now_ms};
 use aegis_core::transitions::{callback, context, step, wait};
 
 /// Shortest and longest wait or callback timeout.
@@ -258,6 +258,13 @@ impl Activation {
         };
         let (id, existing) = self.begin(ctx, name, OperationType::Context, sub_type)?;
         match existing {
+            // Its result was too large to keep: the body runs again over the recorded
+            // children, and `context_exit` takes the rebuilt result without recording it.
+            Some(op) if op.status == Status::Succeeded && op.replay_children => {
+                self.cursor.enter_context(&id);
+                self.rebuilding.insert(id.clone());
+                Ok(ContextBegin::Run(id))
+            }
             Some(op) if op.status.is_final() => Ok(ContextBegin::Done(Self::recorded_outcome(&op))),
             Some(_) => {
                 self.cursor.enter_context(&id);
@@ -274,23 +281,32 @@ impl Activation {
 
     pub(super) fn context_exit(&mut self, id: &str, outcome: Outcome) -> wasmtime::Result<()> {
         let op = self.known_op(id)?;
+        if self.rebuilding.remove(id) {
+            // The rebuilt result is the guest's to use; the journal already has the success.
+            return match outcome {
+                Outcome::Succeeded(payload) => {
+                    self.check_json(&format!("the result of context {:?}", op.name), &payload)
+                }
+                Outcome::Failed(info) => Err(self.trap(Failure::NonDeterminism(format!(
+                    "context {:?} ({id}) succeeded in the journal, but failed with {} when its \
+                     body ran again to rebuild its result",
+                    op.name, info.error_type
+                )))),
+            };
+        }
         if op.op_type != OperationType::Context || op.status != Status::Started {
             let msg = format!("context-exit for operation {id:?}, which is not an open context");
             return Err(self.trap(Failure::InvalidCall(msg)));
         }
         let outcome = match outcome {
-            Outcome::Succeeded(payload) if payload.len() <= MAX_PAYLOAD => {
+            Outcome::Succeeded(payload) => {
                 self.check_json(&format!("the result of context {:?}", op.name), &payload)?;
+                if payload.len() > MAX_PAYLOAD {
+                    // Too large to keep: replays rebuild it from the children (ReplayChildren).
+                    return self.apply(context::end_replaying_children(op, &payload, now_ms()));
+                }
                 Ok(payload)
             }
-            Outcome::Succeeded(payload) => Err(ErrorRecord::new(
-                "Context.ResultTooLarge",
-                format!(
-                    "context {:?} returned {} bytes; the limit is {MAX_PAYLOAD}",
-                    op.name,
-                    payload.len()
-                ),
-            )),
             Outcome::Failed(info) => Err(self.guest_error(info)?),
         };
         self.apply(context::end(op, outcome, now_ms()))

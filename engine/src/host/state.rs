@@ -38,6 +38,9 @@ pub struct Activation {
     /// The running steps whose attempt began in an earlier activation that did not end it (a
     /// crash): their body runs again.
     pub(super) resumed_steps: HashSet<String>,
+    /// Contexts whose recorded success kept no result ([`Operation::replay_children`]): their
+    /// body runs again over the recorded children to rebuild the result, and may add nothing.
+    pub(super) rebuilding: HashSet<String>,
     pub failure: Option<Failure>,
     /// Timers committed during the activation, for the scheduler.
     pub committed_timers: Vec<Timer>,
@@ -70,6 +73,7 @@ impl Activation {
             artifacts,
             running_steps: HashSet::new(),
             resumed_steps: HashSet::new(),
+            rebuilding: HashSet::new(),
             failure: None,
             committed_timers: Vec::new(),
             dispatches: Vec::new(),
@@ -266,6 +270,12 @@ impl Activation {
             .map(|op| op.cloned())
             .map_err(|e| self.replay_error(e))?;
         if existing.is_none() {
+            if self.rebuilding.contains(ctx) {
+                return Err(self.trap(Failure::NonDeterminism(format!(
+                    "operation {id} ({name:?}) is not in the journal, but its context {ctx} succeeded \
+                     without it: the context's body, run again to rebuild its result, took another path"
+                ))));
+            }
             if let Err(message) = self.budget.journal_has_room(self.cursor.len()) {
                 return Err(self.trap(Failure::LimitExceeded(message)));
             }

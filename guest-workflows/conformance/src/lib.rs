@@ -193,6 +193,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "9-13" => map_named_items(ctx, input).await,
         "9-14" => map_item_serdes(ctx).await,
         "9-15" => map_with_wait(ctx).await,
+        "9-16" => map_large_result(ctx).await,
         "9-17" => map_then_wait(ctx).await,
         "9-18" => map_failure_then_wait(ctx).await,
         _ => Err(Error::new(
@@ -1086,6 +1087,20 @@ async fn map_with_wait(ctx: Ctx) -> Result<Value, Error> {
         )
         .await?;
     Ok(json!(batch.into_values()?))
+}
+
+/// Four items of about 70 KB each: the map's result (about 280 KB) is over what a context keeps,
+/// so the Map context replays its children instead of keeping it.
+async fn map_large_result(ctx: Ctx) -> Result<Value, Error> {
+    let batch = ctx
+        .map(
+            "large",
+            vec![0, 1, 2, 3],
+            |_c, index: usize| async move { Ok(format!("{index}").repeat(70 * 1024)) },
+            BatchConfig::new().max_concurrency(1),
+        )
+        .await?;
+    Ok(json!({"successCount": batch.success_count(), "totalCount": batch.results.len()}))
 }
 
 async fn map_then_wait(ctx: Ctx) -> Result<Value, Error> {

@@ -15,6 +15,11 @@ use crate::{Ctx, Error, payload};
 impl Ctx {
     /// Runs `body` in a child context named `name` and checkpoints its result.
     ///
+    /// A result over 256 KiB is not checkpointed: the context is marked to replay its children,
+    /// and a later replay runs `body` again over their recorded outcomes to rebuild it (AWS's
+    /// ReplayChildren). `body` must then take the same path: a call it did not make the first
+    /// time fails the execution with `Aegis.NonDeterminism`.
+    ///
     /// ```no_run
     /// # use aegis_sdk::{Ctx, Error};
     /// # async fn example(ctx: Ctx) -> Result<(), Error> {

@@ -27,6 +27,7 @@ mod lambda;
 mod operations;
 mod pipeline;
 mod replay;
+mod replay_children;
 mod sandbox;
 mod store_faults;
 mod tenancy;
