@@ -27,7 +27,7 @@ mod state;
 pub use state::Activation;
 
 use super::aegis::workflow::durable::{
-    self, Callback, ContextBegin, Poll, StepAction, StepVerdict,
+    self, Callback, ConditionAction, ConditionDelay, ContextBegin, Poll, StepAction, StepVerdict,
 };
 use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
@@ -179,6 +179,19 @@ impl durable::Host for HostState {
 
     fn step_resumed(&mut self, operation_id: String) -> wasmtime::Result<bool> {
         Ok(self.activation.resumed_steps.contains(&operation_id))
+    }
+
+    fn condition_begin(&mut self, ctx: String, name: String) -> wasmtime::Result<ConditionAction> {
+        self.activation.condition_begin(&ctx, &name)
+    }
+
+    fn condition_end(
+        &mut self,
+        operation_id: String,
+        checked: Outcome,
+        next: Option<ConditionDelay>,
+    ) -> wasmtime::Result<StepVerdict> {
+        self.activation.condition_end(&operation_id, checked, next)
     }
 
     fn wait(&mut self, ctx: String, name: String, duration_ms: u64) -> wasmtime::Result<Poll> {

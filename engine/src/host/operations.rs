@@ -1,5 +1,5 @@
-//! The durable operations a guest calls: steps (with retries), waits, callbacks, agent
-//! invocations and child contexts.
+//! The durable operations a guest calls: steps (with retries), wait-for-conditions, waits,
+//! callbacks, agent invocations and child contexts.
 //!
 //! Each checks what the guest asks for, finds a recorded outcome through the replay cursor or
 //! records what its `transitions` function returns, and commits first whenever the guest is
@@ -8,8 +8,11 @@
 
 use super::state::Activation;
 use super::{Dispatch, Failure, MAX_PAYLOAD};
-use crate::aegis::workflow::durable::{Callback, ContextBegin, Poll, StepAction, StepVerdict};
-use crate::aegis::workflow::types::{ContextKind, ErrorInfo, Outcome, RetryPolicy, StepSemantics};
+use crate::aegis::workflow::durable::{
+    Callback, ConditionAction, ConditionAttempt, ConditionDelay, ContextBegin, Poll, StepAction,
+    StepVerdict,
+};
+use crate::aegis::workflow::types::{ContextKind, Jitter, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
 use aegis_core::ids::CallbackId;
 use aegis_core::journal::{ErrorRecord, OperationType, Status, SubType, now_ms};
@@ -75,29 +78,113 @@ impl Activation {
         }
         let op = self.known_op(id)?;
         let now = now_ms();
-        let outcome = match outcome {
-            Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
-                Outcome::Failed(ErrorInfo {
-                    error_type: "Step.ResultTooLarge".into(),
-                    error_message: format!(
-                        "step {:?} returned {} bytes; the limit is {MAX_PAYLOAD}: store large results as artifacts",
-                        op.name,
-                        payload.len()
-                    ),
-                    error_data: None,
-                })
-            }
-            other => other,
-        };
-        let outcome = match outcome {
-            Outcome::Succeeded(payload) => {
-                self.check_json(&format!("the result of step {:?}", op.name), &payload)?;
-                Ok(payload)
-            }
-            Outcome::Failed(info) => Err(self.guest_error(info)?),
-        };
+        let outcome = self.step_outcome(&op.name, outcome)?;
         let policy = policy.map(step::RetryPolicy::from);
         let (writes, ended) = step::end(&self.execution.id, op, outcome, policy.as_ref(), now);
+        self.apply(writes)?;
+        match ended {
+            step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
+            step::Ended::Done(op) => {
+                self.flush()?;
+                Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
+            }
+        }
+    }
+
+    /// The outcome of a step's attempt as the host records it: a result within
+    /// [`MAX_PAYLOAD`] (a larger one fails the step with `Step.ResultTooLarge`) that is JSON, or
+    /// the guest's failure within the limits of what the host stores.
+    fn step_outcome(
+        &mut self,
+        name: &str,
+        outcome: Outcome,
+    ) -> wasmtime::Result<Result<String, ErrorRecord>> {
+        match outcome {
+            Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
+                Ok(Err(ErrorRecord::new(
+                    "Step.ResultTooLarge",
+                    format!(
+                        "step {name:?} returned {} bytes; the limit is {MAX_PAYLOAD}: store large results as artifacts",
+                        payload.len()
+                    ),
+                )))
+            }
+            Outcome::Succeeded(payload) => {
+                self.check_json(&format!("the result of step {name:?}"), &payload)?;
+                Ok(Ok(payload))
+            }
+            Outcome::Failed(info) => Ok(Err(self.guest_error(info)?)),
+        }
+    }
+
+    pub(super) fn condition_begin(
+        &mut self,
+        ctx: &str,
+        name: &str,
+    ) -> wasmtime::Result<ConditionAction> {
+        let sub_type = SubType::WaitForCondition;
+        let (id, existing) = self.begin(ctx, name, OperationType::Step, sub_type)?;
+        let op = match existing {
+            Some(op) => match op.status {
+                Status::Succeeded | Status::Failed => {
+                    return Ok(ConditionAction::Done(Self::recorded_outcome(&op)));
+                }
+                Status::Pending => return Ok(ConditionAction::Pending),
+                // A check interrupted by a crash runs again, as the same attempt, on the same
+                // state (checks are at-least-once, like AWS's).
+                Status::Started => {
+                    self.resumed_steps.insert(id.clone());
+                    op
+                }
+                _ => {
+                    self.apply(step::start(op.clone(), now_ms()))?;
+                    op
+                }
+            },
+            None => {
+                let op = self.new_op(id.clone(), ctx, name, OperationType::Step, sub_type);
+                self.apply(step::start(op.clone(), now_ms()))?;
+                op
+            }
+        };
+        self.running_steps.insert(id.clone());
+        Ok(ConditionAction::Run(ConditionAttempt {
+            operation_id: id,
+            attempt: op.attempt + 1,
+            // The state the previous attempt left: the result its RETRY recorded.
+            state: op.result,
+        }))
+    }
+
+    pub(super) fn condition_end(
+        &mut self,
+        id: &str,
+        checked: Outcome,
+        next: Option<ConditionDelay>,
+    ) -> wasmtime::Result<StepVerdict> {
+        self.resumed_steps.remove(id);
+        if !self.running_steps.remove(id) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "condition-end for operation {id:?}, which is not running"
+            ))));
+        }
+        let op = self.known_op(id)?;
+        if op.sub_type != SubType::WaitForCondition {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "condition-end for operation {id:?}, which is not a wait-for-condition"
+            ))));
+        }
+        let delay = match &next {
+            Some(next) => Some(condition_delay_ms(next).map_err(|f| self.trap(f))?),
+            None => None,
+        };
+        let now = now_ms();
+        let (writes, ended) = match (self.step_outcome(&op.name, checked)?, delay) {
+            (Ok(state), Some(delay)) => {
+                step::retry_with_state(&self.execution.id, op, state, delay, now)
+            }
+            (outcome, _) => step::end(&self.execution.id, op, outcome, None, now),
+        };
         self.apply(writes)?;
         match ended {
             step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
@@ -297,6 +384,21 @@ impl Activation {
     }
 }
 
+/// The delay before a wait-for-condition's next check: the guest's delay, jittered and rounded
+/// up to a whole second by [`step::delay_ms`].
+///
+/// # Errors
+/// The failure that ends the activation, for a delay beyond the model's 366 days.
+fn condition_delay_ms(next: &ConditionDelay) -> Result<u64, Failure> {
+    if next.delay_ms > step::MAX_RETRY_DELAY_MS {
+        return Err(Failure::InvalidCall(format!(
+            "wait-for-condition delay of {} ms is out of range: it must be at most 366 days",
+            next.delay_ms
+        )));
+    }
+    Ok(step::delay_ms(next.delay_ms, next.jitter.into()))
+}
+
 impl From<RetryPolicy> for step::RetryPolicy {
     fn from(p: RetryPolicy) -> Self {
         Self {
@@ -304,8 +406,60 @@ impl From<RetryPolicy> for step::RetryPolicy {
             initial_delay_ms: p.initial_delay_ms,
             max_delay_ms: p.max_delay_ms,
             backoff_rate: p.backoff_rate,
-            jitter: p.jitter,
+            jitter: p.jitter.into(),
             retry_on: p.retry_on,
         }
+    }
+}
+
+impl From<Jitter> for step::Jitter {
+    fn from(j: Jitter) -> Self {
+        match j {
+            Jitter::None => Self::None,
+            Jitter::Full => Self::Full,
+            Jitter::Half => Self::Half,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(delay_ms: u64, jitter: Jitter) -> ConditionDelay {
+        ConditionDelay { delay_ms, jitter }
+    }
+
+    #[test]
+    fn a_condition_delay_beyond_366_days_is_refused() {
+        let max = step::MAX_RETRY_DELAY_MS;
+        assert_eq!(condition_delay_ms(&next(max, Jitter::None)), Ok(max));
+        assert!(matches!(
+            condition_delay_ms(&next(max + 1, Jitter::None)),
+            Err(Failure::InvalidCall(m)) if m.contains("366 days")
+        ));
+        assert!(matches!(
+            condition_delay_ms(&next(u64::MAX, Jitter::Full)),
+            Err(Failure::InvalidCall(_))
+        ));
+    }
+
+    #[test]
+    fn condition_delays_are_whole_seconds_within_their_jitter() {
+        assert_eq!(condition_delay_ms(&next(0, Jitter::None)), Ok(1000));
+        assert_eq!(condition_delay_ms(&next(1500, Jitter::None)), Ok(2000));
+        for _ in 0..200 {
+            let full = condition_delay_ms(&next(4000, Jitter::Full)).unwrap();
+            assert!((1000..=4000).contains(&full) && full % 1000 == 0, "{full}");
+            let half = condition_delay_ms(&next(4000, Jitter::Half)).unwrap();
+            assert!((2000..=4000).contains(&half) && half % 1000 == 0, "{half}");
+        }
+    }
+
+    #[test]
+    fn the_wit_jitter_maps_to_the_host_one() {
+        assert_eq!(step::Jitter::from(Jitter::None), step::Jitter::None);
+        assert_eq!(step::Jitter::from(Jitter::Full), step::Jitter::Full);
+        assert_eq!(step::Jitter::from(Jitter::Half), step::Jitter::Half);
     }
 }
