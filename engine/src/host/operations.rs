@@ -450,9 +450,15 @@ mod tests {
         assert_eq!(condition_delay_ms(&next(1500, Jitter::None)), Ok(2000));
         for _ in 0..200 {
             let full = condition_delay_ms(&next(4000, Jitter::Full)).unwrap();
-            assert!((1000..=4000).contains(&full) && full % 1000 == 0, "{full}");
+            assert!(
+                (1000..=4000).contains(&full) && full.is_multiple_of(1000),
+                "{full}"
+            );
             let half = condition_delay_ms(&next(4000, Jitter::Half)).unwrap();
-            assert!((2000..=4000).contains(&half) && half % 1000 == 0, "{half}");
+            assert!(
+                (2000..=4000).contains(&half) && half.is_multiple_of(1000),
+                "{half}"
+            );
         }
     }
 
