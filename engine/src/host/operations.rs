@@ -77,6 +77,11 @@ impl Activation {
             ))));
         }
         let op = self.known_op(id)?;
+        if op.sub_type != SubType::Step {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "step-end for operation {id:?}, which is a wait-for-condition: end it with condition-end"
+            ))));
+        }
         let now = now_ms();
         let outcome = self.step_outcome(&op.name, outcome)?;
         let policy = policy.map(step::RetryPolicy::from);
