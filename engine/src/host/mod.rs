@@ -20,6 +20,8 @@
 
 mod artifacts;
 mod events;
+#[cfg(test)]
+mod fake;
 mod logs;
 mod operations;
 mod state;

@@ -467,6 +467,217 @@ mod tests {
         }
     }
 
+    /// Host calls on an activation over a journal that keeps what is committed.
+    mod activation {
+        use super::*;
+        use crate::host::fake::{NoArtifacts, RecordingJournal};
+        use aegis_core::ids::{ComponentDigest, ExecutionId, TenantId};
+        use aegis_core::journal::Operation;
+        use aegis_core::store::{ExecutionRecord, ExecutionStatus};
+        use std::sync::Arc;
+
+        fn record() -> ExecutionRecord {
+            ExecutionRecord {
+                id: ExecutionId::from_raw("ex_1"),
+                tenant: TenantId::default_tenant(),
+                name: "ex_1".into(),
+                workflow: "poll".into(),
+                version: 1,
+                digest: ComponentDigest::of(b"poll"),
+                input: "null".into(),
+                status: ExecutionStatus::Running,
+                result: None,
+                error: None,
+                created_at: 0,
+                updated_at: 0,
+                timeout_at: None,
+                wake_seq: 0,
+            }
+        }
+
+        /// An activation that replays `journal`, and the journal it commits to.
+        fn activation(journal: Vec<Operation>) -> (Activation, Arc<RecordingJournal>) {
+            let store = Arc::new(RecordingJournal::default());
+            let a = Activation::new(record(), journal, store.clone(), Arc::new(NoArtifacts));
+            (a, store)
+        }
+
+        fn run(action: ConditionAction) -> ConditionAttempt {
+            match action {
+                ConditionAction::Run(attempt) => attempt,
+                ConditionAction::Done(_) => panic!("done, not run"),
+                ConditionAction::Pending => panic!("pending, not run"),
+            }
+        }
+
+        /// A commit waits for the store on the host's runtime, as the engine's blocking thread
+        /// does.
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Runtime::new().expect("a runtime")
+        }
+
+        #[test]
+        fn the_state_is_carried_from_one_attempt_to_the_next() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            assert_eq!((first.attempt, first.state.as_deref()), (1, None));
+            let verdict = a
+                .condition_end(
+                    &first.operation_id,
+                    Outcome::Succeeded("1".into()),
+                    Some(next(1000, Jitter::None)),
+                )
+                .unwrap();
+            assert!(matches!(verdict, StepVerdict::RetryScheduled));
+            let batch = a.take_pending();
+            let op = batch.operations.last().unwrap().clone();
+            assert_eq!(op.sub_type, SubType::WaitForCondition);
+            assert_eq!((op.status, op.attempt), (Status::Pending, 1));
+            assert_eq!(op.result.as_deref(), Some("1"));
+            assert_eq!(batch.set_timers.len(), 1);
+
+            // Pending until the retry timer makes it READY (no event), then the next
+            // activation's check gets the state the first one left.
+            let (mut a, _) = activation(vec![op.clone()]);
+            assert!(matches!(
+                a.condition_begin("", "count").unwrap(),
+                ConditionAction::Pending
+            ));
+            let mut ready = op;
+            ready.status = Status::Ready;
+            let (mut a, store) = activation(vec![ready]);
+            let second = run(a.condition_begin("", "count").unwrap());
+            assert_eq!(second.operation_id, first.operation_id);
+            assert_eq!((second.attempt, second.state.as_deref()), (2, Some("1")));
+            let verdict = a
+                .condition_end(&second.operation_id, Outcome::Succeeded("2".into()), None)
+                .unwrap();
+            assert!(matches!(verdict, StepVerdict::Done(Outcome::Succeeded(ref s)) if s == "2"));
+            // The final state is durable before the guest learns it.
+            let commits = store.commits.lock().unwrap();
+            let done = commits.last().unwrap().operations.last().unwrap().clone();
+            assert_eq!((done.status, done.attempt), (Status::Succeeded, 2));
+            assert_eq!(done.result.as_deref(), Some("2"));
+
+            // A replay finds the final state without running the check.
+            let (mut a, _) = activation(vec![done]);
+            assert!(matches!(
+                a.condition_begin("", "count").unwrap(),
+                ConditionAction::Done(Outcome::Succeeded(ref s)) if s == "2"
+            ));
+        }
+
+        #[test]
+        fn a_check_interrupted_by_a_crash_runs_again_on_the_same_state() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            a.condition_end(
+                &first.operation_id,
+                Outcome::Succeeded("1".into()),
+                Some(next(1000, Jitter::None)),
+            )
+            .unwrap();
+            let mut started = a.take_pending().operations.pop().unwrap();
+            // Attempt 2 began (READY, then STARTED), and its activation crashed.
+            started.status = Status::Started;
+            let (mut a, _) = activation(vec![started]);
+            let again = run(a.condition_begin("", "count").unwrap());
+            assert_eq!((again.attempt, again.state.as_deref()), (2, Some("1")));
+            assert!(
+                a.take_pending().events.is_empty(),
+                "the same attempt: no second StepStarted"
+            );
+        }
+
+        #[test]
+        fn a_delay_beyond_366_days_ends_the_activation() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            let too_long = next(step::MAX_RETRY_DELAY_MS + 1000, Jitter::Full);
+            let ended = a.condition_end(
+                &first.operation_id,
+                Outcome::Succeeded("1".into()),
+                Some(too_long),
+            );
+            assert!(ended.is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("366 days")),
+                "{:?}",
+                a.failure
+            );
+        }
+
+        #[test]
+        fn a_failed_check_fails_the_condition_even_with_a_delay() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, store) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            let error = crate::aegis::workflow::types::ErrorInfo {
+                error_type: "Check.Failed".into(),
+                error_message: "boom".into(),
+                error_data: None,
+            };
+            let verdict = a
+                .condition_end(
+                    &first.operation_id,
+                    Outcome::Failed(error),
+                    Some(next(1000, Jitter::None)),
+                )
+                .unwrap();
+            assert!(matches!(
+                verdict,
+                StepVerdict::Done(Outcome::Failed(ref e)) if e.error_type == "Check.Failed"
+            ));
+            let commits = store.commits.lock().unwrap();
+            let op = commits.last().unwrap().operations.last().unwrap();
+            assert_eq!((op.status, op.attempt), (Status::Failed, 1));
+            assert!(commits.iter().all(|b| b.set_timers.is_empty()), "no retry");
+        }
+
+        #[test]
+        fn the_two_endings_are_not_interchangeable() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let condition = run(a.condition_begin("", "count").unwrap());
+            let ended = a.step_end(
+                &condition.operation_id,
+                Outcome::Succeeded("1".into()),
+                None,
+            );
+            assert!(ended.is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("condition-end")),
+                "{:?}",
+                a.failure
+            );
+
+            let (mut a, _) = activation(vec![]);
+            let StepAction::Run((id, _)) = a
+                .step_begin("", "plain", StepSemantics::AtLeastOnce)
+                .unwrap()
+            else {
+                panic!("a new step runs")
+            };
+            assert!(
+                a.condition_end(&id, Outcome::Succeeded("1".into()), None)
+                    .is_err()
+            );
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("not a wait-for-condition")),
+                "{:?}",
+                a.failure
+            );
+        }
+    }
+
     #[test]
     fn the_wit_jitter_maps_to_the_host_one() {
         assert_eq!(step::Jitter::from(Jitter::None), step::Jitter::None);
