@@ -13,8 +13,10 @@
 //!
 //! The files, one concern each:
 //! - `state`: the [`Activation`], its budget, its pending batch and how it is committed;
-//! - `operations`: steps, waits, callbacks, agent invocations and child contexts;
+//! - `operations`: steps, wait-for-conditions, waits, callbacks, agent invocations and child
+//!   contexts;
 //! - `events`, `artifacts`, `logs`: publishing workflow events, artifacts, guest log lines;
+//! - `fake` (tests only): a journal that records commits and an empty artifact store;
 //! - this module: the [`HostState`] a guest instance holds, the bindings of the `durable`
 //!   interface, and the checks of what a guest hands over.
 
