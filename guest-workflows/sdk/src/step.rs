@@ -154,7 +154,8 @@ impl Drop for RunningStep {
 /// Inside a step's body: whether this attempt is running again because the activation that
 /// began it ended before the step did (the guest exited, which the host records as
 /// `Runtime.ExitError`, or its host was lost). An at-least-once step then runs again as the same
-/// attempt, and its body may find what its first run already did. False outside a step's body.
+/// attempt, and its body may find what its first run already did. The same holds inside a
+/// wait-for-condition's check. False outside a step's body or a check.
 pub fn step_resumed() -> bool {
     RUNNING_STEP.with(|running| running.borrow().as_deref().is_some_and(host::step_resumed))
 }
