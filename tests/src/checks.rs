@@ -94,7 +94,7 @@ pub struct StepRuns {
 }
 
 /// Reads every step operation's events: a `StepStarted`, `StepSucceeded` or `StepFailed` after
-/// the step's `StepSucceeded` is a succeeded step run again (listed in [`StepRuns::twice`], once
+/// the step's final `StepSucceeded` (one with no next attempt) is a succeeded step run again (listed in [`StepRuns::twice`], once
 /// per step); `StepStarted`s beyond one per finished attempt are attempts that a crash
 /// interrupted and that ran again.
 ///
@@ -127,8 +127,14 @@ pub fn step_runs(events: &[Value]) -> Result<StepRuns> {
             }
             continue;
         }
+        // A wait-for-condition's attempt that continues (AWS's RETRY with a payload) is a
+        // `StepSucceeded` with a delay before the next attempt: an attempt that ended, not
+        // the operation's success.
+        let continues = t == "StepSucceeded"
+            && !details(event)["RetryDetails"]["NextAttemptDelaySeconds"].is_null();
         match t {
             "StepStarted" => s.started += 1,
+            "StepSucceeded" if continues => s.failed += 1,
             "StepSucceeded" => {
                 ensure!(s.started > 0, "StepSucceeded without StepStarted: {event}");
                 s.succeeded += 1;

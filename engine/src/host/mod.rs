@@ -13,13 +13,17 @@
 //!
 //! The files, one concern each:
 //! - `state`: the [`Activation`], its budget, its pending batch and how it is committed;
-//! - `operations`: steps, waits, callbacks, agent invocations and child contexts;
+//! - `operations`: steps, wait-for-conditions, waits, callbacks, agent invocations and child
+//!   contexts;
 //! - `events`, `artifacts`, `logs`: publishing workflow events, artifacts, guest log lines;
+//! - `fake` (tests only): a journal that records commits and an empty artifact store;
 //! - this module: the [`HostState`] a guest instance holds, the bindings of the `durable`
 //!   interface, and the checks of what a guest hands over.
 
 mod artifacts;
 mod events;
+#[cfg(test)]
+mod fake;
 mod logs;
 mod operations;
 mod state;
@@ -27,7 +31,7 @@ mod state;
 pub use state::Activation;
 
 use super::aegis::workflow::durable::{
-    self, Callback, ContextBegin, Poll, StepAction, StepVerdict,
+    self, Callback, ConditionAction, ConditionDelay, ContextBegin, Poll, StepAction, StepVerdict,
 };
 use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
@@ -179,6 +183,19 @@ impl durable::Host for HostState {
 
     fn step_resumed(&mut self, operation_id: String) -> wasmtime::Result<bool> {
         Ok(self.activation.resumed_steps.contains(&operation_id))
+    }
+
+    fn condition_begin(&mut self, ctx: String, name: String) -> wasmtime::Result<ConditionAction> {
+        self.activation.condition_begin(&ctx, &name)
+    }
+
+    fn condition_end(
+        &mut self,
+        operation_id: String,
+        checked: Outcome,
+        next: Option<ConditionDelay>,
+    ) -> wasmtime::Result<StepVerdict> {
+        self.activation.condition_end(&operation_id, checked, next)
     }
 
     fn wait(&mut self, ctx: String, name: String, duration_ms: u64) -> wasmtime::Result<Poll> {

@@ -1,5 +1,5 @@
-//! The durable operations a guest calls: steps (with retries), waits, callbacks, agent
-//! invocations and child contexts.
+//! The durable operations a guest calls: steps (with retries), wait-for-conditions, waits,
+//! callbacks, agent invocations and child contexts.
 //!
 //! Each checks what the guest asks for, finds a recorded outcome through the replay cursor or
 //! records what its `transitions` function returns, and commits first whenever the guest is
@@ -8,8 +8,11 @@
 
 use super::state::Activation;
 use super::{Dispatch, Failure, MAX_PAYLOAD};
-use crate::aegis::workflow::durable::{Callback, ContextBegin, Poll, StepAction, StepVerdict};
-use crate::aegis::workflow::types::{ContextKind, ErrorInfo, Outcome, RetryPolicy, StepSemantics};
+use crate::aegis::workflow::durable::{
+    Callback, ConditionAction, ConditionAttempt, ConditionDelay, ContextBegin, Poll, StepAction,
+    StepVerdict,
+};
+use crate::aegis::workflow::types::{ContextKind, Jitter, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
 use aegis_core::ids::CallbackId;
 use aegis_core::journal::{OperationType, Status, SubType, now_ms};
@@ -74,30 +77,119 @@ impl Activation {
             ))));
         }
         let op = self.known_op(id)?;
+        if op.sub_type != SubType::Step {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "step-end for operation {id:?}, which is a wait-for-condition: end it with condition-end"
+            ))));
+        }
         let now = now_ms();
-        let outcome = match outcome {
-            Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
-                Outcome::Failed(ErrorInfo {
-                    error_type: "Step.ResultTooLarge".into(),
-                    error_message: format!(
-                        "step {:?} returned {} bytes; the limit is {MAX_PAYLOAD}: store large results as artifacts",
-                        op.name,
-                        payload.len()
-                    ),
-                    error_data: None,
-                })
-            }
-            other => other,
-        };
-        let outcome = match outcome {
-            Outcome::Succeeded(payload) => {
-                self.check_json(&format!("the result of step {:?}", op.name), &payload)?;
-                Ok(payload)
-            }
-            Outcome::Failed(info) => Err(self.guest_error(info)?),
-        };
+        let outcome = self.step_outcome(&op.name, outcome)?;
         let policy = policy.map(step::RetryPolicy::from);
         let (writes, ended) = step::end(&self.execution.id, op, outcome, policy.as_ref(), now);
+        self.apply(writes)?;
+        match ended {
+            step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
+            step::Ended::Done(op) => {
+                self.flush()?;
+                Ok(StepVerdict::Done(Self::recorded_outcome(&op)))
+            }
+        }
+    }
+
+    /// The outcome of a step's attempt as the host records it: a result within
+    /// [`MAX_PAYLOAD`] (a larger one fails the step with `Step.ResultTooLarge`) that is JSON, or
+    /// the guest's failure within the limits of what the host stores.
+    fn step_outcome(
+        &mut self,
+        name: &str,
+        outcome: Outcome,
+    ) -> wasmtime::Result<Result<String, ErrorRecord>> {
+        match outcome {
+            Outcome::Succeeded(payload) if payload.len() > MAX_PAYLOAD => {
+                Ok(Err(ErrorRecord::new(
+                    "Step.ResultTooLarge",
+                    format!(
+                        "step {name:?} returned {} bytes; the limit is {MAX_PAYLOAD}: store large results as artifacts",
+                        payload.len()
+                    ),
+                )))
+            }
+            Outcome::Succeeded(payload) => {
+                self.check_json(&format!("the result of step {name:?}"), &payload)?;
+                Ok(Ok(payload))
+            }
+            Outcome::Failed(info) => Ok(Err(self.guest_error(info)?)),
+        }
+    }
+
+    pub(super) fn condition_begin(
+        &mut self,
+        ctx: &str,
+        name: &str,
+    ) -> wasmtime::Result<ConditionAction> {
+        let sub_type = SubType::WaitForCondition;
+        let (id, existing) = self.begin(ctx, name, OperationType::Step, sub_type)?;
+        let op = match existing {
+            Some(op) => match op.status {
+                Status::Succeeded | Status::Failed => {
+                    return Ok(ConditionAction::Done(Self::recorded_outcome(&op)));
+                }
+                Status::Pending => return Ok(ConditionAction::Pending),
+                // A check interrupted by a crash runs again, as the same attempt, on the same
+                // state (checks are at-least-once, like AWS's).
+                Status::Started => {
+                    self.resumed_steps.insert(id.clone());
+                    op
+                }
+                _ => {
+                    self.apply(step::start(op.clone(), now_ms()))?;
+                    op
+                }
+            },
+            None => {
+                let op = self.new_op(id.clone(), ctx, name, OperationType::Step, sub_type);
+                self.apply(step::start(op.clone(), now_ms()))?;
+                op
+            }
+        };
+        self.running_steps.insert(id.clone());
+        Ok(ConditionAction::Run(ConditionAttempt {
+            operation_id: id,
+            attempt: op.attempt + 1,
+            // The state the previous attempt left: the result its RETRY recorded.
+            state: op.result,
+        }))
+    }
+
+    pub(super) fn condition_end(
+        &mut self,
+        id: &str,
+        checked: Outcome,
+        next: Option<ConditionDelay>,
+    ) -> wasmtime::Result<StepVerdict> {
+        self.resumed_steps.remove(id);
+        if !self.running_steps.remove(id) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "condition-end for operation {id:?}, which is not running"
+            ))));
+        }
+        let op = self.known_op(id)?;
+        if op.sub_type != SubType::WaitForCondition {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "condition-end for operation {id:?}, which is not a wait-for-condition"
+            ))));
+        }
+        let delay = match &next {
+            Some(next) => Some(condition_delay_ms(next).map_err(|f| self.trap(f))?),
+            None => None,
+        };
+        let now = now_ms();
+        let (writes, ended) = match (self.step_outcome(&op.name, checked)?, delay) {
+            (Ok(state), Some(delay)) => {
+                step::retry_with_state(&self.execution.id, op, state, delay, now)
+            }
+            (outcome, _) => step::end(&self.execution.id, op, outcome, None, now),
+        };
         self.apply(writes)?;
         match ended {
             step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
@@ -313,6 +405,21 @@ impl Activation {
     }
 }
 
+/// The delay before a wait-for-condition's next check: the guest's delay, jittered and rounded
+/// up to a whole second by [`step::delay_ms`].
+///
+/// # Errors
+/// The failure that ends the activation, for a delay beyond the model's 366 days.
+fn condition_delay_ms(next: &ConditionDelay) -> Result<u64, Failure> {
+    if next.delay_ms > step::MAX_RETRY_DELAY_MS {
+        return Err(Failure::InvalidCall(format!(
+            "wait-for-condition delay of {} ms is out of range: it must be at most 366 days",
+            next.delay_ms
+        )));
+    }
+    Ok(step::delay_ms(next.delay_ms, next.jitter.into()))
+}
+
 impl From<RetryPolicy> for step::RetryPolicy {
     fn from(p: RetryPolicy) -> Self {
         Self {
@@ -320,8 +427,277 @@ impl From<RetryPolicy> for step::RetryPolicy {
             initial_delay_ms: p.initial_delay_ms,
             max_delay_ms: p.max_delay_ms,
             backoff_rate: p.backoff_rate,
-            jitter: p.jitter,
+            jitter: p.jitter.into(),
             retry_on: p.retry_on,
         }
+    }
+}
+
+impl From<Jitter> for step::Jitter {
+    fn from(j: Jitter) -> Self {
+        match j {
+            Jitter::None => Self::None,
+            Jitter::Full => Self::Full,
+            Jitter::Half => Self::Half,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(delay_ms: u64, jitter: Jitter) -> ConditionDelay {
+        ConditionDelay { delay_ms, jitter }
+    }
+
+    #[test]
+    fn a_condition_delay_beyond_366_days_is_refused() {
+        let max = step::MAX_RETRY_DELAY_MS;
+        assert_eq!(condition_delay_ms(&next(max, Jitter::None)), Ok(max));
+        assert!(matches!(
+            condition_delay_ms(&next(max + 1, Jitter::None)),
+            Err(Failure::InvalidCall(m)) if m.contains("366 days")
+        ));
+        assert!(matches!(
+            condition_delay_ms(&next(u64::MAX, Jitter::Full)),
+            Err(Failure::InvalidCall(_))
+        ));
+    }
+
+    #[test]
+    fn condition_delays_are_whole_seconds_within_their_jitter() {
+        assert_eq!(condition_delay_ms(&next(0, Jitter::None)), Ok(1000));
+        assert_eq!(condition_delay_ms(&next(1500, Jitter::None)), Ok(2000));
+        for _ in 0..200 {
+            let full = condition_delay_ms(&next(4000, Jitter::Full)).unwrap();
+            assert!(
+                (1000..=4000).contains(&full) && full.is_multiple_of(1000),
+                "{full}"
+            );
+            let half = condition_delay_ms(&next(4000, Jitter::Half)).unwrap();
+            assert!(
+                (2000..=4000).contains(&half) && half.is_multiple_of(1000),
+                "{half}"
+            );
+        }
+    }
+
+    /// Host calls on an activation over a journal that keeps what is committed.
+    mod activation {
+        use super::*;
+        use crate::host::fake::{NoArtifacts, RecordingJournal};
+        use aegis_core::ids::{ComponentDigest, ExecutionId, TenantId};
+        use aegis_core::journal::Operation;
+        use aegis_core::store::{ExecutionRecord, ExecutionStatus};
+        use std::sync::Arc;
+
+        fn record() -> ExecutionRecord {
+            ExecutionRecord {
+                id: ExecutionId::from_raw("ex_1"),
+                tenant: TenantId::default_tenant(),
+                name: "ex_1".into(),
+                workflow: "poll".into(),
+                version: 1,
+                digest: ComponentDigest::of(b"poll"),
+                input: "null".into(),
+                status: ExecutionStatus::Running,
+                result: None,
+                error: None,
+                created_at: 0,
+                updated_at: 0,
+                timeout_at: None,
+                wake_seq: 0,
+            }
+        }
+
+        /// An activation that replays `journal`, and the journal it commits to.
+        fn activation(journal: Vec<Operation>) -> (Activation, Arc<RecordingJournal>) {
+            let store = Arc::new(RecordingJournal::default());
+            let a = Activation::new(record(), journal, store.clone(), Arc::new(NoArtifacts));
+            (a, store)
+        }
+
+        fn run(action: ConditionAction) -> ConditionAttempt {
+            match action {
+                ConditionAction::Run(attempt) => attempt,
+                ConditionAction::Done(_) => panic!("done, not run"),
+                ConditionAction::Pending => panic!("pending, not run"),
+            }
+        }
+
+        /// A commit waits for the store on the host's runtime, as the engine's blocking thread
+        /// does.
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Runtime::new().expect("a runtime")
+        }
+
+        #[test]
+        fn the_state_is_carried_from_one_attempt_to_the_next() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            assert_eq!((first.attempt, first.state.as_deref()), (1, None));
+            let verdict = a
+                .condition_end(
+                    &first.operation_id,
+                    Outcome::Succeeded("1".into()),
+                    Some(next(1000, Jitter::None)),
+                )
+                .unwrap();
+            assert!(matches!(verdict, StepVerdict::RetryScheduled));
+            let batch = a.take_pending();
+            let op = batch.operations.last().unwrap().clone();
+            assert_eq!(op.sub_type, SubType::WaitForCondition);
+            assert_eq!((op.status, op.attempt), (Status::Pending, 1));
+            assert_eq!(op.result.as_deref(), Some("1"));
+            assert_eq!(batch.set_timers.len(), 1);
+
+            // Pending until the retry timer makes it READY (no event), then the next
+            // activation's check gets the state the first one left.
+            let (mut a, _) = activation(vec![op.clone()]);
+            assert!(matches!(
+                a.condition_begin("", "count").unwrap(),
+                ConditionAction::Pending
+            ));
+            let mut ready = op;
+            ready.status = Status::Ready;
+            let (mut a, store) = activation(vec![ready]);
+            let second = run(a.condition_begin("", "count").unwrap());
+            assert_eq!(second.operation_id, first.operation_id);
+            assert_eq!((second.attempt, second.state.as_deref()), (2, Some("1")));
+            let verdict = a
+                .condition_end(&second.operation_id, Outcome::Succeeded("2".into()), None)
+                .unwrap();
+            assert!(matches!(verdict, StepVerdict::Done(Outcome::Succeeded(ref s)) if s == "2"));
+            // The final state is durable before the guest learns it.
+            let commits = store.commits.lock().unwrap();
+            let done = commits.last().unwrap().operations.last().unwrap().clone();
+            assert_eq!((done.status, done.attempt), (Status::Succeeded, 2));
+            assert_eq!(done.result.as_deref(), Some("2"));
+
+            // A replay finds the final state without running the check.
+            let (mut a, _) = activation(vec![done]);
+            assert!(matches!(
+                a.condition_begin("", "count").unwrap(),
+                ConditionAction::Done(Outcome::Succeeded(ref s)) if s == "2"
+            ));
+        }
+
+        #[test]
+        fn a_check_interrupted_by_a_crash_runs_again_on_the_same_state() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            a.condition_end(
+                &first.operation_id,
+                Outcome::Succeeded("1".into()),
+                Some(next(1000, Jitter::None)),
+            )
+            .unwrap();
+            let mut started = a.take_pending().operations.pop().unwrap();
+            // Attempt 2 began (READY, then STARTED), and its activation crashed.
+            started.status = Status::Started;
+            let (mut a, _) = activation(vec![started]);
+            let again = run(a.condition_begin("", "count").unwrap());
+            assert_eq!((again.attempt, again.state.as_deref()), (2, Some("1")));
+            assert!(
+                a.take_pending().events.is_empty(),
+                "the same attempt: no second StepStarted"
+            );
+        }
+
+        #[test]
+        fn a_delay_beyond_366_days_ends_the_activation() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            let too_long = next(step::MAX_RETRY_DELAY_MS + 1000, Jitter::Full);
+            let ended = a.condition_end(
+                &first.operation_id,
+                Outcome::Succeeded("1".into()),
+                Some(too_long),
+            );
+            assert!(ended.is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("366 days")),
+                "{:?}",
+                a.failure
+            );
+        }
+
+        #[test]
+        fn a_failed_check_fails_the_condition_even_with_a_delay() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, store) = activation(vec![]);
+            let first = run(a.condition_begin("", "count").unwrap());
+            let error = crate::aegis::workflow::types::ErrorInfo {
+                error_type: "Check.Failed".into(),
+                error_message: "boom".into(),
+                error_data: None,
+            };
+            let verdict = a
+                .condition_end(
+                    &first.operation_id,
+                    Outcome::Failed(error),
+                    Some(next(1000, Jitter::None)),
+                )
+                .unwrap();
+            assert!(matches!(
+                verdict,
+                StepVerdict::Done(Outcome::Failed(ref e)) if e.error_type == "Check.Failed"
+            ));
+            let commits = store.commits.lock().unwrap();
+            let op = commits.last().unwrap().operations.last().unwrap();
+            assert_eq!((op.status, op.attempt), (Status::Failed, 1));
+            assert!(commits.iter().all(|b| b.set_timers.is_empty()), "no retry");
+        }
+
+        #[test]
+        fn the_two_endings_are_not_interchangeable() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let condition = run(a.condition_begin("", "count").unwrap());
+            let ended = a.step_end(
+                &condition.operation_id,
+                Outcome::Succeeded("1".into()),
+                None,
+            );
+            assert!(ended.is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("condition-end")),
+                "{:?}",
+                a.failure
+            );
+
+            let (mut a, _) = activation(vec![]);
+            let StepAction::Run((id, _)) = a
+                .step_begin("", "plain", StepSemantics::AtLeastOnce)
+                .unwrap()
+            else {
+                panic!("a new step runs")
+            };
+            assert!(
+                a.condition_end(&id, Outcome::Succeeded("1".into()), None)
+                    .is_err()
+            );
+            assert!(
+                matches!(&a.failure, Some(Failure::InvalidCall(m)) if m.contains("not a wait-for-condition")),
+                "{:?}",
+                a.failure
+            );
+        }
+    }
+
+    #[test]
+    fn the_wit_jitter_maps_to_the_host_one() {
+        assert_eq!(step::Jitter::from(Jitter::None), step::Jitter::None);
+        assert_eq!(step::Jitter::from(Jitter::Full), step::Jitter::Full);
+        assert_eq!(step::Jitter::from(Jitter::Half), step::Jitter::Half);
     }
 }

@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use aegis_sdk::{
-    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error,
-    RetryPolicy, StepOptions, branch, workflow,
+    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Polling,
+    RetryPolicy, StepOptions, WaitDecision, branch, workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -102,12 +102,30 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "4-17" => callbacks_in_turn(ctx, input).await,
         "4-18" => callbacks_both_then(ctx, input, false).await,
         "4-19" => callbacks_both_then(ctx, input, true).await,
+        // wait_for_condition
+        "6-1" => condition_count(ctx, "count", 0, int(&input)).await,
+        "6-2" => condition_immediate(ctx).await,
+        "6-3" => condition_count(ctx, "poll-status", 0, int(&input)).await,
+        "6-4" => condition_count(ctx, "count", 5, int(&input)).await,
+        "6-5" => condition_fixed_delay(ctx, int(&input)).await,
+        "6-6" => condition_exhausted(ctx).await,
+        "6-7" => condition_check_throws(ctx).await,
+        "6-8" => match condition_check_throws(ctx).await {
+            Ok(value) => Ok(value),
+            Err(_) => Ok(json!("recovered")),
+        },
+        "6-9" => condition_object(ctx).await,
+        "6-10" => condition_null(ctx).await,
+        "6-11" => condition_custom_serdes(ctx).await,
+        "6-12" => condition_then_step(ctx, int(&input)).await,
+        "6-13" => condition_twice(ctx).await,
         // wait_for_callback
         "7-1" | "7-4" | "7-15" => wfc_basic(ctx, &text(&input), forever()).await,
         "7-2" => wfc_basic(ctx, "approval", forever()).await,
         "7-3" => wfc_basic(ctx, "", forever()).await,
         "7-5" => wfc_basic(ctx, &text(&input), CallbackOptions::timeout(secs(3))).await,
         "7-6" => wfc_caught(ctx, &text(&input), forever(), "recovered").await,
+        "7-7" => wfc_submitter_always_fails(ctx, &text(&input)).await,
         "7-8" => wfc_in_child(ctx, input).await,
         "7-9" => wfc_two(ctx).await,
         "7-10" => wfc_after_wait_and_step(ctx, input).await,
@@ -255,6 +273,11 @@ impl<'de> Deserialize<'de> for Upper {
     }
 }
 
+/// The input as an integer (0 when it is not one).
+fn int(input: &Value) -> i64 {
+    input.as_i64().unwrap_or_default()
+}
+
 // ---- step (1-x) ----
 
 async fn step_basic(ctx: Ctx, input: Value) -> Result<Value, Error> {
@@ -363,12 +386,9 @@ fn fails_twice(attempt: u32) -> Result<Value, Error> {
 
 async fn step_default_retry(ctx: Ctx) -> Result<Value, Error> {
     // AWS's default strategy: 6 attempts, 5 s initial delay, 60 s cap, 2x backoff, full jitter.
-    // (The SDK has no default retry; this spells out the same policy.)
-    let policy = RetryPolicy::exponential(6, secs(5))
-        .max_delay(secs(60))
-        .jitter(true);
-    ctx.step_with("unreliable", StepOptions::retry(policy), fails_twice)
-        .await
+    // (A step of the SDK has no retry unless it asks; this one asks for AWS's default.)
+    let options = StepOptions::retry(RetryPolicy::aws_default());
+    ctx.step_with("unreliable", options, fails_twice).await
 }
 
 async fn step_custom_backoff(ctx: Ctx) -> Result<Value, Error> {
@@ -725,11 +745,161 @@ async fn callbacks_both_then(ctx: Ctx, input: Value, b_first: bool) -> Result<Va
     Ok(json!([ra, rb]))
 }
 
+// ---- wait_for_condition (6-x) ----
+
+/// Continue every second while the state is below `threshold`.
+fn below(threshold: i64) -> impl Fn(&i64, u32) -> Result<WaitDecision, Error> {
+    move |state, _attempt| {
+        Ok(if *state >= threshold {
+            WaitDecision::Stop
+        } else {
+            WaitDecision::after(secs(1))
+        })
+    }
+}
+
+async fn condition_count(ctx: Ctx, name: &str, from: i64, to: i64) -> Result<Value, Error> {
+    let count = ctx
+        .wait_for_condition(name, from, below(to), |n, _attempt| Ok(n + 1))
+        .await?;
+    Ok(json!(count))
+}
+
+async fn condition_immediate(ctx: Ctx) -> Result<Value, Error> {
+    let state = ctx
+        .wait_for_condition("immediate", 5_i64, below(5), |n, _attempt| Ok(n))
+        .await?;
+    Ok(json!(state))
+}
+
+async fn condition_fixed_delay(ctx: Ctx, threshold: i64) -> Result<Value, Error> {
+    let strategy = Polling::fixed(secs(2), move |n: &i64| *n < threshold);
+    let count = ctx
+        .wait_for_condition("fixed", 0_i64, strategy, |n, _attempt| Ok(n + 1))
+        .await?;
+    Ok(json!(count))
+}
+
+async fn condition_exhausted(ctx: Ctx) -> Result<Value, Error> {
+    let strategy = Polling::fixed(secs(1), |_: &i64| true).max_attempts(3);
+    let count = ctx
+        .wait_for_condition("never", 0_i64, strategy, |n, _attempt| Ok(n + 1))
+        .await?;
+    Ok(json!(count))
+}
+
+async fn condition_check_throws(ctx: Ctx) -> Result<Value, Error> {
+    let stop = |_: &Value, _attempt: u32| -> Result<WaitDecision, Error> { Ok(WaitDecision::Stop) };
+    ctx.wait_for_condition("throws", Value::Null, stop, |_, _attempt| {
+        Err(failure("check function failed"))
+    })
+    .await
+}
+
+#[derive(Serialize, Deserialize)]
+struct Job {
+    status: String,
+    attempts: u32,
+}
+
+async fn condition_object(ctx: Ctx) -> Result<Value, Error> {
+    let initial = Job {
+        status: "PENDING".into(),
+        attempts: 0,
+    };
+    let pending = |job: &Job, _attempt: u32| -> Result<WaitDecision, Error> {
+        Ok(if job.status == "PENDING" {
+            WaitDecision::after(secs(1))
+        } else {
+            WaitDecision::Stop
+        })
+    };
+    let job = ctx
+        .wait_for_condition("job", initial, pending, |job: Job, _attempt| {
+            let attempts = job.attempts + 1;
+            let status = if attempts >= 2 { "DONE" } else { "PENDING" };
+            Ok(Job {
+                status: status.into(),
+                attempts,
+            })
+        })
+        .await?;
+    Ok(json!({"status": job.status, "attempts": job.attempts}))
+}
+
+async fn condition_null(ctx: Ctx) -> Result<Value, Error> {
+    let stop = |_: &Value, _attempt: u32| -> Result<WaitDecision, Error> { Ok(WaitDecision::Stop) };
+    ctx.wait_for_condition("null", Value::Null, stop, |_, _attempt| Ok(Value::Null))
+        .await
+}
+
+/// A string state that is checkpointed with an `ENC:` prefix: the custom serialiser of 6-11.
+struct Encoded(String);
+
+impl Serialize for Encoded {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("ENC:{}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Encoded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Encoded(
+            text.strip_prefix("ENC:").unwrap_or(&text).to_owned(),
+        ))
+    }
+}
+
+async fn condition_custom_serdes(ctx: Ctx) -> Result<Value, Error> {
+    let long_enough = |state: &Encoded, _attempt: u32| -> Result<WaitDecision, Error> {
+        Ok(if state.0.len() >= 2 {
+            WaitDecision::Stop
+        } else {
+            WaitDecision::after(secs(1))
+        })
+    };
+    let initial = Encoded(String::new());
+    let Encoded(state) = ctx
+        .wait_for_condition("append", initial, long_enough, |state, _attempt| {
+            Ok(Encoded(state.0 + "x"))
+        })
+        .await?;
+    Ok(json!(state))
+}
+
+async fn condition_then_step(ctx: Ctx, threshold: i64) -> Result<Value, Error> {
+    let count = ctx
+        .wait_for_condition("count", 0_i64, below(threshold), |n, _attempt| Ok(n + 1))
+        .await?;
+    let result: i64 = ctx.step("multiply", move |_| Ok(count * 10)).await?;
+    Ok(json!(result))
+}
+
+async fn condition_twice(ctx: Ctx) -> Result<Value, Error> {
+    let first = ctx
+        .wait_for_condition("first", 0_i64, below(2), |n, _attempt| Ok(n + 1))
+        .await?;
+    let second = ctx
+        .wait_for_condition("second", first, below(4), |n, _attempt| Ok(n + 1))
+        .await?;
+    Ok(json!(second))
+}
+
 // ---- wait_for_callback (7-x) ----
 
 async fn wfc_basic(ctx: Ctx, name: &str, options: CallbackOptions) -> Result<Value, Error> {
     ctx.wait_for_callback(name, options, |_callback_id| Ok(()))
         .await
+}
+
+async fn wfc_submitter_always_fails(ctx: Ctx, name: &str) -> Result<Value, Error> {
+    // Two attempts, one second apart; the callback is never completed.
+    let retry = StepOptions::retry(RetryPolicy::fixed(2, secs(1)));
+    ctx.wait_for_callback_with(name, forever(), retry, |_callback_id| {
+        Err(failure("submitter failure"))
+    })
+    .await
 }
 
 async fn wfc_caught(

@@ -14,7 +14,7 @@ use crate::context::run_in_context;
 use crate::executor::ask_once;
 use crate::host::{self, ContextKind, Recorded};
 use crate::retry::millis;
-use crate::{Ctx, Error, payload};
+use crate::{Ctx, Error, StepOptions, payload};
 
 /// Timeouts for a callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,14 +109,55 @@ impl Ctx {
         T: DeserializeOwned,
         F: FnOnce(&str) -> Result<(), Error>,
     {
+        self.wait_for_callback_with(name, options, StepOptions::default(), submitter)
+    }
+
+    /// [`wait_for_callback`](Self::wait_for_callback) with options for the submitter's step:
+    /// a [`RetryPolicy`](crate::RetryPolicy) retries a submitter that fails (the execution
+    /// suspends between attempts, and the callback stays open), and its semantics say what
+    /// happens to a submitter interrupted by a crash.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use aegis_sdk::{CallbackOptions, Ctx, Error, RetryPolicy, StepOptions};
+    /// # async fn example(ctx: Ctx) -> Result<(), Error> {
+    /// let retry = StepOptions::retry(RetryPolicy::fixed(3, Duration::from_secs(1)));
+    /// let answer: String = ctx
+    ///     .wait_for_callback_with("approval", CallbackOptions::timeout(Duration::from_secs(600)), retry, |id| {
+    ///         // Send `id` to the approver; an error here is retried.
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// # let _ = answer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait_for_callback`](Self::wait_for_callback); a submitter that fails for good
+    /// (its retries exhausted) fails the operation with its last error.
+    pub fn wait_for_callback_with<T, F>(
+        &self,
+        name: &str,
+        options: CallbackOptions,
+        submitter_options: StepOptions,
+        submitter: F,
+    ) -> impl Future<Output = Result<T, Error>> + use<T, F>
+    where
+        T: DeserializeOwned,
+        F: FnOnce(&str) -> Result<(), Error>,
+    {
         let (parent, name) = (self.clone(), name.to_owned());
         async move {
             let recorded = run_in_context(&parent, &name, ContextKind::WaitForCallback, |ctx| {
                 let callback = ctx.create_callback(&name, options);
                 async move {
                     let id = callback.id.clone();
-                    ctx.step("submitter", move |_attempt| submitter(&id))
-                        .await?;
+                    ctx.step_with("submitter", submitter_options, move |_attempt| {
+                        submitter(&id)
+                    })
+                    .await?;
                     callback.raw_result().await
                 }
             })

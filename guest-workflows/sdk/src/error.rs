@@ -38,6 +38,9 @@ impl Error {
     /// A batch configured with a value it cannot run with (a max concurrency of 0, a tolerated
     /// failure percentage outside 0 to 100). Raised before the batch starts, so nothing is recorded.
     pub const INVALID_BATCH_CONFIG: &str = "Aegis.InvalidBatchConfig";
+    /// A wait-for-condition whose [`Polling`](crate::Polling) strategy ran out of attempts before
+    /// the condition was met.
+    pub const CONDITION_EXHAUSTED: &str = "WaitForCondition.AttemptsExhausted";
 
     /// An error with this type and message, and no data.
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {

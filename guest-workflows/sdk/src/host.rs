@@ -7,7 +7,7 @@
 
 use crate::executor::note_host_call;
 use crate::raw::aegis::workflow::{artifacts, durable, events, types};
-use crate::{Error, LogLevel, RetryPolicy, StepSemantics};
+use crate::{Error, Jitter, LogLevel, RetryPolicy, StepSemantics};
 
 pub(crate) use types::ContextKind;
 
@@ -21,6 +21,21 @@ pub(crate) enum StepBegin {
     /// The step finished earlier.
     Done(Recorded),
     /// A retry is scheduled and not due yet.
+    Pending,
+}
+
+/// What `condition-begin` told the guest to do.
+pub(crate) enum ConditionBegin {
+    /// Run the check now (attempt `attempt`) on `state` (none: the initial state), then call
+    /// [`condition_end`].
+    Run {
+        operation_id: String,
+        attempt: u32,
+        state: Option<String>,
+    },
+    /// The condition finished earlier.
+    Done(Recorded),
+    /// The next check is scheduled and not due yet.
     Pending,
 }
 
@@ -57,6 +72,37 @@ pub(crate) fn step_end(
     note_host_call();
     let policy = policy.map(RetryPolicy::to_wire);
     match durable::step_end(operation_id, &to_outcome(outcome), policy.as_ref()) {
+        durable::StepVerdict::Done(outcome) => Some(recorded(outcome)),
+        durable::StepVerdict::RetryScheduled => None,
+    }
+}
+
+pub(crate) fn condition_begin(ctx: &str, name: &str) -> ConditionBegin {
+    note_host_call();
+    match durable::condition_begin(ctx, name) {
+        durable::ConditionAction::Run(attempt) => ConditionBegin::Run {
+            operation_id: attempt.operation_id,
+            attempt: attempt.attempt,
+            state: attempt.state,
+        },
+        durable::ConditionAction::Done(outcome) => ConditionBegin::Done(recorded(outcome)),
+        durable::ConditionAction::Pending => ConditionBegin::Pending,
+    }
+}
+
+/// Reports a check's outcome; with `next` (a delay and its jitter) another attempt is scheduled
+/// and the answer is `None` (pending).
+pub(crate) fn condition_end(
+    operation_id: &str,
+    checked: Recorded,
+    next: Option<(u64, Jitter)>,
+) -> Option<Recorded> {
+    note_host_call();
+    let next = next.map(|(delay_ms, jitter)| durable::ConditionDelay {
+        delay_ms,
+        jitter: jitter.to_wire(),
+    });
+    match durable::condition_end(operation_id, &to_outcome(checked), next) {
         durable::StepVerdict::Done(outcome) => Some(recorded(outcome)),
         durable::StepVerdict::RetryScheduled => None,
     }

@@ -12,8 +12,11 @@
 //! - [`workflow!`] exports an `async fn(Ctx, Input) -> Result<Output, Error>`; input and output
 //!   are JSON (serde).
 //! - [`Ctx`] is the handle for durable calls: [`step`](Ctx::step) /
-//!   [`step_with`](Ctx::step_with) (with a [`RetryPolicy`]), [`wait`](Ctx::wait),
-//!   [`create_callback`](Ctx::create_callback) and [`wait_for_callback`](Ctx::wait_for_callback),
+//!   [`step_with`](Ctx::step_with) (with a [`RetryPolicy`] and its [`Jitter`]),
+//!   [`wait_for_condition`](Ctx::wait_for_condition) (with a [`WaitStrategy`] such as
+//!   [`Polling`]), [`wait`](Ctx::wait),
+//!   [`create_callback`](Ctx::create_callback) and [`wait_for_callback`](Ctx::wait_for_callback)
+//!   (or [`wait_for_callback_with`](Ctx::wait_for_callback_with), its submitter retried),
 //!   [`child`](Ctx::child), [`parallel`](Ctx::parallel) and [`map`](Ctx::map) (with a
 //!   [`Completion`] rule, giving a [`BatchResult`]), [`invoke_agent`](Ctx::invoke_agent),
 //!   [`now`](Ctx::now), [`random`](Ctx::random), [`log`](Ctx::log), and artifacts
@@ -116,6 +119,7 @@ mod agent;
 mod artifacts;
 mod batch;
 mod callback;
+mod condition;
 mod context;
 mod ctx;
 mod error;
@@ -129,10 +133,11 @@ mod step;
 
 pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason};
 pub use callback::{Callback, CallbackOptions};
+pub use condition::{Polling, WaitDecision, WaitStrategy};
 pub use ctx::{Ctx, LogLevel};
 pub use error::Error;
 pub use parallel::{Branch, branch};
-pub use retry::RetryPolicy;
+pub use retry::{Jitter, RetryPolicy};
 pub use step::{StepOptions, StepSemantics, step_resumed};
 
 /// The name of the workflow this execution runs (its function name, in Lambda terms), or `None`

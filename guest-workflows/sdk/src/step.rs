@@ -120,7 +120,12 @@ where
                 body(attempt)
             };
             let outcome = result.and_then(|value| payload::encode(&value));
-            host::step_end(&operation_id, outcome, options.retry.as_ref())
+            // A failure the policy's predicate refuses is final: the host gets no policy.
+            let policy = options
+                .retry
+                .as_ref()
+                .filter(|policy| outcome.as_ref().err().is_none_or(|e| policy.admits(e)));
+            host::step_end(&operation_id, outcome, policy)
         }
     }
 }
@@ -130,11 +135,11 @@ thread_local! {
     static RUNNING_STEP: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Marks a step's body as running until dropped.
-struct RunningStep;
+/// Marks a step's body (or a wait-for-condition's check) as running until dropped.
+pub(crate) struct RunningStep;
 
 impl RunningStep {
-    fn enter(operation_id: &str) -> Self {
+    pub(crate) fn enter(operation_id: &str) -> Self {
         RUNNING_STEP.with(|running| *running.borrow_mut() = Some(operation_id.to_owned()));
         Self
     }
@@ -149,7 +154,8 @@ impl Drop for RunningStep {
 /// Inside a step's body: whether this attempt is running again because the activation that
 /// began it ended before the step did (the guest exited, which the host records as
 /// `Runtime.ExitError`, or its host was lost). An at-least-once step then runs again as the same
-/// attempt, and its body may find what its first run already did. False outside a step's body.
+/// attempt, and its body may find what its first run already did. The same holds inside a
+/// wait-for-condition's check. False outside a step's body or a check.
 pub fn step_resumed() -> bool {
     RUNNING_STEP.with(|running| running.borrow().as_deref().is_some_and(host::step_resumed))
 }

@@ -15,6 +15,7 @@ mod aws;
 mod bad_input;
 mod callbacks;
 mod cluster;
+mod conditions;
 mod crash;
 mod crash_loop;
 mod fuzz;
@@ -231,4 +232,31 @@ fn a_succeeded_step_that_runs_again_is_caught() {
     assert_eq!(runs.twice.len(), 1, "{:?}", runs.twice);
     assert!(runs.twice[0].contains("step 1 had succeeded"));
     assert!(check_steps_once(&twice, 10).is_err());
+}
+
+#[test]
+fn a_condition_that_continues_is_not_a_step_run_twice() {
+    let event = |t: &str, delay: Value| {
+        serde_json::json!({
+            "EventType": t,
+            "Id": "1",
+            "StepSucceededDetails": {"RetryDetails": {"NextAttemptDelaySeconds": delay}},
+        })
+    };
+    // Two checks that continue (a delay follows), then the one that stops.
+    let polled = [
+        event("StepStarted", Value::Null),
+        event("StepSucceeded", serde_json::json!(1)),
+        event("StepStarted", Value::Null),
+        event("StepSucceeded", serde_json::json!(1)),
+        event("StepStarted", Value::Null),
+        event("StepSucceeded", Value::Null),
+    ];
+    let runs = step_runs(&polled).expect("a well-formed history");
+    assert_eq!((runs.succeeded, runs.rerun), (1, 0));
+    assert!(runs.twice.is_empty(), "{:?}", runs.twice);
+    // After the stop, another check is a run again.
+    let mut again = polled.to_vec();
+    again.push(event("StepStarted", Value::Null));
+    assert!(check_steps_once(&again, 10).is_err());
 }

@@ -212,6 +212,64 @@ async fn retry_exhausted_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_the_retry_predicate_refuses_is_final() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["retry"]).await?;
+        // Only "attempt 1 failed" is retried: attempt 2's failure ends the step, attempts left.
+        let input = json!({
+            "fail_times": 5, "max_attempts": 5, "delay_ms": 1000, "retry_if": "attempt 1 ",
+        });
+        let id = c.start("retry", input).await?;
+        let exec = expect_failed(&c, &id, "Flaky.Error").await?;
+        ensure!(
+            exec["error"]["error_message"] == "attempt 2 failed",
+            "{exec}"
+        );
+        let events = c.history(&id).await?;
+        check_history_shape(&events)?;
+        let failed = of_type(&events, "StepFailed");
+        ensure!(failed.len() == 2, "two attempts: {:?}", types(&events));
+        let delay =
+            |n: usize| details(failed[n])["RetryDetails"]["NextAttemptDelaySeconds"].clone();
+        ensure!(delay(0).is_number(), "attempt 1 is retried: {}", failed[0]);
+        ensure!(delay(1).is_null(), "attempt 2 is not: {}", failed[1]);
+        ensure!(current_attempt(failed[1]) == Some(2), "{}", failed[1]);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_jitter_draws_whole_seconds_up_to_the_delay() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["retry"]).await?;
+        // Delays of at most 2 s, then 4 s, each drawn by the host from 1 s to that.
+        let input = json!({"fail_times": 2, "max_attempts": 3, "delay_ms": 2000, "jitter": "full"});
+        let id = c.start("retry", input).await?;
+        let result = c.result(&id, DONE).await?;
+        ensure!(result == json!({"attempts": 3}), "{result}");
+        let events = c.history(&id).await?;
+        let failed = of_type(&events, "StepFailed");
+        ensure!(failed.len() == 2, "{:?}", types(&events));
+        for (event, ceiling) in failed.iter().zip([2.0, 4.0]) {
+            let delay = details(event)["RetryDetails"]["NextAttemptDelaySeconds"]
+                .as_f64()
+                .with_context(|| format!("a delay: {event}"))?;
+            ensure!(
+                delay.fract() == 0.0 && (1.0..=ceiling).contains(&delay),
+                "a whole number of seconds from 1 to {ceiling}: {event}"
+            );
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleep_waits_durably() {
     let host = host().await;
     guard(90, async {
