@@ -51,8 +51,6 @@ GAPS = {
     **{f"5-{i}": "chained invoke (host and SDK)" for i in range(1, 17)},
     **{f"6-{i}": "wait-for-condition (SDK operation)" for i in range(1, 14)},
     "7-7": "retry policy on the wait_for_callback submitter (SDK)",
-    "8-12": "FLAT nesting (SDK)",
-    "9-12": "FLAT nesting (SDK)",
     "9-19": "operation-level serdes with a non-JSON payload (SDK)",
     "9-20": "operation-level serdes with a non-JSON payload (SDK)",
 }

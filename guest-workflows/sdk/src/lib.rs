@@ -127,7 +127,7 @@ mod payload;
 mod retry;
 mod step;
 
-pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason};
+pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason, Nesting};
 pub use callback::{Callback, CallbackOptions};
 pub use ctx::{Ctx, LogLevel};
 pub use error::Error;

@@ -17,6 +17,7 @@ mod callbacks;
 mod cluster;
 mod crash;
 mod crash_loop;
+mod flat;
 mod fuzz;
 mod guest_exit;
 mod hostile;
