@@ -242,6 +242,10 @@ impl durable::Host for HostState {
         self.activation.context_exit(&operation_id, result)
     }
 
+    fn virtual_context_enter(&mut self, ctx: String) -> wasmtime::Result<String> {
+        self.activation.virtual_context_enter(&ctx)
+    }
+
     fn now(&mut self, ctx: String) -> wasmtime::Result<u64> {
         let a = &mut self.activation;
         let v = a.recorded_value(&ctx, "$now", |_| Ok(Ok(now_ms().to_string())))?;

@@ -371,6 +371,26 @@ impl Activation {
         }
     }
 
+    /// Enters a virtual context of `ctx` (FLAT nesting): an id for the calls made in it, and
+    /// nothing recorded. Its id takes the next position in `ctx`, so a replay derives the same
+    /// ids; that position must be free in the journal.
+    pub(super) fn virtual_context_enter(&mut self, ctx: &str) -> wasmtime::Result<String> {
+        let id = self.cursor.next_id(ctx).map_err(|e| self.replay_error(e))?;
+        if let Ok(op) = self.cursor.get(&id) {
+            let message = format!(
+                "a virtual context was entered at {id}, where the journal holds operation {:?}",
+                op.name
+            );
+            return Err(self.trap(Failure::NonDeterminism(message)));
+        }
+        // Bounded like operations: a guest entering them in a loop holds host memory.
+        self.charge(Charge::Operation)?;
+        let recorded = self.recorded_context(ctx).to_owned();
+        self.cursor.enter_context(&id);
+        self.virtual_contexts.insert(id.clone(), recorded);
+        Ok(id)
+    }
+
     pub(super) fn context_exit(&mut self, id: &str, outcome: Outcome) -> wasmtime::Result<()> {
         let op = self.known_op(id)?;
         if self.rebuilding.remove(id) {

@@ -15,7 +15,7 @@ use aegis_core::journal::replay::{self, Cursor};
 use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
 use aegis_core::store::{Batch, Condition, ExecutionRecord, Journal, Timer};
 use aegis_core::transitions::step;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Longest operation name.
@@ -41,6 +41,9 @@ pub struct Activation {
     /// Contexts whose recorded success kept no result ([`Operation::replay_children`]): their
     /// body runs again over the recorded children to rebuild the result, and may add nothing.
     pub(super) rebuilding: HashSet<String>,
+    /// Virtual contexts entered in this activation (FLAT nesting), each with the recorded
+    /// context its operations name as their parent.
+    pub(super) virtual_contexts: HashMap<String, String>,
     pub failure: Option<Failure>,
     /// Timers committed during the activation, for the scheduler.
     pub committed_timers: Vec<Timer>,
@@ -74,6 +77,7 @@ impl Activation {
             running_steps: HashSet::new(),
             resumed_steps: HashSet::new(),
             rebuilding: HashSet::new(),
+            virtual_contexts: HashMap::new(),
             failure: None,
             committed_timers: Vec::new(),
             dispatches: Vec::new(),
@@ -270,7 +274,7 @@ impl Activation {
             .map(|op| op.cloned())
             .map_err(|e| self.replay_error(e))?;
         if existing.is_none() {
-            if self.rebuilding.contains(ctx) {
+            if self.rebuilding.contains(self.recorded_context(ctx)) {
                 return Err(self.trap(Failure::NonDeterminism(format!(
                     "operation {id} ({name:?}) is not in the journal, but its context {ctx} succeeded \
                      without it: the context's body, run again to rebuild its result, took another path"
@@ -291,6 +295,12 @@ impl Activation {
         Ok((id, existing))
     }
 
+    /// The recorded context that operations made in `ctx` name as their parent: `ctx` itself,
+    /// or for a virtual context, the recorded context it was entered from.
+    pub(super) fn recorded_context<'a>(&'a self, ctx: &'a str) -> &'a str {
+        self.virtual_contexts.get(ctx).map_or(ctx, String::as_str)
+    }
+
     pub(super) fn new_op(
         &self,
         id: String,
@@ -299,7 +309,8 @@ impl Activation {
         op_type: OperationType,
         sub_type: SubType,
     ) -> Operation {
-        let parent = (!ctx.is_empty()).then(|| ctx.to_string());
+        let parent = self.recorded_context(ctx);
+        let parent = (!parent.is_empty()).then(|| parent.to_string());
         Operation::new(id, parent, name.to_string(), op_type, sub_type, now_ms())
     }
 

@@ -14,8 +14,13 @@
 use std::time::Duration;
 
 use aegis_sdk::{
+<<<<<<< HEAD
     BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Polling,
     RetryPolicy, StepOptions, WaitDecision, branch, workflow,
+=======
+    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Nesting,
+    RetryPolicy, StepOptions, branch, workflow,
+>>>>>>> i12-flat
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -156,6 +161,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             parallel_outcomes(ctx, &[false; 3], completion, TOLERANCE).await
         }
         "8-11" => parallel_values(ctx, vec![json!("r0"), json!("r1"), json!("r2")]).await,
+        "8-12" => parallel_flat(ctx).await,
         "8-13" => {
             let config = one_at_a_time(Completion::tolerated_failure_percentage(25.0));
             parallel_outcomes(ctx, &[false, false, true, true], config, TOLERANCE).await
@@ -208,6 +214,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
             map_outcomes(ctx, &[false, false, true, true], config, TOLERANCE).await
         }
         "9-11" => map_constant(ctx).await,
+        "9-12" => map_flat(ctx).await,
         "9-13" => map_named_items(ctx, input).await,
         "9-14" => map_item_serdes(ctx).await,
         "9-15" => map_with_wait(ctx).await,
@@ -1271,6 +1278,31 @@ async fn map_large_result(ctx: Ctx) -> Result<Value, Error> {
         )
         .await?;
     Ok(json!({"successCount": batch.success_count(), "totalCount": batch.results.len()}))
+}
+
+/// Branches in virtual contexts: their steps are recorded directly under the parallel context.
+async fn parallel_flat(ctx: Ctx) -> Result<Value, Error> {
+    let branches = ["fa", "fb"]
+        .into_iter()
+        .map(|value| branch(move |c| async move { echo(&c, "step", json!(value)).await }))
+        .collect();
+    let config = BatchConfig::new().max_concurrency(1).nesting(Nesting::Flat);
+    let batch = ctx.parallel("flat", branches, config).await?;
+    Ok(json!(batch.into_values()?))
+}
+
+/// Items in virtual contexts: their steps are recorded directly under the map context.
+async fn map_flat(ctx: Ctx) -> Result<Value, Error> {
+    let config = BatchConfig::new().max_concurrency(1).nesting(Nesting::Flat);
+    let batch = ctx
+        .map(
+            "flat",
+            vec!["fa", "fb"],
+            |c, item: &str| async move { echo(&c, "step", json!(item)).await },
+            config,
+        )
+        .await?;
+    Ok(json!(batch.into_values()?))
 }
 
 async fn map_then_wait(ctx: Ctx) -> Result<Value, Error> {

@@ -113,14 +113,30 @@ impl Default for Completion {
     }
 }
 
-/// How a batch runs: its [`Completion`] rule, how many items run at a time, and what its items
-/// are called. A [`Completion`] converts into a config with no other setting, so
+/// Where a batch's items run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Nesting {
+    /// Each item runs in a child context of its own (kind parallel-branch or map-iteration),
+    /// which records the item's result: a replay of a finished item returns it without running
+    /// the item's body.
+    #[default]
+    Nested,
+    /// Each item runs in a virtual context: its operations get ids of their own but are recorded
+    /// directly under the batch's context, and nothing records the item itself (AWS's FLAT).
+    /// Half the events of a large batch; in exchange, until the batch ends, each replay runs
+    /// every item's body again over its recorded operations. The item namer is not used.
+    Flat,
+}
+
+/// How a batch runs: its [`Completion`] rule, how many items run at a time, where its items run
+/// ([`Nesting`]) and what their contexts are called. A [`Completion`] converts into a config with no other setting, so
 /// `ctx.parallel(name, branches, Completion::all())` keeps working.
 #[derive(Default)]
 pub struct BatchConfig {
     completion: Completion,
     max_concurrency: Option<usize>,
     item_namer: Option<Box<dyn Fn(usize) -> String>>,
+    nesting: Nesting,
 }
 
 impl BatchConfig {
@@ -153,6 +169,17 @@ impl BatchConfig {
     pub fn item_namer(mut self, namer: impl Fn(usize) -> String + 'static) -> Self {
         self.item_namer = Some(Box::new(namer));
         self
+    }
+
+    /// Where the items run (default [`Nesting::Nested`]).
+    #[must_use]
+    pub fn nesting(mut self, nesting: Nesting) -> Self {
+        self.nesting = nesting;
+        self
+    }
+
+    pub(crate) fn is_flat(&self) -> bool {
+        self.nesting == Nesting::Flat
     }
 
     /// The name of item `index` of a batch whose default prefix is `prefix`.

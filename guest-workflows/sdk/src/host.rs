@@ -163,6 +163,12 @@ pub(crate) fn context_exit(operation_id: &str, outcome: Recorded) {
     durable::context_exit(operation_id, &to_outcome(outcome));
 }
 
+/// Enters a virtual child context of `ctx` (nothing recorded) and returns its id.
+pub(crate) fn virtual_context_enter(ctx: &str) -> String {
+    note_host_call();
+    durable::virtual_context_enter(ctx)
+}
+
 pub(crate) fn now(ctx: &str) -> u64 {
     note_host_call();
     durable::now(ctx)

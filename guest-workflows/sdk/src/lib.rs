@@ -131,7 +131,7 @@ mod payload;
 mod retry;
 mod step;
 
-pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason};
+pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason, Nesting};
 pub use callback::{Callback, CallbackOptions};
 pub use condition::{Polling, WaitDecision, WaitStrategy};
 pub use ctx::{Ctx, LogLevel};

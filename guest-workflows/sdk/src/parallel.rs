@@ -18,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::batch::join;
 use crate::context::{run_in_context, typed_context};
-use crate::host::ContextKind;
+use crate::host::{self, ContextKind};
 use crate::{BatchConfig, BatchResult, Ctx, Error, payload};
 
 /// One branch of [`Ctx::parallel`]; make it with [`branch`].
@@ -180,8 +180,16 @@ where
             .into_iter()
             .enumerate()
             .map(|(index, start)| {
+                let batch = batch.clone();
                 let item_name = config.item_name(kind.item_prefix, index);
-                typed_context(batch.clone(), item_name, kind.item, start)
+                let flat = config.is_flat();
+                async move {
+                    if flat {
+                        start(Ctx::with_id(host::virtual_context_enter(batch.id()))).await
+                    } else {
+                        typed_context(batch, item_name, kind.item, start).await
+                    }
+                }
             })
             .collect();
         payload::encode(&join(items, completion, max_concurrency).await)

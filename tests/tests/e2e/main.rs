@@ -18,6 +18,7 @@ mod cluster;
 mod conditions;
 mod crash;
 mod crash_loop;
+mod flat;
 mod fuzz;
 mod guest_exit;
 mod hostile;
