@@ -15,7 +15,7 @@ use crate::aegis::workflow::durable::{
 use crate::aegis::workflow::types::{ContextKind, Jitter, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
 use aegis_core::ids::CallbackId;
-use aegis_core::journal::{OperationType, Status, SubType, now_ms};
+use aegis_core::journal::{ErrorRecord, OperationType, Status, SubType, now_ms};
 use aegis_core::transitions::{callback, context, step, wait};
 
 /// Shortest and longest wait or callback timeout.

@@ -14,13 +14,8 @@
 use std::time::Duration;
 
 use aegis_sdk::{
-<<<<<<< HEAD
-    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Polling,
-    RetryPolicy, StepOptions, WaitDecision, branch, workflow,
-=======
     BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Nesting,
-    RetryPolicy, StepOptions, branch, workflow,
->>>>>>> i12-flat
+    Polling, RetryPolicy, StepOptions, WaitDecision, branch, workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
