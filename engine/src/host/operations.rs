@@ -712,6 +712,153 @@ mod tests {
                 a.failure
             );
         }
+
+        use crate::aegis::workflow::types::ErrorInfo;
+
+        fn entered(begin: ContextBegin) -> String {
+            match begin {
+                ContextBegin::Run(id) => id,
+                ContextBegin::Done(_) => panic!("done, not run"),
+            }
+        }
+
+        fn ran(action: StepAction) -> String {
+            match action {
+                StepAction::Run((id, _)) => id,
+                _ => panic!("the step does not run"),
+            }
+        }
+
+        /// A JSON string of more than the 256 KiB a context keeps.
+        fn large() -> String {
+            format!("\"{}\"", "x".repeat(MAX_PAYLOAD))
+        }
+
+        #[test]
+        fn a_context_result_too_large_to_keep_is_rebuilt_from_the_children() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, store) = activation(vec![]);
+            let ctx = entered(
+                a.context_enter("", "big", ContextKind::RunInChildContext)
+                    .unwrap(),
+            );
+            let step = ran(a
+                .step_begin(&ctx, "seed", StepSemantics::AtLeastOnce)
+                .unwrap());
+            a.step_end(&step, Outcome::Succeeded("1".into()), None)
+                .unwrap();
+            a.context_exit(&ctx, Outcome::Succeeded(large())).unwrap();
+            // The journal: what was committed (the step's success), then what is pending.
+            let mut journal: Vec<Operation> = Vec::new();
+            let committed = store.commits.lock().unwrap().clone();
+            for op in committed
+                .into_iter()
+                .chain([a.take_pending()])
+                .flat_map(|b| b.operations)
+            {
+                journal.retain(|kept| kept.id != op.id);
+                journal.push(op);
+            }
+            let op = journal.iter().find(|op| op.id == ctx).unwrap();
+            assert_eq!(
+                (op.status, op.result.as_deref(), op.replay_children),
+                (Status::Succeeded, None, true)
+            );
+
+            // The replay runs the body again: its step is replayed, and the rebuilt result is
+            // taken without a write.
+            let (mut a, _) = activation(journal.clone());
+            let again = entered(
+                a.context_enter("", "big", ContextKind::RunInChildContext)
+                    .unwrap(),
+            );
+            assert_eq!(again, ctx);
+            assert!(matches!(
+                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce).unwrap(),
+                StepAction::Done(Outcome::Succeeded(ref v)) if v == "1"
+            ));
+            a.context_exit(&again, Outcome::Succeeded(large())).unwrap();
+            assert!(a.take_pending().operations.is_empty());
+
+            // A body that takes another path on the rebuild is non-determinism.
+            let (mut a, _) = activation(journal.clone());
+            let again = entered(
+                a.context_enter("", "big", ContextKind::RunInChildContext)
+                    .unwrap(),
+            );
+            assert!(
+                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce)
+                    .is_ok()
+            );
+            assert!(
+                a.step_begin(&again, "extra", StepSemantics::AtLeastOnce)
+                    .is_err()
+            );
+            assert!(
+                matches!(&a.failure, Some(Failure::NonDeterminism(_))),
+                "{:?}",
+                a.failure
+            );
+            let (mut a, _) = activation(journal);
+            let again = entered(
+                a.context_enter("", "big", ContextKind::RunInChildContext)
+                    .unwrap(),
+            );
+            let failed = Outcome::Failed(ErrorInfo {
+                error_type: "E".into(),
+                error_message: "m".into(),
+                error_data: None,
+            });
+            assert!(a.context_exit(&again, failed).is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::NonDeterminism(_))),
+                "{:?}",
+                a.failure
+            );
+        }
+
+        #[test]
+        fn a_virtual_context_records_its_operations_under_its_recorded_parent() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, _) = activation(vec![]);
+            let map = entered(a.context_enter("", "map", ContextKind::Map).unwrap());
+            let first = a.virtual_context_enter(&map).unwrap();
+            let second = a.virtual_context_enter(&map).unwrap();
+            // Nested: a virtual context in a virtual context still records under the map.
+            let inner = a.virtual_context_enter(&second).unwrap();
+            let steps: Vec<String> = [&first, &second, &inner]
+                .into_iter()
+                .map(|ctx| ran(a.step_begin(ctx, "s", StepSemantics::AtLeastOnce).unwrap()))
+                .collect();
+            assert_eq!(steps.len(), 3);
+            assert!(steps[0] != steps[1] && steps[1] != steps[2] && steps[0] != steps[2]);
+            let batch = a.take_pending();
+            // The map and three steps: nothing recorded for the virtual contexts themselves.
+            assert_eq!(batch.operations.len(), 4);
+            for op in batch
+                .operations
+                .iter()
+                .filter(|op| op.op_type == OperationType::Step)
+            {
+                assert_eq!(op.parent_id.as_deref(), Some(map.as_str()));
+            }
+
+            // A replay derives the same ids; a virtual context where the journal holds an
+            // operation is non-determinism.
+            let (mut a, _) = activation(batch.operations.clone());
+            let map = entered(a.context_enter("", "map", ContextKind::Map).unwrap());
+            let again = a.virtual_context_enter(&map).unwrap();
+            assert_eq!(again, first);
+            let (mut a, _) = activation(batch.operations);
+            assert!(a.virtual_context_enter("").is_err());
+            assert!(
+                matches!(&a.failure, Some(Failure::NonDeterminism(_))),
+                "{:?}",
+                a.failure
+            );
+        }
     }
 
     #[test]
