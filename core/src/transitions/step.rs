@@ -211,17 +211,20 @@ pub fn retry_with_state(
     pending(execution, op, EventType::StepSucceeded, details, delay, now)
 }
 
-/// Fails for good an at-most-once step found STARTED on replay: its body may have run before
-/// a crash, and at-most-once forbids running it again.
-pub fn interrupted(execution: &ExecutionId, op: Operation, now: Millis) -> (Batch, Operation) {
+/// Fails the attempt of an at-most-once step found STARTED on replay: its body may have run
+/// before a crash, and at-most-once forbids running that attempt again. The failure,
+/// `Step.Interrupted`, follows `policy` as any failed attempt does: a next attempt, or the end.
+pub fn interrupted(
+    execution: &ExecutionId,
+    op: Operation,
+    policy: Option<&RetryPolicy>,
+    now: Millis,
+) -> (Batch, Ended) {
     let error = ErrorRecord::new(
         "Step.Interrupted",
         format!("step {:?} was interrupted and is at-most-once", op.name),
     );
-    match end(execution, op, Err(error), None, now) {
-        (batch, Ended::Done(op)) => (batch, *op),
-        (_, Ended::RetryAt(_)) => unreachable!("no policy, no retry"),
-    }
+    end(execution, op, Err(error), policy, now)
 }
 
 /// Makes a PENDING step READY when its retry `timer` fires (no event), and wakes the execution
@@ -466,10 +469,23 @@ mod tests {
 
     #[test]
     fn an_interrupted_at_most_once_step_fails_without_retry() {
-        let (batch, op) = interrupted(&fixtures::execution(), step(), 9);
+        let (batch, Ended::Done(op)) = interrupted(&fixtures::execution(), step(), None, 9) else {
+            panic!("no policy, no retry");
+        };
         assert_eq!((op.status, op.attempt), (Status::Failed, 1));
         assert_eq!(op.error.as_ref().unwrap().error_type, "Step.Interrupted");
         assert!(batch.set_timers.is_empty());
+        assert_eq!(batch.events[0].event_type, EventType::StepFailed);
+    }
+
+    #[test]
+    fn an_interrupted_at_most_once_step_follows_its_retry_policy() {
+        let retry = policy(3, 1000, 2.0, Jitter::None);
+        let (batch, ended) = interrupted(&fixtures::execution(), step(), Some(&retry), 9);
+        assert!(matches!(ended, Ended::RetryAt(_)), "{ended:?}");
+        let op = &batch.operations[0];
+        assert_eq!((op.status, op.attempt), (Status::Pending, 1));
+        assert_eq!(batch.set_timers.len(), 1);
         assert_eq!(batch.events[0].event_type, EventType::StepFailed);
     }
 

@@ -169,7 +169,17 @@ impl durable::Host for HostState {
         name: String,
         semantics: StepSemantics,
     ) -> wasmtime::Result<StepAction> {
-        self.activation.step_begin(&ctx, &name, semantics)
+        self.activation.step_begin(&ctx, &name, semantics, None)
+    }
+
+    fn step_begin_at_most_once(
+        &mut self,
+        ctx: String,
+        name: String,
+        policy: Option<RetryPolicy>,
+    ) -> wasmtime::Result<StepAction> {
+        self.activation
+            .step_begin(&ctx, &name, StepSemantics::AtMostOnce, policy)
     }
 
     fn step_end(

@@ -23,11 +23,14 @@ const MIN_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 366 * 24 * 3600 * 1000;
 
 impl Activation {
+    /// Begins step `name`. `policy` is the at-most-once step's retry policy, which a step found
+    /// interrupted follows (see `step::interrupted`); `step-begin` gives none.
     pub(super) fn step_begin(
         &mut self,
         ctx: &str,
         name: &str,
         semantics: StepSemantics,
+        policy: Option<RetryPolicy>,
     ) -> wasmtime::Result<StepAction> {
         let (id, existing) = self.begin(ctx, name, OperationType::Step, SubType::Step)?;
         let interrupted = existing
@@ -40,10 +43,17 @@ impl Activation {
                 }
                 Status::Pending => return Ok(StepAction::Pending),
                 Status::Started if semantics == StepSemantics::AtMostOnce => {
-                    let (writes, op) = step::interrupted(&self.execution.id, op, now_ms());
+                    let policy = policy.map(step::RetryPolicy::from);
+                    let (writes, ended) =
+                        step::interrupted(&self.execution.id, op, policy.as_ref(), now_ms());
                     self.apply(writes)?;
-                    self.flush()?;
-                    return Ok(StepAction::Done(Self::recorded_outcome(&op)));
+                    return match ended {
+                        step::Ended::RetryAt(_) => Ok(StepAction::Pending),
+                        step::Ended::Done(op) => {
+                            self.flush()?;
+                            Ok(StepAction::Done(Self::recorded_outcome(&op)))
+                        }
+                    };
                 }
                 _ => op,
             },
@@ -697,7 +707,7 @@ mod tests {
 
             let (mut a, _) = activation(vec![]);
             let StepAction::Run((id, _)) = a
-                .step_begin("", "plain", StepSemantics::AtLeastOnce)
+                .step_begin("", "plain", StepSemantics::AtLeastOnce, None)
                 .unwrap()
             else {
                 panic!("a new step runs")
@@ -744,7 +754,7 @@ mod tests {
                     .unwrap(),
             );
             let step = ran(a
-                .step_begin(&ctx, "seed", StepSemantics::AtLeastOnce)
+                .step_begin(&ctx, "seed", StepSemantics::AtLeastOnce, None)
                 .unwrap());
             a.step_end(&step, Outcome::Succeeded("1".into()), None)
                 .unwrap();
@@ -775,7 +785,7 @@ mod tests {
             );
             assert_eq!(again, ctx);
             assert!(matches!(
-                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce).unwrap(),
+                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce, None).unwrap(),
                 StepAction::Done(Outcome::Succeeded(ref v)) if v == "1"
             ));
             a.context_exit(&again, Outcome::Succeeded(large())).unwrap();
@@ -788,11 +798,11 @@ mod tests {
                     .unwrap(),
             );
             assert!(
-                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce)
+                a.step_begin(&again, "seed", StepSemantics::AtLeastOnce, None)
                     .is_ok()
             );
             assert!(
-                a.step_begin(&again, "extra", StepSemantics::AtLeastOnce)
+                a.step_begin(&again, "extra", StepSemantics::AtLeastOnce, None)
                     .is_err()
             );
             assert!(
@@ -830,7 +840,11 @@ mod tests {
             let inner = a.virtual_context_enter(&second).unwrap();
             let steps: Vec<String> = [&first, &second, &inner]
                 .into_iter()
-                .map(|ctx| ran(a.step_begin(ctx, "s", StepSemantics::AtLeastOnce).unwrap()))
+                .map(|ctx| {
+                    ran(a
+                        .step_begin(ctx, "s", StepSemantics::AtLeastOnce, None)
+                        .unwrap())
+                })
                 .collect();
             assert_eq!(steps.len(), 3);
             assert!(steps[0] != steps[1] && steps[1] != steps[2] && steps[0] != steps[2]);

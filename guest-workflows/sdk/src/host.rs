@@ -47,13 +47,26 @@ pub(crate) enum ContextBegin {
     Done(Recorded),
 }
 
-pub(crate) fn step_begin(ctx: &str, name: &str, semantics: StepSemantics) -> StepBegin {
+/// Begins a step; `interrupted_retry` is the policy an at-most-once step found interrupted
+/// follows (the host then fails that attempt with `Step.Interrupted` and may retry it).
+pub(crate) fn step_begin(
+    ctx: &str,
+    name: &str,
+    semantics: StepSemantics,
+    interrupted_retry: Option<&RetryPolicy>,
+) -> StepBegin {
     note_host_call();
-    let semantics = match semantics {
-        StepSemantics::AtLeastOnce => types::StepSemantics::AtLeastOnce,
-        StepSemantics::AtMostOnce => types::StepSemantics::AtMostOnce,
+    let action = match semantics {
+        StepSemantics::AtLeastOnce => {
+            durable::step_begin(ctx, name, types::StepSemantics::AtLeastOnce)
+        }
+        StepSemantics::AtMostOnce => durable::step_begin_at_most_once(
+            ctx,
+            name,
+            interrupted_retry.map(RetryPolicy::to_wire).as_ref(),
+        ),
     };
-    match durable::step_begin(ctx, name, semantics) {
+    match action {
         durable::StepAction::Run((operation_id, attempt)) => StepBegin::Run {
             operation_id,
             attempt,

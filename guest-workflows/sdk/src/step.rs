@@ -103,12 +103,25 @@ impl Ctx {
 
 /// One activation's worth of a step: begin, maybe run the body, report. `None` means pending
 /// (a retry is scheduled, or is not due yet).
+/// The error an interrupted at-most-once step's attempt fails with (recorded by the host).
+const INTERRUPTED: &str = "Step.Interrupted";
+
 fn run_step<T, F>(ctx: &str, name: &str, options: &StepOptions, body: F) -> Option<Recorded>
 where
     T: Serialize,
     F: FnOnce(u32) -> Result<T, Error>,
 {
-    match host::step_begin(ctx, name, options.semantics) {
+    // An at-most-once step found interrupted fails that attempt with `Step.Interrupted`, which
+    // the policy retries unless its predicate refuses that error.
+    let interrupted = Error::new(
+        INTERRUPTED,
+        format!("step {name:?} was interrupted and is at-most-once"),
+    );
+    let interrupted_retry = options
+        .retry
+        .as_ref()
+        .filter(|policy| policy.admits(&interrupted));
+    match host::step_begin(ctx, name, options.semantics, interrupted_retry) {
         StepBegin::Done(recorded) => Some(recorded),
         StepBegin::Pending => None,
         StepBegin::Run {
