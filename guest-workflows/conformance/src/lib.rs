@@ -49,6 +49,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "1-4" => step_complex_result(ctx, input).await,
         "1-5" => step_null_result(ctx).await,
         "1-6" => step_custom_serdes(ctx, input).await,
+        "1-7" => step_logger(ctx, input).await,
         "1-8" => step_then_wait(ctx).await,
         "1-9" => step_replay_skips_success(ctx).await,
         "1-10" => step_replay_rethrows_failure(ctx).await,
@@ -58,6 +59,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "1-14" => step_custom_backoff(ctx).await,
         "1-15" => step_retry_on_transient(ctx).await,
         "1-16" => step_no_retry_on_transient(ctx).await,
+        "1-17" => step_at_most_once_crash(ctx, input).await,
         "1-19" => step_permanent_error(ctx).await,
         "1-20" => step_error_caught(ctx).await,
         // wait
@@ -82,6 +84,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "3-14" => child_custom_serdes(ctx, input).await,
         "3-15" => child_fails_directly(ctx).await,
         "3-16" => child_null(ctx).await,
+        "3-17" => child_logger_then_wait(ctx, input).await,
         "3-18" => child_then_step_and_wait(ctx, input).await,
         // callback
         "4-1" => callback_basic(ctx, input).await,
@@ -298,6 +301,35 @@ async fn step_custom_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
     let value = text(&input);
     let Upper(result) = ctx.step("return_input", move |_| Ok(Upper(value))).await?;
     Ok(json!(result))
+}
+
+/// 1-7: the step body logs through the context's logger as it starts and as it ends.
+async fn step_logger(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    ctx.step("greet", move |_| {
+        log.info(&format!("Greeting step started for: {name}"));
+        let greeting = format!("Hello, {name}!");
+        log.info(&format!("Greeting step completed with: {greeting}"));
+        Ok(json!(greeting))
+    })
+    .await
+}
+
+/// 1-17: an at-most-once step with no retry logs the input, then crashes the runtime. Run
+/// again, the host finds the attempt interrupted and fails it, and the execution fails.
+async fn step_at_most_once_crash(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    ctx.step_with(
+        "at_most_once_flaky_step",
+        no_retry().at_most_once(),
+        move |_| -> Result<Value, Error> {
+            log.info(&name);
+            std::process::exit(1);
+        },
+    )
+    .await
 }
 
 async fn step_then_wait(ctx: Ctx) -> Result<Value, Error> {
@@ -537,6 +569,19 @@ async fn child_step_retry_exhausted(ctx: Ctx) -> Result<Value, Error> {
 async fn child_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
     let result = ctx
         .child("child", |c| async move { echo(&c, "echo", input).await })
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(result)
+}
+
+/// 3-17: the child only logs the input and returns it; the wait after it replays the workflow,
+/// and the finished child's body does not run (nor log) again.
+async fn child_logger_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let result = ctx
+        .child("child", |c| async move {
+            c.info(&text(&input));
+            Ok(input)
+        })
         .await?;
     ctx.wait("wait", secs(1)).await?;
     Ok(result)
