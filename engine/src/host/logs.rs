@@ -2,7 +2,8 @@
 //! written to the host's log (target `aegis::guest`) with the tenant and execution, once (not
 //! again on replay), escaped there so a guest cannot forge the host's own lines.
 //!
-//! Lines wait in the activation and are appended to the store before each commit and when the
+//! Lines wait in the activation (with the lines the guest printed to stdout, `stdout.rs`) and
+//! are appended to the store before each commit and when the
 //! activation ends, however it ends ([`Activation::flush_logs`]): one store write per commit,
 //! not one per line, and a line logged just before the guest crashes is still kept. A line is
 //! appended before the journal records that follow it, so a line is never lost to a host
@@ -30,6 +31,8 @@ impl Activation {
             return Ok(());
         }
         self.charge(Charge::LogLine(message.len()))?;
+        // What the guest printed before this line goes before it.
+        self.take_stdout();
         let line = LogLine::new(now_ms(), kept_level(level), message);
         self.trace(level, &line.message);
         self.logs.push(line);
@@ -42,6 +45,7 @@ impl Activation {
     /// # Errors
     /// The store's: the lines stay waiting, for the next try.
     pub fn flush_logs(&mut self) -> Result<(), store::Error> {
+        self.take_stdout();
         if self.logs.is_empty() {
             return Ok(());
         }

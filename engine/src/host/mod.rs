@@ -23,8 +23,10 @@ mod events;
 mod logs;
 mod operations;
 mod state;
+mod stdout;
 
 pub use state::Activation;
+pub use stdout::Stdout;
 
 use super::aegis::workflow::durable::{
     self, Callback, ContextBegin, Poll, StepAction, StepVerdict,

@@ -54,6 +54,8 @@ pub struct Activation {
     pub(super) logs: Vec<LogLine>,
     /// What the execution's log may hold, from its tenant's quotas.
     pub(super) log_limits: LogLimits,
+    /// The guest's stdout, whose lines join `logs` (see `stdout.rs`).
+    pub(super) stdout: super::Stdout,
     /// Wall time spent on the host's own I/O for the guest (store commits, artifacts): not
     /// counted against the guest's wall-clock deadline.
     pub io_time: std::time::Duration,
@@ -83,6 +85,7 @@ impl Activation {
             pending_bytes: 0,
             logs: Vec::new(),
             log_limits: LogLimits::of(&aegis_core::quotas::Quotas::default()),
+            stdout: super::Stdout::default(),
             io_time: std::time::Duration::ZERO,
         }
     }
@@ -106,6 +109,17 @@ impl Activation {
     pub fn with_log_limits(mut self, limits: LogLimits) -> Self {
         self.log_limits = limits;
         self
+    }
+
+    /// The guest's stdout, for its WASI context.
+    pub fn stdout(&self) -> super::Stdout {
+        self.stdout.clone()
+    }
+
+    /// The guest is done: what it printed last, without a newline, is a line too.
+    pub fn end_stdout(&mut self) {
+        self.stdout.close();
+        self.take_stdout();
     }
 
     /// Runs under the lease with fencing token `token`: a commit after another host took the

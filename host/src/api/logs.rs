@@ -18,7 +18,8 @@ pub struct LogsQuery {
     limit: Option<usize>,
 }
 
-/// A line's level, as the workflow gave it (the host's own marker line is `WARN`).
+/// A line's level, as the workflow gave it (stdout is `INFO`; the host's own marker line is
+/// `WARN`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[schema(as = LogLevel)]
@@ -81,7 +82,7 @@ pub struct LogPage {
 #[utoipa::path(get, path = "/v1/executions/{id}/logs", tag = "executions",
     operation_id = "getExecutionLogs",
     summary = "The lines an execution's workflow logged",
-    description = "Each line the workflow logged (`log` in the WIT, the SDK's `ctx.info`, `ctx.error`...), once: a replay does not log again. Lines are kept from when they are written, before the journal records that follow them, so the lines of an activation that crashed are there too. An execution keeps its first `max_log_lines_per_execution` lines (and `max_log_kb_per_execution` KiB), then one `WARN` line saying the rest was dropped.",
+    description = "Each line the workflow logged (`log` in the WIT, the SDK's `ctx.info`, `ctx.error`...), once: a replay does not log again. What it printed to stdout is there too, a line per newline at level `INFO` (stdout knows nothing of replay: code that runs again prints again). Lines are kept from when they are written, before the journal records that follow them, so the lines of an activation that crashed are there too. An execution keeps its first `max_log_lines_per_execution` lines (and `max_log_kb_per_execution` KiB), then one `WARN` line saying the rest was dropped.",
     params(
         ("id" = String, Path, description = "The execution id (`ex_...`)."),
         ("after" = Option<u64>, Query, description = "Only lines with a larger `sequence`: the `next_after` of the previous page."),

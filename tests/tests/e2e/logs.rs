@@ -1,6 +1,6 @@
-//! Execution logs (`GET /v1/executions/{id}/logs`): the lines a workflow logs come back in
-//! order, as written, once (a replay after a wait does not log them again), to their tenant
-//! only; a flooding guest is capped with one marker line; the lines of an activation that
+//! Execution logs (`GET /v1/executions/{id}/logs`): the lines a workflow logs (and prints) come
+//! back in order, as written, once (a replay after a wait does not log them again), to their
+//! tenant only; a flooding guest is capped with one marker line; the lines of an activation that
 //! failed are kept.
 
 use anyhow::{Context as _, Result, ensure};
@@ -67,16 +67,17 @@ async fn logged_lines_come_back_in_order_once_and_only_to_their_tenant() {
                     JSON_LINE,
                     "two\nlines",
                     "in the step",
+                    "printed in the step",
                     "after the wait"
                 ],
-            "each line once, in order, as written: {whole}"
+            "each line once, in order, as written (stdout too): {whole}"
         );
         ensure!(
-            field(lines, "level") == ["INFO", "WARN", "DEBUG", "INFO", "ERROR"],
+            field(lines, "level") == ["INFO", "WARN", "DEBUG", "INFO", "INFO", "ERROR"],
             "{whole}"
         );
         ensure!(
-            field(lines, "sequence") == ["1", "2", "3", "4", "5"],
+            field(lines, "sequence") == ["1", "2", "3", "4", "5", "6"],
             "{whole}"
         );
         let times: Vec<i64> = lines
@@ -93,13 +94,14 @@ async fn logged_lines_come_back_in_order_once_and_only_to_their_tenant() {
         let first = page(&a.client, &id, "?limit=2").await?;
         ensure!(field(records(&first)?, "sequence") == ["1", "2"], "{first}");
         ensure!(first["next_after"] == 2, "{first}");
-        let second = page(&a.client, &id, "?after=2&limit=2").await?;
+        let second = page(&a.client, &id, "?after=2&limit=3").await?;
         ensure!(
-            field(records(&second)?, "sequence") == ["3", "4"],
+            field(records(&second)?, "sequence") == ["3", "4", "5"],
             "{second}"
         );
-        let last = page(&a.client, &id, "?after=4&limit=2").await?;
-        ensure!(field(records(&last)?, "sequence") == ["5"], "{last}");
+        ensure!(second["next_after"] == 5, "{second}");
+        let last = page(&a.client, &id, "?after=5&limit=3").await?;
+        ensure!(field(records(&last)?, "sequence") == ["6"], "{last}");
         ensure!(last["next_after"].is_null(), "{last}");
 
         // Another tenant's execution answers as a missing one.
