@@ -129,6 +129,11 @@ quotas! {
     max_log_lines_per_activation: u32 = 1_000, 0, 1_000_000;
     /// Bytes of log lines one activation may write, in KiB.
     max_log_kb_per_activation: u32 = 256, 0, 262_144;
+    /// Log lines one execution keeps, over all its activations; past it (or past
+    /// `max_log_kb_per_execution`) one line says the rest was dropped, and later lines are.
+    max_log_lines_per_execution: u32 = 10_000, 0, 1_000_000;
+    /// Bytes of log lines one execution keeps, in KiB.
+    max_log_kb_per_execution: u32 = 4_096, 0, 1_048_576;
     /// Callbacks (agent calls included) one activation may create.
     max_callbacks_per_activation: u32 = 1_000, 1, 100_000;
     /// Durable timers (waits, retries, callback timeouts and heartbeats) one activation may set.

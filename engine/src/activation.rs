@@ -1,14 +1,15 @@
 //! One activation: instantiate the guest, call `run`, and say how it ended.
 //!
 //! The guest gets a WASI context with almost nothing in it: no preopened folders, no sockets, a
-//! clock frozen at the epoch, a random source seeded from the execution id, and an environment of
-//! two variables, `AWS_LAMBDA_FUNCTION_NAME` (the execution's workflow) and
-//! `AWS_LAMBDA_FUNCTION_VERSION` (its version number), as Lambda sets them for a handler. Both are
+//! stdout kept as the execution's log lines (`host/stdout.rs`), a clock frozen at the epoch, a
+//! random source seeded from the execution id, and an environment of two variables,
+//! `AWS_LAMBDA_FUNCTION_NAME` (the execution's workflow) and `AWS_LAMBDA_FUNCTION_VERSION` (its
+//! version number), as Lambda sets them for a handler. Both are
 //! fixed per execution, so a replay sees the same values.
 //! Real time and randomness reach it only through the recorded `now` and `random` imports, so a
 //! replay sees exactly what the first run saw.
 
-use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, check_json, checked_error};
+use super::host::{Activation, Failure, HostState, MAX_PAYLOAD, Stdout, check_json, checked_error};
 use super::limits::{Exceeded, Limits, Meter};
 use super::trap::{Fault, Trap, TrapKind};
 use super::{WorkflowComponentPre, exports::aegis::workflow::workflow::RunOutcome};
@@ -65,7 +66,13 @@ pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// The variable holding the workflow version a guest runs as.
 pub const FUNCTION_VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 
-fn sandbox(seed: u64, workflow: &str, version: u32, stderr: MemoryOutputPipe) -> WasiCtx {
+fn sandbox(
+    seed: u64,
+    workflow: &str,
+    version: u32,
+    stdout: Stdout,
+    stderr: MemoryOutputPipe,
+) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
         .env(FUNCTION_NAME_VAR, workflow)
@@ -79,6 +86,7 @@ fn sandbox(seed: u64, workflow: &str, version: u32, stderr: MemoryOutputPipe) ->
         .insecure_random_seed(u128::from(seed))
         // The host builds the bytes before copying them into the guest: bound that buffer.
         .max_random_size(MAX_RANDOM_BYTES)
+        .stdout(stdout)
         .stderr(stderr);
     builder.build()
 }
@@ -103,6 +111,7 @@ pub fn run(
         seed,
         &activation.execution.workflow,
         activation.execution.version,
+        activation.stdout(),
         stderr.clone(),
     );
     let state = HostState::new(activation, Meter::new(limits), wasi);
@@ -138,8 +147,11 @@ pub fn run(
         }
         Err(e) => {
             let HostState {
-                activation, meter, ..
+                mut activation,
+                meter,
+                ..
             } = store.into_data();
+            activation.end_stdout();
             let ending = classify(Err(e), activation.failure.as_ref(), &meter, &stderr);
             return (ending, activation);
         }
@@ -148,8 +160,11 @@ pub fn run(
         .aegis_workflow_workflow()
         .call_run(&mut store, &input);
     let HostState {
-        activation, meter, ..
+        mut activation,
+        meter,
+        ..
     } = store.into_data();
+    activation.end_stdout();
     let ending = classify(result, activation.failure.as_ref(), &meter, &stderr);
     (ending, activation)
 }

@@ -1,6 +1,7 @@
 //! The DynamoDB store: executions, their operations and history, and leases.
 
 use super::*;
+use aegis_core::store::{LogLimits, LogLine, LogRecord};
 
 impl Inner {
     pub(super) async fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>> {
@@ -370,6 +371,19 @@ impl Journal for DynamoStore {
             ))
         })
         .await
+    }
+
+    async fn append_logs(
+        &self,
+        id: &ExecutionId,
+        lines: Vec<LogLine>,
+        limits: LogLimits,
+    ) -> Result<()> {
+        self.inner.append_logs(id, lines, limits).await
+    }
+
+    async fn logs(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<LogRecord>> {
+        self.inner.logs(id, after, limit).await
     }
 
     async fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {

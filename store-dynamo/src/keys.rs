@@ -145,6 +145,13 @@ pub fn timer_sk(op_id: &str, kind: TimerKind) -> String {
 
 pub const TIMER_PREFIX: &str = "TM#";
 
+/// What an execution's log holds (its usage: last seq, lines, bytes, full).
+pub const LOG_USAGE_SK: &str = "#LOGS";
+
+pub fn log_sk(seq: u64) -> String {
+    format!("LOG#{}", self::seq(seq))
+}
+
 pub fn callback_sk(id: &str) -> String {
     format!("CB#{}", esc(id))
 }
@@ -232,6 +239,8 @@ mod tests {
         assert!(event_sk(9) < event_sk(10));
         assert!(event_sk(99_999) < event_sk(100_000));
         assert_eq!(event_sk(7), "EV#00000000000000000007");
+        assert!(log_sk(9) < log_sk(10));
+        assert!(!log_sk(1).starts_with(OPERATION_PREFIX) && !log_sk(1).starts_with("EV#"));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! | execution | `EX#<id>` | `#` | status, input, result, `next_event_id`, `wake_seq`, `runnable`, `ver`, the lease (`lease_owner`, `lease_token`, `lease_exp`); GSI1 `T#<tenant>#EX` / `<created_at>#<id>`; GSI2 `RUN#<shard>` while runnable |
 //! | operation | `EX#<id>` | `OP#<op id>` | `st` (status, for conditions), `d` (JSON) |
 //! | history event | `EX#<id>` | `EV#<EventId, 20 digits>` | `d` (JSON): a page of history is one `Query` |
+//! | log line | `EX#<id>` | `LOG#<seq, 20 digits>` | `at`, `lvl`, `msg`: a page of the execution's log is one `Query` |
+//! | log usage | `EX#<id>` | `#LOGS` | `last_seq`, `lines`, `bytes`, `full`: written before the lines it numbers |
 //! | timer | `EX#<id>` | `TM#<kind>#<op id>` | `fire_at`; GSI2 `TM#<shard>` / `<fire_at>#…` |
 //! | callback | `EX#<id>` | `CB#<callback id>` | `st`, `task_id` once the agent named its task; GSI2 `AG#<shard>` while an agent invocation waits |
 //! | callback pointer | `CB#<callback id>` | `#` | the execution id (find a callback by id) |
@@ -51,6 +53,11 @@
 //! (its timers and waiting callbacks), which is moved to follow-up writes (see
 //! [`commit::Plan::follow_ups`]). Values too large for an item are spilled ([`blob`]).
 //!
+//! Log lines are not journal records and never join a transaction (see [`logs`]): an append
+//! reserves their numbers on the log usage item (a conditional update, retried on a race),
+//! then writes the lines with `BatchWriteItem`. A host dying in between leaves a gap in the
+//! numbers, never a line twice.
+//!
 //! Retries: the SDK retries throttling and transient errors of each request (standard mode,
 //! up to [`SDK_MAX_ATTEMPTS`] attempts, exponential backoff from 50 ms to 5 s); the store's own
 //! loops retry transaction conflicts and lost races with jittered backoff. A transaction whose
@@ -80,6 +87,7 @@ mod expr;
 mod io;
 mod journal;
 mod keys;
+mod logs;
 mod outbox;
 mod records;
 mod tables;

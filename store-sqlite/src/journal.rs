@@ -164,6 +164,19 @@ impl Journal for SqliteStore {
         .await
     }
 
+    async fn append_logs(
+        &self,
+        id: &ExecutionId,
+        lines: Vec<LogLine>,
+        limits: LogLimits,
+    ) -> Result<()> {
+        self.append_log_lines(id, lines, limits).await
+    }
+
+    async fn logs(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<LogRecord>> {
+        self.log_records(id, after, limit).await
+    }
+
     async fn commit(&self, execution: &ExecutionId, batch: Batch) -> Result<()> {
         let execution = execution.clone();
         self.write(move |tx| apply_batch(tx, execution.as_str(), &batch))

@@ -16,6 +16,7 @@ mod callbacks;
 mod catalog;
 mod failure;
 mod journal;
+mod logs;
 mod outbox;
 mod rows;
 mod timers;
@@ -42,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_roles.sql"),
     include_str!("../migrations/0008_event_dead_letters.sql"),
     include_str!("../migrations/0009_sealed_key_secrets.sql"),
+    include_str!("../migrations/0010_execution_logs.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -16,8 +16,10 @@
 //! `aegis-store-dynamo`. They depend on this module, never the other way round, and the
 //! contract every backend must show is `aegis-store-contract`.
 
+pub mod logs;
 mod roles;
 
+pub use logs::{LogLevel, LogLimits, LogLine, LogRecord, LogUsage};
 pub use roles::{
     Callbacks, Catalog, Journal, Outbox, Store, Timers, blocking_io, blocking_scope,
     in_blocking_scope, wait,

@@ -15,8 +15,8 @@
 
 use super::{
     Batch, CallbackRecord, Claim, ComponentRecord, Created, DeadLetter, Deleted, ExecutionFilter,
-    ExecutionRecord, KeyRecord, Lease, NewExecution, Result, Runnable, TenantRecord, Timer,
-    WorkflowEvent,
+    ExecutionRecord, KeyRecord, Lease, LogLimits, LogLine, LogRecord, NewExecution, Result,
+    Runnable, TenantRecord, Timer, WorkflowEvent,
 };
 use crate::ids::{CallbackId, ComponentDigest, ExecutionId, TenantId};
 use crate::journal::{Event, Millis, Operation};
@@ -45,6 +45,21 @@ pub trait Journal: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Event)>>;
+
+    /// Appends `lines` to the execution's log, numbered after its last record, within
+    /// `limits` as [`super::logs::admit`] decides inside the write (a full log drops them).
+    /// A write of its own, outside any batch: an activation appends its lines before each
+    /// commit and when it ends, whatever the guest did, so a line is kept even when the guest
+    /// crashes before its next commit. Lines appended for an execution that does not exist
+    /// are kept with nothing to read them through; callers append for their own execution.
+    async fn append_logs(
+        &self,
+        id: &ExecutionId,
+        lines: Vec<LogLine>,
+        limits: LogLimits,
+    ) -> Result<()>;
+    /// Log records with a `seq` above `after`, at most `limit`, in order.
+    async fn logs(&self, id: &ExecutionId, after: u64, limit: usize) -> Result<Vec<LogRecord>>;
 
     /// Applies `batch` atomically if its conditions hold.
     ///

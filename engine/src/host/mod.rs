@@ -27,8 +27,10 @@ mod fake;
 mod logs;
 mod operations;
 mod state;
+mod stdout;
 
 pub use state::Activation;
+pub use stdout::Stdout;
 
 use super::aegis::workflow::durable::{
     self, Callback, ConditionAction, ConditionDelay, ContextBegin, Poll, StepAction, StepVerdict,

@@ -13,7 +13,7 @@ use crate::budget::{Budget, Charge};
 use aegis_core::artifacts::ArtifactStore;
 use aegis_core::journal::replay::{self, Cursor};
 use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
-use aegis_core::store::{Batch, Condition, ExecutionRecord, Journal, Timer};
+use aegis_core::store::{Batch, Condition, ExecutionRecord, Journal, LogLimits, LogLine, Timer};
 use aegis_core::transitions::step;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub struct Activation {
     pub execution: ExecutionRecord,
     pub cursor: Cursor,
     pub(super) pending: Batch,
-    store: Arc<dyn Journal>,
+    pub(super) store: Arc<dyn Journal>,
     pub(super) artifacts: Arc<dyn ArtifactStore>,
     /// Steps whose body is running now (answered `run` and not yet ended).
     pub(super) running_steps: HashSet<String>,
@@ -56,6 +56,12 @@ pub struct Activation {
     pub(super) budget: Budget,
     /// Bytes recorded since the last commit.
     pending_bytes: usize,
+    /// Log lines not yet appended to the execution's log (see `logs.rs`).
+    pub(super) logs: Vec<LogLine>,
+    /// What the execution's log may hold, from its tenant's quotas.
+    pub(super) log_limits: LogLimits,
+    /// The guest's stdout, whose lines join `logs` (see `stdout.rs`).
+    pub(super) stdout: super::Stdout,
     /// Wall time spent on the host's own I/O for the guest (store commits, artifacts): not
     /// counted against the guest's wall-clock deadline.
     pub io_time: std::time::Duration,
@@ -85,6 +91,9 @@ impl Activation {
             lease: None,
             budget: Budget::new(&aegis_core::quotas::Quotas::default()),
             pending_bytes: 0,
+            logs: Vec::new(),
+            log_limits: LogLimits::of(&aegis_core::quotas::Quotas::default()),
+            stdout: super::Stdout::default(),
             io_time: std::time::Duration::ZERO,
         }
     }
@@ -101,6 +110,24 @@ impl Activation {
     pub fn with_budget(mut self, budget: Budget) -> Self {
         self.budget = budget;
         self
+    }
+
+    /// Keeps the execution's log within `limits` (from its tenant's quotas) instead of the
+    /// default ones.
+    pub fn with_log_limits(mut self, limits: LogLimits) -> Self {
+        self.log_limits = limits;
+        self
+    }
+
+    /// The guest's stdout, for its WASI context.
+    pub fn stdout(&self) -> super::Stdout {
+        self.stdout.clone()
+    }
+
+    /// The guest is done: what it printed last, without a newline, is a line too.
+    pub fn end_stdout(&mut self) {
+        self.stdout.close();
+        self.take_stdout();
     }
 
     /// Runs under the lease with fencing token `token`: a commit after another host took the
@@ -142,11 +169,13 @@ impl Activation {
         }
     }
 
-    /// Commits everything pending. Called before the guest learns an outcome it could act on.
+    /// Commits everything pending, after the log lines written before it. Called before the
+    /// guest learns an outcome it could act on.
     pub(super) fn flush(&mut self) -> wasmtime::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.flush_logs_or_trap()?;
         let mut batch = self.take_pending();
         batch.conditions.splice(0..0, self.guards());
         let timers = batch.set_timers.clone();

@@ -49,6 +49,7 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "1-4" => step_complex_result(ctx, input).await,
         "1-5" => step_null_result(ctx).await,
         "1-6" => step_custom_serdes(ctx, input).await,
+        "1-7" => step_logger(ctx, input).await,
         "1-8" => step_then_wait(ctx).await,
         "1-9" => step_replay_skips_success(ctx).await,
         "1-10" => step_replay_rethrows_failure(ctx).await,
@@ -58,6 +59,8 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "1-14" => step_custom_backoff(ctx).await,
         "1-15" => step_retry_on_transient(ctx).await,
         "1-16" => step_no_retry_on_transient(ctx).await,
+        "1-17" => step_at_most_once_crash(ctx, input).await,
+        "1-18" => step_at_most_once_crash_then_retry(ctx, input).await,
         "1-19" => step_permanent_error(ctx).await,
         "1-20" => step_error_caught(ctx).await,
         // wait
@@ -77,11 +80,13 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "3-8" => child_step_retry_exhausted(ctx).await,
         "3-9" => child_then_wait(ctx, input).await,
         "3-10" => child_step_and_wait(ctx, input).await,
+        "3-11" => child_large_result_then_wait(ctx, input).await,
         "3-12" => child_step_crashes_once(ctx, input).await,
         "3-13" => child_wait_then_step(ctx, input).await,
         "3-14" => child_custom_serdes(ctx, input).await,
         "3-15" => child_fails_directly(ctx).await,
         "3-16" => child_null(ctx).await,
+        "3-17" => child_logger_then_wait(ctx, input).await,
         "3-18" => child_then_step_and_wait(ctx, input).await,
         // callback
         "4-1" => callback_basic(ctx, input).await,
@@ -326,6 +331,52 @@ async fn step_custom_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
     Ok(json!(result))
 }
 
+/// 1-7: the step body logs through the context's logger as it starts and as it ends.
+async fn step_logger(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    ctx.step("greet", move |_| {
+        log.info(&format!("Greeting step started for: {name}"));
+        let greeting = format!("Hello, {name}!");
+        log.info(&format!("Greeting step completed with: {greeting}"));
+        Ok(json!(greeting))
+    })
+    .await
+}
+
+/// 1-17: an at-most-once step with no retry logs the input, then crashes the runtime. Run
+/// again, the host finds the attempt interrupted and fails it, and the execution fails.
+async fn step_at_most_once_crash(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    ctx.step_with(
+        "at_most_once_flaky_step",
+        no_retry().at_most_once(),
+        move |_| -> Result<Value, Error> {
+            log.info(&name);
+            std::process::exit(1);
+        },
+    )
+    .await
+}
+
+/// 1-18: an at-most-once step with a retry policy logs the input, then crashes the runtime on
+/// its first attempt. Run again, the host fails the interrupted attempt under the policy and
+/// schedules a second attempt, which logs again and succeeds.
+async fn step_at_most_once_crash_then_retry(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    let options = StepOptions::retry(RetryPolicy::fixed(3, secs(1))).at_most_once();
+    ctx.step_with("at_most_once_retry_step", options, move |attempt| {
+        log.info(&name);
+        if attempt == 1 {
+            std::process::exit(1);
+        }
+        Ok(json!("succeeded on second attempt"))
+    })
+    .await
+}
+
 async fn step_then_wait(ctx: Ctx) -> Result<Value, Error> {
     let result: String = ctx.step("compute", |_| Ok("computed".to_owned())).await?;
     ctx.wait("wait", secs(2)).await?;
@@ -563,6 +614,35 @@ async fn child_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
         .await?;
     ctx.wait("wait", secs(1)).await?;
     Ok(result)
+}
+
+/// 3-17: the child only logs the input and returns it; the wait after it replays the workflow,
+/// and the finished child's body does not run (nor log) again.
+async fn child_logger_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let result = ctx
+        .child("child", |c| async move {
+            c.info(&text(&input));
+            Ok(input)
+        })
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(result)
+}
+
+/// 3-11: the child's result (over 256 KiB) is not kept, so the replay after the wait runs the
+/// child's body again to rebuild it (ReplayChildren). The body prints the input to stdout, which
+/// (unlike `log`, which stays quiet while replaying) shows every run: the suite's "replay
+/// logging enabled".
+async fn child_large_result_then_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let large: String = ctx
+        .child("child", |c| async move {
+            println!("{}", text(&input));
+            let small: String = c.step("small", |_| Ok("x".to_owned())).await?;
+            Ok(small.repeat(300 * 1024))
+        })
+        .await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(json!(large.len()))
 }
 
 async fn child_step_and_wait(ctx: Ctx, input: Value) -> Result<Value, Error> {

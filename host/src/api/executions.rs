@@ -1,4 +1,4 @@
-//! `/v1/executions`: start, list, read, history and stop.
+//! `/v1/executions`: start, list, read, history and stop (an execution's logs: `logs.rs`).
 //!
 //! Answer fields are declared in alphabetical order, the order the JSON maps they replace wrote,
 //! so the answers' bytes did not change.
@@ -240,7 +240,11 @@ pub async fn find(
     Ok(rt.execution(tenant, &ExecutionId::from_raw(id)).await?)
 }
 
-async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
+pub(super) async fn load(
+    s: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<ExecutionRecord, ApiError> {
     find(&s.rt, tenant, id).await?.ok_or_else(|| {
         ApiError::not_found(
             Code::ExecutionNotFound,

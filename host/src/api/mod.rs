@@ -23,6 +23,7 @@ pub mod extension;
 mod guard;
 mod history;
 mod lambda;
+mod logs;
 mod openapi;
 #[cfg(test)]
 mod openapi_tests;
@@ -105,6 +106,7 @@ pub fn router_with_config(
         )
         .route("/v1/executions/{id}", get(executions::get))
         .route("/v1/executions/{id}/history", get(executions::history))
+        .route("/v1/executions/{id}/logs", get(logs::list))
         .route("/v1/executions/{id}/stop", post(executions::stop))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))

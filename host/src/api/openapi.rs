@@ -9,7 +9,7 @@
 //! rather than repeated in each `#[utoipa::path]`. The few schemas no derive can say (the quota
 //! table, the AWS history event, the agent's two answer forms, raw bytes) are built here by hand.
 
-use super::{admin, agents, callbacks, components, events, executions};
+use super::{admin, agents, callbacks, components, events, executions, logs};
 use serde_json::{Value, json};
 use std::sync::LazyLock;
 use utoipa::openapi::schema::{
@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         (name = "health", description = "Liveness and this document."),
         (name = "tenant", description = "The caller's own tenant."),
         (name = "components", description = "Workflow components (WebAssembly), versioned per name."),
-        (name = "executions", description = "Workflow executions: start, read, history, stop."),
+        (name = "executions", description = "Workflow executions: start, read, history, logs, stop."),
         (name = "callbacks", description = "Completing callbacks a workflow waits on; the callback id is the credential."),
         (name = "events", description = "Workflow events the workflows publish, as pages or a live stream."),
         (name = "agents", description = "Where agents post their answers; the callback token is the credential."),
@@ -43,7 +43,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         components::list, components::upload, components::versions, components::version,
         components::remove,
         executions::start, executions::list, executions::get, executions::history,
-        executions::stop,
+        logs::list, executions::stop,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::set_quotas,
         admin::add_key, admin::list_keys, admin::revoke_key, events::all_dead_letters,
         callbacks::succeed, callbacks::fail, callbacks::heartbeat, callbacks::artifact,

@@ -974,7 +974,7 @@ async fn component_answers(host: &Host, key: &str) {
         .await;
 }
 
-/// Executions: starts (idempotent by name), reads, history pages and lists.
+/// Executions: starts (idempotent by name), reads, history and log pages, and lists.
 async fn execution_answers(host: &Host, key: &str) {
     use Method as M;
     let executions = "/v1/executions";
@@ -1032,6 +1032,26 @@ async fn execution_answers(host: &Host, key: &str) {
         .query("after=2")
         .key(key)
         .expect(200)
+        .await;
+    let logs = "/v1/executions/{id}/logs";
+    let page = host
+        .call(M::GET, logs)
+        .args(&[&id])
+        .query("after=0&limit=5")
+        .key(key)
+        .expect(200)
+        .await;
+    assert_eq!(page.body, json!({"records": [], "next_after": null}));
+    host.call(M::GET, logs)
+        .args(&["ex_missing"])
+        .key(key)
+        .error(404, "execution_not_found")
+        .await;
+    host.call(M::GET, logs)
+        .args(&[&id])
+        .query("after=first")
+        .key(key)
+        .error(400, "bad_request")
         .await;
     host.call(M::GET, executions).key(key).expect(200).await;
     host.call(M::GET, executions)

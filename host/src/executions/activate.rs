@@ -9,7 +9,7 @@ use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Limits, LoadError};
 use crate::ids::{ComponentDigest, ExecutionId};
 use crate::journal::{Details, ErrorRecord, Event, EventType, Millis, Operation, now_ms};
-use crate::store::{self, ExecutionStatus};
+use crate::store::{self, ExecutionStatus, LogLimits};
 use crate::transitions::execution;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,11 @@ impl Runtime {
             started,
             wake_seq,
         )?;
+        // The guest's log lines go before the journal records that follow them.
+        if let Err(e) = activation.flush_logs() {
+            tracing::error!(execution = %id, error = %e, "cannot append the activation's log lines");
+            return Err(Next::Backoff);
+        }
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
         let terminal = self.commit(id, batch, &activation, &workflow)? || ended;
@@ -192,7 +197,9 @@ impl Runtime {
         };
         match crate::components::load(&self.engine, &*self.artifacts, &digest) {
             Ok(pre) => {
-                let activation = activation(execution, journal).with_budget(Budget::new(&quotas));
+                let activation = activation(execution, journal)
+                    .with_budget(Budget::new(&quotas))
+                    .with_log_limits(LogLimits::of(&quotas));
                 Ok(activation::run(&pre, activation, &limits))
             }
             // A disk or S3 error, or a component not fetched yet, is the host's trouble: the

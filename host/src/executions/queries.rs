@@ -1,10 +1,11 @@
-//! What the API reads about executions: one of a tenant's, a page of them, a page of history.
+//! What the API reads about executions: one of a tenant's, a page of them, a page of history,
+//! a page of logs.
 //! Reads go through here rather than to the store, so `api/` never holds the store.
 
 use super::Runtime;
 use crate::ids::{ExecutionId, TenantId};
 use crate::journal::Event;
-use crate::store::{self, ExecutionFilter, ExecutionRecord};
+use crate::store::{self, ExecutionFilter, ExecutionRecord, LogRecord};
 
 impl Runtime {
     /// The execution `id` if it is `tenant`'s: another tenant's is `None`, exactly like a
@@ -47,5 +48,18 @@ impl Runtime {
         limit: usize,
     ) -> Result<Vec<(u64, Event)>, store::Error> {
         self.journal.history(id, after, limit).await
+    }
+
+    /// The log records of execution `id` with a sequence number above `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn logs(
+        &self,
+        id: &ExecutionId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, store::Error> {
+        self.journal.logs(id, after, limit).await
     }
 }

@@ -23,6 +23,7 @@ mod catalog;
 mod dynamodb_only;
 mod executions;
 mod leases;
+mod logs;
 mod outbox;
 mod timers;
 
@@ -202,4 +203,7 @@ contract!(
     leases::racing_hosts_never_both_get_a_lease,
     timers::timers_are_listed_up_to_a_time,
     leases::roles_have_one_holder_until_its_claim_expires,
+    logs::logs_are_numbered_per_execution_and_read_in_pages,
+    logs::a_full_log_keeps_one_marker_and_drops_the_rest,
+    logs::concurrent_appends_never_share_a_number,
 );

@@ -39,6 +39,8 @@ fn default_quotas() -> Value {
         "max_event_kb_per_activation": 4_096,
         "max_log_lines_per_activation": 1_000,
         "max_log_kb_per_activation": 256,
+        "max_log_lines_per_execution": 10_000,
+        "max_log_kb_per_execution": 4_096,
         "max_callbacks_per_activation": 1_000,
         "max_timers_per_activation": 2_000,
         "max_agent_calls_per_activation": 100,

@@ -26,6 +26,7 @@ mod hostile_events;
 mod interop;
 mod kinds;
 mod lambda;
+mod logs;
 mod operations;
 mod pipeline;
 mod replay;
