@@ -6,15 +6,16 @@ use aegis_core::artifacts::{self, ArtifactRef, ArtifactStore};
 use aegis_core::ids::{ExecutionId, TenantId};
 use aegis_core::journal::{Event, Millis, Operation};
 use aegis_core::store::{
-    self, Batch, Claim, Created, ExecutionFilter, ExecutionRecord, Journal, Lease, NewExecution,
-    Runnable,
+    self, Batch, Claim, Created, ExecutionFilter, ExecutionRecord, Journal, Lease, LogLimits,
+    LogLine, LogRecord, NewExecution, Runnable,
 };
 use std::sync::Mutex;
 
-/// A journal that accepts every commit and keeps it; it serves no reads.
+/// A journal that accepts every commit and log append and keeps them; it serves no reads.
 #[derive(Default)]
 pub struct RecordingJournal {
     pub commits: Mutex<Vec<Batch>>,
+    pub log_lines: Mutex<Vec<LogLine>>,
 }
 
 fn unserved<T>(what: &str) -> store::Result<T> {
@@ -51,6 +52,23 @@ impl Journal for RecordingJournal {
         _limit: usize,
     ) -> store::Result<Vec<(u64, Event)>> {
         unserved("history")
+    }
+    async fn append_logs(
+        &self,
+        _id: &ExecutionId,
+        lines: Vec<LogLine>,
+        _limits: LogLimits,
+    ) -> store::Result<()> {
+        self.log_lines.lock().expect("log lines").extend(lines);
+        Ok(())
+    }
+    async fn logs(
+        &self,
+        _id: &ExecutionId,
+        _after: u64,
+        _limit: usize,
+    ) -> store::Result<Vec<LogRecord>> {
+        unserved("logs")
     }
     async fn commit(&self, _execution: &ExecutionId, batch: Batch) -> store::Result<()> {
         self.commits.lock().expect("commits").push(batch);
