@@ -15,7 +15,7 @@ use crate::aegis::workflow::durable::{
 use crate::aegis::workflow::types::{ContextKind, Jitter, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
 use aegis_core::ids::CallbackId;
-use aegis_core::journal::{ErrorRecord, OperationType, Status, SubType, now_ms};
+use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
 use aegis_core::transitions::{callback, context, step, wait};
 
 /// Shortest and longest wait or callback timeout.
@@ -74,24 +74,42 @@ impl Activation {
         Ok(StepAction::Run((id, attempt)))
     }
 
+    /// The running operation `id` that `call` ends (a step's or a condition's attempt), no longer
+    /// running; it must be running, and of `sub_type` (else it is `wrong_kind`).
+    fn end_running(
+        &mut self,
+        call: &str,
+        id: &str,
+        sub_type: SubType,
+        wrong_kind: &str,
+    ) -> wasmtime::Result<Operation> {
+        self.resumed_steps.remove(id);
+        if !self.running_steps.remove(id) {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "{call} for operation {id:?}, which is not running"
+            ))));
+        }
+        let op = self.known_op(id)?;
+        if op.sub_type != sub_type {
+            return Err(self.trap(Failure::InvalidCall(format!(
+                "{call} for operation {id:?}, which is {wrong_kind}"
+            ))));
+        }
+        Ok(op)
+    }
+
     pub(super) fn step_end(
         &mut self,
         id: &str,
         outcome: Outcome,
         policy: Option<RetryPolicy>,
     ) -> wasmtime::Result<StepVerdict> {
-        self.resumed_steps.remove(id);
-        if !self.running_steps.remove(id) {
-            return Err(self.trap(Failure::InvalidCall(format!(
-                "step-end for operation {id:?}, which is not running"
-            ))));
-        }
-        let op = self.known_op(id)?;
-        if op.sub_type != SubType::Step {
-            return Err(self.trap(Failure::InvalidCall(format!(
-                "step-end for operation {id:?}, which is a wait-for-condition: end it with condition-end"
-            ))));
-        }
+        let op = self.end_running(
+            "step-end",
+            id,
+            SubType::Step,
+            "a wait-for-condition: end it with condition-end",
+        )?;
         let now = now_ms();
         let outcome = self.step_outcome(&op.name, outcome)?;
         let policy = policy.map(step::RetryPolicy::from);
@@ -177,18 +195,12 @@ impl Activation {
         checked: Outcome,
         next: Option<ConditionDelay>,
     ) -> wasmtime::Result<StepVerdict> {
-        self.resumed_steps.remove(id);
-        if !self.running_steps.remove(id) {
-            return Err(self.trap(Failure::InvalidCall(format!(
-                "condition-end for operation {id:?}, which is not running"
-            ))));
-        }
-        let op = self.known_op(id)?;
-        if op.sub_type != SubType::WaitForCondition {
-            return Err(self.trap(Failure::InvalidCall(format!(
-                "condition-end for operation {id:?}, which is not a wait-for-condition"
-            ))));
-        }
+        let op = self.end_running(
+            "condition-end",
+            id,
+            SubType::WaitForCondition,
+            "not a wait-for-condition",
+        )?;
         let delay = match &next {
             Some(next) => Some(condition_delay_ms(next).map_err(|f| self.trap(f))?),
             None => None,

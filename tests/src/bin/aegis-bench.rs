@@ -619,47 +619,16 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// `steps3` × `n` with `concurrency` closed-loop clients.
+/// `steps3` × `n` with `concurrency` closed-loop clients, through `/v1`: a start, then a wait
+/// for the end. Latency is start → result.
 async fn w1(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
     eprintln!("W1: {n} × steps3 at concurrency {concurrency}");
-    let next = Arc::new(AtomicUsize::new(0));
-    let began = Instant::now();
-    let mut clients = JoinSet::new();
-    for _ in 0..concurrency {
-        let (c, next) = (c.clone(), next.clone());
-        clients.spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(latencies);
-                }
-                let input = format!("w{i}");
-                let t0 = Instant::now();
-                let id = c.start("steps3", json!(input)).await?;
-                let exec = finish(&c, &id).await?;
-                latencies.push(t0.elapsed());
-                if exec["result"] != json!(format!("{input}-a-b-c")) {
-                    bail!("wrong result: {exec}");
-                }
-            }
-        });
-    }
-    let mut latencies = Vec::with_capacity(n);
-    while let Some(joined) = clients.join_next().await {
-        latencies.extend(joined??);
-    }
-    let elapsed = began.elapsed();
-    latencies.sort();
-    Ok(json!({
-        "workload": "W1",
-        "surface": "v1",
-        "concurrency": concurrency,
-        "workflows": n,
-        "throughput_per_s": round2(n as f64 / elapsed.as_secs_f64()),
-        "p50_ms": percentile(&latencies, 50.0),
-        "p99_ms": percentile(&latencies, 99.0),
-    }))
+    closed_loop(c, "v1", n, concurrency, |c, input| async move {
+        let id = c.start("steps3", json!(input)).await?;
+        let exec = finish(&c, &id).await?;
+        Ok(exec["result"].clone())
+    })
+    .await
 }
 
 /// W1 through the Lambda durable API: `steps3` × `n` with `concurrency` closed-loop clients,
@@ -667,11 +636,36 @@ async fn w1(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
 /// execution to end, up to `lambda.invoke_wait_seconds`). Latency is request → answer.
 async fn w1_lambda(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
     eprintln!("W1-lambda: {n} × Invoke steps3 (RequestResponse) at concurrency {concurrency}");
+    closed_loop(c, "lambda", n, concurrency, |c, input| async move {
+        let reply = c
+            .post_path("/2015-03-31/functions/steps3/invocations", &json!(input))
+            .await?;
+        if reply.header("x-amz-function-error").is_some() {
+            bail!("steps3 failed: {}", reply.text());
+        }
+        reply.ok("invoking steps3")
+    })
+    .await
+}
+
+/// Runs `steps3` `n` times with `concurrency` closed-loop clients, each run by `run` (which
+/// answers the workflow's result), checks every result and reports W1's line for `surface`.
+async fn closed_loop<F, Fut>(
+    c: &Client,
+    surface: &str,
+    n: usize,
+    concurrency: usize,
+    run: F,
+) -> Result<Value>
+where
+    F: Fn(Client, String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Value>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let began = Instant::now();
     let mut clients = JoinSet::new();
     for _ in 0..concurrency {
-        let (c, next) = (c.clone(), next.clone());
+        let (c, next, run) = (c.clone(), next.clone(), run.clone());
         clients.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -681,14 +675,8 @@ async fn w1_lambda(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
                 }
                 let input = format!("w{i}");
                 let t0 = Instant::now();
-                let reply = c
-                    .post_path("/2015-03-31/functions/steps3/invocations", &json!(input))
-                    .await?;
+                let result = run(c.clone(), input.clone()).await?;
                 latencies.push(t0.elapsed());
-                if reply.header("x-amz-function-error").is_some() {
-                    bail!("steps3 failed: {}", reply.text());
-                }
-                let result = reply.ok("invoking steps3")?;
                 if result != json!(format!("{input}-a-b-c")) {
                     bail!("wrong result: {result}");
                 }
@@ -703,7 +691,7 @@ async fn w1_lambda(c: &Client, n: usize, concurrency: usize) -> Result<Value> {
     latencies.sort();
     Ok(json!({
         "workload": "W1",
-        "surface": "lambda",
+        "surface": surface,
         "concurrency": concurrency,
         "workflows": n,
         "throughput_per_s": round2(n as f64 / elapsed.as_secs_f64()),
