@@ -240,6 +240,11 @@ pub enum EventType {
     ContextSucceeded,
     ContextFailed,
     InvocationCompleted,
+    ChainedInvokeStarted,
+    ChainedInvokeSucceeded,
+    ChainedInvokeFailed,
+    ChainedInvokeTimedOut,
+    ChainedInvokeStopped,
 }
 
 /// A history event before the store gives it an EventId.
@@ -336,6 +341,18 @@ pub enum Details {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heartbeat_timeout_seconds: Option<u64>,
     },
+    /// A chained invoke started a child execution: the function as the guest named it, the
+    /// version it runs (`$LATEST` unless the name carried a qualifier), the input sent, the
+    /// tenant id the guest passed on, and the child's execution id and name.
+    ChainedInvokeStarted {
+        function_name: String,
+        executed_version: String,
+        input: Preview,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant_id: Option<String>,
+        child_id: String,
+        child_name: String,
+    },
     /// One activation of the guest ran from `started` to `ended`; `error` is set when the host
     /// stopped it (a trap).
     Invocation {
@@ -395,27 +412,102 @@ impl Preview {
 /// An agent task to send once the callback that receives its answer is durable. A plain record
 /// here (not in `engine`, which makes them, or `agents`, which sends them) so that both can
 /// name it without depending on each other.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dispatch {
     pub callback_id: crate::ids::CallbackId,
     pub agent: String,
     pub input: String,
 }
 
-impl Dispatch {
-    /// The task of a recorded agent invocation (to send again): a callback's id and its
-    /// `(agent, input)`, or `None` for other callbacks.
-    pub fn of(
-        callback_id: crate::ids::CallbackId,
-        agent: Option<(String, String)>,
-    ) -> Option<Self> {
-        let (agent, input) = agent?;
-        Some(Self {
-            callback_id,
-            agent,
-            input,
-        })
+/// A chained invoke to carry out once its operation is durable: start the child execution
+/// `child` of `function` (for `tenant`, named `callback_id`) on `input`. Its end closes the
+/// operation through the callback `callback_id`, as an agent's answer closes an agent call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invoke {
+    pub callback_id: crate::ids::CallbackId,
+    pub tenant: crate::ids::TenantId,
+    /// The execution that invokes (whose operation waits).
+    pub parent: crate::ids::ExecutionId,
+    /// The function as the guest named it: a workflow, perhaps with `:<version>`, or an ARN.
+    pub function: String,
+    /// The AWS tenant id the guest passed on (recorded, not interpreted).
+    pub tenant_id: Option<String>,
+    pub child: crate::ids::ExecutionId,
+    pub input: String,
+}
+
+/// What an activation leaves to send once its records are durable.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Task {
+    Agent(Dispatch),
+    Invoke(Invoke),
+}
+
+/// How a chained invoke's target is kept in its callback record's `agent` pair: this prefix,
+/// then the target as JSON (agent names may not contain `:`, so none starts with it).
+const INVOKE_MARK: &str = "chained-invoke:";
+
+/// The part of an [`Invoke`] its callback record keeps beside the input.
+#[derive(Serialize, Deserialize)]
+struct StoredInvoke {
+    function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    child: String,
+}
+
+impl Invoke {
+    /// The callback record's `agent` pair for this invoke: (the marked target, the input).
+    pub fn stored(&self) -> (String, String) {
+        let target = StoredInvoke {
+            function: self.function.clone(),
+            tenant_id: self.tenant_id.clone(),
+            child: self.child.to_string(),
+        };
+        let json = serde_json::to_string(&target).expect("plain fields serialize");
+        (format!("{INVOKE_MARK}{json}"), self.input.clone())
     }
+}
+
+impl Task {
+    /// The task of a recorded callback still waiting (to send again): an agent call's task, a
+    /// chained invoke's child to start, or `None` for a plain callback.
+    pub fn of(record: &crate::store::CallbackRecord) -> Option<Self> {
+        let (target, input) = record.agent.clone()?;
+        match target.strip_prefix(INVOKE_MARK) {
+            Some(json) => {
+                let stored: StoredInvoke = serde_json::from_str(json).ok()?;
+                Some(Task::Invoke(Invoke {
+                    callback_id: record.id.clone(),
+                    tenant: record.tenant.clone(),
+                    parent: record.execution_id.clone(),
+                    function: stored.function,
+                    tenant_id: stored.tenant_id,
+                    child: crate::ids::ExecutionId::from_raw(stored.child),
+                    input,
+                }))
+            }
+            None => Some(Task::Agent(Dispatch {
+                callback_id: record.id.clone(),
+                agent: target,
+                input,
+            })),
+        }
+    }
+
+    /// Whether `record` is a chained invoke's (which only its child's end may close).
+    pub fn is_invoke(record: &crate::store::CallbackRecord) -> bool {
+        record
+            .agent
+            .as_ref()
+            .is_some_and(|(target, _)| target.starts_with(INVOKE_MARK))
+    }
+}
+
+/// Whether `name` may name an agent: not empty, and without `:` (which marks chained invokes
+/// where agents' names are kept).
+pub fn valid_agent_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(':')
 }
 
 #[cfg(test)]

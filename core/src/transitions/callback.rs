@@ -8,7 +8,9 @@
 
 use super::{only_from, recorded, timer_fired};
 use crate::ids::{CallbackId, ExecutionId, TenantId};
-use crate::journal::{Details, ErrorRecord, EventType, Millis, Operation, Preview, Status};
+use crate::journal::{
+    Details, ErrorRecord, EventType, Millis, Operation, OperationType, Preview, Status,
+};
 use crate::store::{Batch, CallbackRecord, Condition, Timer, TimerKind};
 
 /// A callback to start: the id handed to the outside world, whose execution it belongs to,
@@ -65,6 +67,8 @@ pub enum Closing {
     /// With this result (JSON).
     Succeeded(String),
     Failed(ErrorRecord),
+    /// The work behind it was stopped (a chained invoke's child execution stopped by request).
+    Stopped(ErrorRecord),
 }
 
 /// Completes or fails the waiting callback `record` (its operation `op`) from outside.
@@ -73,6 +77,7 @@ pub fn complete(record: &CallbackRecord, op: Operation, closing: Closing, now: M
     let outcome = match closing {
         Closing::Succeeded(payload) => Ok(payload),
         Closing::Failed(error) => Err((Status::Failed, error)),
+        Closing::Stopped(error) => Err((Status::Stopped, error)),
     };
     close(&mut batch, record, op, outcome, now);
     batch
@@ -107,7 +112,11 @@ pub fn timeout_error(kind: TimerKind) -> ErrorRecord {
 pub fn time_out(timer: &Timer, record: &CallbackRecord, op: Operation, now: Millis) -> Batch {
     let mut batch = timer_fired(timer, now);
     batch.conditions.push(only_from(&op, Status::Started));
-    let error = timeout_error(timer.kind);
+    let error = if op.op_type == OperationType::ChainedInvoke {
+        super::invoke::timeout_error(&op, timer.fire_at)
+    } else {
+        timeout_error(timer.kind)
+    };
     close(&mut batch, record, op, Err((Status::TimedOut, error)), now);
     batch
 }
@@ -117,6 +126,26 @@ fn while_waiting(op: &Operation) -> Batch {
     Batch {
         conditions: vec![Condition::ExecutionRunning, only_from(op, Status::Started)],
         ..Batch::default()
+    }
+}
+
+/// The events that end a callback (or a chained invoke, kept as one): succeeded, failed, timed
+/// out, stopped.
+fn ending_events(op: &Operation) -> [EventType; 4] {
+    if op.op_type == OperationType::ChainedInvoke {
+        [
+            EventType::ChainedInvokeSucceeded,
+            EventType::ChainedInvokeFailed,
+            EventType::ChainedInvokeTimedOut,
+            EventType::ChainedInvokeStopped,
+        ]
+    } else {
+        [
+            EventType::CallbackSucceeded,
+            EventType::CallbackFailed,
+            EventType::CallbackTimedOut,
+            EventType::CallbackFailed,
+        ]
     }
 }
 
@@ -130,6 +159,7 @@ fn close(
     now: Millis,
 ) {
     op.end_ts = Some(now);
+    let [succeeded, failed, timed_out, stopped] = ending_events(&op);
     let (event_type, details) = match outcome {
         Ok(payload) => {
             op.status = Status::Succeeded;
@@ -138,7 +168,7 @@ fn close(
                 attempt: None,
             };
             op.result = Some(payload);
-            (EventType::CallbackSucceeded, details)
+            (succeeded, details)
         }
         Err((status, error)) => {
             op.status = status;
@@ -147,10 +177,10 @@ fn close(
                 attempt: None,
             };
             op.error = Some(error);
-            let event = if status == Status::TimedOut {
-                EventType::CallbackTimedOut
-            } else {
-                EventType::CallbackFailed
+            let event = match status {
+                Status::TimedOut => timed_out,
+                Status::Stopped => stopped,
+                _ => failed,
             };
             (event, details)
         }
@@ -172,7 +202,7 @@ fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{OperationType, SubType};
+    use crate::journal::SubType;
     use crate::transitions::fixtures;
 
     fn callback_op() -> Operation {

@@ -17,6 +17,7 @@
 //! - [`callback`]: start a callback, complete or fail it from outside, heartbeat it, time it
 //!   out.
 //! - [`context`]: start a child context, end it with its result or error.
+//! - [`invoke`]: start a chained invoke (its end and timeout are a callback's).
 //!
 //! **Boundary:** depends only on `journal`, `ids` and the `store` batch and record types, so
 //! that it can move into a core crate with them.
@@ -24,6 +25,7 @@
 pub mod callback;
 pub mod context;
 pub mod execution;
+pub mod invoke;
 pub mod step;
 pub mod wait;
 

@@ -33,7 +33,8 @@ pub use state::Activation;
 pub use stdout::Stdout;
 
 use super::aegis::workflow::durable::{
-    self, Callback, ConditionAction, ConditionDelay, ContextBegin, Poll, StepAction, StepVerdict,
+    self, Callback, ConditionAction, ConditionDelay, ContextBegin, InvokeOptions, Poll, StepAction,
+    StepVerdict,
 };
 use super::aegis::workflow::types::{
     self, ContextKind, ErrorInfo, LogLevel, Outcome, RetryPolicy, StepSemantics,
@@ -239,6 +240,24 @@ impl durable::Host for HostState {
     ) -> wasmtime::Result<Poll> {
         self.activation
             .agent_invoke(&ctx, &name, &agent, input, timeout_ms)
+    }
+
+    fn invoke(
+        &mut self,
+        ctx: String,
+        name: String,
+        function: String,
+        input: String,
+        options: InvokeOptions,
+    ) -> wasmtime::Result<Poll> {
+        self.activation.chained_invoke(
+            &ctx,
+            &name,
+            &function,
+            input,
+            options.tenant_id,
+            options.timeout_ms,
+        )
     }
 
     fn context_enter(

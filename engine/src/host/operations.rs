@@ -14,13 +14,24 @@ use crate::aegis::workflow::durable::{
 };
 use crate::aegis::workflow::types::{ContextKind, Jitter, Outcome, RetryPolicy, StepSemantics};
 use crate::budget::Charge;
-use aegis_core::ids::CallbackId;
-use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
-use aegis_core::transitions::{callback, context, step, wait};
+use aegis_core::ids::{CallbackId, ExecutionId};
+use aegis_core::journal::{
+    ErrorRecord, Invoke, Operation, OperationType, Status, SubType, Task, now_ms,
+};
+use aegis_core::transitions::{callback, context, invoke, step, wait};
 
 /// Shortest and longest wait or callback timeout.
 const MIN_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// Longest function name (or ARN, with a qualifier) and tenant id a chained invoke may pass:
+/// AWS's bound on a function ARN.
+const MAX_FUNCTION_NAME: usize = 256;
+
+/// `ms` rounded up to a whole second, as AWS counts timeouts.
+fn whole_seconds(ms: u64) -> u64 {
+    ms.div_ceil(1000) * 1000
+}
 
 impl Activation {
     /// Begins step `name`. `policy` is the at-most-once step's retry policy, which a step found
@@ -307,7 +318,10 @@ impl Activation {
 
     pub(super) fn callback_poll(&mut self, id: &str) -> wasmtime::Result<Poll> {
         let op = self.known_op(id)?;
-        if op.op_type != OperationType::Callback {
+        if !matches!(
+            op.op_type,
+            OperationType::Callback | OperationType::ChainedInvoke
+        ) {
             let msg = format!("callback-poll on operation {id:?}, which is not a callback");
             return Err(self.trap(Failure::InvalidCall(msg)));
         }
@@ -348,11 +362,87 @@ impl Activation {
             Some((agent.to_string(), input.clone())),
         )?;
         self.flush()?;
-        self.dispatches.push(Dispatch {
+        self.dispatches.push(Task::Agent(Dispatch {
             callback_id,
             agent: agent.to_string(),
             input,
-        });
+        }));
+        Ok(Poll::Pending)
+    }
+
+    /// Starts (or replays) the chained invoke `name`: the child execution is started once the
+    /// operation is durable (the activation's [`Task::Invoke`]), and its end closes the
+    /// operation.
+    pub(super) fn chained_invoke(
+        &mut self,
+        ctx: &str,
+        name: &str,
+        function: &str,
+        input: String,
+        tenant_id: Option<String>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Poll> {
+        let (id, existing) = self.begin(
+            ctx,
+            name,
+            OperationType::ChainedInvoke,
+            SubType::ChainedInvoke,
+        )?;
+        if let Some(op) = existing {
+            return self.callback_poll(&op.id);
+        }
+        if function.is_empty() || function.len() > MAX_FUNCTION_NAME {
+            let msg = format!(
+                "chained invoke {name:?} names the function {function:?}: it must be 1 to \
+                 {MAX_FUNCTION_NAME} bytes"
+            );
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        if let Some(tenant_id) = &tenant_id
+            && (tenant_id.is_empty() || tenant_id.len() > MAX_FUNCTION_NAME)
+        {
+            let msg = format!(
+                "chained invoke {name:?} passes a tenant id of {} bytes: it must be 1 to \
+                 {MAX_FUNCTION_NAME}",
+                tenant_id.len()
+            );
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        if input.len() > MAX_PAYLOAD {
+            let msg = format!(
+                "the input of chained invoke {name:?} is {} bytes; the limit is {MAX_PAYLOAD}: \
+                 pass an artifact reference",
+                input.len()
+            );
+            return Err(self.trap(Failure::InvalidCall(msg)));
+        }
+        self.check_json(&format!("the input of chained invoke {name:?}"), &input)?;
+        if let Some(ms) = timeout_ms {
+            self.check_timeout("chained invoke timeout", ms)?;
+        }
+        self.charge(Charge::Callback)?;
+        self.charge(Charge::AgentCall)?;
+        let invoke = Invoke {
+            callback_id: CallbackId::generate(),
+            tenant: self.execution.tenant.clone(),
+            parent: self.execution.id.clone(),
+            function: function.to_string(),
+            tenant_id,
+            child: ExecutionId::generate(),
+            input,
+        };
+        let op = self.new_op(
+            id,
+            ctx,
+            name,
+            OperationType::ChainedInvoke,
+            SubType::ChainedInvoke,
+        );
+        let timeout_ms = timeout_ms.map(whole_seconds);
+        self.apply(invoke::start(&invoke, op, timeout_ms, now_ms()))?;
+        // The child is started only once the operation that waits for it is durable.
+        self.flush()?;
+        self.dispatches.push(Task::Invoke(invoke));
         Ok(Poll::Pending)
     }
 
@@ -884,6 +974,73 @@ mod tests {
                 "{:?}",
                 a.failure
             );
+        }
+
+        #[test]
+        fn a_chained_invoke_is_durable_before_its_child_is_started() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            let (mut a, store) = activation(vec![]);
+            let poll = a
+                .chained_invoke("", "call", "echo", "\"hi\"".into(), None, Some(1_500))
+                .unwrap();
+            assert!(matches!(poll, Poll::Pending));
+            // Committed first, then left for the host to start the child.
+            let commits = store.commits.lock().unwrap().clone();
+            let op = commits.last().unwrap().operations[0].clone();
+            assert_eq!(op.op_type, OperationType::ChainedInvoke);
+            // The timeout is rounded up to whole seconds.
+            let timer = &commits.last().unwrap().set_timers[0];
+            assert_eq!(timer.fire_at, op.start_ts + 2_000);
+            let [Task::Invoke(invoke)] = a.dispatches.as_slice() else {
+                panic!("one invoke to send, got {:?}", a.dispatches);
+            };
+            assert_eq!(
+                (invoke.function.as_str(), invoke.input.as_str()),
+                ("echo", "\"hi\"")
+            );
+            assert_eq!(invoke.parent, record().id);
+            assert_eq!(op.callback_id.as_deref(), Some(invoke.callback_id.as_str()));
+
+            // A replay waits while the child runs, then answers with its result, and starts
+            // nothing again.
+            let (mut a, _) = activation(vec![op.clone()]);
+            let again = a
+                .chained_invoke("", "call", "echo", "\"hi\"".into(), None, Some(1_500))
+                .unwrap();
+            assert!(matches!(again, Poll::Pending));
+            assert!(a.dispatches.is_empty());
+            let mut done = op;
+            done.status = Status::Succeeded;
+            done.result = Some("\"hi\"".into());
+            let (mut a, _) = activation(vec![done]);
+            assert!(matches!(
+                a.chained_invoke("", "call", "echo", "\"hi\"".into(), None, None).unwrap(),
+                Poll::Ready(Outcome::Succeeded(ref v)) if v == "\"hi\""
+            ));
+        }
+
+        #[test]
+        fn a_chained_invoke_refuses_what_it_cannot_send() {
+            let rt = runtime();
+            let _inside = rt.enter();
+            for (function, input, timeout) in [
+                ("", "1", None),
+                ("echo", "not json", None),
+                ("echo", "1", Some(10)),
+            ] {
+                let (mut a, _) = activation(vec![]);
+                let call = a.chained_invoke("", "call", function, input.into(), None, timeout);
+                assert!(call.is_err(), "{function:?} {input:?} {timeout:?}");
+                assert!(
+                    matches!(
+                        &a.failure,
+                        Some(Failure::InvalidCall(_) | Failure::InvalidPayload(_))
+                    ),
+                    "{:?}",
+                    a.failure
+                );
+            }
         }
     }
 

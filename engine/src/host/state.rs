@@ -7,12 +7,12 @@
 //! [`Activation::flush`] commits the pending batch under the activation's guards before the
 //! guest learns an outcome it could act on.
 
-use super::{Dispatch, Failure, check_json, checked_error, to_info};
+use super::{Failure, check_json, checked_error, to_info};
 use crate::aegis::workflow::types::{ErrorInfo, Outcome};
 use crate::budget::{Budget, Charge};
 use aegis_core::artifacts::ArtifactStore;
 use aegis_core::journal::replay::{self, Cursor};
-use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, now_ms};
+use aegis_core::journal::{ErrorRecord, Operation, OperationType, Status, SubType, Task, now_ms};
 use aegis_core::store::{Batch, Condition, ExecutionRecord, Journal, LogLimits, LogLine, Timer};
 use aegis_core::transitions::step;
 use std::collections::{HashMap, HashSet};
@@ -47,7 +47,7 @@ pub struct Activation {
     pub failure: Option<Failure>,
     /// Timers committed during the activation, for the scheduler.
     pub committed_timers: Vec<Timer>,
-    pub dispatches: Vec<Dispatch>,
+    pub dispatches: Vec<Task>,
     /// Kinds of the workflow events published in this activation.
     pub published: Vec<String>,
     /// The fencing token of the lease this activation runs under: every commit carries it.

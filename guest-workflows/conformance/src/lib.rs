@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use aegis_sdk::{
-    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error, Nesting,
-    Polling, RetryPolicy, StepOptions, WaitDecision, branch, workflow,
+    BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error,
+    InvokeOptions, Nesting, Polling, RetryPolicy, StepOptions, WaitDecision, branch, workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -107,6 +107,26 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "4-17" => callbacks_in_turn(ctx, input).await,
         "4-18" => callbacks_both_then(ctx, input, false).await,
         "4-19" => callbacks_both_then(ctx, input, true).await,
+        // invoke: the targets ("echo" answers its input, "fail" fails), then the handlers
+        "echo" => Ok(input),
+        "fail" => Err(Error::new(
+            "Conformance.TargetError",
+            "the target function failed",
+        )),
+        "5-1" | "5-3" | "5-4" => invoke_echo(ctx, input).await,
+        "5-2" => invoke_named(ctx, input).await,
+        "5-5" => invoke_fails(ctx).await,
+        "5-6" => invoke_fails_caught(ctx).await,
+        "5-7" => invoke_large(ctx).await,
+        "5-8" => invoke_with_tenant(ctx, input).await,
+        "5-9" => invoke_then_wait(ctx).await,
+        "5-10" => invoke_fails_then_wait(ctx).await,
+        "5-11" => step_then_invoke(ctx).await,
+        "5-12" => invoke_then_step(ctx).await,
+        "5-13" => invoke_in_child(ctx).await,
+        "5-14" => invokes_in_turn(ctx).await,
+        "5-15" => invoke_payload_serdes(ctx, input).await,
+        "5-16" => invoke_result_serdes(ctx, input).await,
         // wait_for_condition
         "6-1" => condition_count(ctx, "count", 0, int(&input)).await,
         "6-2" => condition_immediate(ctx).await,
@@ -825,6 +845,107 @@ async fn callbacks_both_then(ctx: Ctx, input: Value, b_first: bool) -> Result<Va
         (ra, b.result().await?)
     };
     Ok(json!([ra, rb]))
+}
+
+// ---- invoke (5-x) ----
+
+/// The target that answers its input.
+const ECHO: &str = "conformance-echo";
+/// The target that fails.
+const FAIL: &str = "conformance-fail";
+
+async fn invoke_echo(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    ctx.invoke("invoke", ECHO, &input).await
+}
+
+async fn invoke_named(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input["name"]);
+    ctx.invoke(&name, ECHO, &input["payload"]).await
+}
+
+async fn invoke_fails(ctx: Ctx) -> Result<Value, Error> {
+    ctx.invoke("invoke", FAIL, &Value::Null).await
+}
+
+async fn invoke_fails_caught(ctx: Ctx) -> Result<Value, Error> {
+    match ctx.invoke::<Value, _>("invoke", FAIL, &Value::Null).await {
+        Ok(value) => Ok(value),
+        Err(e) => Ok(json!({"fallback": true, "error": e.error_type})),
+    }
+}
+
+/// 5-7: a payload near the limit (200 KiB of the host's 256 KiB).
+async fn invoke_large(ctx: Ctx) -> Result<Value, Error> {
+    let large = "x".repeat(200 * 1024);
+    let echoed: String = ctx.invoke("invoke", ECHO, &large).await?;
+    Ok(json!({"length": echoed.len()}))
+}
+
+async fn invoke_with_tenant(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let options = InvokeOptions::default().tenant_id(text(&input["tenantId"]));
+    ctx.invoke_with("invoke", ECHO, &input["payload"], options)
+        .await
+}
+
+async fn invoke_then_wait(ctx: Ctx) -> Result<Value, Error> {
+    let result: Value = ctx.invoke("invoke", ECHO, "cached").await?;
+    ctx.wait("wait", secs(1)).await?;
+    Ok(result)
+}
+
+async fn invoke_fails_then_wait(ctx: Ctx) -> Result<Value, Error> {
+    let caught = ctx
+        .invoke::<Value, _>("invoke", FAIL, &Value::Null)
+        .await
+        .is_err();
+    ctx.wait("wait", secs(1)).await?;
+    Ok(json!({"caught": caught}))
+}
+
+async fn step_then_invoke(ctx: Ctx) -> Result<Value, Error> {
+    let made: String = ctx.step("make", |_| Ok("from step".to_owned())).await?;
+    ctx.invoke("invoke", ECHO, &made).await
+}
+
+async fn invoke_then_step(ctx: Ctx) -> Result<Value, Error> {
+    let result: String = ctx.invoke("invoke", ECHO, "from invoke").await?;
+    ctx.step("process", move |_| Ok(result.to_uppercase()))
+        .await
+        .map(Value::String)
+}
+
+async fn invoke_in_child(ctx: Ctx) -> Result<Value, Error> {
+    ctx.child("child", |c| async move {
+        c.invoke::<Value, _>("invoke", ECHO, "in child").await
+    })
+    .await
+}
+
+async fn invokes_in_turn(ctx: Ctx) -> Result<Value, Error> {
+    let first: String = ctx.invoke("first", ECHO, "one").await?;
+    let second: String = ctx.invoke("second", ECHO, "two").await?;
+    Ok(json!([first, second]))
+}
+
+/// 5-15: the payload goes through a custom serialiser (upper case).
+async fn invoke_payload_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let payload = Upper(text(&input["data"]));
+    ctx.invoke("invoke", ECHO, &payload).await
+}
+
+/// 5-16's custom result deserialiser: the serialised result in upper case. AWS's serdes reads
+/// the raw payload (`"hello"`, quotes and all), so the handler returns `"HELLO"` with quotes.
+struct Uppercased(String);
+
+impl<'de> Deserialize<'de> for Uppercased {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|raw| Uppercased(raw.to_string().to_uppercase()))
+    }
+}
+
+async fn invoke_result_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let Uppercased(result) = ctx.invoke("invoke", ECHO, &input).await?;
+    Ok(json!(result))
 }
 
 // ---- wait_for_condition (6-x) ----

@@ -163,6 +163,23 @@ pub(crate) fn agent_invoke(
     ready(durable::agent_invoke(ctx, name, agent, input, timeout_ms))
 }
 
+/// Records a chained invoke or replays its child's result; `None` means no result yet.
+pub(crate) fn invoke(
+    ctx: &str,
+    name: &str,
+    function: &str,
+    input: &str,
+    tenant_id: Option<&str>,
+    timeout_ms: Option<u64>,
+) -> Option<Recorded> {
+    note_host_call();
+    let options = durable::InvokeOptions {
+        tenant_id: tenant_id.map(str::to_owned),
+        timeout_ms,
+    };
+    ready(durable::invoke(ctx, name, function, input, &options))
+}
+
 pub(crate) fn context_enter(ctx: &str, name: &str, kind: ContextKind) -> ContextBegin {
     note_host_call();
     match durable::context_enter(ctx, name, kind) {

@@ -19,6 +19,7 @@
 //!   (or [`wait_for_callback_with`](Ctx::wait_for_callback_with), its submitter retried),
 //!   [`child`](Ctx::child), [`parallel`](Ctx::parallel) and [`map`](Ctx::map) (with a
 //!   [`Completion`] rule, giving a [`BatchResult`]), [`invoke_agent`](Ctx::invoke_agent),
+//!   [`invoke`](Ctx::invoke) (another workflow, as a child execution),
 //!   [`now`](Ctx::now), [`random`](Ctx::random), [`log`](Ctx::log), and artifacts
 //!   ([`put_artifact`](Ctx::put_artifact), [`get_artifact`](Ctx::get_artifact),
 //!   [`presign`](Ctx::presign)).
@@ -126,6 +127,7 @@ mod error;
 mod executor;
 mod export;
 mod host;
+mod invoke;
 mod parallel;
 mod payload;
 mod retry;
@@ -136,6 +138,7 @@ pub use callback::{Callback, CallbackOptions};
 pub use condition::{Polling, WaitDecision, WaitStrategy};
 pub use ctx::{Ctx, LogLevel};
 pub use error::Error;
+pub use invoke::InvokeOptions;
 pub use parallel::{Branch, branch};
 pub use retry::{Jitter, RetryPolicy};
 pub use step::{StepOptions, StepSemantics, step_resumed};

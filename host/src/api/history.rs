@@ -9,25 +9,30 @@
 //! absent values left out rather than null, and payloads left out when the caller asks for no
 //! execution data ([`event_as`]).
 
+use crate::config::LambdaConfig;
 use crate::journal::{Attempt, Details, ErrorRecord, Event, Millis, Preview, format_ts};
 use serde_json::{Map, Value, json};
 
 /// How an event is shown.
 #[derive(Clone, Copy, Debug)]
-pub struct Style {
+pub struct Style<'a> {
     /// Timestamps as epoch seconds (numbers, with a fraction), not RFC 3339 strings; and no
     /// null values (AWS leaves a key out instead).
     pub aws: bool,
     /// Results, errors and inputs are shown; without them, each `{Payload, Truncated}` is
     /// `{Truncated: true}`.
     pub include_data: bool,
+    /// How the Lambda surface names functions and executions: a chained invoke's child is
+    /// shown by its `DurableExecutionArn` with it, and by its `ExecutionId` without.
+    pub lambda: Option<&'a LambdaConfig>,
 }
 
-impl Style {
+impl Style<'_> {
     /// What `/v1` shows.
-    pub const V1: Style = Style {
+    pub const V1: Style<'static> = Style {
         aws: false,
         include_data: true,
+        lambda: None,
     };
 
     fn timestamp(self, at: Millis) -> Value {
@@ -51,7 +56,7 @@ pub fn event(event_id: u64, event: &Event) -> Value {
 }
 
 /// `event`, whose EventId is `event_id`, shown in `style`.
-pub fn event_as(event_id: u64, event: &Event, style: Style) -> Value {
+pub fn event_as(event_id: u64, event: &Event, style: Style<'_>) -> Value {
     let mut obj = Map::new();
     let event_type = serde_json::to_value(event.event_type).unwrap_or(Value::Null);
     let details_key = format!("{}Details", event_type.as_str().unwrap_or("Unknown"));
@@ -91,7 +96,7 @@ fn drop_nulls(value: &mut Value) {
 }
 
 /// The `<EventType>Details` record of `details`.
-fn details(details: &Details, style: Style) -> Value {
+fn details(details: &Details, style: Style<'_>) -> Value {
     match details {
         Details::Empty => json!({}),
         Details::Started {
@@ -123,6 +128,35 @@ fn details(details: &Details, style: Style) -> Value {
             "Timeout": timeout_seconds,
             "HeartbeatTimeout": heartbeat_timeout_seconds,
         }),
+        Details::ChainedInvokeStarted {
+            function_name,
+            executed_version,
+            input,
+            tenant_id,
+            child_id,
+            child_name,
+        } => {
+            let mut details = json!({
+                "FunctionName": function_name,
+                "TenantId": tenant_id,
+                "Input": payload(input, style),
+                "ExecutedVersion": executed_version,
+            });
+            match style.lambda {
+                Some(config) => {
+                    let workflow = config
+                        .parse_function(function_name)
+                        .map_or_else(|_| function_name.clone(), |f| f.name);
+                    details["DurableExecutionArn"] = json!(format!(
+                        "arn:aws:lambda:{}:{}:function:{workflow}:{executed_version}\
+                         /durable-execution/{child_name}/{child_id}",
+                        config.region, config.account_id
+                    ));
+                }
+                None => details["ExecutionId"] = json!(child_id),
+            }
+            details
+        }
         Details::Invocation {
             started,
             ended,
@@ -145,7 +179,7 @@ fn details(details: &Details, style: Style) -> Value {
 }
 
 /// A step's ending carries its `RetryDetails`; other endings have none.
-fn with_retry(mut details: Value, attempt: Option<&Attempt>, style: Style) -> Value {
+fn with_retry(mut details: Value, attempt: Option<&Attempt>, style: Style<'_>) -> Value {
     if let Some(attempt) = attempt {
         details["RetryDetails"] = retry_details(attempt, style);
     }
@@ -155,7 +189,7 @@ fn with_retry(mut details: Value, attempt: Option<&Attempt>, style: Style) -> Va
 /// The attempt that ended and, when a retry is scheduled, the delay before it in seconds (else
 /// `null`). AWS's model types the delay as an integer: the Lambda surface shows whole seconds
 /// (rounded to the nearest), `/v1` the exact fraction.
-fn retry_details(attempt: &Attempt, style: Style) -> Value {
+fn retry_details(attempt: &Attempt, style: Style<'_>) -> Value {
     let delay = attempt.next_delay_ms.map(|d| {
         if style.aws {
             json!(d.saturating_add(500) / 1000)
@@ -170,7 +204,7 @@ fn retry_details(attempt: &Attempt, style: Style) -> Value {
 }
 
 /// A `{Payload, Truncated}` record for a JSON result.
-fn payload(preview: &Preview, style: Style) -> Value {
+fn payload(preview: &Preview, style: Style<'_>) -> Value {
     if !style.include_data {
         return json!({"Truncated": true});
     }
@@ -178,7 +212,7 @@ fn payload(preview: &Preview, style: Style) -> Value {
 }
 
 /// A `{Payload, Truncated}` record for an error: `{ErrorType, ErrorMessage, ErrorData}`.
-fn error(error: &ErrorRecord, style: Style) -> Value {
+fn error(error: &ErrorRecord, style: Style<'_>) -> Value {
     if !style.include_data {
         return json!({"Truncated": true});
     }
@@ -351,6 +385,37 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_invoke_names_its_child_by_arn_on_the_lambda_surface_and_by_id_on_v1() {
+        let started = Details::ChainedInvokeStarted {
+            function_name: "echo:2".into(),
+            executed_version: "2".into(),
+            input: Preview::of("\"hi\""),
+            tenant_id: Some("t-9".into()),
+            child_id: "ex_child".into(),
+            child_name: "cb_1".into(),
+        };
+        let config = LambdaConfig::default();
+        let lambda = Style {
+            aws: true,
+            include_data: true,
+            lambda: Some(&config),
+        };
+        assert_eq!(
+            details(&started, lambda),
+            json!({
+                "FunctionName": "echo:2",
+                "TenantId": "t-9",
+                "Input": {"Payload": "\"hi\"", "Truncated": false},
+                "ExecutedVersion": "2",
+                "DurableExecutionArn": "arn:aws:lambda:us-east-1:000000000000:function:echo:2/durable-execution/cb_1/ex_child",
+            })
+        );
+        let v1 = details(&started, Style::V1);
+        assert_eq!(v1["ExecutionId"], "ex_child");
+        assert!(v1.get("DurableExecutionArn").is_none());
+    }
+
+    #[test]
     fn legacy_details_are_shown_as_stored() {
         let stored = json!({"Result": {"Payload": "7", "Truncated": false}, "Extra": [1]});
         assert_eq!(details(&Details::Legacy(stored.clone()), Style::V1), stored);
@@ -361,6 +426,7 @@ mod tests {
         let aws = Style {
             aws: true,
             include_data: true,
+            lambda: None,
         };
         let failed = Details::Failed {
             error: ErrorRecord::new("E", "m"),
@@ -377,6 +443,7 @@ mod tests {
         let withheld = Style {
             aws: true,
             include_data: false,
+            lambda: None,
         };
         let succeeded = Details::Succeeded {
             result: Preview::of("\"secret\""),

@@ -9,7 +9,7 @@
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
 use crate::ids::{CallbackId, ExecutionId};
-use crate::journal::{ErrorRecord, Status, now_ms};
+use crate::journal::{ErrorRecord, Status, Task, now_ms};
 use crate::scheduler::Scheduler;
 use crate::store::{self, Batch, CallbackRecord, Callbacks, Journal};
 use crate::tenancy::Tenancy;
@@ -43,6 +43,9 @@ pub enum Completion {
     Succeed(String),
     Fail(ErrorRecord),
     Heartbeat,
+    /// The work behind it was stopped: only a chained invoke's child, stopped by request,
+    /// closes one so ([`close_invoke`]).
+    Stopped(ErrorRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,9 @@ async fn bound_task(rt: &Arc<impl Host>, raw_id: &str) -> Result<Binding, Error>
         if record.status != Status::Started {
             return Err(refusal(record.status));
         }
+        if Task::is_invoke(&record) {
+            return Err(Error::NotFound);
+        }
         if record.agent.is_none() {
             return Ok(Binding::NotAgent);
         }
@@ -190,6 +196,7 @@ async fn bind(rt: &Arc<impl Host>, raw_id: &str, task_id: &str) -> Result<Callba
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
+    outside(rt.callbacks().callback(&id).await?)?;
     let bound = rt.callbacks().bind_agent_task(&id, task_id).await?;
     let record = rt.callbacks().callback(&id).await?;
     let record = record.ok_or(Error::NotFound)?;
@@ -234,11 +241,20 @@ pub async fn waiting(rt: &Arc<impl Host>, raw_id: &str) -> Result<CallbackRecord
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.callbacks().callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = outside(rt.callbacks().callback(&id).await?)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
     Ok(record)
+}
+
+/// `record`, if the outside world may close it: a callback or an agent call, not a chained
+/// invoke (only its child's end closes one, through [`close_invoke`]; to anyone else it does
+/// not exist).
+fn outside(record: Option<CallbackRecord>) -> Result<CallbackRecord, Error> {
+    record
+        .filter(|r| !Task::is_invoke(r))
+        .ok_or(Error::NotFound)
 }
 
 /// The callbacks of execution `id` that are still waiting.
@@ -263,7 +279,7 @@ async fn spill(rt: &Arc<impl Host>, raw_id: &str, payload: String) -> Result<Str
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let record = rt.callbacks().callback(&id).await?.ok_or(Error::NotFound)?;
+    let record = outside(rt.callbacks().callback(&id).await?)?;
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -312,19 +328,46 @@ pub async fn complete(
         return Err(Error::NotFound);
     }
     let id = CallbackId::from_raw(raw_id);
-    let (record, woke) = apply(&**rt, &id, completion).await?;
+    let record = outside(rt.callbacks().callback(&id).await?)?;
+    let (record, woke) = apply(&**rt, record, completion).await?;
     if woke {
         rt.wake(record.execution_id.clone());
     }
     Ok(record)
 }
 
+/// Closes the chained invoke `record` as its child execution ended (`closing`), then wakes
+/// the execution that waits for it.
+///
+/// # Errors
+/// As [`complete`]: an invoke that no longer waits (timed out, or its execution ended) is
+/// left as it is.
+pub async fn close_invoke(
+    rt: &Arc<impl Host>,
+    record: CallbackRecord,
+    closing: Closing,
+) -> Result<(), Error> {
+    if !Task::is_invoke(&record) {
+        return Err(Error::NotFound);
+    }
+    let completion = match closing {
+        Closing::Succeeded(result) => Completion::Succeed(result),
+        Closing::Failed(error) => Completion::Fail(error),
+        Closing::Stopped(error) => Completion::Stopped(error),
+    };
+    let (record, woke) = apply(&**rt, record, completion).await?;
+    if woke {
+        rt.wake(record.execution_id.clone());
+    }
+    Ok(())
+}
+
 async fn apply(
     rt: &impl Host,
-    id: &CallbackId,
+    record: CallbackRecord,
     completion: Completion,
 ) -> Result<(CallbackRecord, bool), Error> {
-    let record = rt.callbacks().callback(id).await?.ok_or(Error::NotFound)?;
+    let id = &record.id.clone();
     if record.status != Status::Started {
         return Err(refusal(record.status));
     }
@@ -361,6 +404,7 @@ async fn apply(
         }
         Completion::Succeed(payload) => Closing::Succeeded(payload),
         Completion::Fail(error) => Closing::Failed(error),
+        Completion::Stopped(error) => Closing::Stopped(error),
     };
     let batch = transitions::callback::complete(&record, op, closing, now);
     commit_or_explain(rt, id, &record.execution_id, batch).await?;

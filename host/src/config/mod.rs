@@ -23,7 +23,7 @@ pub use agents::AGENT_ARN_ENV;
 pub use artifacts::{ArtifactsBackend, ArtifactsConfig, Sse};
 pub use cluster::ClusterConfig;
 pub use features::{FEATURE_SECTIONS, FeatureSection};
-pub use lambda::LambdaConfig;
+pub use lambda::{FunctionRef, LambdaConfig, version};
 pub use layers::ENV_KEYS;
 pub use notifications::NotificationsConfig;
 pub use server::ServerConfig;
@@ -119,8 +119,8 @@ impl Default for Config {
 
 impl Config {
     /// Refuses what cannot work, naming the setting: quotas out of range, a webhook whose
-    /// posts could not be signed, an instance pool too small for one activation, and the
-    /// sections' own checks.
+    /// posts could not be signed, an instance pool too small for one activation, an agent
+    /// name with a `:`, and the sections' own checks.
     ///
     /// # Errors
     /// The first problem found.
@@ -153,6 +153,16 @@ impl Config {
                 "max_instances (AEGIS_MAX_INSTANCES) must be at least 2, got {}: activations \
                  use half of the instance pool, so a smaller pool can run none",
                 self.max_instances
+            )));
+        }
+        // Agents' names are kept where chained invokes keep their target, marked with a `:`.
+        if let Some(name) = self
+            .agents
+            .keys()
+            .find(|name| !crate::journal::valid_agent_name(name))
+        {
+            return Err(invalid(format!(
+                "agent name {name:?} must be non-empty and may not contain ':'"
             )));
         }
         self.cluster.validate().map_err(invalid)?;

@@ -59,6 +59,7 @@ impl Runtime {
         let started = now_ms();
         let wake_seq = execution.wake_seq;
         let workflow = execution.workflow.clone();
+        let name = execution.name.clone();
         let (ending, mut activation) = self.run_guest(execution, journal, token, failures)?;
         let (ending, rerun) = self.count_crash(id, ending)?;
         let mut batch = activation.take_pending();
@@ -83,7 +84,7 @@ impl Runtime {
             self.notifier.kick();
         }
         if terminal {
-            let _ = self.finished.send(id.clone());
+            self.finished_now(id, Some(&name));
         } else {
             for timer in activation.committed_timers.drain(..).chain(new_timers) {
                 self.scheduler.add(timer);

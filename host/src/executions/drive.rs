@@ -5,7 +5,7 @@
 
 use super::{BACKOFF, Next, Outcome, Runtime};
 use crate::ids::{ExecutionId, TenantId};
-use crate::journal::{Dispatch, now_ms};
+use crate::journal::{Dispatch, Task, now_ms};
 use crate::store::{self, Claim, Condition};
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,8 +147,8 @@ impl Runtime {
             dispatches.extend(self.unsent_dispatches(id).await);
         }
         if !dispatches.is_empty() {
-            for dispatch in dispatches {
-                self.clone().dispatch(dispatch).await;
+            for task in dispatches {
+                self.clone().send(task).await;
             }
             self.settle_after_dispatch(id, token, outcome.wake_seq)
                 .await;
@@ -177,13 +177,10 @@ impl Runtime {
         }
     }
 
-    /// Agent tasks of `id` still waiting for an answer (sent again after a takeover).
-    async fn unsent_dispatches(self: &Arc<Self>, id: &ExecutionId) -> Vec<Dispatch> {
+    /// Agent tasks and chained invokes of `id` still waiting (sent again after a takeover).
+    async fn unsent_dispatches(self: &Arc<Self>, id: &ExecutionId) -> Vec<Task> {
         match self.callbacks.pending_callbacks(id).await {
-            Ok(callbacks) => callbacks
-                .into_iter()
-                .filter_map(|c| Dispatch::of(c.id, c.agent))
-                .collect(),
+            Ok(callbacks) => callbacks.iter().filter_map(Task::of).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the agent tasks to send again");
                 Vec::new()
@@ -210,9 +207,18 @@ impl Runtime {
         }
     }
 
+    /// Sends what an activation left to send: an agent task, or a chained invoke's child to
+    /// start.
+    pub(super) async fn send(self: Arc<Self>, task: Task) {
+        match task {
+            Task::Agent(dispatch) => self.dispatch(dispatch).await,
+            Task::Invoke(invoke) => self.start_child(invoke).await,
+        }
+    }
+
     /// Sends an agent task; a synchronous answer or a failed dispatch completes the callback
     /// at once.
-    pub(super) async fn dispatch(self: Arc<Self>, dispatch: Dispatch) {
+    async fn dispatch(self: Arc<Self>, dispatch: Dispatch) {
         let answer = match self.agents.dispatch(&dispatch).await {
             Ok(answer) => answer,
             Err(error) => {

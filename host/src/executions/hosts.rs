@@ -67,8 +67,8 @@ impl crate::scheduler::Host for Runtime {
     }
     /// The ending's workflow event is in the outbox: post it now rather than at the next poll,
     /// and tell those waiting for the execution to finish.
-    fn ended(&self, id: &ExecutionId) {
+    fn ended(self: &Arc<Self>, id: &ExecutionId) {
         self.notifier.kick();
-        self.notify_finished(id);
+        self.finished_now(id, None);
     }
 }

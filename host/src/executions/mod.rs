@@ -22,6 +22,7 @@
 mod activate;
 mod drive;
 mod hosts;
+mod invoke;
 mod queries;
 mod recovery;
 mod slots;
@@ -31,9 +32,10 @@ pub mod sweep;
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
 use crate::backoff::Backoff;
+use crate::config::LambdaConfig;
 use crate::engine::{Engine, Limits};
 use crate::ids::ExecutionId;
-use crate::journal::Dispatch;
+use crate::journal::Task;
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
 use crate::store::{self, Callbacks, Catalog, Journal, Store, Timers};
@@ -96,6 +98,8 @@ pub struct Services {
     /// Agent results larger than this travel as artifact references.
     pub agent_inline_limit: usize,
     pub leasing: Leasing,
+    /// How chained invokes name functions (region, account).
+    pub lambda: LambdaConfig,
 }
 
 pub use crate::store::Leasing;
@@ -130,8 +134,9 @@ const BACKOFF: Backoff = Backoff {
 /// How an activation ended, for the drive loop.
 struct Outcome {
     next: Next,
-    /// Agent tasks to send; the lease is kept (and the execution left runnable) until they are.
-    dispatches: Vec<Dispatch>,
+    /// Agent tasks and chained invokes to send; the lease is kept (and the execution left
+    /// runnable) until they are.
+    dispatches: Vec<Task>,
     /// The wake sequence the activation ran at (to settle once the dispatches are sent).
     wake_seq: u64,
 }
@@ -160,6 +165,8 @@ pub struct Runtime {
     limits: Limits,
     scheduler: Scheduler,
     leasing: Leasing,
+    /// How chained invokes name functions: a function ARN must be of this region and account.
+    lambda: LambdaConfig,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,
     /// Bounds concurrent activations to the instance pool, fairly between tenants.
@@ -180,6 +187,7 @@ impl Runtime {
             scheduler,
             agent_inline_limit,
             leasing,
+            lambda,
         } = services;
         let slots = Slots::new(limits.activation_slots());
         // Each role is coerced once here, so callers borrow the narrow `Arc` they hold.
@@ -197,6 +205,7 @@ impl Runtime {
             limits,
             scheduler,
             leasing,
+            lambda,
             running: Mutex::new(HashMap::new()),
             slots,
             finished: broadcast::channel(4096).0,

@@ -3,7 +3,7 @@
 //! again.
 
 use super::Runtime;
-use crate::journal::{Dispatch, Millis, now_ms};
+use crate::journal::{Millis, Task, now_ms};
 use crate::store;
 use std::sync::Arc;
 
@@ -28,13 +28,15 @@ impl Runtime {
             }
         }
         // A crash may have come between recording an agent invocation and sending it; send every
-        // waiting one again. Agents deduplicate by the callback id (the A2A message id).
+        // waiting one again. Agents deduplicate by the callback id (the A2A message id). So
+        // for chained invokes: starting a child again finds it, and closes its invoke if it
+        // ended before the crash let it do so.
         for callback in self.callbacks.pending_agent_callbacks().await? {
-            let Some(dispatch) = Dispatch::of(callback.id, callback.agent) else {
+            let Some(task) = Task::of(&callback) else {
                 continue;
             };
             let this = self.clone();
-            tokio::spawn(async move { this.dispatch(dispatch).await });
+            tokio::spawn(async move { this.send(task).await });
         }
         Ok(count)
     }

@@ -18,6 +18,17 @@ impl Runtime {
         tenant: &TenantId,
         req: StartRequest,
     ) -> Result<(ExecutionRecord, bool), StartError> {
+        self.start_as(tenant, req, ExecutionId::generate()).await
+    }
+
+    /// [`Runtime::start`], with the id the execution gets if it is new (a chained invoke's
+    /// child gets the id its invoke recorded).
+    pub(super) async fn start_as(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        req: StartRequest,
+        id: ExecutionId,
+    ) -> Result<(ExecutionRecord, bool), StartError> {
         let timeout = match req.timeout_seconds {
             Some(0) => {
                 return Err(StartError::Invalid(
@@ -50,7 +61,7 @@ impl Runtime {
                 .then(|| (req.workflow.clone(), component.version, req.input.clone()));
             self.journal
                 .create_execution(NewExecution {
-                    id: ExecutionId::generate(),
+                    id,
                     tenant,
                     name: req.name,
                     workflow: req.workflow,
@@ -119,7 +130,7 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         }
         let stopped = self.journal.execution(id).await?.unwrap_or(record);
-        self.notify_finished(&stopped.id);
+        self.finished_now(&stopped.id, Some(&stopped.name));
         self.notifier.kick();
         Ok(stopped)
     }

@@ -35,7 +35,7 @@ pub trait Host: Send + Sync + 'static {
     fn wake(self: &Arc<Self>, id: ExecutionId);
     /// A timer ended the execution (its timeout): its ending is committed, with its workflow
     /// event in the outbox.
-    fn ended(&self, id: &ExecutionId);
+    fn ended(self: &Arc<Self>, id: &ExecutionId);
 }
 
 /// How long a timer whose transition failed waits before it is tried again.

@@ -61,94 +61,14 @@ pub fn parse_execution_arn(config: &LambdaConfig, arn: &str) -> Option<Execution
     })
 }
 
-/// A function as a request names it: its name, a partial ARN (`<account>:function:<name>`) or a
-/// full ARN, each perhaps ending with `:<qualifier>`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct FunctionRef {
-    pub name: String,
-    pub qualifier: Option<String>,
-}
+pub use crate::config::{FunctionRef, version};
 
-/// Reads a `FunctionName`.
+/// Reads a `FunctionName` (see [`LambdaConfig::parse_function`]).
 ///
 /// # Errors
 /// Why it is not a function of this host: the message says what was expected.
 pub fn parse_function(config: &LambdaConfig, raw: &str) -> Result<FunctionRef, String> {
-    let parts: Vec<&str> = raw.split(':').collect();
-    let (name, qualifier) = match parts.as_slice() {
-        [name] => (*name, None),
-        [name, qualifier] => (*name, Some(*qualifier)),
-        [account, "function", name, rest @ ..] if rest.len() <= 1 => {
-            check_account(config, account, raw)?;
-            (*name, rest.first().copied())
-        }
-        [
-            "arn",
-            _partition,
-            "lambda",
-            region,
-            account,
-            "function",
-            name,
-            rest @ ..,
-        ] if rest.len() <= 1 => {
-            if *region != config.region {
-                return Err(format!(
-                    "function {raw:?} is in region {region:?}; this host serves {:?}",
-                    config.region
-                ));
-            }
-            check_account(config, account, raw)?;
-            (*name, rest.first().copied())
-        }
-        _ => {
-            return Err(format!(
-                "{raw:?} is not a function name, a partial ARN (<account>:function:<name>) or a \
-                 function ARN"
-            ));
-        }
-    };
-    if !valid_name(name) {
-        return Err(format!(
-            "function name {name:?} must be 1-64 letters, digits, '-' or '_'"
-        ));
-    }
-    Ok(FunctionRef {
-        name: name.to_string(),
-        qualifier: qualifier.map(str::to_string),
-    })
-}
-
-fn check_account(config: &LambdaConfig, account: &str, raw: &str) -> Result<(), String> {
-    if account == config.account_id {
-        Ok(())
-    } else {
-        Err(format!(
-            "function {raw:?} is in account {account:?}; this host serves {:?}",
-            config.account_id
-        ))
-    }
-}
-
-/// The version a qualifier names: `$LATEST` (or none) is the latest, digits are a version.
-///
-/// # Errors
-/// An alias or any other qualifier: the host has versions, not aliases.
-pub fn version(qualifier: Option<&str>) -> Result<Option<u32>, String> {
-    match qualifier {
-        None | Some("$LATEST") => Ok(None),
-        Some(q) => q
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v > 0 && !q.starts_with('0'))
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "qualifier {q:?} is neither $LATEST nor a version number (the host has no \
-                     aliases)"
-                )
-            }),
-    }
+    config.parse_function(raw)
 }
 
 /// The qualifier of a request: the one in `FunctionName` or the `Qualifier` parameter, which

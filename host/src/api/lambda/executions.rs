@@ -107,6 +107,7 @@ pub async fn history(
     let style = Style {
         aws: true,
         include_data: params.flag("IncludeExecutionData", true)?,
+        lambda: Some(&s.config),
     };
     let limit = params.max_items()?;
     let reverse = params.flag("ReverseOrder", false)?;
