@@ -257,7 +257,8 @@ fn outside(record: Option<CallbackRecord>) -> Result<CallbackRecord, Error> {
         .ok_or(Error::NotFound)
 }
 
-/// The callbacks of execution `id` that are still waiting.
+/// The callbacks of execution `id` that are still waiting for the outside world (its chained
+/// invokes, which wait for their children, are not among them).
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -265,7 +266,9 @@ pub async fn pending(
     rt: &impl Host,
     id: &ExecutionId,
 ) -> Result<Vec<CallbackRecord>, store::Error> {
-    rt.callbacks().pending_callbacks(id).await
+    let mut pending = rt.callbacks().pending_callbacks(id).await?;
+    pending.retain(|record| !Task::is_invoke(record));
+    Ok(pending)
 }
 
 /// Progress from an agent: the callback must exist and be waiting; it counts as a heartbeat.

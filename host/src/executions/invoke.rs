@@ -48,6 +48,11 @@ impl Runtime {
         self: &Arc<Self>,
         invoke: &Invoke,
     ) -> Result<ExecutionRecord, StartError> {
+        // Started before (this is a resend): it is found by its id, whatever version of the
+        // workflow is the latest now.
+        if let Some(child) = self.journal.execution(&invoke.child).await? {
+            return Ok(child);
+        }
         let function = self
             .lambda
             .parse_function(&invoke.function)

@@ -14,6 +14,7 @@ mod artifacts;
 mod aws;
 mod bad_input;
 mod callbacks;
+mod chained;
 mod cluster;
 mod conditions;
 mod crash;
