@@ -407,8 +407,8 @@ pub fn attacks() -> Vec<Attack> {
         ),
         Attack::new(
             "invalid-json",
-            "a result, a step result and error data that are not JSON",
-            ["result", "step", "error_data"]
+            "a result and error data that are not JSON",
+            ["result", "error_data"]
                 .iter()
                 .map(|place| Run::failing(json!({"where": place}), INVALID_PAYLOAD))
                 .collect(),

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use aegis_sdk::{
     BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error,
-    InvokeOptions, Nesting, Polling, RetryPolicy, StepOptions, WaitDecision, branch, workflow,
+    InvokeOptions, Nesting, Polling, RetryPolicy, StepOptions, WaitDecision, branch, serdes,
+    workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -241,6 +242,8 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "9-16" => map_large_result(ctx).await,
         "9-17" => map_then_wait(ctx).await,
         "9-18" => map_failure_then_wait(ctx).await,
+        "9-19" => map_operation_serdes(ctx, "op-serde", false).await,
+        "9-20" => map_operation_serdes(ctx, "op-serde-replay", true).await,
         _ => Err(Error::new(
             "Conformance.NoHandler",
             format!("no handler for requirement {id}"),
@@ -684,11 +687,16 @@ async fn child_wait_then_step(ctx: Ctx, input: Value) -> Result<Value, Error> {
     echo(&ctx, "after", value).await
 }
 
+/// 3-14: the child's result is recorded through a custom serdes, as upper-case text (not
+/// JSON), and read back as it was recorded.
 async fn child_custom_serdes(ctx: Ctx, input: Value) -> Result<Value, Error> {
-    let Upper(result) = ctx
-        .child("child", |c| async move {
-            let value: String = c.step("echo", move |_| Ok(text(&input))).await?;
-            Ok(Upper(value))
+    let upper = serdes(
+        |value| Ok(value.as_str().unwrap_or_default().to_uppercase()),
+        |text| Ok(Value::String(text.to_owned())),
+    );
+    let result: String = ctx
+        .child_with("child", upper, |c| async move {
+            c.step("echo", move |_| Ok(text(&input))).await
         })
         .await?;
     Ok(json!(result))
@@ -1432,17 +1440,67 @@ async fn map_constant(ctx: Ctx) -> Result<Value, Error> {
     Ok(json!(batch.into_values()?))
 }
 
+/// 9-14: each item's result is recorded through a custom serdes as `wrapped:<value>`.
 async fn map_item_serdes(ctx: Ctx) -> Result<Value, Error> {
+    let wrapped = serdes(
+        |value| Ok(format!("wrapped:{}", value.as_str().unwrap_or_default())),
+        |text| {
+            text.strip_prefix("wrapped:")
+                .map(|s| Value::String(s.to_owned()))
+                .ok_or_else(|| Error::new("Conformance.Serdes", format!("not wrapped: {text}")))
+        },
+    );
+    let config = BatchConfig::new().max_concurrency(1).item_serdes(wrapped);
     let batch = ctx
         .map(
-            "map",
+            "serdes",
             vec!["x", "y"],
-            |_c, item: &str| async move { Ok(Wrapped(json!(item.to_uppercase()))) },
-            Completion::all(),
+            |_c, item: &str| async move { Ok(item.to_uppercase()) },
+            config,
         )
         .await?;
-    let values: Vec<Value> = batch.into_values()?.into_iter().map(|w| w.0).collect();
-    Ok(json!(values))
+    Ok(json!(batch.into_values()?))
+}
+
+/// 9-19 and 9-20's operation-level serdes: the whole map result as `OPSERDE:` and the items'
+/// results joined with commas, read back into the batch result's JSON form.
+fn opserde() -> std::rc::Rc<dyn aegis_sdk::Serdes> {
+    serdes(
+        |batch| {
+            let items = batch["items"].as_array().cloned().unwrap_or_default();
+            let results: Vec<&str> = items
+                .iter()
+                .map(|item| item["result"].as_str().unwrap_or_default())
+                .collect();
+            Ok(format!("OPSERDE:{}", results.join(",")))
+        },
+        |text| {
+            let joined = text
+                .strip_prefix("OPSERDE:")
+                .ok_or_else(|| Error::new("Conformance.Serdes", format!("not OPSERDE: {text}")))?;
+            let items: Vec<Value> = joined
+                .split(',')
+                .map(|result| json!({"status": "succeeded", "result": result}))
+                .collect();
+            Ok(json!({"completion_reason": "all_completed", "items": items}))
+        },
+    )
+}
+
+async fn map_operation_serdes(ctx: Ctx, name: &str, then_wait: bool) -> Result<Value, Error> {
+    let config = BatchConfig::new().max_concurrency(1).serdes(opserde());
+    let batch = ctx
+        .map(
+            name,
+            vec!["x", "y"],
+            |_c, item: &str| async move { Ok(item.to_uppercase()) },
+            config,
+        )
+        .await?;
+    if then_wait {
+        ctx.wait("wait", secs(1)).await?;
+    }
+    Ok(json!(batch.into_values()?))
 }
 
 async fn map_with_wait(ctx: Ctx) -> Result<Value, Error> {

@@ -30,11 +30,12 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Error;
+use crate::{Error, Serdes};
 
 /// When a batch is over.
 ///
@@ -137,6 +138,8 @@ pub struct BatchConfig {
     max_concurrency: Option<usize>,
     item_namer: Option<Box<dyn Fn(usize) -> String>>,
     nesting: Nesting,
+    item_serdes: Option<Rc<dyn Serdes>>,
+    serdes: Option<Rc<dyn Serdes>>,
 }
 
 impl BatchConfig {
@@ -176,6 +179,32 @@ impl BatchConfig {
     pub fn nesting(mut self, nesting: Nesting) -> Self {
         self.nesting = nesting;
         self
+    }
+
+    /// Records each item's result as `serdes` renders it (AWS's `itemSerdes`), instead of as
+    /// JSON. Not used with [`Nesting::Flat`], which records no item.
+    #[must_use]
+    pub fn item_serdes(mut self, serdes: Rc<dyn Serdes>) -> Self {
+        self.item_serdes = Some(serdes);
+        self
+    }
+
+    /// Records the batch's whole result as `serdes` renders it (AWS's operation-level serdes),
+    /// instead of as JSON. The value it renders is the [`BatchResult`]'s JSON form:
+    /// `{"completion_reason": .., "items": [{"status": "succeeded", "result": ..} |
+    /// {"status": "failed", "error": ..} | {"status": "not_finished"}, ..]}`.
+    #[must_use]
+    pub fn serdes(mut self, serdes: Rc<dyn Serdes>) -> Self {
+        self.serdes = Some(serdes);
+        self
+    }
+
+    pub(crate) fn item_serdes_of(&self) -> Option<Rc<dyn Serdes>> {
+        self.item_serdes.clone()
+    }
+
+    pub(crate) fn serdes_of(&self) -> Option<Rc<dyn Serdes>> {
+        self.serdes.clone()
     }
 
     pub(crate) fn is_flat(&self) -> bool {

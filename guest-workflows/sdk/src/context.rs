@@ -6,11 +6,12 @@
 //! Parallel branches, map items and wait-for-callback are all built on [`run_in_context`].
 
 use std::future::Future;
+use std::rc::Rc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::host::{self, ContextBegin, ContextKind, Recorded};
-use crate::{Ctx, Error, payload};
+use crate::{Ctx, Error, Serdes, payload};
 
 impl Ctx {
     /// Runs `body` in a child context named `name` and checkpoints its result.
@@ -54,27 +55,59 @@ impl Ctx {
             name.to_owned(),
             ContextKind::RunInChildContext,
             body,
+            None,
+        )
+    }
+
+    /// [`child`](Self::child), with its result recorded as `serdes` renders it (AWS's serdes
+    /// of a child context) instead of as JSON, and read back through it on replay.
+    ///
+    /// # Errors
+    ///
+    /// As [`child`](Self::child), and `serdes`'s own errors.
+    pub fn child_with<T, F, Fut>(
+        &self,
+        name: &str,
+        serdes: Rc<dyn Serdes>,
+        body: F,
+    ) -> impl Future<Output = Result<T, Error>> + use<T, F, Fut>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        typed_context(
+            self.clone(),
+            name.to_owned(),
+            ContextKind::RunInChildContext,
+            body,
+            Some(serdes),
         )
     }
 }
 
-/// Runs `body` in a child context of `kind`, encoding its value as the context's outcome.
+/// Runs `body` in a child context of `kind`, encoding its value as the context's outcome (as
+/// `serdes` renders it, or JSON).
 pub(crate) async fn typed_context<T, F, Fut>(
     parent: Ctx,
     name: String,
     kind: ContextKind,
     body: F,
+    serdes: Option<Rc<dyn Serdes>>,
 ) -> Result<T, Error>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
+    let writer = serdes.clone();
     let recorded = run_in_context(&parent, &name, kind, |ctx| async move {
-        body(ctx).await.and_then(|value| payload::encode(&value))
+        body(ctx)
+            .await
+            .and_then(|value| payload::encode_with(&value, writer.as_deref()))
     })
     .await?;
-    payload::decode(&recorded)
+    payload::decode_with(&recorded, serdes.as_deref())
 }
 
 /// Enters (or replays) a child context of `parent` and runs `body` in it if it has not finished.

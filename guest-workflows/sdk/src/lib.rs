@@ -131,6 +131,7 @@ mod invoke;
 mod parallel;
 mod payload;
 mod retry;
+mod serdes;
 mod step;
 
 pub use batch::{BatchConfig, BatchResult, Completion, CompletionReason, Nesting};
@@ -141,6 +142,7 @@ pub use error::Error;
 pub use invoke::InvokeOptions;
 pub use parallel::{Branch, branch};
 pub use retry::{Jitter, RetryPolicy};
+pub use serdes::{Serdes, serdes};
 pub use step::{StepOptions, StepSemantics, step_resumed};
 
 /// The name of the workflow this execution runs (its function name, in Lambda terms), or `None`

@@ -175,6 +175,8 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let (completion, max_concurrency) = config.rules()?;
+    let serdes = config.serdes_of();
+    let writer = serdes.clone();
     let recorded = run_in_context(&parent, &name, kind.batch, |batch| async move {
         let items = starts
             .into_iter()
@@ -183,17 +185,19 @@ where
                 let batch = batch.clone();
                 let item_name = config.item_name(kind.item_prefix, index);
                 let flat = config.is_flat();
+                let item_serdes = config.item_serdes_of();
                 async move {
                     if flat {
                         start(Ctx::with_id(host::virtual_context_enter(batch.id()))).await
                     } else {
-                        typed_context(batch, item_name, kind.item, start).await
+                        typed_context(batch, item_name, kind.item, start, item_serdes).await
                     }
                 }
             })
             .collect();
-        payload::encode(&join(items, completion, max_concurrency).await)
+        let result = join(items, completion, max_concurrency).await;
+        payload::encode_with(&result, writer.as_deref())
     })
     .await?;
-    payload::decode(&recorded)
+    payload::decode_with(&recorded, serdes.as_deref())
 }

@@ -11,7 +11,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::Error;
+use crate::{Error, Serdes};
 
 /// Encodes `value` as a JSON document.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
@@ -21,6 +21,32 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> 
 /// Decodes a JSON document into `T`.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, Error> {
     serde_json::from_str(payload).map_err(|err| Error::payload_decode(&err))
+}
+
+/// Encodes `value` as the text `serdes` renders its JSON form as (as JSON without one).
+pub(crate) fn encode_with<T: Serialize + ?Sized>(
+    value: &T,
+    serdes: Option<&dyn Serdes>,
+) -> Result<String, Error> {
+    match serdes {
+        None => encode(value),
+        Some(serdes) => {
+            let json = serde_json::to_value(value).map_err(|err| Error::payload_encode(&err))?;
+            serdes.serialize(&json)
+        }
+    }
+}
+
+/// Decodes `text`, recorded by `serdes` (JSON without one), into `T`.
+pub(crate) fn decode_with<T: DeserializeOwned>(
+    text: &str,
+    serdes: Option<&dyn Serdes>,
+) -> Result<T, Error> {
+    match serdes {
+        None => decode(text),
+        Some(serdes) => serde_json::from_value(serdes.deserialize(text)?)
+            .map_err(|err| Error::payload_decode(&err)),
+    }
 }
 
 #[cfg(test)]

@@ -229,6 +229,32 @@ async fn second_completion_is_rejected() {
     .await;
 }
 
+/// A step's result is the guest's own text (a custom serdes may record a form of its own, as
+/// AWS allows): text that is not JSON is recorded and shown as given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_result_that_is_not_json_is_recorded_as_given() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["invalid-json"]).await?;
+        let id = c.start("invalid-json", json!({"where": "step"})).await?;
+        let exec = c.wait_done(&id, crate::DONE).await?;
+        ensure!(
+            exec["status"] == "SUCCEEDED" && exec["result"] == "after-step",
+            "{exec}"
+        );
+        let events = c.history(&id).await?;
+        let succeeded = crate::of_type(&events, "StepSucceeded");
+        ensure!(
+            succeeded.len() == 1
+                && crate::details(succeeded[0])["Result"]["Payload"] == "this is {not JSON",
+            "{succeeded:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
 /// Input the workflow's SDK cannot decode fails the execution with the SDK's own
 /// `Aegis.PayloadDecode`: a failure the guest returned, so the history records it on the
 /// execution only. A host trap (here `Aegis.InvalidPayload`, a result that is not JSON) is also
