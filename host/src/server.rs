@@ -196,6 +196,7 @@ async fn build_services(
         scheduler,
         agent_inline_limit: config.agent_inline_limit_kb as usize * 1024,
         leasing,
+        lambda: config.lambda.clone(),
     };
     Ok((services, inbox))
 }

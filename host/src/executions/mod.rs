@@ -31,6 +31,7 @@ pub mod sweep;
 use crate::agents::Agents;
 use crate::artifacts::ArtifactStore;
 use crate::backoff::Backoff;
+use crate::config::LambdaConfig;
 use crate::engine::{Engine, Limits};
 use crate::ids::ExecutionId;
 use crate::journal::Dispatch;
@@ -96,6 +97,9 @@ pub struct Services {
     /// Agent results larger than this travel as artifact references.
     pub agent_inline_limit: usize,
     pub leasing: Leasing,
+    /// The `[lambda]` section: the region and account of the execution ARN each activation's
+    /// guest is told (`AEGIS_EXECUTION_ARN`).
+    pub lambda: LambdaConfig,
 }
 
 pub use crate::store::Leasing;
@@ -160,6 +164,8 @@ pub struct Runtime {
     limits: Limits,
     scheduler: Scheduler,
     leasing: Leasing,
+    /// Names the execution ARN each activation's guest is told.
+    lambda: LambdaConfig,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,
     /// Bounds concurrent activations to the instance pool, fairly between tenants.
@@ -180,6 +186,7 @@ impl Runtime {
             scheduler,
             agent_inline_limit,
             leasing,
+            lambda,
         } = services;
         let slots = Slots::new(limits.activation_slots());
         // Each role is coerced once here, so callers borrow the narrow `Arc` they hold.
@@ -197,6 +204,7 @@ impl Runtime {
             limits,
             scheduler,
             leasing,
+            lambda,
             running: Mutex::new(HashMap::new()),
             slots,
             finished: broadcast::channel(4096).0,
