@@ -2,10 +2,13 @@
 //!
 //! The guest gets a WASI context with almost nothing in it: no preopened folders, no sockets, a
 //! stdout kept as the execution's log lines (`host/stdout.rs`), a clock frozen at the epoch, a
-//! random source seeded from the execution id, and an environment of two variables,
+//! random source seeded from the execution id, and an environment of a few variables:
 //! `AWS_LAMBDA_FUNCTION_NAME` (the execution's workflow) and `AWS_LAMBDA_FUNCTION_VERSION` (its
-//! version number), as Lambda sets them for a handler. Both are
-//! fixed per execution, so a replay sees the same values.
+//! version number), as Lambda sets them for a handler, both fixed per execution;
+//! `AEGIS_EXECUTION_ARN` (the execution's ARN, when the host names one: what an AWS SDK
+//! handler receives with each invocation), fixed too; and `AEGIS_FIRST_ACTIVATION` (`true` or
+//! `false`), which differs between activations and is for instrumentation (the SDK's plugin
+//! hooks), never for choosing durable calls.
 //! Real time and randomness reach it only through the recorded `now` and `random` imports, so a
 //! replay sees exactly what the first run saw.
 
@@ -65,18 +68,50 @@ const STDERR_CAPTURE: usize = 8 * 1024;
 pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// The variable holding the workflow version a guest runs as.
 pub const FUNCTION_VERSION_VAR: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+/// The variable holding the execution's ARN (set when the host gave the activation one).
+pub const EXECUTION_ARN_VAR: &str = "AEGIS_EXECUTION_ARN";
+/// The variable saying whether this is the execution's first activation: `true` or `false`.
+pub const FIRST_ACTIVATION_VAR: &str = "AEGIS_FIRST_ACTIVATION";
 
-fn sandbox(
-    seed: u64,
-    workflow: &str,
+/// What the guest's environment says about its execution and this activation.
+struct GuestEnv<'a> {
+    workflow: &'a str,
     version: u32,
-    stdout: Stdout,
-    stderr: MemoryOutputPipe,
-) -> WasiCtx {
+    execution_arn: Option<&'a str>,
+    first: bool,
+}
+
+impl<'a> GuestEnv<'a> {
+    /// The environment of `activation`. It is the execution's first activation when its journal
+    /// holds no operation yet: every activation after the first replays at least the operation
+    /// the first one suspended on (a wait, a retry, a callback) or crashed in. (A guest that
+    /// exits before its first durable call leaves nothing behind, so its rerun is first again.)
+    fn of(activation: &'a Activation) -> Self {
+        Self {
+            workflow: &activation.execution.workflow,
+            version: activation.execution.version,
+            execution_arn: activation.execution_arn.as_deref(),
+            first: activation.cursor.is_empty(),
+        }
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (FUNCTION_NAME_VAR, self.workflow.to_owned()),
+            (FUNCTION_VERSION_VAR, self.version.to_string()),
+        ];
+        if let Some(arn) = self.execution_arn {
+            vars.push((EXECUTION_ARN_VAR, arn.to_owned()));
+        }
+        vars.push((FIRST_ACTIVATION_VAR, self.first.to_string()));
+        vars
+    }
+}
+
+fn sandbox(seed: u64, env: &GuestEnv<'_>, stdout: Stdout, stderr: MemoryOutputPipe) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
-        .env(FUNCTION_NAME_VAR, workflow)
-        .env(FUNCTION_VERSION_VAR, version.to_string())
+        .envs(&env.vars())
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -109,8 +144,7 @@ pub fn run(
     let input = activation.execution.input.clone();
     let wasi = sandbox(
         seed,
-        &activation.execution.workflow,
-        activation.execution.version,
+        &GuestEnv::of(&activation),
         activation.stdout(),
         stderr.clone(),
     );
@@ -321,6 +355,64 @@ mod tests {
             classify(failed("Order.Rejected"), Some(&lost), &meter(), &stderr),
             Ending::Abandoned { retry: true, .. }
         ));
+    }
+
+    /// An activation of a fresh execution record over `journal`.
+    fn activation_over(journal: Vec<aegis_core::journal::Operation>) -> Activation {
+        use crate::host::fake::{NoArtifacts, RecordingJournal};
+        use aegis_core::ids::{ComponentDigest, ExecutionId, TenantId};
+        use aegis_core::store::{ExecutionRecord, ExecutionStatus};
+        let record = ExecutionRecord {
+            id: ExecutionId::from_raw("ex_1"),
+            tenant: TenantId::default_tenant(),
+            name: "ex_1".into(),
+            workflow: "greet".into(),
+            version: 3,
+            digest: ComponentDigest::of(b"greet"),
+            input: "null".into(),
+            status: ExecutionStatus::Running,
+            result: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+            timeout_at: None,
+            wake_seq: 0,
+        };
+        let store = std::sync::Arc::new(RecordingJournal::default());
+        Activation::new(record, journal, store, std::sync::Arc::new(NoArtifacts))
+    }
+
+    #[test]
+    fn the_guest_learns_its_arn_and_whether_the_activation_is_the_first() {
+        let first = activation_over(vec![]).with_execution_arn("arn:x/ex_1".into());
+        assert_eq!(
+            GuestEnv::of(&first).vars(),
+            [
+                (FUNCTION_NAME_VAR, "greet".to_owned()),
+                (FUNCTION_VERSION_VAR, "3".to_owned()),
+                (EXECUTION_ARN_VAR, "arn:x/ex_1".to_owned()),
+                (FIRST_ACTIVATION_VAR, "true".to_owned()),
+            ]
+        );
+        // A later activation replays what an earlier one recorded (here the wait it suspended
+        // on); without an ARN from the host, the variable is not set at all.
+        let wait = aegis_core::journal::Operation::new(
+            "op_1".into(),
+            None,
+            "nap".into(),
+            aegis_core::journal::OperationType::Wait,
+            aegis_core::journal::SubType::Wait,
+            0,
+        );
+        let later = activation_over(vec![wait]);
+        assert_eq!(
+            GuestEnv::of(&later).vars(),
+            [
+                (FUNCTION_NAME_VAR, "greet".to_owned()),
+                (FUNCTION_VERSION_VAR, "3".to_owned()),
+                (FIRST_ACTIVATION_VAR, "false".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 mod artifacts;
 mod events;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod logs;
 mod operations;
 mod state;

@@ -52,6 +52,8 @@ pub struct Activation {
     pub published: Vec<String>,
     /// The fencing token of the lease this activation runs under: every commit carries it.
     lease: Option<u64>,
+    /// The execution's ARN, for the guest's environment (`activation.rs`); the host formats it.
+    pub execution_arn: Option<String>,
     /// What this activation may still make the host hold.
     pub(super) budget: Budget,
     /// Bytes recorded since the last commit.
@@ -89,6 +91,7 @@ impl Activation {
             dispatches: Vec::new(),
             published: Vec::new(),
             lease: None,
+            execution_arn: None,
             budget: Budget::new(&aegis_core::quotas::Quotas::default()),
             pending_bytes: 0,
             logs: Vec::new(),
@@ -128,6 +131,14 @@ impl Activation {
     pub fn end_stdout(&mut self) {
         self.stdout.close();
         self.take_stdout();
+    }
+
+    /// Tells the guest its execution's ARN (`AEGIS_EXECUTION_ARN`), as AWS hands one to each
+    /// invocation of a handler: the engine cannot name it, since the region and account are the
+    /// host's settings.
+    pub fn with_execution_arn(mut self, arn: String) -> Self {
+        self.execution_arn = Some(arn);
+        self
     }
 
     /// Runs under the lease with fencing token `token`: a commit after another host took the

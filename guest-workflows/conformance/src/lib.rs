@@ -10,13 +10,21 @@
 //! The dispatch table in [`dispatch`] is the list of handled requirements: the harness reads the
 //! `"<id>" =>` lines of this file to know which function names to upload, so keep one arm per line.
 //! Requirements the SDK cannot express yet have no handler (see the harness's report).
+//!
+//! The plugin suite (10-x) also registers plugins, chosen by the function name as the handler
+//! is: [`plugins`] is evaluated at the start of every activation.
 
 use std::time::Duration;
 
+use std::cell::RefCell;
+
+use aegis_sdk::plugin::{
+    AttemptEndInfo, AttemptInfo, InvocationEndInfo, InvocationInfo, OperationInfo, OperationKind,
+};
 use aegis_sdk::{
     BatchConfig, BatchResult, CallbackOptions, Completion, CompletionReason, Ctx, Error,
-    InvokeOptions, Nesting, Polling, RetryPolicy, StepOptions, WaitDecision, branch, serdes,
-    workflow,
+    HookResult, InvokeOptions, Nesting, Plugin, Polling, RetryPolicy, StepOptions, WaitDecision,
+    branch, serdes, workflow,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -26,6 +34,12 @@ const PREFIX: &str = "conformance-";
 
 /// A long timeout for callbacks whose requirement sets none (AWS's default is no timeout).
 const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The requirement id this function runs, from its name (`conformance-<id>`).
+fn requirement() -> Option<String> {
+    let name = aegis_sdk::function_name()?;
+    name.strip_prefix(PREFIX).map(str::to_owned)
+}
 
 async fn run(ctx: Ctx, input: Value) -> Result<Value, Error> {
     let name = aegis_sdk::function_name().unwrap_or_default();
@@ -38,7 +52,24 @@ async fn run(ctx: Ctx, input: Value) -> Result<Value, Error> {
     dispatch(id, ctx, input).await
 }
 
-workflow!(run);
+workflow!(run, plugins = plugins());
+
+/// The plugins of the requirement this function runs: the plugin suite's instrumentation, each
+/// plugin logging the hooks its requirement names.
+fn plugins() -> Vec<Box<dyn Plugin>> {
+    let confplugin = |hooks| Box::new(ConfPlugin::new("CONFPLUGIN", hooks)) as Box<dyn Plugin>;
+    match requirement().as_deref() {
+        Some("10-1" | "10-6" | "10-7") => vec![confplugin(Hooks::Invocation)],
+        Some("10-2") => vec![confplugin(Hooks::Operation)],
+        Some("10-3") => vec![confplugin(Hooks::Attempt)],
+        Some("10-4") => vec![Box::new(ConfPlugin::faulty("CONFPLUGIN-FAULTY"))],
+        Some("10-5") => vec![
+            Box::new(ConfPlugin::new("CONFPLUGIN-A", Hooks::Invocation)),
+            Box::new(ConfPlugin::new("CONFPLUGIN-B", Hooks::Invocation)),
+        ],
+        _ => Vec::new(),
+    }
+}
 
 /// Runs the handler of requirement `id`.
 async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
@@ -244,6 +275,14 @@ async fn dispatch(id: &str, ctx: Ctx, input: Value) -> Result<Value, Error> {
         "9-18" => map_failure_then_wait(ctx).await,
         "9-19" => map_operation_serdes(ctx, "op-serde", false).await,
         "9-20" => map_operation_serdes(ctx, "op-serde-replay", true).await,
+        // plugin (the plugins are registered by `plugins`)
+        "10-1" => plugin_greet(ctx, input).await,
+        "10-2" => step_basic(ctx, input).await,
+        "10-3" => step_retry_then_success(ctx).await,
+        "10-4" => step_basic(ctx, input).await,
+        "10-5" => step_basic(ctx, input).await,
+        "10-6" => wait_seconds(ctx, "wait", 2).await,
+        "10-7" => step_permanent_error(ctx).await,
         _ => Err(Error::new(
             "Conformance.NoHandler",
             format!("no handler for requirement {id}"),
@@ -1583,6 +1622,127 @@ async fn map_failure_then_wait(ctx: Ctx) -> Result<Value, Error> {
         .await?;
     ctx.wait("wait", secs(1)).await?;
     Ok(projection(&batch, FULL))
+}
+
+// ---- plugin (10-x) ----
+
+/// 10-1: the greeting step, its body logging that it runs.
+async fn plugin_greet(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let name = text(&input);
+    let log = ctx.clone();
+    ctx.step("greet", move |_| {
+        log.info(&format!("Greeting step running for: {name}"));
+        Ok(json!(format!("Hello, {name}!")))
+    })
+    .await
+}
+
+/// Which hooks a [`ConfPlugin`] logs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hooks {
+    /// invocation-start (`first`) and invocation-end (`status`).
+    Invocation,
+    /// operation-start (`op`) and operation-end (`op`, `status`), steps only.
+    Operation,
+    /// attempt-start (`n`, `op`) and attempt-end (`n`, `outcome`, `op`), steps only.
+    Attempt,
+    /// Every hook, with the plugin and hook names alone (10-4, whose hooks then fail).
+    All,
+}
+
+/// The suite's instrumentation plugin: writes a JSON object per hook to plain stdout (the
+/// execution's log), each carrying the `durableExecutionArn` it was told at invocation start,
+/// which is what CloudWatch's execution-scoped search (the harness's log stub) selects on.
+struct ConfPlugin {
+    name: &'static str,
+    hooks: Hooks,
+    /// Fails every hook after logging it (10-4).
+    faulty: bool,
+    arn: RefCell<String>,
+}
+
+impl ConfPlugin {
+    fn new(name: &'static str, hooks: Hooks) -> Self {
+        Self {
+            name,
+            hooks,
+            faulty: false,
+            arn: RefCell::new(String::new()),
+        }
+    }
+
+    fn faulty(name: &'static str) -> Self {
+        Self {
+            faulty: true,
+            ..Self::new(name, Hooks::All)
+        }
+    }
+
+    /// Logs `hook` with `fields` when this plugin logs `kind` hooks; then fails if faulty.
+    fn emit(&self, kind: Hooks, hook: &str, fields: Value) -> HookResult {
+        if self.hooks != kind && self.hooks != Hooks::All {
+            return Ok(());
+        }
+        let mut record = json!({
+            "plugin": self.name,
+            "hook": hook,
+            "durableExecutionArn": *self.arn.borrow(),
+        });
+        if self.hooks != Hooks::All
+            && let (Some(record), Value::Object(fields)) = (record.as_object_mut(), fields)
+        {
+            record.extend(fields);
+        }
+        println!("{record}");
+        if self.faulty {
+            return Err(format!("{} fails its {hook} hook on purpose", self.name).into());
+        }
+        Ok(())
+    }
+}
+
+impl Plugin for ConfPlugin {
+    fn on_invocation_start(&self, info: &InvocationInfo) -> HookResult {
+        *self.arn.borrow_mut() = info.execution_arn.clone().unwrap_or_default();
+        let fields = json!({"first": info.is_first_invocation});
+        self.emit(Hooks::Invocation, "invocation-start", fields)
+    }
+
+    fn on_invocation_end(&self, info: &InvocationEndInfo) -> HookResult {
+        let fields = json!({"status": info.status.as_str()});
+        self.emit(Hooks::Invocation, "invocation-end", fields)
+    }
+
+    fn on_operation_start(&self, info: &OperationInfo) -> HookResult {
+        if info.kind != OperationKind::Step {
+            return Ok(());
+        }
+        self.emit(Hooks::Operation, "operation-start", json!({"op": info.id}))
+    }
+
+    fn on_operation_end(&self, info: &OperationInfo) -> HookResult {
+        if info.kind != OperationKind::Step {
+            return Ok(());
+        }
+        let fields = json!({"op": info.id, "status": info.status.as_str()});
+        self.emit(Hooks::Operation, "operation-end", fields)
+    }
+
+    fn on_attempt_start(&self, info: &AttemptInfo) -> HookResult {
+        if info.kind != OperationKind::Step {
+            return Ok(());
+        }
+        let fields = json!({"n": info.attempt, "op": info.id});
+        self.emit(Hooks::Attempt, "attempt-start", fields)
+    }
+
+    fn on_attempt_end(&self, info: &AttemptEndInfo) -> HookResult {
+        if info.kind != OperationKind::Step {
+            return Ok(());
+        }
+        let fields = json!({"n": info.attempt, "outcome": info.outcome.as_str(), "op": info.id});
+        self.emit(Hooks::Attempt, "attempt-end", fields)
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::executor::ask_once;
 use crate::host::{self, ConditionBegin, Recorded};
+use crate::plugin::{self, OperationKind};
 use crate::retry::millis;
-use crate::step::RunningStep;
+use crate::step::{RunningStep, starts_now};
 use crate::{Ctx, Error, Jitter, payload};
 
 /// What a [`WaitStrategy`] decided about a check's new state.
@@ -264,6 +265,17 @@ where
             attempt,
             state,
         } => {
+            let running = plugin::Running {
+                id: &operation_id,
+                name,
+                kind: OperationKind::WaitForCondition,
+                ctx,
+                attempt,
+            };
+            if starts_now(&running) {
+                plugin::operation_started(&running);
+            }
+            plugin::attempt_started(&running);
             let current = match state {
                 Some(recorded) => payload::decode(&recorded),
                 None => Ok(initial_state),
@@ -272,8 +284,13 @@ where
                 let _running = RunningStep::enter(&operation_id);
                 check(state, attempt)
             });
+            plugin::attempt_ended(&running, &checked);
             let (checked, next) = settle(checked, strategy, attempt);
-            host::condition_end(&operation_id, checked, next)
+            let verdict = host::condition_end(&operation_id, checked, next);
+            if let Some(recorded) = &verdict {
+                plugin::operation_ended(&running, recorded);
+            }
+            verdict
         }
     }
 }

@@ -24,7 +24,10 @@
 //!   ([`put_artifact`](Ctx::put_artifact), [`get_artifact`](Ctx::get_artifact),
 //!   [`presign`](Ctx::presign)).
 //! - [`function_name`] and [`function_version`] say which workflow (and version) the execution
-//!   runs as.
+//!   runs as; [`execution_arn`] names the execution, and [`is_first_activation`] says whether this
+//!   activation is its first.
+//! - [`Plugin`]s watch the run through lifecycle hooks (invocation, operation and attempt start
+//!   and end), registered with `workflow!(run, plugins = ...)`; see [`plugin`].
 //! - [`Error`] is the single failure type: a dotted `error_type`, a `message`, optional `data`.
 //!
 //! ```no_run
@@ -130,6 +133,7 @@ mod host;
 mod invoke;
 mod parallel;
 mod payload;
+pub mod plugin;
 mod retry;
 mod serdes;
 mod step;
@@ -141,6 +145,7 @@ pub use ctx::{Ctx, LogLevel};
 pub use error::Error;
 pub use invoke::InvokeOptions;
 pub use parallel::{Branch, branch};
+pub use plugin::{HookResult, Plugin};
 pub use retry::{Jitter, RetryPolicy};
 pub use serdes::{Serdes, serdes};
 pub use step::{StepOptions, StepSemantics, step_resumed};
@@ -162,6 +167,29 @@ pub fn function_version() -> Option<u32> {
     std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
         .ok()
         .and_then(|v| v.parse().ok())
+}
+
+/// The ARN of the execution this activation runs, or `None` outside an Aegis host.
+///
+/// The host sets `AEGIS_EXECUTION_ARN` to the ARN its Lambda surface shows for the execution
+/// (`arn:aws:lambda:<region>:<account>:function:<workflow>:<version>/durable-execution/<name>/<id>`,
+/// the region and account from its `[lambda]` section), as AWS hands one to each invocation of a
+/// handler. Fixed for the execution, so reading it is replay-safe; plugins stamp it on what they
+/// log so that a log search can find an execution's lines.
+pub fn execution_arn() -> Option<String> {
+    std::env::var("AEGIS_EXECUTION_ARN").ok()
+}
+
+/// Whether this activation is the execution's first (read from `AEGIS_FIRST_ACTIVATION`); false
+/// outside an Aegis host.
+///
+/// The host says `true` when the execution's journal is still empty: every later activation
+/// replays at least the operation the first one suspended on. Unlike the other variables this
+/// one changes between activations, so a workflow must not choose its durable calls by it (a
+/// replay would take another path); it is for instrumentation, such as
+/// [`Plugin::on_invocation_start`].
+pub fn is_first_activation() -> bool {
+    std::env::var("AEGIS_FIRST_ACTIVATION").is_ok_and(|v| v == "true")
 }
 
 /// The bindings `wit-bindgen` generates for the `aegis:workflow` contract.

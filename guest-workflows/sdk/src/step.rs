@@ -8,6 +8,10 @@
 //!
 //! A failed body is retried according to the step's [`RetryPolicy`]: the host schedules the next
 //! attempt, the step stays pending, and the execution suspends until the attempt is due.
+//!
+//! Plugins ([`crate::plugin`]) see the step start (with its first attempt), each attempt's body
+//! start and end, and the step's end once the host records its final outcome; a step answered
+//! from the journal calls no hook.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -16,6 +20,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::executor::ask_once;
 use crate::host::{self, Recorded, StepBegin};
+use crate::plugin::{self, OperationKind};
 use crate::{Ctx, Error, RetryPolicy, payload};
 
 /// What a step promises about running its body when the host crashes mid-step.
@@ -128,19 +133,42 @@ where
             operation_id,
             attempt,
         } => {
+            let running = plugin::Running {
+                id: &operation_id,
+                name,
+                kind: OperationKind::Step,
+                ctx,
+                attempt,
+            };
+            if starts_now(&running) {
+                plugin::operation_started(&running);
+            }
+            plugin::attempt_started(&running);
             let result = {
                 let _running = RunningStep::enter(&operation_id);
                 body(attempt)
             };
             let outcome = result.and_then(|value| payload::encode(&value));
+            plugin::attempt_ended(&running, &outcome);
             // A failure the policy's predicate refuses is final: the host gets no policy.
             let policy = options
                 .retry
                 .as_ref()
                 .filter(|policy| outcome.as_ref().err().is_none_or(|e| policy.admits(e)));
-            host::step_end(&operation_id, outcome, policy)
+            let verdict = host::step_end(&operation_id, outcome, policy);
+            if let Some(recorded) = &verdict {
+                plugin::operation_ended(&running, recorded);
+            }
+            verdict
         }
     }
+}
+
+/// Whether the operation of `running`, about to run its body, starts in this activation: its
+/// first attempt, unless an activation that crashed began that attempt (and told the plugins).
+/// Asks the host only when plugins are registered.
+pub(crate) fn starts_now(running: &plugin::Running<'_>) -> bool {
+    running.attempt == 1 && plugin::registered() && !host::step_resumed(running.id)
 }
 
 thread_local! {

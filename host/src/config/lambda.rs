@@ -1,7 +1,10 @@
 //! The `[lambda]` section: how the AWS Lambda durable-functions surface (`api/lambda/`) names
-//! the host's workflows and executions, and how long a synchronous Invoke may wait.
+//! the host's workflows and executions, and how long a synchronous Invoke may wait. The ARN
+//! formats are here, not in the API, because guests see their execution's ARN too (the
+//! executions service hands it to each activation).
 
 use crate::ids::valid_name;
+use crate::store::ExecutionRecord;
 use serde::Deserialize;
 
 /// The `[lambda]` section. AWS clients check the shape of the ARNs they are given, so the
@@ -68,6 +71,35 @@ impl LambdaConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The ARN of version `version` of `workflow`.
+pub fn function_arn(config: &LambdaConfig, workflow: &str, version: u32) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:function:{workflow}:{version}",
+        config.region, config.account_id
+    )
+}
+
+/// The ARN of an execution.
+pub fn execution_arn(config: &LambdaConfig, record: &ExecutionRecord) -> String {
+    format!(
+        "{}/durable-execution/{}/{}",
+        function_arn(config, &record.workflow, record.version),
+        durable_name(record),
+        record.id
+    )
+}
+
+/// The execution's name as AWS shows it (`DurableExecutionName`, `[a-zA-Z0-9-_]{1,64}`): its
+/// name, or its id when it has none or its name (given through `/v1`, which allows more) does
+/// not fit that pattern.
+pub fn durable_name(record: &ExecutionRecord) -> &str {
+    if valid_name(&record.name) {
+        &record.name
+    } else {
+        record.id.as_str()
     }
 }
 

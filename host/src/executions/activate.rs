@@ -187,7 +187,8 @@ impl Runtime {
         };
         let digest = execution.digest.clone();
         let id = execution.id.clone();
-        let activation = |execution, journal| {
+        let activation = |execution: store::ExecutionRecord, journal| {
+            let arn = crate::config::execution_arn(&self.lambda, &execution);
             Activation::new(
                 execution,
                 journal,
@@ -195,6 +196,7 @@ impl Runtime {
                 self.artifacts.clone(),
             )
             .with_lease(token)
+            .with_execution_arn(arn)
         };
         match crate::components::load(&self.engine, &*self.artifacts, &digest) {
             Ok(pre) => {

@@ -98,7 +98,9 @@ pub struct Services {
     /// Agent results larger than this travel as artifact references.
     pub agent_inline_limit: usize,
     pub leasing: Leasing,
-    /// How chained invokes name functions (region, account).
+    /// The `[lambda]` section: how chained invokes name functions (a function ARN must be of
+    /// this region and account), and the execution ARN each activation's guest is told
+    /// (`AEGIS_EXECUTION_ARN`).
     pub lambda: LambdaConfig,
 }
 
@@ -165,7 +167,8 @@ pub struct Runtime {
     limits: Limits,
     scheduler: Scheduler,
     leasing: Leasing,
-    /// How chained invokes name functions: a function ARN must be of this region and account.
+    /// How chained invokes name functions, and the execution ARN each activation's guest is
+    /// told.
     lambda: LambdaConfig,
     /// Executions with an activation in flight; `true` means "run again when done".
     running: Mutex<HashMap<ExecutionId, bool>>,

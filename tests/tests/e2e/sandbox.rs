@@ -68,14 +68,25 @@ async fn sandbox_probe_finds_no_way_out() {
                 "{probe} was not denied: {result}"
             );
         }
-        // Only what Lambda sets for a handler: the function (workflow) name and its version.
+        // Only what Lambda sets for a handler (the function (workflow) name and its version),
+        // the execution's ARN and whether this is its first activation.
+        let arn = result["env"][2][1].as_str().unwrap_or_default();
+        ensure!(
+            arn.starts_with(
+                "arn:aws:lambda:us-east-1:000000000000:function:sandbox_probe:1/durable-execution/"
+            ) && arn.ends_with(&format!("/{id}")),
+            "the guest sees its execution's ARN: {result}"
+        );
         ensure!(
             result["env"]
                 == json!([
                     ["AWS_LAMBDA_FUNCTION_NAME", "sandbox_probe"],
-                    ["AWS_LAMBDA_FUNCTION_VERSION", "1"]
+                    ["AWS_LAMBDA_FUNCTION_VERSION", "1"],
+                    ["AEGIS_EXECUTION_ARN", arn],
+                    ["AEGIS_FIRST_ACTIVATION", "true"]
                 ]),
-            "the guest sees its function name and version, nothing else: {result}"
+            "the guest sees its function name, version, ARN and first activation, nothing \
+             else: {result}"
         );
         ensure!(
             result["function_name"] == "sandbox_probe",

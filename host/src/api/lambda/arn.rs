@@ -8,36 +8,10 @@
 
 use crate::config::LambdaConfig;
 use crate::ids::valid_name;
-use crate::store::ExecutionRecord;
 
-/// The ARN of version `version` of `workflow`.
-pub fn function_arn(config: &LambdaConfig, workflow: &str, version: u32) -> String {
-    format!(
-        "arn:aws:lambda:{}:{}:function:{workflow}:{version}",
-        config.region, config.account_id
-    )
-}
-
-/// The ARN of an execution.
-pub fn execution_arn(config: &LambdaConfig, record: &ExecutionRecord) -> String {
-    format!(
-        "{}/durable-execution/{}/{}",
-        function_arn(config, &record.workflow, record.version),
-        durable_name(record),
-        record.id
-    )
-}
-
-/// The execution's name as AWS shows it (`DurableExecutionName`, `[a-zA-Z0-9-_]{1,64}`): its
-/// name, or its id when it has none or its name (given through `/v1`, which allows more) does
-/// not fit that pattern.
-pub fn durable_name(record: &ExecutionRecord) -> &str {
-    if valid_name(&record.name) {
-        &record.name
-    } else {
-        record.id.as_str()
-    }
-}
+// The formatting lives with the `[lambda]` section, below the API, because the executions
+// service needs it too: it hands each activation its execution's ARN.
+pub use crate::config::{durable_name, execution_arn, function_arn};
 
 /// What an execution ARN names.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,7 +63,7 @@ pub fn qualifier(function: &FunctionRef, param: Option<&str>) -> Result<Option<u
 mod tests {
     use super::*;
     use crate::ids::{ComponentDigest, ExecutionId, TenantId};
-    use crate::store::ExecutionStatus;
+    use crate::store::{ExecutionRecord, ExecutionStatus};
 
     fn record(name: &str) -> ExecutionRecord {
         ExecutionRecord {
