@@ -359,25 +359,8 @@ mod tests {
 
     /// An activation of a fresh execution record over `journal`.
     fn activation_over(journal: Vec<aegis_core::journal::Operation>) -> Activation {
-        use crate::host::fake::{NoArtifacts, RecordingJournal};
-        use aegis_core::ids::{ComponentDigest, ExecutionId, TenantId};
-        use aegis_core::store::{ExecutionRecord, ExecutionStatus};
-        let record = ExecutionRecord {
-            id: ExecutionId::from_raw("ex_1"),
-            tenant: TenantId::default_tenant(),
-            name: "ex_1".into(),
-            workflow: "greet".into(),
-            version: 3,
-            digest: ComponentDigest::of(b"greet"),
-            input: "null".into(),
-            status: ExecutionStatus::Running,
-            result: None,
-            error: None,
-            created_at: 0,
-            updated_at: 0,
-            timeout_at: None,
-            wake_seq: 0,
-        };
+        use crate::host::fake::{NoArtifacts, RecordingJournal, running_execution};
+        let record = running_execution("greet", 3);
         let store = std::sync::Arc::new(RecordingJournal::default());
         Activation::new(record, journal, store, std::sync::Arc::new(NoArtifacts))
     }

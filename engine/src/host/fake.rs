@@ -18,6 +18,26 @@ pub struct RecordingJournal {
     pub log_lines: Mutex<Vec<LogLine>>,
 }
 
+/// A running execution `ex_1` of version `version` of `workflow`, as an activation starts from.
+pub fn running_execution(workflow: &str, version: u32) -> ExecutionRecord {
+    ExecutionRecord {
+        id: ExecutionId::from_raw("ex_1"),
+        tenant: TenantId::default_tenant(),
+        name: "ex_1".into(),
+        workflow: workflow.into(),
+        version,
+        digest: aegis_core::ids::ComponentDigest::of(workflow.as_bytes()),
+        input: "null".into(),
+        status: store::ExecutionStatus::Running,
+        result: None,
+        error: None,
+        created_at: 0,
+        updated_at: 0,
+        timeout_at: None,
+        wake_seq: 0,
+    }
+}
+
 fn unserved<T>(what: &str) -> store::Result<T> {
     Err(store::Error::Fatal(format!(
         "the fake journal serves no {what}"

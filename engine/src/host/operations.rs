@@ -614,29 +614,13 @@ mod tests {
     /// Host calls on an activation over a journal that keeps what is committed.
     mod activation {
         use super::*;
-        use crate::host::fake::{NoArtifacts, RecordingJournal};
-        use aegis_core::ids::{ComponentDigest, ExecutionId, TenantId};
+        use crate::host::fake::{NoArtifacts, RecordingJournal, running_execution};
         use aegis_core::journal::Operation;
-        use aegis_core::store::{ExecutionRecord, ExecutionStatus};
+        use aegis_core::store::ExecutionRecord;
         use std::sync::Arc;
 
         fn record() -> ExecutionRecord {
-            ExecutionRecord {
-                id: ExecutionId::from_raw("ex_1"),
-                tenant: TenantId::default_tenant(),
-                name: "ex_1".into(),
-                workflow: "poll".into(),
-                version: 1,
-                digest: ComponentDigest::of(b"poll"),
-                input: "null".into(),
-                status: ExecutionStatus::Running,
-                result: None,
-                error: None,
-                created_at: 0,
-                updated_at: 0,
-                timeout_at: None,
-                wake_seq: 0,
-            }
+            running_execution("poll", 1)
         }
 
         /// An activation that replays `journal`, and the journal it commits to.

@@ -15,13 +15,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::executor::ask_once;
 use crate::host::{self, Recorded, StepBegin};
 use crate::plugin::{self, OperationKind};
-use crate::{Ctx, Error, RetryPolicy, payload};
+use crate::{Ctx, Error, RetryPolicy, Serdes, payload};
 
 /// What a step promises about running its body when the host crashes mid-step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,12 +36,36 @@ pub enum StepSemantics {
 }
 
 /// Options for [`Ctx::step_with`].
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct StepOptions {
     /// How failures are retried; `None` means no retry: the first failure is final.
     pub retry: Option<RetryPolicy>,
     /// What happens to an attempt interrupted by a crash.
     pub semantics: StepSemantics,
+    /// The text the step's result is recorded as; `None` records it as JSON.
+    pub serdes: Option<Rc<dyn Serdes>>,
+}
+
+impl std::fmt::Debug for StepOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepOptions")
+            .field("retry", &self.retry)
+            .field("semantics", &self.semantics)
+            .field("serdes", &self.serdes.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+/// Equal when their retries and semantics are, and they use the same serdes (or none).
+impl PartialEq for StepOptions {
+    fn eq(&self, other: &Self) -> bool {
+        let same_serdes = match (&self.serdes, &other.serdes) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.retry == other.retry && self.semantics == other.semantics && same_serdes
+    }
 }
 
 impl StepOptions {
@@ -48,8 +73,16 @@ impl StepOptions {
     pub fn retry(policy: RetryPolicy) -> Self {
         Self {
             retry: Some(policy),
-            semantics: StepSemantics::AtLeastOnce,
+            ..Self::default()
         }
+    }
+
+    /// The same options with the step's result recorded as `serdes` renders it (AWS's step
+    /// serdes) instead of as JSON, and read back through it on replay.
+    #[must_use]
+    pub fn serdes(mut self, serdes: Rc<dyn Serdes>) -> Self {
+        self.serdes = Some(serdes);
+        self
     }
 
     /// The same options with at-most-once semantics.
@@ -101,7 +134,7 @@ impl Ctx {
         let (ctx, name) = (self.clone(), name.to_owned());
         async move {
             let recorded = ask_once(|| run_step(ctx.id(), &name, &options, body)).await?;
-            payload::decode(&recorded)
+            payload::decode_with(&recorded, options.serdes.as_deref())
         }
     }
 }
@@ -148,7 +181,8 @@ where
                 let _running = RunningStep::enter(&operation_id);
                 body(attempt)
             };
-            let outcome = result.and_then(|value| payload::encode(&value));
+            let outcome =
+                result.and_then(|value| payload::encode_with(&value, options.serdes.as_deref()));
             plugin::attempt_ended(&running, &outcome);
             // A failure the policy's predicate refuses is final: the host gets no policy.
             let policy = options

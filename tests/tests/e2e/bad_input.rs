@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{DONE, guard, host, upload};
 
@@ -296,6 +296,48 @@ async fn a_failure_the_guest_returns_is_not_recorded_as_a_trap() {
                 ensure!(error["Payload"]["ErrorType"] == error_type, "{last}");
             }
         }
+        Ok(())
+    })
+    .await;
+}
+
+/// Custom serdes (AWS's): a step's, a child context's and a map's items' results are recorded
+/// as the serdes renders them (`wrapped:…`, not JSON), shown so in the history, and read back
+/// through the serdes when a replay (after the wait) needs them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_recorded_through_a_serdes_are_read_back_through_it() {
+    let host = host().await;
+    guard(90, async {
+        let c = host.client();
+        upload(&c, &["serdes"]).await?;
+        let id = c.start("serdes", json!({"text": "hi"})).await?;
+        let exec = c.wait_done(&id, crate::DONE).await?;
+        ensure!(
+            exec["status"] == "SUCCEEDED"
+                && exec["result"] == json!({"step": "HI", "child": "HI", "items": ["HI", "HI"]}),
+            "{exec}"
+        );
+        let events = c.history(&id).await?;
+        let payload = |e: &&Value| crate::details(e)["Result"]["Payload"].clone();
+        let steps: Vec<Value> = crate::of_type(&events, "StepSucceeded")
+            .iter()
+            .filter(|e| e["Name"] == "step")
+            .map(payload)
+            .collect();
+        ensure!(steps == [json!("wrapped:HI")], "{events:?}");
+        let contexts: Vec<(Value, Value)> = crate::of_type(&events, "ContextSucceeded")
+            .iter()
+            .map(|e| (e["SubType"].clone(), payload(e)))
+            .collect();
+        ensure!(
+            contexts.contains(&(json!("RunInChildContext"), json!("wrapped:HI")))
+                && contexts
+                    .iter()
+                    .filter(|(kind, p)| kind == "MapIteration" && p == "wrapped:HI")
+                    .count()
+                    == 2,
+            "{contexts:?}"
+        );
         Ok(())
     })
     .await;
