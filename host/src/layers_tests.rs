@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // A plain helper with no dependency.
     &["ratelimit"],
+    // The metrics recorder and the names of what is recorded.
+    &["telemetry"],
     // Tenants and keys; agent endpoints and protocols.
     &["tenancy", "agents"],
     // Plain settings, one file per section.

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
+pub mod telemetry;
 pub mod tenancy;
 
 pub use aegis_aws as aws;

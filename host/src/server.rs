@@ -48,6 +48,8 @@ impl Server {
     ) -> anyhow::Result<Self> {
         config.validate()?;
         create_data_folder(&config)?;
+        // Counting starts with the host, not with the first scrape.
+        crate::telemetry::recorder();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("bind {}", config.listen))?;

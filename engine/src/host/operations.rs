@@ -126,6 +126,12 @@ impl Activation {
         let policy = policy.map(step::RetryPolicy::from);
         let (writes, ended) = step::end(&self.execution.id, op, outcome, policy.as_ref(), now);
         self.apply(writes)?;
+        let result = match &ended {
+            step::Ended::RetryAt(_) => "retried",
+            step::Ended::Done(op) if op.status == Status::Succeeded => "succeeded",
+            step::Ended::Done(_) => "failed",
+        };
+        metrics::counter!("aegis_steps_total", "result" => result).increment(1);
         match ended {
             step::Ended::RetryAt(_) => Ok(StepVerdict::RetryScheduled),
             step::Ended::Done(op) => {
@@ -312,6 +318,7 @@ impl Activation {
             agent,
         };
         self.apply(callback::start(new, op, now_ms()))?;
+        metrics::counter!("aegis_callbacks_created_total").increment(1);
         Ok(callback_id)
     }
 
@@ -439,6 +446,7 @@ impl Activation {
         );
         let timeout_ms = timeout_ms.map(whole_seconds);
         self.apply(invoke::start(&invoke, op, timeout_ms, now_ms()))?;
+        metrics::counter!("aegis_callbacks_created_total").increment(1);
         // The child is started only once the operation that waits for it is durable.
         self.flush()?;
         self.dispatches.push(Task::Invoke(invoke));

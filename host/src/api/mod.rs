@@ -28,6 +28,7 @@ mod openapi;
 #[cfg(test)]
 mod openapi_tests;
 mod schema;
+mod scrape;
 pub mod sigv4;
 
 pub use body::Deadline;
@@ -142,6 +143,7 @@ pub fn router_with_config(
         ));
     let mut router = Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(scrape::metrics))
         .route("/v1/openapi.json", get(openapi))
         .merge(tenant_routes)
         .merge(admin_routes)

@@ -38,7 +38,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         (name = "admin", description = "Tenants, their quotas and keys; needs the admin key."),
     ),
     paths(
-        super::health, super::openapi,
+        super::health, super::openapi, super::scrape::metrics,
         admin::whoami,
         components::list, components::upload, components::versions, components::version,
         components::remove,

@@ -171,6 +171,12 @@ pub async fn answer(
         }
         other => other,
     };
+    let kind = match &answer {
+        crate::agents::Answer::Failed(_) => "failed",
+        crate::agents::Answer::Done(_) => "done",
+        _ => "working",
+    };
+    metrics::counter!("aegis_agent_answers_total", "kind" => kind).increment(1);
     let completion = match answer {
         crate::agents::Answer::Working
         | crate::agents::Answer::Fetch { .. }
@@ -409,8 +415,14 @@ async fn apply(
         Completion::Fail(error) => Closing::Failed(error),
         Completion::Stopped(error) => Closing::Stopped(error),
     };
+    let how = match &closing {
+        Closing::Succeeded(_) => "succeeded",
+        Closing::Failed(_) => "failed",
+        Closing::Stopped(_) => "stopped",
+    };
     let batch = transitions::callback::complete(&record, op, closing, now);
     commit_or_explain(rt, id, &record.execution_id, batch).await?;
+    metrics::counter!("aegis_callbacks_closed_total", "how" => how).increment(1);
     Ok((record, true))
 }
 

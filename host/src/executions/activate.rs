@@ -57,11 +57,18 @@ impl Runtime {
     ) -> Result<Outcome, Stop> {
         let (execution, journal) = self.load(id)?;
         let started = now_ms();
+        let clock = std::time::Instant::now();
+        if !journal.is_empty() {
+            metrics::counter!("aegis_replays_total").increment(1);
+            metrics::histogram!("aegis_replayed_operations").record(journal.len() as f64);
+        }
         let wake_seq = execution.wake_seq;
         let workflow = execution.workflow.clone();
         let name = execution.name.clone();
         let (ending, mut activation) = self.run_guest(execution, journal, token, failures)?;
         let (ending, rerun) = self.count_crash(id, ending)?;
+        metrics::counter!("aegis_activations_total", "ending" => ending_label(&ending))
+            .increment(1);
         let mut batch = activation.take_pending();
         let ended = record_ending(
             &mut batch,
@@ -80,6 +87,7 @@ impl Runtime {
         batch.conditions.splice(0..0, activation.guards());
         let new_timers = batch.set_timers.clone();
         let terminal = self.commit(id, batch, &activation, &workflow)? || ended;
+        metrics::histogram!("aegis_activation_seconds").record(clock.elapsed().as_secs_f64());
         if !activation.published.is_empty() || terminal {
             self.notifier.kick();
         }
@@ -258,6 +266,17 @@ impl Runtime {
                 Err(Next::Backoff)
             }
         }
+    }
+}
+
+/// How an activation ended, as `aegis_activations_total` labels it.
+fn ending_label(ending: &Ending) -> &'static str {
+    match ending {
+        Ending::Completed(_) => "completed",
+        Ending::Failed(_) => "failed",
+        Ending::Suspended => "suspended",
+        Ending::Crashed(_) => "crashed",
+        Ending::Abandoned { .. } => "abandoned",
     }
 }
 

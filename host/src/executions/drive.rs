@@ -226,6 +226,12 @@ impl Runtime {
                 crate::agents::Answer::Failed(error)
             }
         };
+        let outcome = match &answer {
+            crate::agents::Answer::Working => "working",
+            crate::agents::Answer::Failed(_) => "failed",
+            _ => "answered",
+        };
+        metrics::counter!("aegis_agent_dispatches_total", "outcome" => outcome).increment(1);
         if answer == crate::agents::Answer::Working {
             return;
         }

@@ -34,7 +34,7 @@ use crate::artifacts::ArtifactStore;
 use crate::backoff::Backoff;
 use crate::config::LambdaConfig;
 use crate::engine::{Engine, Limits};
-use crate::ids::ExecutionId;
+use crate::ids::{ExecutionId, TenantId};
 use crate::journal::Task;
 use crate::notifications::Notifier;
 use crate::scheduler::Scheduler;
@@ -238,6 +238,16 @@ impl Runtime {
     /// The id this host takes leases as.
     pub fn host_id(&self) -> &str {
         &self.leasing.host_id
+    }
+
+    /// Activation slots `tenant` holds on this host now (its use of `max_activation_slots`).
+    pub fn slots_held(&self, tenant: &TenantId) -> usize {
+        self.slots.held(tenant)
+    }
+
+    /// Activations waiting for a slot on this host now.
+    pub fn activations_waiting(&self) -> usize {
+        self.slots.waiting()
     }
 
     /// Learns when executions finish (for long-polling clients).

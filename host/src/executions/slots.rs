@@ -144,10 +144,15 @@ impl Slots {
     }
 
     /// Slots held by `tenant` now.
-    #[cfg(test)]
     pub fn held(&self, tenant: &TenantId) -> usize {
         let state = self.state.lock().expect("slots poisoned");
         state.tenants.get(tenant).map_or(0, |t| t.held)
+    }
+
+    /// Activations waiting for a slot now, all tenants together.
+    pub fn waiting(&self) -> usize {
+        let state = self.state.lock().expect("slots poisoned");
+        state.tenants.values().map(|t| t.waiting.len()).sum()
     }
 }
 

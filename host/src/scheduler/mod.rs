@@ -144,7 +144,6 @@ impl Timers {
     }
 
     /// How many timers are queued.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(self.entries.len(), self.order.len());
         self.entries.len()
@@ -156,7 +155,9 @@ pub async fn run(runtime: Weak<impl Host>, Inbox(mut rx): Inbox) {
     let mut timers = Timers::default();
     loop {
         let now = now_ms();
-        for timer in timers.take_due(now) {
+        let due = timers.take_due(now);
+        metrics::gauge!("aegis_timers_queued").set(timers.len() as f64);
+        for timer in due {
             let Some(rt) = runtime.upgrade() else { return };
             tokio::spawn(async move { fire(rt, timer).await });
         }
@@ -176,7 +177,12 @@ pub async fn run(runtime: Weak<impl Host>, Inbox(mut rx): Inbox) {
 
 async fn fire(rt: Arc<impl Host>, timer: Timer) {
     let execution = timer.execution_id.clone();
-    let failure = match transition(&**rt.journal(), &**rt.callbacks(), &timer).await {
+    let fired = transition(&**rt.journal(), &**rt.callbacks(), &timer).await;
+    if matches!(fired, Ok(Fired::Woke | Fired::Finished)) {
+        let kind = format!("{:?}", timer.kind);
+        metrics::counter!("aegis_timers_fired_total", "kind" => kind).increment(1);
+    }
+    let failure = match fired {
         Ok(Fired::Woke) => return rt.wake(execution),
         Ok(Fired::Finished) => return rt.ended(&execution),
         Ok(Fired::Nothing) => return,

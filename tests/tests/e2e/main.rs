@@ -28,6 +28,7 @@ mod interop;
 mod kinds;
 mod lambda;
 mod logs;
+mod metrics;
 mod operations;
 mod pipeline;
 mod replay;
