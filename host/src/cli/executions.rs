@@ -50,6 +50,9 @@ pub struct ListArgs {
     /// Show at most this many executions, newest first (pages are followed up to it).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: u64,
+    /// Executions asked for per request (the API answers at most 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub page_size: u64,
     #[command(flatten)]
     pub conn: Connection,
 }
@@ -150,10 +153,11 @@ fn list_query(args: &ListArgs, page: usize, cursor: Option<&str>) -> Vec<(&'stat
 pub async fn list(args: ListArgs) -> Outcome {
     let client = Client::of(&args.conn)?;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let page_size = usize::try_from(args.page_size).unwrap_or(MAX_EXECUTION_PAGE);
     let mut executions: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = (limit - executions.len()).min(MAX_EXECUTION_PAGE);
+        let page = (limit - executions.len()).min(page_size);
         let query = list_query(&args, page, cursor.as_deref());
         let answer = client.get(&["v1", "executions"], &query).await?;
         if let Some(items) = answer["executions"].as_array() {

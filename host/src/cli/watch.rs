@@ -48,6 +48,7 @@ impl View {
             View::Live(live) => {
                 if let Some(index) = changed {
                     live.operation(ops, index);
+                    live.top.set_message(header(&live.execution, ops));
                 }
                 Ok(())
             }
@@ -79,7 +80,7 @@ pub async fn watch(args: WatchArgs) -> Outcome {
             after = after.max(event["EventId"].as_u64().unwrap_or(after));
             view.event(&event, &mut ops)?;
         }
-        if let View::Live(live) = &view {
+        if let View::Live(live) = &mut view {
             live.header(&execution, &ops);
         }
         // The history read after the end was seen holds every event: done.
@@ -140,6 +141,8 @@ pub fn header(execution: &Value, ops: &Operations) -> String {
 struct Live {
     multi: MultiProgress,
     top: ProgressBar,
+    /// The execution as last read, for the header.
+    execution: Value,
     /// The spinners of running operations, by their index in [`Operations`].
     bars: BTreeMap<usize, ProgressBar>,
 }
@@ -154,11 +157,13 @@ impl Live {
         Live {
             multi,
             top,
+            execution: execution.clone(),
             bars: BTreeMap::new(),
         }
     }
 
-    fn header(&self, execution: &Value, ops: &Operations) {
+    fn header(&mut self, execution: &Value, ops: &Operations) {
+        self.execution = execution.clone();
         self.top.set_message(header(execution, ops));
     }
 
