@@ -9,8 +9,10 @@ use std::process::Stdio;
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 
+use crate::pipeline::{RUN, TOPIC, demo_config, parameters, pipeline_host};
 use crate::{DONE, guard, host, keyed_host, upload};
-use aegis_tests::{HostOptions, TEST_ADMIN_KEY, host::aegis_bin};
+use aegis_tests::agents::DemoAgents;
+use aegis_tests::{HostOptions, TEST_ADMIN_KEY, host::aegis_bin, pipeline};
 
 /// The exit codes the CLI documents.
 const USAGE: i32 = 2;
@@ -621,6 +623,51 @@ async fn tenants_keys_and_components_on_a_keyed_host() {
         Ok(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_and_approve_decide_a_pipeline_run_waiting_for_review() {
+    let agents = DemoAgents::start(None).await.expect("demo agents");
+    let host = pipeline_host(&demo_config(&agents), HostOptions::default()).await;
+    guard(120, async {
+        let client = host.client();
+        pipeline::upload(&client).await?;
+        let cli = Cli::new(host.base_url());
+        let id = pipeline::start(&client, TOPIC, parameters()).await?;
+        let mut seen = Vec::new();
+        pipeline::poll_until(&client, &id, RUN, &mut seen, |v| {
+            v["status"] == "AWAITING_APPROVAL"
+        })
+        .await?;
+        let run = cli
+            .run(&["reject", &id, "--comment", "not convincing"])
+            .await?
+            .ok()?;
+        ensure!(
+            run.stdout == format!("{id} rejected; the run is RUNNING\n"),
+            "{run:?}"
+        );
+        let view = pipeline::wait_ended(&client, &id, RUN, &mut seen).await?;
+        ensure!(
+            view["result"]
+                == json!({"status": "REJECTED", "topic": TOPIC, "comment": "not convincing"}),
+            "the decision and its comment reached the run: {view}"
+        );
+        // Too late for another decision; and a run that does not exist.
+        let late = cli
+            .run(&["approve", &id, "--json"])
+            .await?
+            .exited(REFUSED)?;
+        ensure!(late.error_code()? == "not_awaiting_approval", "{late:?}");
+        let missing = cli
+            .run(&["approve", "ex_missing", "--comment", "ok", "--json"])
+            .await?
+            .exited(NOT_FOUND)?;
+        ensure!(missing.error_code()? == "workflow_not_found", "{missing:?}");
+        Ok(())
+    })
+    .await;
+    drop(agents);
 }
 
 /// The guest workspace of this repository.
