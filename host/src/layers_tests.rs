@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first: a module may depend on modules of lower layers only. `lib.rs`
 /// and `main.rs` sit above them all.
 const LAYERS: &[&[&str]] = &[
-    // A plain helper with no dependency.
-    &["ratelimit"],
+    // A plain helper with no dependency; the client commands, which know the host only as a
+    // remote API (over HTTP, as JSON) and so name no module of it.
+    &["ratelimit", "cli"],
     // The metrics recorder and the names of what is recorded.
     &["telemetry"],
     // Tenants and keys; agent endpoints and protocols.

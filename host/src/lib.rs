@@ -5,7 +5,8 @@
 //! replaying the journal deterministically. See ARCHITECTURE.md for the map.
 //!
 //! This crate is the host proper: executions, the scheduler, callbacks, agents, artifacts,
-//! notifications, tenancy, the API and the server; and, with the `pipeline` feature (on by
+//! notifications, tenancy, the API and the server; the client commands of the `aegis` binary
+//! (`cli`), which talk to a host over HTTP only; and, with the `pipeline` feature (on by
 //! default), the research pipeline's own routes, section and demo, which the generic host does
 //! not name. What it builds on is in crates of their
 //! own, which cannot depend on it: `aegis-core` (ids, journal, storage roles, transitions),
@@ -16,6 +17,7 @@ pub mod agents;
 pub mod api;
 pub mod artifacts;
 pub mod callbacks;
+pub mod cli;
 pub mod components;
 pub mod config;
 pub mod executions;

@@ -1,12 +1,14 @@
 //! The `aegis` binary: `aegis serve` runs the host, `aegis demo` runs the example workflow end to
 //! end against an in-process host. With the `pipeline` feature, the host serves the research
-//! pipeline's routes and `aegis demo` exists; without it, neither does.
+//! pipeline's routes and `aegis demo` exists; without it, neither does. The client commands
+//! (`deploy`, `start`, `watch`, ...) talk to a running host; they live in `aegis::cli`.
 
 use aegis::config::Config;
 use aegis::server::Server;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +83,8 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    #[command(flatten)]
+    Client(aegis::cli::Command),
 }
 
 #[derive(Subcommand)]
@@ -167,13 +171,13 @@ fn extensions(config: &Config) -> anyhow::Result<Vec<Box<dyn aegis::api::Extensi
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // The demo prints its own progress; the host's log would drown it.
     let default_filter = match cli.command {
         #[cfg(feature = "pipeline")]
         Command::Demo { .. } => "warn",
-        Command::Dynamodb { .. } => "warn",
+        Command::Dynamodb { .. } | Command::Client(_) => "warn",
         Command::Serve { .. } => "info,wasmtime=warn,cranelift=warn",
     };
     tracing_subscriber::fmt()
@@ -184,6 +188,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
+        // A client command's failure is its exit code, which says its class.
+        Command::Client(command) => Ok(aegis::cli::run(command).await),
         Command::Dynamodb {
             command:
                 DynamodbCommand::CreateTables {
@@ -207,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("table {table} exists");
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, host } => {
             let config = config(listen, host)?;
@@ -221,7 +227,8 @@ async fn main() -> anyhow::Result<()> {
             );
             // Tests and scripts wait for this exact line.
             println!("aegis listening on http://{}", server.addr);
-            server.serve().await
+            server.serve().await?;
+            Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "pipeline")]
         Command::Demo {
@@ -245,7 +252,8 @@ async fn main() -> anyhow::Result<()> {
                 topic,
                 approve,
             };
-            aegis::pipeline::demo::run(config, demo).await
+            aegis::pipeline::demo::run(config, demo).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -15,6 +15,7 @@ mod aws;
 mod bad_input;
 mod callbacks;
 mod chained;
+mod cli;
 mod cluster;
 mod conditions;
 mod crash;

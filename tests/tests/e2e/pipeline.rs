@@ -25,28 +25,28 @@ use sha2::Sha256;
 use crate::{check_history_shape, check_steps_once, details, guard, host_with, of_type};
 
 /// How long a whole pipeline run may take here (the agents work in milliseconds).
-const RUN: Duration = Duration::from_secs(60);
+pub(crate) const RUN: Duration = Duration::from_secs(60);
 /// The secret the webhook posts are signed with.
 const WEBHOOK_SECRET: &str = "e2e-webhook-secret-7f3a";
-const TOPIC: &str = "durable execution for long-running AI agent workflows";
+pub(crate) const TOPIC: &str = "durable execution for long-running AI agent workflows";
 
 /// The demo agents as the host's researcher (A2A v0.3), analyst (v1.0) and writer (v0.3):
 /// both method generations in one run, as `aegis demo` does.
-fn demo_config(agents: &DemoAgents) -> AgentsConfig {
+pub(crate) fn demo_config(agents: &DemoAgents) -> AgentsConfig {
     AgentsConfig::new()
         .a2a("researcher", &agents.url("researcher"), "0.3")
         .a2a("analyst", &agents.url("analyst"), "1.0")
         .a2a("writer", &agents.url("writer"), "0.3")
 }
 
-async fn pipeline_host(config: &AgentsConfig, opts: HostOptions) -> Host {
+pub(crate) async fn pipeline_host(config: &AgentsConfig, opts: HostOptions) -> Host {
     let mut opts = opts;
     opts.extra_args
         .extend(config.args().expect("writing the agents config"));
     host_with(opts).await
 }
 
-fn parameters() -> Value {
+pub(crate) fn parameters() -> Value {
     json!({"depth": 2, "sources": 4, "word_limit": 400})
 }
 
