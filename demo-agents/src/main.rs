@@ -35,6 +35,11 @@ struct Args {
     /// Artificial delay before each task's work, in milliseconds.
     #[arg(long, env = "AEGIS_AGENT_DELAY_MS", default_value_t = 0)]
     delay_ms: u64,
+    /// Folder to keep the tasks in (one folder per role under it), so that a restart loses no
+    /// task a host waits for: unfinished tasks run again and undelivered pushes are sent again.
+    /// Without it, tasks live in memory only.
+    #[arg(long, env = "AEGIS_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Attempts per push notification / callback delivery.
     #[arg(long, env = "AEGIS_AGENT_PUSH_ATTEMPTS", default_value_t = 5)]
     push_attempts: u32,
@@ -86,8 +91,12 @@ async fn main() -> anyhow::Result<()> {
         delay: Duration::from_millis(args.delay_ms),
         push_attempts: args.push_attempts,
         push_backoff: Duration::from_millis(args.push_backoff_ms),
+        state_dir: args.state_dir.filter(|d| !d.as_os_str().is_empty()),
     };
-    let app = server::app(args.role, agents, &settings);
+    if let Some(dir) = &settings.state_dir {
+        tracing::info!(folder = %dir.display(), "tasks are kept on disk");
+    }
+    let app = server::app(args.role, agents, &settings).map_err(anyhow::Error::msg)?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -11,10 +11,11 @@ use crate::push::Pusher;
 use crate::runner::Runner;
 use crate::service::AgentService;
 use crate::simple;
-use crate::tasks::TaskStore;
+use crate::tasks::{TaskStore, lock_dir};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct Settings {
     pub delay: Duration,
     pub push_attempts: u32,
     pub push_backoff: Duration,
+    /// Where the tasks are kept (a folder per role under it); `None` keeps them in memory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             delay: Duration::ZERO,
             push_attempts: 5,
             push_backoff: Duration::from_millis(250),
+            state_dir: None,
         }
     }
 }
@@ -84,18 +88,28 @@ fn role_router(state: RoleState) -> Router {
         .with_state(state)
 }
 
-/// The whole application for `mode`.
-pub fn app(mode: Mode, agents: Arc<Agents>, settings: &Settings) -> Router {
+/// The whole application for `mode`. With a state folder, each role's tasks are read back from
+/// `<state_dir>/<role>/` and the unfinished ones resumed (this must run inside the runtime).
+///
+/// # Errors
+/// When the state folder is in use by another process or holds a task file that cannot be read.
+pub fn app(mode: Mode, agents: Arc<Agents>, settings: &Settings) -> Result<Router, String> {
     let pusher = Pusher::new(settings.push_attempts, settings.push_backoff);
     let mut router = Router::new().route("/healthz", get(|| async { "ok" }));
+    let lock = settings.state_dir.as_deref().map(lock_dir).transpose()?;
     for role in mode.roles() {
-        let store = Arc::new(TaskStore::new());
+        let store = match (&settings.state_dir, &lock) {
+            (Some(dir), Some(lock)) => TaskStore::open(&dir.join(role.name()), Arc::clone(lock))?,
+            _ => TaskStore::new(),
+        };
+        let store = Arc::new(store);
         let runner = Arc::new(Runner::new(
             Arc::clone(&agents),
             Arc::clone(&store),
             pusher.clone(),
             settings.delay,
         ));
+        runner.resume();
         let service = Arc::new(AgentService::new(role, store, runner));
         let prefix = format!("/{role}");
         if mode == Mode::Single(role) {
@@ -117,7 +131,7 @@ pub fn app(mode: Mode, agents: Arc<Agents>, settings: &Settings) -> Router {
             )
             .nest(&prefix, role_router(state));
     }
-    router.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    Ok(router.layer(DefaultBodyLimit::max(BODY_LIMIT)))
 }
 
 #[cfg(test)]

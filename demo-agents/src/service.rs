@@ -7,7 +7,9 @@
 
 use crate::agent::{Agents, Role};
 use crate::runner::Runner;
-use crate::tasks::{CancelError, Created, Message, Part, PushTarget, Task, TaskState, TaskStore};
+use crate::tasks::{
+    CancelError, Created, Message, Part, PushTarget, StoreError, Task, TaskState, TaskStore,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -37,6 +39,9 @@ pub enum ServiceError {
     InvalidParams(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The task could not be kept on disk, so it was not accepted (the sender may retry).
+    #[error("{0}")]
+    Storage(String),
 }
 
 pub struct AgentService {
@@ -101,7 +106,7 @@ impl AgentService {
         if let Some(target) = &req.push {
             task.push.push(target.clone());
         }
-        match self.store.create_or_get(&keys, task) {
+        match self.store.create_or_get(&keys, task).map_err(storage)? {
             Created::New(task) => {
                 self.runner.spawn(task.id.clone());
                 match req.wait {
@@ -205,7 +210,7 @@ impl AgentService {
             input,
         );
         task.push.push(target.clone());
-        match self.store.create_or_get(&keys, task) {
+        match self.store.create_or_get(&keys, task).map_err(storage)? {
             Created::New(task) => {
                 self.runner.spawn(task.id.clone());
                 Ok((task, false))
@@ -256,6 +261,10 @@ pub fn input_from_parts(parts: &[Part]) -> Result<Value, ServiceError> {
         return Ok(v);
     }
     Ok(json!({ "topic": text }))
+}
+
+fn storage(e: StoreError) -> ServiceError {
+    ServiceError::Storage(e.to_string())
 }
 
 /// The v0.3 spelling of a state, also used in messages and the simple form.

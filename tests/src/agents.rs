@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -112,10 +112,17 @@ impl Process {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
+impl Process {
+    /// Kills the process (SIGKILL) and reaps it; its log stays readable.
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
         if std::thread::panicking() {
             eprintln!(
                 "---- agent log ({}), last lines ----\n{}\n---- end of agent log ----",
@@ -144,10 +151,12 @@ fn sibling_binary(name: &str, env_var: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// The demo agents (`aegis-agents --role all`): researcher, analyst and writer over A2A.
+/// The demo agents (`aegis-agents --role all`): researcher, analyst, writer over A2A, keeping
+/// their tasks in a state folder of their own, which outlives [`DemoAgents::restart`].
 pub struct DemoAgents {
     process: Process,
     base: String,
+    state: TempDir,
 }
 
 impl DemoAgents {
@@ -158,6 +167,37 @@ impl DemoAgents {
     /// When the binary is missing (build it with `cargo build -p aegis-demo-agents`, or set
     /// `AEGIS_AGENTS_BIN`) or does not come up.
     pub async fn start(delay_ms: Option<u64>) -> Result<DemoAgents> {
+        let state = tempfile::Builder::new()
+            .prefix("aegis-e2e-agents-state-")
+            .tempdir()
+            .context("creating the agents' state dir")?;
+        let (process, base) = Self::spawn("127.0.0.1:0", state.path(), delay_ms).await?;
+        Ok(DemoAgents {
+            process,
+            base,
+            state,
+        })
+    }
+
+    /// Kills the agents (SIGKILL: nothing is flushed or handed over) and starts them again on
+    /// the same address and state folder, with `delay_ms`: the tasks they had are read back.
+    ///
+    /// # Errors
+    /// As [`DemoAgents::start`].
+    pub async fn restart(&mut self, delay_ms: Option<u64>) -> Result<()> {
+        self.process.kill();
+        let listen = self
+            .base
+            .strip_prefix("http://")
+            .context("the agents' base URL is http")?
+            .to_string();
+        let (process, base) = Self::spawn(&listen, self.state.path(), delay_ms).await?;
+        ensure!(base == self.base, "restarted on {base}, not {}", self.base);
+        self.process = process;
+        Ok(())
+    }
+
+    async fn spawn(listen: &str, state: &Path, delay_ms: Option<u64>) -> Result<(Process, String)> {
         let bin = sibling_binary("aegis-agents", "AEGIS_AGENTS_BIN");
         if !bin.is_file() {
             bail!(
@@ -167,7 +207,9 @@ impl DemoAgents {
             );
         }
         let mut cmd = Command::new(&bin);
-        cmd.args(["--role", "all", "--listen", "127.0.0.1:0"]);
+        cmd.args(["--role", "all", "--listen", listen])
+            .arg("--state-dir")
+            .arg(state);
         if let Some(ms) = delay_ms {
             cmd.args(["--delay-ms", &ms.to_string()]);
         }
@@ -182,9 +224,31 @@ impl DemoAgents {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        let (process, base) =
-            Process::spawn(cmd, "aegis-agents", "aegis-agents listening on ").await?;
-        Ok(DemoAgents { process, base })
+        Process::spawn(cmd, "aegis-agents", "aegis-agents listening on ").await
+    }
+
+    /// The task records `role` keeps on disk (`{"task": {...}, "keys", "undelivered"}`).
+    ///
+    /// # Errors
+    /// When a record cannot be read.
+    pub fn tasks_on_disk(&self, role: &str) -> Result<Vec<Value>> {
+        let dir = self.state.path().join(role);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("task-") && name.ends_with(".json") {
+                let bytes = std::fs::read(&path)?;
+                records.push(
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                );
+            }
+        }
+        Ok(records)
     }
 
     /// The base URL of `role` (`researcher`, `analyst` or `writer`).
@@ -227,19 +291,29 @@ pub struct PythonAgent {
 }
 
 impl PythonAgent {
-    /// Starts `python3 tests/interop/a2a_agent.py --port 0 [--delay-ms N]`.
+    /// Starts `python3 tests/interop/a2a_agent.py --port 0 [--delay-ms N]`: the upper-case agent.
     ///
     /// # Errors
     /// When python3 or the SDK is missing, or the agent does not come up.
     pub async fn start(delay_ms: Option<u64>) -> Result<PythonAgent> {
+        Self::start_as("upper", delay_ms).await
+    }
+
+    /// Starts the agent as `role`: `upper`, or the research pipeline's `researcher`, `analyst`
+    /// or `writer`, which answer only with text parts (see the script's doc).
+    ///
+    /// # Errors
+    /// When python3 or the SDK is missing, or the agent does not come up.
+    pub async fn start_as(role: &str, delay_ms: Option<u64>) -> Result<PythonAgent> {
         let mut cmd = Command::new("python3");
-        cmd.arg(python_agent_script()).args(["--port", "0"]);
+        cmd.arg(python_agent_script())
+            .args(["--port", "0", "--role", role]);
         if let Some(ms) = delay_ms {
             cmd.args(["--delay-ms", &ms.to_string()]);
         }
         cmd.env("PYTHONUNBUFFERED", "1");
-        let (process, base) =
-            Process::spawn(cmd, "the a2a-sdk agent", "a2a-sdk agent listening on ").await?;
+        let what = format!("the a2a-sdk {role} agent");
+        let (process, base) = Process::spawn(cmd, &what, "a2a-sdk agent listening on ").await?;
         Ok(PythonAgent { process, base })
     }
 

@@ -51,6 +51,7 @@ impl From<ServiceError> for RpcError {
             ServiceError::NotCancelable { .. } => jsonrpc::TASK_NOT_CANCELABLE,
             ServiceError::InvalidParams(_) => jsonrpc::INVALID_PARAMS,
             ServiceError::Unsupported(_) => jsonrpc::UNSUPPORTED_OPERATION,
+            ServiceError::Storage(_) => jsonrpc::INTERNAL_ERROR,
         };
         RpcError::new(code, e.to_string())
     }

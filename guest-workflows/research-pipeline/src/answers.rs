@@ -75,26 +75,33 @@ pub struct Report {
 }
 
 impl Report {
-    /// Reads the writer's `{"report_markdown", "word_count", "citations"}`. A missing
-    /// `word_count` is counted from the markdown.
+    /// Reads the writer's report, in either of the forms an agent gives it:
+    ///
+    /// - markdown text (a JSON string): how an A2A agent answers with a text or markdown
+    ///   artifact, which the host hands over as its text;
+    /// - our richer JSON `{"report_markdown", "word_count"?, "citations"?}` (a data part).
+    ///
+    /// A missing `word_count` is counted from the markdown.
     ///
     /// # Errors
     ///
-    /// `Pipeline.InvalidAgentResult` when there is no non-empty `report_markdown` string.
+    /// `Pipeline.InvalidAgentResult`, naming both what was expected and what came.
     pub fn parse(answer: &Value, step: &str, agent: &str) -> Result<Self, Error> {
-        let markdown = answer
-            .get("report_markdown")
-            .and_then(Value::as_str)
-            .filter(|md| !md.trim().is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    INVALID_AGENT_RESULT,
-                    format!(
-                        "{step}: agent {agent} answered without a non-empty \"report_markdown\" \
-                         string"
-                    ),
-                )
-            })?;
+        let markdown = match answer {
+            Value::String(text) => Some(text.as_str()),
+            Value::Object(map) => map.get("report_markdown").and_then(Value::as_str),
+            _ => None,
+        }
+        .filter(|md| !md.trim().is_empty())
+        .ok_or_else(|| {
+            invalid_result(
+                step,
+                agent,
+                answer,
+                "the report as markdown text (a text artifact) or as \
+                 {\"report_markdown\": non-empty string, \"word_count\"?, \"citations\"?}",
+            )
+        })?;
         let word_count = answer
             .get("word_count")
             .and_then(Value::as_u64)
@@ -103,6 +110,93 @@ impl Report {
             markdown: markdown.to_owned(),
             word_count,
         })
+    }
+}
+
+/// Checks that a researcher's or analyst's answer has something in it: text or JSON data of any
+/// shape is passed on to the next agent as it is (agents we did not write answer in their own
+/// words), but an empty answer would only make the next agent fail, far from the cause.
+///
+/// # Errors
+///
+/// `Pipeline.InvalidAgentResult` for `null`, blank text, `{}` or `[]`, naming what came.
+pub fn content(answer: Value, step: &str, agent: &str, what: &str) -> Result<Value, Error> {
+    let empty = match &answer {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    };
+    if empty {
+        let expected = format!("{what} as non-empty text or JSON data");
+        return Err(invalid_result(step, agent, &answer, &expected));
+    }
+    Ok(answer)
+}
+
+/// `Pipeline.InvalidAgentResult` for `answer`: "`step`: agent `agent` answered with <what came>;
+/// expected <expected>", with the answer's shape in the error data.
+fn invalid_result(step: &str, agent: &str, answer: &Value, expected: &str) -> Error {
+    Error::new(
+        INVALID_AGENT_RESULT,
+        format!(
+            "{step}: agent {agent} answered with {}; expected {expected}",
+            describe(answer)
+        ),
+    )
+    .with_data(json!({"step": step, "agent": agent, "expected": expected, "got": describe(answer)}))
+}
+
+/// What an answer is, in a few words, for an error message: never the whole answer (it can be
+/// megabytes, and the message is published in events), but enough to see what the agent did.
+pub fn describe(answer: &Value) -> String {
+    const SHOWN_KEYS: usize = 8;
+    match answer {
+        Value::Null => "nothing (no text or data part)".to_owned(),
+        Value::String(text) if text.trim().is_empty() => {
+            format!("blank text ({} characters)", text.chars().count())
+        }
+        Value::String(text) => format!("text of {} characters", text.chars().count()),
+        Value::Bool(_) | Value::Number(_) => format!("the JSON value {answer}"),
+        Value::Array(items) => format!("a JSON array of {} items", items.len()),
+        Value::Object(map) if map.is_empty() => "an empty JSON object".to_owned(),
+        Value::Object(map) => {
+            let mut keys: Vec<String> = map
+                .keys()
+                .take(SHOWN_KEYS)
+                .map(|k| format!("{:?}", clip_key(k)))
+                .collect();
+            if map.len() > SHOWN_KEYS {
+                keys.push(format!("and {} more", map.len() - SHOWN_KEYS));
+            }
+            let mut shown = format!("a JSON object with keys {}", keys.join(", "));
+            if let Some(markdown) = map.get("report_markdown") {
+                shown.push_str(&format!(" (\"report_markdown\" is {})", kind(markdown)));
+            }
+            shown
+        }
+    }
+}
+
+/// A key as shown in a message: at most 40 characters.
+fn clip_key(key: &str) -> String {
+    match key.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &key[..at]),
+        None => key.to_owned(),
+    }
+}
+
+/// The JSON type of a value, with a word on emptiness where it matters.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(s) if s.trim().is_empty() => "a blank string",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -221,15 +315,101 @@ mod tests {
         );
         let counted = Report::parse(&json!({"report_markdown": "one two three"}), "s", "w");
         assert_eq!(counted.unwrap().word_count, 3);
-        for bad in [
-            json!({}),
-            json!({"report_markdown": "  "}),
-            json!({"report_markdown": 1}),
+    }
+
+    #[test]
+    fn a_markdown_text_answer_is_the_report() {
+        // What the host hands over for an A2A text artifact: the markdown itself.
+        let report = Report::parse(&json!("# Title\n\nfour words of body"), "w", "writer");
+        assert_eq!(
+            report.unwrap(),
+            Report {
+                markdown: "# Title\n\nfour words of body".into(),
+                word_count: 6
+            }
+        );
+    }
+
+    #[test]
+    fn an_unusable_report_names_what_was_expected_and_what_came() {
+        for (bad, came) in [
+            (json!(null), "answered with nothing (no text or data part)"),
+            (json!("  \n"), "answered with blank text (3 characters)"),
+            (json!(7), "answered with the JSON value 7"),
+            (json!([1, 2]), "answered with a JSON array of 2 items"),
+            (json!({}), "answered with an empty JSON object"),
+            (
+                json!({"report": "x", "words": 1}),
+                "answered with a JSON object with keys \"report\", \"words\";",
+            ),
+            (
+                json!({"report_markdown": "  "}),
+                "keys \"report_markdown\" (\"report_markdown\" is a blank string)",
+            ),
+            (
+                json!({"report_markdown": 1}),
+                "(\"report_markdown\" is a number)",
+            ),
         ] {
             let error = Report::parse(&bad, "writing_phase", "writer").unwrap_err();
             assert!(error.is(INVALID_AGENT_RESULT));
-            assert!(error.message.starts_with("writing_phase: agent writer"));
+            assert!(
+                error
+                    .message
+                    .starts_with("writing_phase: agent writer answered with "),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains(came), "{bad}: {}", error.message);
+            assert!(
+                error
+                    .message
+                    .contains("expected the report as markdown text"),
+                "{}",
+                error.message
+            );
+            assert_eq!(error.data.as_ref().unwrap()["agent"], "writer");
         }
+    }
+
+    #[test]
+    fn research_and_analysis_need_some_content() {
+        for good in [json!("notes"), json!({"sources": []}), json!([1]), json!(0)] {
+            assert_eq!(
+                content(good.clone(), "research_phase", "r", "the research").unwrap(),
+                good
+            );
+        }
+        for bad in [json!(null), json!(" "), json!({}), json!([])] {
+            let error =
+                content(bad.clone(), "analysis_phase", "analyst", "the analysis").unwrap_err();
+            assert!(error.is(INVALID_AGENT_RESULT), "{bad}");
+            assert!(
+                error
+                    .message
+                    .starts_with("analysis_phase: agent analyst answered with ")
+                    && error
+                        .message
+                        .ends_with("; expected the analysis as non-empty text or JSON data"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn descriptions_stay_short_whatever_the_answer() {
+        let mut big = serde_json::Map::new();
+        for i in 0..100 {
+            big.insert(format!("{}{i}", "k".repeat(500)), json!(i));
+        }
+        let shown = describe(&Value::Object(big));
+        assert!(shown.len() < 600, "{} bytes", shown.len());
+        assert!(shown.ends_with("and 92 more"), "{shown}");
+        assert_eq!(
+            describe(&json!("x".repeat(1 << 20))),
+            "text of 1048576 characters"
+        );
     }
 
     #[test]

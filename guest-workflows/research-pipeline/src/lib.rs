@@ -33,6 +33,13 @@
 //! (`Agent.DispatchFailed`) is tried once more as `<step>#2`; any other agent failure becomes
 //! `Pipeline.AgentFailed`, and a timeout `Pipeline.AgentTimedOut`, naming the step and the agent
 //! (see [`answers`]).
+//!
+//! **Answers.** Agents we did not write answer the A2A way, and the host hands their answer over
+//! as one JSON value: a data part as it is, a text or markdown artifact as its text. The research
+//! and the analysis may be either (they go to the next agent as they came, and must not be
+//! empty); the writer's report is markdown text or `{"report_markdown", "word_count"?}`. An
+//! answer that cannot be used fails with `Pipeline.InvalidAgentResult`, saying what was expected
+//! and what came.
 
 use std::time::Duration;
 
@@ -40,7 +47,7 @@ use aegis_sdk::{CallbackOptions, Ctx, Error, workflow};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::answers::{DISPATCH_FAILED, Decision, Report, agent_error, approval_error};
+use crate::answers::{DISPATCH_FAILED, Decision, Report, agent_error, approval_error, content};
 use crate::refs::{ARTIFACT_FAILED, outbound, presign, resolve, store};
 use crate::request::Request;
 
@@ -153,6 +160,7 @@ impl Pipeline {
                 timeouts.research(),
             )
             .await?;
+        let research = content(research, RESEARCH_PHASE, &agents.researcher, "the research")?;
         self.step_completed(RESEARCH_PHASE);
 
         // 3. analysis_phase
@@ -166,6 +174,7 @@ impl Pipeline {
                 timeouts.analysis(),
             )
             .await?;
+        let analysis = content(analysis, ANALYSIS_PHASE, &agents.analyst, "the analysis")?;
         self.step_completed(ANALYSIS_PHASE);
 
         // 4. request_approval: store the analysis, hand out a review URL, await a person.

@@ -9,6 +9,15 @@
 //!
 //! The push config carries the host's callback URL and, as its token, the callback id; agents
 //! send it back in `X-A2A-Notification-Token`.
+//!
+//! # What a workflow receives
+//!
+//! A completed task becomes one JSON value, the agent call's result (see [`outcome`]): the parts
+//! of all its artifacts (else of its status message) read by `parts_value`: the first data
+//! part as it is; else the text, as a string (a markdown report stays markdown), or parsed when it
+//! is a JSON object or array or says it is JSON; else `null`. This is the one place an A2A answer
+//! is shaped, so every workflow sees the same value whichever generation or SDK the agent speaks,
+//! and judges for itself whether it can use it.
 
 use serde_json::{Value, json};
 
@@ -142,7 +151,7 @@ fn normalise_state(raw: &str) -> String {
 pub fn outcome(task: &Value) -> TaskOutcome {
     // A bare message answer (no task) is a completed reply.
     if task.get("status").is_none() && task.get("parts").is_some() {
-        return TaskOutcome::Completed(parts_value(task.get("parts")));
+        return TaskOutcome::Completed(parts_value(&message_parts(Some(task))));
     }
     let state = task
         .pointer("/status/state")
@@ -151,22 +160,22 @@ pub fn outcome(task: &Value) -> TaskOutcome {
         .unwrap_or_default();
     match state.as_str() {
         "completed" => {
-            let from_artifacts = task
-                .get("artifacts")
-                .and_then(Value::as_array)
-                .and_then(|a| a.iter().find_map(|artifact| artifact.get("parts")));
-            match from_artifacts {
-                Some(parts) => TaskOutcome::Completed(parts_value(Some(parts))),
-                // A status update alone says "done" but not what came out of it.
-                None if task.get("id").is_none() => TaskOutcome::CompletedElsewhere,
-                None => TaskOutcome::Completed(parts_value(task.pointer("/status/message/parts"))),
+            let from_artifacts = artifact_parts(task);
+            if !from_artifacts.is_empty() {
+                return TaskOutcome::Completed(parts_value(&from_artifacts));
             }
+            if task.get("id").is_none() {
+                // A status update alone says "done" but not what came out of it.
+                return TaskOutcome::CompletedElsewhere;
+            }
+            TaskOutcome::Completed(parts_value(&message_parts(task.pointer("/status/message"))))
         }
         "failed" | "rejected" | "canceled" | "cancelled" => {
             let words = task
-                .pointer("/status/message/parts")
-                .map(|p| match parts_value(Some(p)) {
+                .pointer("/status/message")
+                .map(|m| match parts_value(&message_parts(Some(m))) {
                     Value::String(s) => s,
+                    Value::Null => String::new(),
                     other => other.to_string(),
                 })
                 .unwrap_or_default();
@@ -180,19 +189,77 @@ pub fn outcome(task: &Value) -> TaskOutcome {
     }
 }
 
-/// The value of a part list: the first data part, else the text parts (parsed as JSON when they
-/// are JSON).
-fn parts_value(parts: Option<&Value>) -> Value {
-    let parts = parts.and_then(Value::as_array).cloned().unwrap_or_default();
+/// The parts of every artifact of a task, in order. Agents built on the A2A SDKs often split an
+/// answer over several artifacts (a report and its sources), or stream one artifact in chunks;
+/// reading only the first would drop the rest.
+fn artifact_parts(task: &Value) -> Vec<&Value> {
+    task.get("artifacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|artifact| artifact.get("parts").and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+/// The parts of a message (a bare message answer, or a task's status message).
+fn message_parts(message: Option<&Value>) -> Vec<&Value> {
+    message
+        .and_then(|m| m.get("parts"))
+        .and_then(Value::as_array)
+        .map(|parts| parts.iter().collect())
+        .unwrap_or_default()
+}
+
+/// Whether a part declares itself JSON (`mediaType` in v1.0, `metadata.mimeType` or
+/// `mimeType` as some v0.3 agents send it).
+fn declares_json(part: &Value) -> bool {
+    [
+        "/mediaType",
+        "/mimeType",
+        "/metadata/mimeType",
+        "/metadata/mediaType",
+    ]
+    .iter()
+    .filter_map(|p| part.pointer(p).and_then(Value::as_str))
+    .any(|m| m.eq_ignore_ascii_case("application/json") || m.ends_with("+json"))
+}
+
+/// The value a workflow receives for an agent's answer, from its parts:
+///
+/// 1. the first data part, as it is: the structured result (and the richer JSON our own agents
+///    give beside a text rendering of it);
+/// 2. else the text parts joined with newlines: parsed as JSON when the text is a JSON object or
+///    array, or a part says it is JSON (`application/json`); otherwise the text itself, as a
+///    string (a text or markdown artifact, such as a report). Text is not parsed as a bare JSON
+///    scalar: a report reading `42` or `true` stays the text it is;
+/// 3. `null` when there is neither (no parts, or only file parts), so the workflow can say the
+///    answer was empty rather than be handed an empty string.
+fn parts_value(parts: &[&Value]) -> Value {
     if let Some(data) = parts.iter().find_map(|p| p.get("data")) {
         return data.clone();
     }
-    let text: Vec<&str> = parts
+    let texts: Vec<&Value> = parts
+        .iter()
+        .copied()
+        .filter(|p| p.get("text").is_some_and(Value::is_string))
+        .collect();
+    if texts.is_empty() {
+        return Value::Null;
+    }
+    let text = texts
         .iter()
         .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .collect();
-    let text = text.join("\n");
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let trimmed = text.trim_start();
+    let looks_structured = trimmed.starts_with('{') || trimmed.starts_with('[');
+    if (looks_structured || texts.iter().any(|p| declares_json(p)))
+        && let Ok(value) = serde_json::from_str::<Value>(&text)
+    {
+        return value;
+    }
+    Value::String(text)
 }
 
 #[cfg(test)]
@@ -277,6 +344,62 @@ mod tests {
             get_task_request(Version::V03, "cb", "t1")["params"]["id"],
             "t1"
         );
+    }
+
+    #[test]
+    fn a_text_artifact_is_received_as_its_text() {
+        // As the Python SDK sends a markdown report: one artifact, one text part.
+        let report = "# Durable execution\n\nA report.";
+        let task = json!({"id": "t", "status": {"state": "TASK_STATE_COMPLETED"},
+            "artifacts": [{"artifactId": "a", "name": "report",
+                "parts": [{"text": report, "mediaType": "text/markdown"}]}]});
+        assert_eq!(outcome(&task), TaskOutcome::Completed(json!(report)));
+        // Text that happens to be a JSON scalar stays text.
+        for text in ["42", "true", "\"quoted\"", "null"] {
+            let task = json!({"id": "t", "status": {"state": "completed"},
+                "artifacts": [{"parts": [{"kind": "text", "text": text}]}]});
+            assert_eq!(
+                outcome(&task),
+                TaskOutcome::Completed(json!(text)),
+                "{text}"
+            );
+        }
+        // ... unless a part says it is JSON.
+        let declared = json!({"id": "t", "status": {"state": "completed"},
+            "artifacts": [{"parts": [{"text": "42", "mediaType": "application/json"}]}]});
+        assert_eq!(outcome(&declared), TaskOutcome::Completed(json!(42)));
+        // Text that is a JSON array is read as one.
+        let list = json!({"id": "t", "status": {"state": "completed"},
+            "artifacts": [{"parts": [{"text": " [1, 2]"}]}]});
+        assert_eq!(outcome(&list), TaskOutcome::Completed(json!([1, 2])));
+    }
+
+    #[test]
+    fn every_artifact_is_read_and_a_data_part_wins_over_text() {
+        // A report split over two artifacts (or streamed in chunks) arrives whole.
+        let split = json!({"id": "t", "status": {"state": "TASK_STATE_COMPLETED"},
+            "artifacts": [{"parts": [{"text": "# Title"}]}, {"parts": [{"text": "body"}]}]});
+        assert_eq!(
+            outcome(&split),
+            TaskOutcome::Completed(json!("# Title\nbody"))
+        );
+        // A data part anywhere is the structured result, even after a text artifact.
+        let both = json!({"id": "t", "status": {"state": "TASK_STATE_COMPLETED"},
+            "artifacts": [{"parts": [{"text": "summary"}]}, {"parts": [{"data": {"n": 1}}]}]});
+        assert_eq!(outcome(&both), TaskOutcome::Completed(json!({"n": 1})));
+        // No artifacts: the status message carries the answer.
+        let in_message = json!({"id": "t", "status": {"state": "completed",
+            "message": {"parts": [{"kind": "text", "text": "done it"}]}}});
+        assert_eq!(
+            outcome(&in_message),
+            TaskOutcome::Completed(json!("done it"))
+        );
+        // Nothing usable (no parts, or only files) is null, not an empty string.
+        let files = json!({"id": "t", "status": {"state": "completed"},
+            "artifacts": [{"parts": [{"url": "https://x/report.pdf"}]}]});
+        assert_eq!(outcome(&files), TaskOutcome::Completed(Value::Null));
+        let bare = json!({"id": "t", "status": {"state": "completed"}});
+        assert_eq!(outcome(&bare), TaskOutcome::Completed(Value::Null));
     }
 
     #[test]

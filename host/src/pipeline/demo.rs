@@ -24,9 +24,16 @@ pub struct Demo {
 }
 
 /// Starts the demo agents and returns their base URL; the child ends with the returned handle.
-async fn start_agents(binary: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
+/// Their tasks are kept in `state_dir` (beside the host's data), so an agent restarted during
+/// the demo still answers the tasks the host waits for.
+async fn start_agents(
+    binary: &Path,
+    state_dir: &Path,
+) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut child = tokio::process::Command::new(binary)
         .args(["--role", "all", "--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(state_dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -59,7 +66,8 @@ pub async fn run(mut config: Config, demo: Demo) -> anyhow::Result<()> {
         started: Instant::now(),
     };
     let bytes = read_component(&demo.component)?;
-    let (_agents, agents_url) = start_agents(&demo.agents_binary).await?;
+    let agents_state = config.data_dir.join("agents");
+    let (_agents, agents_url) = start_agents(&demo.agents_binary, &agents_state).await?;
     progress.say(&format!(
         "demo agents (researcher, analyst, writer) listening on {agents_url}"
     ));

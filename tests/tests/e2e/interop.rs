@@ -3,6 +3,9 @@
 //!
 //! - an agent written with the official Python A2A SDK (`a2a-sdk` 1.3.0, `tests/interop/
 //!   a2a_agent.py`), configured as A2A v1.0, answers through the SDK's own push sender;
+//! - the research pipeline against three such agents (researcher, analyst, writer) that answer
+//!   only with text parts, as agents we did not write do: one run approved through to the
+//!   report, one rejected;
 //! - agent callbacks that must be refused without changing anything: a duplicate answer (409), a
 //!   late answer after the agent's timeout (409 `callback_timed_out`), and forged tokens (404).
 //!   These use a simple-protocol agent run by the test, which records each dispatched
@@ -15,6 +18,7 @@
 use aegis_tests::agents::{
     AgentsConfig, Dispatched, PythonAgent, SimpleAgent, python_a2a_sdk, python_agent_script,
 };
+use aegis_tests::pipeline::{self, STEPS};
 use aegis_tests::{Client, Host, HostOptions, Reply};
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
@@ -47,22 +51,31 @@ fn require_interop() -> bool {
     std::env::var_os("AEGIS_REQUIRE_INTEROP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Whether `test` must be skipped because python3 cannot import the SDK: loudly, and never when
+/// `AEGIS_REQUIRE_INTEROP` is set (then it panics).
+fn sdk_missing(test: &str) -> bool {
+    let Err(why) = python_a2a_sdk() else {
+        return false;
+    };
+    assert!(
+        !require_interop(),
+        "AEGIS_REQUIRE_INTEROP is set, but python3 cannot import the A2A SDK ({why}); \
+         install it with `make interop-deps`"
+    );
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !! SKIPPED {test}:\n\
+         !! python3 cannot import the official A2A SDK ({why}).\n\
+         !! Run `make interop-deps` (pip install \"a2a-sdk[http-server]==1.3.0\" uvicorn),\n\
+         !! or set AEGIS_REQUIRE_INTEROP=1 to make this a failure.\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_a2a_sdk_v1_agent_answers_through_its_push_sender() {
-    if let Err(why) = python_a2a_sdk() {
-        assert!(
-            !require_interop(),
-            "AEGIS_REQUIRE_INTEROP is set, but python3 cannot import the A2A SDK ({why}); \
-             install it with `make interop-deps`"
-        );
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !! SKIPPED python_a2a_sdk_v1_agent_answers_through_its_push_sender:\n\
-             !! python3 cannot import the official A2A SDK ({why}).\n\
-             !! Run `make interop-deps` (pip install \"a2a-sdk[http-server]==1.3.0\" uvicorn),\n\
-             !! or set AEGIS_REQUIRE_INTEROP=1 to make this a failure.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
+    if sdk_missing("python_a2a_sdk_v1_agent_answers_through_its_push_sender") {
         return;
     }
     let agent = PythonAgent::start(None)
@@ -105,6 +118,156 @@ async fn python_a2a_sdk_v1_agent_answers_through_its_push_sender() {
     })
     .await;
     drop(agent);
+}
+
+/// How long one pipeline run may take against the Python agents.
+const PIPELINE_RUN: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The names of the history's events of type `t`, in order.
+fn names(history: &[Value], t: &str) -> Vec<String> {
+    of_type(history, t)
+        .iter()
+        .map(|e| e["Name"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The research pipeline against agents on the official SDK that answer only with text: each
+/// completes its task with one `text/markdown` artifact and a text status message, no data part.
+/// The researcher's notes reach the analyst as text, the analyst's text is what the reviewer is
+/// shown and what the writer gets, and the writer's markdown is the report; a second run is
+/// rejected at the approval and never reaches the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_runs_on_a2a_sdk_agents_that_answer_only_with_text() {
+    if sdk_missing("the_pipeline_runs_on_a2a_sdk_agents_that_answer_only_with_text") {
+        return;
+    }
+    let mut agents = Vec::new();
+    for role in ["researcher", "analyst", "writer"] {
+        let agent = PythonAgent::start_as(role, None)
+            .await
+            .unwrap_or_else(|e| panic!("starting the a2a-sdk {role} failed: {e:?}"));
+        agents.push(agent);
+    }
+    let [researcher, analyst, writer] = &agents[..] else {
+        unreachable!("three agents were started")
+    };
+    let config = AgentsConfig::new()
+        .a2a("researcher", researcher.url(), "1.0")
+        .a2a("analyst", analyst.url(), "1.0")
+        .a2a("writer", writer.url(), "1.0");
+    let host = agents_host(&config).await;
+    let logs = || {
+        format!(
+            "researcher's log:\n{}\nanalyst's log:\n{}\nwriter's log:\n{}\nhost's log:\n{}",
+            researcher.log_tail(15),
+            analyst.log_tail(15),
+            writer.log_tail(15),
+            host.log_tail(30)
+        )
+    };
+    guard(240, async {
+        let client = host.client();
+        pipeline::upload(&client).await?;
+        let topic = "durable execution";
+        let parameters = json!({"depth": 2, "sources": 3, "word_limit": 400});
+        let approved = pipeline::start(&client, topic, parameters.clone()).await?;
+        let rejected = pipeline::start(&client, "replayed journals", parameters).await?;
+
+        let mut seen = Vec::new();
+        let waiting = pipeline::poll_until(&client, &approved, PIPELINE_RUN, &mut seen, |v| {
+            v["status"] == "AWAITING_APPROVAL"
+        })
+        .await
+        .with_context(logs)?;
+        // The reviewer is shown the analyst's own text, made from the researcher's notes.
+        let review_url = waiting["review_url"]
+            .as_str()
+            .with_context(|| format!("no review_url: {waiting}"))?;
+        let (status, _, body) = pipeline::fetch(review_url).await?;
+        ensure!(status == 200, "GET the review URL: HTTP {status}");
+        let analysis: Value = serde_json::from_slice(&body).context("analysis.json is JSON")?;
+        let analysis = analysis
+            .as_str()
+            .with_context(|| format!("the analysis is the analyst's text: {analysis}"))?;
+        ensure!(
+            analysis.starts_with(&format!("## Analysis of {topic}\n"))
+                && analysis.contains("The research holds 3 notes")
+                && analysis.contains(&format!("- Finding 1.1 on {topic} comes from source 1."))
+                && analysis.contains(&format!("Finding 3.2 on {topic} comes from source 3.")),
+            "the analysis is not the analyst's reading of the research notes:\n{analysis}"
+        );
+        pipeline::decide(&client, &approved, "approve", "fine")
+            .await?
+            .expect(200, "approve")?;
+        let view = pipeline::wait_ended(&client, &approved, PIPELINE_RUN, &mut seen)
+            .await
+            .with_context(logs)?;
+        ensure!(
+            view["status"] == "COMPLETED" && pipeline::steps(&view) == STEPS,
+            "the approved run did not complete: {view}\n{}",
+            logs()
+        );
+        // The report is the writer's markdown, built from the analysis.
+        let url = view["report_url"].as_str().context("report_url")?;
+        let (status, content_type, body) = pipeline::fetch(url).await?;
+        ensure!(
+            status == 200 && content_type.starts_with("text/markdown"),
+            "GET report_url: HTTP {status}, {content_type}"
+        );
+        let report = String::from_utf8(body).context("the report is UTF-8")?;
+        ensure!(
+            report.starts_with(&format!("# {topic}\n\nWritten by the a2a-sdk writer.\n"))
+                && report.contains(&format!("- Finding 1.1 on {topic} comes from source 1."))
+                && report.contains(&format!("Finding 3.2 on {topic} comes from source 3.")),
+            "the report is not the writer's markdown from the analysis:\n{report}"
+        );
+        let words = report.split_whitespace().count() as u64;
+        ensure!(
+            view["result"]["word_count"] == words,
+            "word_count {} for a report of {words} words",
+            view["result"]["word_count"]
+        );
+        let history = client.history(&approved).await?;
+        check_history_shape(&history)?;
+        let callbacks = [
+            "research_phase",
+            "analysis_phase",
+            "human_approval",
+            "writing_phase",
+        ];
+        ensure!(
+            names(&history, "CallbackSucceeded") == callbacks,
+            "each agent and the approval answered once: {:?}",
+            names(&history, "CallbackSucceeded")
+        );
+
+        // The second run, rejected: it ends REJECTED and the writer is never asked.
+        let mut seen = Vec::new();
+        pipeline::poll_until(&client, &rejected, PIPELINE_RUN, &mut seen, |v| {
+            v["status"] == "AWAITING_APPROVAL"
+        })
+        .await
+        .with_context(logs)?;
+        pipeline::decide(&client, &rejected, "reject", "too thin")
+            .await?
+            .expect(200, "reject")?;
+        let view = pipeline::wait_ended(&client, &rejected, PIPELINE_RUN, &mut seen).await?;
+        ensure!(
+            view["status"] == "REJECTED"
+                && view["result"]
+                    == json!({"status": "REJECTED", "topic": "replayed journals", "comment": "too thin"}),
+            "the rejected run: {view}"
+        );
+        let history = client.history(&rejected).await?;
+        ensure!(
+            names(&history, "CallbackSucceeded") == callbacks[..3],
+            "a rejected run's callbacks: {:?}",
+            names(&history, "CallbackSucceeded")
+        );
+        Ok(())
+    })
+    .await;
+    drop(agents);
 }
 
 /// A host with the test's simple agent configured as `simple`, and `agent-call` uploaded.

@@ -9,6 +9,8 @@
 //!   on the same port (agents post to the URL they were given): it still completes, once;
 //! - a 1 MB research result travels as an artifact reference and the journal stays small.
 //! - `APPROVAL_TIMEOUT_HOURS` is the approval wait of runs whose request gives none.
+//! - the demo agents killed and restarted while the host waits for the researcher's task: the
+//!   task was on their disk, so its answer still arrives, and the task can still be read.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -435,6 +437,83 @@ async fn rejected_pipeline_ends_rejected_without_a_report() {
         pipeline::decide(&client, &id, "approve", "changed my mind")
             .await?
             .expect_error(409, "not_awaiting_approval")?;
+        Ok(())
+    })
+    .await;
+    drop(agents);
+}
+
+/// The demo agents are SIGKILLed while the host waits for the researcher's task, and restarted
+/// on the same port and state folder: the task is read back from disk and run again, its answer
+/// reaches the host through the callback the host waits on (no second dispatch), and `tasks/get`
+/// still finds it. The agents first run with an hour's delay, so the task cannot have finished
+/// before the kill however slow the machine; they come back without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_agent_restarted_while_the_host_waits_still_answers() {
+    let mut agents = DemoAgents::start(Some(3_600_000))
+        .await
+        .expect("demo agents");
+    let config = demo_config(&agents);
+    let host = pipeline_host(&config, HostOptions::default()).await;
+    guard(180, async {
+        let client = host.client();
+        pipeline::upload(&client).await?;
+        let id = pipeline::start(&client, TOPIC, parameters()).await?;
+        wait_in_phase(&client, &id, "research_phase").await?;
+        // The researcher has accepted the task: it is on its disk, working (in its delay).
+        let deadline = std::time::Instant::now() + RUN;
+        let task = loop {
+            let working: Vec<Value> = agents
+                .tasks_on_disk("researcher")?
+                .into_iter()
+                .filter(|r| r["task"]["state"] == "Working")
+                .collect();
+            if let [record] = &working[..] {
+                break record["task"].clone();
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the researcher never kept a working task: {:?}",
+                agents.tasks_on_disk("researcher")?
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let task_id = task["id"].as_str().context("task id")?.to_string();
+
+        agents.restart(None).await?;
+        let mut seen = Vec::new();
+        pipeline::poll_until(&client, &id, RUN, &mut seen, |v| {
+            v["status"] == "AWAITING_APPROVAL"
+        })
+        .await
+        .with_context(|| agents.log_tail(30))?;
+        pipeline::decide(&client, &id, "approve", "after the restart")
+            .await?
+            .expect(200, "approve")?;
+        let view = pipeline::wait_ended(&client, &id, RUN, &mut seen).await?;
+        check_completed(&client, &host, &id, &view).await?;
+        let history = client.history(&id).await?;
+        ensure!(
+            !history.iter().any(|e| e["Name"] == "research_phase#2"),
+            "the researcher was asked again instead of answering its task: {history:?}"
+        );
+
+        // The task the researcher had before the kill ran to its end, and can be read.
+        let rpc = json!({"jsonrpc": "2.0", "id": "get", "method": "tasks/get",
+            "params": {"id": task_id}});
+        let got: Value = reqwest::Client::new()
+            .post(agents.url("researcher"))
+            .json(&rpc)
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(
+            got["result"]["id"] == task_id.as_str()
+                && got["result"]["status"]["state"] == "completed"
+                && got["result"]["artifacts"][0]["parts"][0]["data"]["sources"].is_array(),
+            "tasks/get of the task from before the restart: {got}"
+        );
         Ok(())
     })
     .await;
