@@ -492,11 +492,25 @@ async fn a_demo_agent_restarted_while_the_host_waits_still_answers() {
             .expect(200, "approve")?;
         let view = pipeline::wait_ended(&client, &id, RUN, &mut seen).await?;
         check_completed(&client, &host, &id, &view).await?;
+        // The researcher answers the task it had. One case asks it again, and is allowed: the
+        // kill landing between the agent keeping the task and the host reading its reply cuts
+        // the dispatch itself, which fails as a dispatch (not as a lost task), and the pipeline
+        // retries it; the host does not show when a task is bound, so the test cannot wait it out.
         let history = client.history(&id).await?;
-        ensure!(
-            !history.iter().any(|e| e["Name"] == "research_phase#2"),
-            "the researcher was asked again instead of answering its task: {history:?}"
-        );
+        if history.iter().any(|e| e["Name"] == "research_phase#2") {
+            let cut = history.iter().any(|e| {
+                e["Name"] == "research_phase"
+                    && e["EventType"] == "CallbackFailed"
+                    && crate::details(e)["Error"]["Payload"]["ErrorType"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Agent."))
+            });
+            ensure!(
+                cut,
+                "the researcher was asked again though its dispatch was not cut: {history:?}"
+            );
+            eprintln!("the kill cut the dispatch's reply; the pipeline asked again, as it should");
+        }
 
         // The task the researcher had before the kill ran to its end, and can be read.
         let rpc = json!({"jsonrpc": "2.0", "id": "get", "method": "tasks/get",
