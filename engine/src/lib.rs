@@ -13,6 +13,7 @@
 
 pub mod activation;
 pub mod budget;
+pub mod commit;
 pub mod host;
 mod limits;
 pub mod trap;

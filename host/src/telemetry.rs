@@ -88,13 +88,13 @@ pub const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         "aegis_store_commit_seconds",
         Kind::Histogram,
         Unit::Seconds,
-        "How long an activation's commit to the store took.",
+        "How long a commit of an activation's writes to the store took (the engine's, and its ending's).",
     ),
     (
         "aegis_store_commit_records",
         Kind::Histogram,
         Unit::Count,
-        "Records (operations, events, timers, callbacks) in an activation's commit.",
+        "Records (operations, events, timers, callbacks) in a commit of an activation's writes.",
     ),
     (
         "aegis_agent_dispatches_total",

@@ -191,14 +191,7 @@ impl Activation {
         batch.conditions.splice(0..0, self.guards());
         let timers = batch.set_timers.clone();
         let execution = self.execution.id.clone();
-        let records = batch.operations.len()
-            + batch.events.len()
-            + batch.set_timers.len()
-            + batch.callbacks.len();
-        let clock = std::time::Instant::now();
-        let committed = self.io(|a| aegis_core::store::wait(a.store.commit(&execution, batch)));
-        metrics::histogram!("aegis_store_commit_seconds").record(clock.elapsed().as_secs_f64());
-        metrics::histogram!("aegis_store_commit_records").record(records as f64);
+        let committed = self.io(|a| crate::commit::commit(&*a.store, &execution, batch));
         match committed {
             Ok(()) => {
                 self.committed_timers.extend(timers);

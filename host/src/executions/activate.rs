@@ -4,6 +4,7 @@
 use super::{MAX_LOAD_ATTEMPTS, Next, Outcome, Runtime};
 use crate::engine::activation::{self, Ending};
 use crate::engine::budget::Budget;
+use crate::engine::commit::commit;
 use crate::engine::host::Activation;
 use crate::engine::trap::{Trap, TrapKind};
 use crate::engine::{Limits, LoadError};
@@ -238,7 +239,7 @@ impl Runtime {
         workflow: &str,
     ) -> Result<bool, Stop> {
         let mut ended = false;
-        let committed = match store::wait(self.journal.commit(id, batch)) {
+        let committed = match commit(&*self.journal, id, batch) {
             // The activation's last writes do not fit one commit (a store's transaction limit):
             // the execution fails, naming the limit, with a batch that holds only its ending.
             Err(store::Error::TooLarge(reason)) => {
@@ -248,9 +249,10 @@ impl Runtime {
                     format!("the activation's writes do not fit one commit: {reason}"),
                 )
                 .into_record();
-                store::wait(
-                    self.journal
-                        .commit(id, too_large_ending(activation, workflow, error)),
+                commit(
+                    &*self.journal,
+                    id,
+                    too_large_ending(activation, workflow, error),
                 )
             }
             other => other,
