@@ -9,7 +9,7 @@
 //! absent values left out rather than null, and payloads left out when the caller asks for no
 //! execution data ([`event_as`]).
 
-use crate::config::LambdaConfig;
+use crate::config::{LambdaConfig, durable_execution_arn, function_arn};
 use crate::journal::{Attempt, Details, ErrorRecord, Event, Millis, Preview, format_ts};
 use serde_json::{Map, Value, json};
 
@@ -147,11 +147,9 @@ fn details(details: &Details, style: Style<'_>) -> Value {
                     let workflow = config
                         .parse_function(function_name)
                         .map_or_else(|_| function_name.clone(), |f| f.name);
-                    details["DurableExecutionArn"] = json!(format!(
-                        "arn:aws:lambda:{}:{}:function:{workflow}:{executed_version}\
-                         /durable-execution/{child_name}/{child_id}",
-                        config.region, config.account_id
-                    ));
+                    let function = function_arn(config, &workflow, executed_version);
+                    details["DurableExecutionArn"] =
+                        json!(durable_execution_arn(&function, child_name, child_id));
                 }
                 None => details["ExecutionId"] = json!(child_id),
             }

@@ -74,8 +74,13 @@ impl LambdaConfig {
     }
 }
 
-/// The ARN of version `version` of `workflow`.
-pub fn function_arn(config: &LambdaConfig, workflow: &str, version: u32) -> String {
+/// The ARN of version `version` of `workflow` (a number, or `$LATEST` for a chained invoke's
+/// child started without one).
+pub fn function_arn(
+    config: &LambdaConfig,
+    workflow: &str,
+    version: impl std::fmt::Display,
+) -> String {
     format!(
         "arn:aws:lambda:{}:{}:function:{workflow}:{version}",
         config.region, config.account_id
@@ -84,12 +89,13 @@ pub fn function_arn(config: &LambdaConfig, workflow: &str, version: u32) -> Stri
 
 /// The ARN of an execution.
 pub fn execution_arn(config: &LambdaConfig, record: &ExecutionRecord) -> String {
-    format!(
-        "{}/durable-execution/{}/{}",
-        function_arn(config, &record.workflow, record.version),
-        durable_name(record),
-        record.id
-    )
+    let function = function_arn(config, &record.workflow, record.version);
+    durable_execution_arn(&function, durable_name(record), record.id.as_str())
+}
+
+/// The ARN of the execution `id`, named `name`, of the function whose ARN is `function`.
+pub fn durable_execution_arn(function: &str, name: &str, id: &str) -> String {
+    format!("{function}/durable-execution/{name}/{id}")
 }
 
 /// The execution's name as AWS shows it (`DurableExecutionName`, `[a-zA-Z0-9-_]{1,64}`): its

@@ -23,7 +23,10 @@ pub use agents::AGENT_ARN_ENV;
 pub use artifacts::{ArtifactsBackend, ArtifactsConfig, Sse};
 pub use cluster::ClusterConfig;
 pub use features::{FEATURE_SECTIONS, FeatureSection};
-pub use lambda::{FunctionRef, LambdaConfig, durable_name, execution_arn, function_arn, version};
+pub use lambda::{
+    FunctionRef, LambdaConfig, durable_execution_arn, durable_name, execution_arn, function_arn,
+    version,
+};
 pub use layers::ENV_KEYS;
 pub use notifications::NotificationsConfig;
 pub use server::ServerConfig;
