@@ -272,10 +272,7 @@ impl Agents {
 
     /// The URL an agent posts its answer to for `callback_id`.
     pub fn callback_url(&self, callback_id: &str) -> String {
-        format!(
-            "{}/v1/agents/callbacks/{callback_id}",
-            self.public_url()
-        )
+        format!("{}/v1/agents/callbacks/{callback_id}", self.public_url())
     }
 
     /// Sends the task, retrying transient failures. The callback id doubles as the idempotency

@@ -214,7 +214,11 @@ async fn follow_workflow(
                 progress
                     .say("waiting for approval (the execution is suspended and holds no memory)");
                 progress.say(&format!(
-                    "review the analysis: {}",
+                    "review the analysis (and approve there): {}",
+                    view["approval_url"].as_str().unwrap_or("?")
+                ));
+                progress.say(&format!(
+                    "the raw analysis: {}",
                     view["review_url"].as_str().unwrap_or("?")
                 ));
                 let approved = approve || ask("Approve the report? [y/N] ")?;

@@ -4,7 +4,12 @@
 //! - `GET /workflows/{id}` → `{"workflow_id", "topic", "status", "current_step", "created_at",
 //!   "updated_at", "steps_completed": [...]}` (plus `review_url`, `report_url`, `result`, `error`
 //!   when known);
-//! - `POST /workflows/{id}/approval {"decision": "approve"|"reject", "comment"}`.
+//! - `POST /workflows/{id}/approval {"decision": "approve"|"reject", "comment"}`;
+//! - `GET /workflows/{id}/review` → the view with the analysis rendered as HTML
+//!   (`analysis_html`, see `review`), which the console's approval page shows.
+//!
+//! `approval_url` is the console's approval page for the run (`<public url>/ui/approvals/<id>`),
+//! the link a reviewer opens; `review_url` stays the presigned link to the raw analysis JSON.
 //!
 //! A pipeline run is an execution of the `research-pipeline` component. Its status and steps are
 //! read from the workflow events it publishes (`workflow.status`, `workflow.step_completed`,
@@ -19,14 +24,15 @@
 
 use super::config::PipelineConfig;
 use super::shapes::{
-    Approval, Pipeline, PipelineDecision, PipelineError, PipelineStarted, Running, StartPipeline,
-    StepCompleted,
+    Approval, Pipeline, PipelineDecision, PipelineError, PipelineReview, PipelineStarted, Running,
+    StartPipeline, StepCompleted,
 };
 use crate::api::extension::{
     ENVELOPE, ErrorBody, FeatureCode, Schemas, Tenant, check_name, error_response, find_execution,
     read_body,
 };
 use crate::api::{ApiError, Code};
+use crate::artifacts::ArtifactRef;
 use crate::callbacks::Completion;
 use crate::executions::{Runtime, StartRequest};
 use crate::journal::format_ts;
@@ -70,6 +76,7 @@ pub(super) fn router(rt: Arc<Runtime>, pipeline: Arc<PipelineConfig>) -> Router 
         .route("/workflows", post(start))
         .route("/workflows/{id}", get(view))
         .route("/workflows/{id}/approval", post(approve))
+        .route("/workflows/{id}/review", get(review))
         .with_state(AppState { rt, pipeline })
 }
 
@@ -210,16 +217,26 @@ pub async fn view(
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Json<Pipeline>, ApiError> {
-    let record = load(&s, &tenant, &id).await?;
+    Ok(Json(read(&s, &tenant, &id).await?.0))
+}
+
+/// The run's view, and the reference of its stored analysis once approval was requested.
+async fn read(
+    s: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<(Pipeline, Option<String>), ApiError> {
+    let record = load(s, tenant, id).await?;
     let events =
         s.rt.notifier()
-            .events(&tenant, Some(&record.id), 0, 10_000)
+            .events(tenant, Some(&record.id), 0, 10_000)
             .await?;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
     let mut said: Option<String> = None;
     let mut current_step = Value::Null;
     let mut steps = Vec::new();
     let (mut review_url, mut report_url) = (Value::Null, Value::Null);
+    let mut analysis_reference = None;
     for event in &events {
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         match event.kind.as_str() {
@@ -235,7 +252,10 @@ pub async fn view(
                     step: data["step"].clone(),
                 });
             }
-            "approval.requested" => review_url = data["review_url"].clone(),
+            "approval.requested" => {
+                review_url = data["review_url"].clone();
+                analysis_reference = data["analysis_reference"].as_str().map(str::to_string);
+            }
             "workflow.completed" => report_url = data["report_url"].clone(),
             _ => {}
         }
@@ -249,7 +269,9 @@ pub async fn view(
         error_message: e.error_message.clone(),
         error_type: e.error_type.clone(),
     });
-    Ok(Json(Pipeline {
+    let approval_url = (!review_url.is_null()).then(|| approval_url(&s.rt, &record.id));
+    let view = Pipeline {
+        approval_url,
         created_at: format_ts(record.created_at),
         current_step,
         error,
@@ -261,7 +283,13 @@ pub async fn view(
         topic: input["topic"].clone(),
         updated_at: format_ts(record.updated_at),
         workflow_id: record.id,
-    }))
+    };
+    Ok((view, analysis_reference))
+}
+
+/// The console's approval page for run `id`: what a reviewer opens.
+pub fn approval_url(rt: &Runtime, id: &crate::ids::ExecutionId) -> String {
+    format!("{}/ui/approvals/{id}", rt.public_url())
 }
 
 /// The status a view shows, from what the workflow last said and how its execution stands.
@@ -321,6 +349,63 @@ pub async fn approve(
         status: Running::Running,
         workflow_id: record.id,
     }))
+}
+
+#[utoipa::path(get, path = "/workflows/{id}/review", tag = "pipeline",
+    operation_id = "reviewPipeline",
+    summary = "A research pipeline run with its analysis rendered for review",
+    description = "The run's view, with the analysis the run stored for its approval (`analysis.json`) rendered as an HTML fragment: structured JSON as sections and lists, markdown text as HTML. Agent output is escaped and its raw HTML shown as text; links other than `http`, `https` and `mailto` are dropped, and images shown as links. The console's approval page (`approval_url`) shows it.",
+    params(("id" = String, Path, description = PIPELINE_ID)),
+    responses(
+        (status = 200, description = "The run and its rendered analysis (null before approval is requested).", body = PipelineReview),
+        (status = 404, response = PipelineNotFound),
+    ))]
+pub async fn review(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<PipelineReview>, ApiError> {
+    let (view, reference) = read(&s, &tenant, &id).await?;
+    let analysis_html = match reference {
+        Some(reference) => Some(rendered_analysis(&s, &tenant, &reference).await?),
+        None => None,
+    };
+    let awaiting_decision = crate::callbacks::pending(&*s.rt, &view.workflow_id)
+        .await?
+        .iter()
+        .any(|c| c.name == APPROVAL_CALLBACK);
+    Ok(Json(PipelineReview {
+        analysis_html,
+        awaiting_decision,
+        run: view,
+    }))
+}
+
+/// The stored analysis as HTML; a missing one says so in the page.
+async fn rendered_analysis(
+    s: &AppState,
+    tenant: &Tenant,
+    reference: &str,
+) -> Result<String, ApiError> {
+    let missing = |why: String| format!("<p class=\"error\">{}</p>", super::review::escape(&why));
+    let Ok(parsed) = ArtifactRef::parse(reference) else {
+        return Ok(missing(format!(
+            "the analysis reference {reference:?} is not valid"
+        )));
+    };
+    let bytes = match s.rt.artifacts().get(tenant, &parsed).await {
+        Ok((bytes, _)) => bytes,
+        Err(crate::artifacts::Error::NotFound(_)) => {
+            return Ok(missing(format!("the analysis {reference} is gone")));
+        }
+        Err(e) => return Err(ApiError::unavailable(e)),
+    };
+    let analysis: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    // A large analysis takes a while to render: off the request threads.
+    tokio::task::spawn_blocking(move || super::review::render(&analysis))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("rendering the analysis: {e}")))
 }
 
 #[cfg(test)]

@@ -79,7 +79,10 @@ async fn the_shell_names_each_asset_by_its_digest_and_each_is_served_with_its_ty
     let console = Console::new(&[EXTRA]);
     let router = routes(&[EXTRA]);
     let shell = get(&router, "/ui/").await.body;
-    assert!(!shell.contains("{{"), "a placeholder left in the shell: {shell}");
+    assert!(
+        !shell.contains("{{"),
+        "a placeholder left in the shell: {shell}"
+    );
     for (name, content_type, starts) in [
         ("console.css", "text/css; charset=utf-8", "/*"),
         ("console.js", "text/javascript; charset=utf-8", "//"),
