@@ -1,0 +1,87 @@
+"""Browses the console's executions with one tenant's key, then with another's.
+
+Usage: browse.py <host url> <key of the owner> <key of another tenant> <execution id>
+
+With the owner's key: the executions page lists the execution; a filter on its status keeps
+it, one on another status drops it; its page shows the timeline of its operations; the events
+page lists its events. With the other tenant's key: no execution, its page is not found, no
+event of it. Prints JSON for the Rust test (tests/e2e/console.rs), with the executions page's
+weight (cold cache)."""
+
+import sys
+
+from browser import browser, done, enter_key, new_page, Weight
+
+
+def owner(b, base, key, execution):
+    context, page, errors = new_page(b)
+    weight = Weight(page)
+    page.goto(f"{base}/ui/")
+    enter_key(page, key)
+    page.wait_for_selector("#executions")
+    page.wait_for_load_state("networkidle")
+    list_weight = weight.report()
+    listed = page.locator("#executions tbody td:first-child").all_inner_texts()
+    # Filters go through the list API.
+    page.select_option("select[name=status]", "SUCCEEDED")
+    page.click("form.filters button")
+    page.wait_for_url("**/ui/executions?status=SUCCEEDED")
+    page.wait_for_selector("#executions")
+    succeeded = page.locator("#executions tbody td:first-child").all_inner_texts()
+    page.select_option("select[name=status]", "FAILED")
+    page.click("form.filters button")
+    page.wait_for_url("**/ui/executions?status=FAILED")
+    page.wait_for_selector("#no-executions")
+    # One execution: its timeline.
+    page.goto(f"{base}/ui/executions?workflow=demo")
+    page.click(f"text={execution}")
+    page.wait_for_selector("#timeline .op")
+    ops = page.locator("#timeline .op .head strong").all_inner_texts()
+    status = page.inner_text("#execution-status")
+    # The operations' inputs and outputs are a click away.
+    page.locator("#timeline .op details summary").first.click()
+    first_op_events = page.locator("#timeline .op details").first.inner_text()
+    # The events page.
+    page.click("nav >> text=Events")
+    page.wait_for_selector("table.events")
+    events_text = page.inner_text("table.events")
+    context.close()
+    return {
+        "listed": listed,
+        "succeeded": succeeded,
+        "operations": ops,
+        "status": status,
+        "first_op_events": first_op_events,
+        "events_mention_execution": execution in events_text,
+        "page_errors": errors,
+        "weight": list_weight,
+    }
+
+
+def other(b, base, key, execution):
+    context, page, errors = new_page(b)
+    page.goto(f"{base}/ui/executions")
+    enter_key(page, key)
+    page.wait_for_selector("#no-executions")
+    page.goto(f"{base}/ui/executions/{execution}")
+    page.wait_for_selector("main .error")
+    error = page.inner_text("main .error")
+    page.goto(f"{base}/ui/events")
+    page.wait_for_selector("main h1")
+    events_text = page.inner_text("main")
+    context.close()
+    return {
+        "no_executions": True,
+        "execution_error": error,
+        "events_mention_execution": execution in events_text,
+        "page_errors": errors,
+    }
+
+
+def main(base, key, other_key, execution):
+    with browser() as b:
+        done({"owner": owner(b, base, key, execution), "other": other(b, base, other_key, execution)})
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
