@@ -9,7 +9,7 @@ and that the run completes with the comment."""
 
 import sys
 
-from browser import browser, done, enter_key, new_page, Weight
+from browser import Weight, browser, done, enter_key, new_page, shot
 
 
 def main(url, key, comment):
@@ -26,9 +26,11 @@ def main(url, key, comment):
         status = page.inner_text("#run-status")
         page.wait_for_load_state("networkidle")
         loaded = weight.report()
+        shot(page, "approval")
         page.fill("#comment", comment)
         page.click("#approve")
         decision = page.inner_text("#decision-result")
+        shot(page, "approved")
         context.close()
     done({
         "headings": headings,

@@ -10,7 +10,7 @@ weight (cold cache)."""
 
 import sys
 
-from browser import browser, done, enter_key, new_page, Weight
+from browser import Weight, browser, done, enter_key, new_page, shot
 
 
 def owner(b, base, key, execution):
@@ -21,6 +21,7 @@ def owner(b, base, key, execution):
     page.wait_for_selector("#executions")
     page.wait_for_load_state("networkidle")
     list_weight = weight.report()
+    shot(page, "executions")
     listed = page.locator("#executions tbody td:first-child").all_inner_texts()
     # Filters go through the list API.
     page.select_option("select[name=status]", "SUCCEEDED")
@@ -41,10 +42,13 @@ def owner(b, base, key, execution):
     # The operations' inputs and outputs are a click away.
     page.locator("#timeline .op details summary").first.click()
     first_op_events = page.locator("#timeline .op details").first.inner_text()
+    shot(page, "execution")
+    execution_text = page.inner_text("main")
     # The events page.
     page.click("nav >> text=Events")
     page.wait_for_selector("table.events")
     events_text = page.inner_text("table.events")
+    shot(page, "events")
     context.close()
     return {
         "listed": listed,
@@ -52,6 +56,8 @@ def owner(b, base, key, execution):
         "operations": ops,
         "status": status,
         "first_op_events": first_op_events,
+        # What a value put on the page wrongly shows instead of itself.
+        "stray_text": [t for t in ("[object ", "undefined", "NaN") if t in execution_text],
         "events_mention_execution": execution in events_text,
         "page_errors": errors,
         "weight": list_weight,
@@ -66,6 +72,7 @@ def other(b, base, key, execution):
     page.goto(f"{base}/ui/executions/{execution}")
     page.wait_for_selector("main .error")
     error = page.inner_text("main .error")
+    shot(page, "other-tenant")
     page.goto(f"{base}/ui/events")
     page.wait_for_selector("main h1")
     events_text = page.inner_text("main")

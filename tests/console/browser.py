@@ -68,6 +68,14 @@ def enter_key(page, key):
     page.click("form.login button[type=submit]")
 
 
+def shot(page, name):
+    """Saves a screenshot when AEGIS_CONSOLE_SCREENSHOTS names a folder (to look at a failure)."""
+    folder = os.environ.get("AEGIS_CONSOLE_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
 def done(result):
     """Prints the result for the Rust test, which checks it."""
     json.dump(result, sys.stdout)

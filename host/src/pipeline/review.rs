@@ -46,6 +46,7 @@ fn value(out: &mut String, v: &Value, depth: usize) {
             }
             out.push_str("</ul>");
         }
+        Value::Array(items) if items.iter().all(is_record) => table(out, items),
         Value::Array(items) => {
             out.push_str("<ol>");
             for item in items {
@@ -78,6 +79,39 @@ fn value(out: &mut String, v: &Value, depth: usize) {
             out.push_str("</dl>");
         }
     }
+}
+
+/// A list of records as a table: a column per field, in the order the first record gives
+/// them, then any field a later one adds.
+fn table(out: &mut String, items: &[Value]) {
+    let mut columns: Vec<&str> = Vec::new();
+    for item in items {
+        for key in item.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !columns.contains(&key.as_str()) {
+                columns.push(key);
+            }
+        }
+    }
+    out.push_str("<table><thead><tr>");
+    for column in &columns {
+        let _ = write!(out, "<th>{}</th>", escape(&title(column)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for item in items {
+        out.push_str("<tr>");
+        for column in &columns {
+            let cell = item.get(*column).map_or_else(String::new, scalar);
+            let _ = write!(out, "<td>{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+}
+
+/// An object whose fields are all short: a row of a table.
+fn is_record(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|o| !o.is_empty() && o.len() <= 8 && o.values().all(is_short))
 }
 
 fn string(out: &mut String, s: &str) {
@@ -182,22 +216,31 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn structured_analysis_becomes_sections_lists_and_definitions() {
+    fn structured_analysis_becomes_sections_tables_lists_and_definitions() {
         let html = render(&json!({
             "topic": "solid-state batteries",
             "key_findings": [
                 {"text": "Energy density is up 40%.", "source": "a.md", "score": 0.9},
-                {"text": "Costs fall.", "source": "b.md", "score": 0.5}
+                {"text": "Costs fall.", "source": "b.md", "score": 0.5, "note": "new"}
             ],
             "themes": ["density", "cost"],
+            "claims": [{"text": "Long.", "evidence": {"source": "c.md", "pages": [1, 2]}}],
             "summary": "First line.\n\n- a point\n- **another**",
         }));
         assert!(html.contains("<section><h2>Topic</h2><p>solid-state batteries</p></section>"));
+        // Records of short fields: a table, a column per field, blank where one has none.
+        assert!(
+            html.contains(
+                "<h2>Key findings</h2><table><thead><tr><th>Score</th><th>Source</th><th>Text</th>\
+             <th>Note</th></tr></thead><tbody><tr><td>0.9</td><td>a.md</td>\
+             <td>Energy density is up 40%.</td><td></td></tr>"
+            ),
+            "{html}"
+        );
+        // Records with nested values: a numbered list of definition lists.
         assert!(html.contains(
-            "<h2>Key findings</h2><ol><li><dl><dt>Score</dt><dd>0.9</dd><dt>Source</dt><dd>a.md</dd>\
-             <dt>Text</dt><dd>Energy density is up 40%.</dd></dl></li>"
-        ));
-        assert!(html.contains("<dt>Score</dt><dd>0.9</dd>"));
+            "<h2>Claims</h2><ol><li><dl><dt>Evidence</dt><dd><dl><dt>Pages</dt><dd><ul><li>1</li>"
+        ), "{html}");
         assert!(html.contains("<ul><li>density</li><li>cost</li></ul>"));
         assert!(html.contains("<li><strong>another</strong></li>"), "{html}");
     }

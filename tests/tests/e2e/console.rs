@@ -222,7 +222,10 @@ async fn the_console_shows_a_tenant_its_executions_and_another_tenant_nothing() 
             mine["listed"] == json!([id]) && mine["succeeded"] == json!([id]),
             "the owner's executions list: {mine}"
         );
-        ensure!(mine["status"] == "SUCCEEDED", "the execution page: {mine}");
+        ensure!(
+            mine["status"] == "SUCCEEDED" && mine["stray_text"] == json!([]),
+            "the execution page: {mine}"
+        );
         let ops: Vec<&str> = mine["operations"]
             .as_array()
             .context("operations")?

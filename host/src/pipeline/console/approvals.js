@@ -8,7 +8,7 @@
 "use strict";
 
 (() => {
-  const { api, h, link, status, time, query } = Aegis;
+  const { api, h, put, link, status, time, query } = Aegis;
   const PIPELINE = "research-pipeline";
 
   /** The runs waiting for a decision, newest first. */
@@ -17,7 +17,7 @@
     const views = await Promise.all(running.executions.map((x) =>
       api(`/workflows/${encodeURIComponent(x.execution_id)}`)));
     const waiting = views.filter((v) => v.status === "AWAITING_APPROVAL");
-    el.append(h("h1", {}, "Pending approvals"),
+    put(el, h("h1", {}, "Pending approvals"),
       waiting.length
         ? h("table", { id: "approvals" },
           h("thead", {}, h("tr", {}, ["Topic", "Run", "Waiting since"].map((t) => h("th", {}, t)))),
@@ -35,7 +35,7 @@
     const analysis = h("article", { class: "analysis", id: "analysis" });
     if (r.analysis_html === null) analysis.append(h("p", { class: "muted" }, "No analysis yet."));
     else analysis.innerHTML = r.analysis_html; // rendered and escaped by the host
-    el.append(h("h1", {}, `Review: ${run.topic}`),
+    put(el, h("h1", {}, `Review: ${run.topic}`),
       h("dl", { class: "fields" },
         h("dt", {}, "Status"), h("dd", { id: "run-status" }, status(run.status)),
         h("dt", {}, "Run"), h("dd", {}, link(`/ui/executions/${encodeURIComponent(run.workflow_id)}`, run.workflow_id)),
@@ -43,7 +43,7 @@
         run.review_url ? [h("dt", {}, "Raw analysis"), h("dd", {}, h("a", { href: run.review_url }, "analysis.json"))] : null),
       h("h2", {}, "Analysis"), analysis);
     if (!r.awaiting_decision) {
-      el.append(h("p", { class: "notice", id: "no-decision" },
+      put(el, h("p", { class: "notice", id: "no-decision" },
         `This run is not waiting for a decision (status ${run.status}).`));
       return;
     }
@@ -66,7 +66,7 @@
       h("button", { type: "button", id: "reject", class: "reject", onclick: () => decide("reject") }, "Reject"));
     const form = h("form", { class: "decide", onsubmit: (e) => e.preventDefault() },
       h("label", {}, "Comment", comment), buttons, outcome);
-    el.append(h("h2", {}, "Decision"), form);
+    put(el, h("h2", {}, "Decision"), form);
   }
 
   Aegis.page({

@@ -17,7 +17,12 @@ const Aegis = (() => {
       if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
       else el.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    return put(el, ...children);
+  }
+
+  /** Appends `children` to `el` as `h` does: nested lists flattened, absent ones skipped. */
+  function put(el, ...children) {
+    for (const child of children.flat(Infinity)) {
       if (child === undefined || child === null || child === false) continue;
       el.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -187,7 +192,7 @@ const Aegis = (() => {
       h("td", {}, link(`/ui/executions/${encodeURIComponent(x.execution_id)}`, x.execution_id)),
       h("td", {}, `${x.workflow} v${x.version}`), h("td", {}, x.name), h("td", {}, status(x.status)),
       h("td", {}, time(x.created_at)), h("td", {}, time(x.updated_at))));
-    el.append(h("h1", {}, "Executions"), form,
+    put(el, h("h1", {}, "Executions"), form,
       rows.length
         ? h("table", { id: "executions" },
           h("thead", {}, h("tr", {}, ["Execution", "Component", "Name", "Status", "Created", "Updated"]
@@ -288,7 +293,7 @@ const Aegis = (() => {
       all(`/v1/events?execution_id=${encodeURIComponent(id)}&limit=500`, "events", "next_after", 5),
       all(`${path}/logs?limit=1000`, "records", "next_after", 5),
     ]);
-    el.append(h("h1", {}, `Execution ${x.execution_id}`),
+    put(el, h("h1", {}, `Execution ${x.execution_id}`),
       h("dl", { class: "fields" },
         h("dt", {}, "Status"), h("dd", { id: "execution-status" }, status(x.status)),
         h("dt", {}, "Component"), h("dd", {}, link(`/ui/executions${query({ workflow: x.workflow })}`, x.workflow), ` v${x.version}`),
@@ -323,12 +328,12 @@ const Aegis = (() => {
 
   async function events(el, params) {
     const page = await api(`/v1/events${query({ after: params.get("after"), limit: 100 })}`);
-    el.append(h("h1", {}, "Events"), eventTable(page.events, true),
+    put(el, h("h1", {}, "Events"), eventTable(page.events, true),
       page.events.length ? h("p", {}, link(`/ui/events${query({ after: page.next_after })}`, "Next page")) : null);
   }
 
   window.addEventListener("popstate", route);
   document.addEventListener("DOMContentLoaded", route);
 
-  return { api, h, link, go, json, time, status, page, query, ApiError };
+  return { api, h, put, link, go, json, time, status, page, query, ApiError };
 })();
