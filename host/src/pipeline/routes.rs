@@ -20,6 +20,10 @@
 //! run's input, so the run keeps the timeout it started with whatever the configuration says
 //! later; without one, the workflow's own default (24 h) applies.
 //!
+//! A start request that gives no `parameters.console_url` gets this host's console
+//! (`<public url>/ui`): the run's `approval.requested` event then carries `approval_url`, its
+//! approval page, which the webhook, SNS and EventBridge pass on and its log line names.
+//!
 //! The routes carry their own state; the API lays its key check on them ([`crate::api::Extension`]).
 
 use super::config::PipelineConfig;
@@ -134,6 +138,7 @@ pub async fn start(
         req.parameters.unwrap_or_else(|| json!({})),
         s.pipeline.approval_timeout_seconds(),
     );
+    let parameters = with_console(parameters, &format!("{}/ui", s.rt.public_url()));
     let input = json!({"topic": req.topic, "parameters": parameters});
     let start = StartRequest {
         workflow: PIPELINE_WORKFLOW.into(),
@@ -195,6 +200,21 @@ fn with_default_approval(mut parameters: Value, default_seconds: Option<u64>) ->
     parameters
 }
 
+/// `parameters` with `console_url` set to this host's console where the request leaves it out,
+/// so the run's `approval.requested` event links its approval page. Parameters of the wrong
+/// shape are left as they are, for the workflow to refuse.
+fn with_console(mut parameters: Value, console: &str) -> Value {
+    if parameters.is_null() {
+        parameters = json!({});
+    }
+    if let Some(params) = parameters.as_object_mut()
+        && params.get("console_url").is_none_or(Value::is_null)
+    {
+        params.insert("console_url".into(), console.into());
+    }
+    parameters
+}
+
 /// A pipeline run of the caller's tenant; anything else is a 404.
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
     find_execution(&s.rt, tenant, id)
@@ -237,6 +257,7 @@ async fn read(
     let mut steps = Vec::new();
     let (mut review_url, mut report_url) = (Value::Null, Value::Null);
     let mut analysis_reference = None;
+    let mut approval_url = None;
     for event in &events {
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         match event.kind.as_str() {
@@ -254,6 +275,7 @@ async fn read(
             }
             "approval.requested" => {
                 review_url = data["review_url"].clone();
+                approval_url = data["approval_url"].as_str().map(str::to_string);
                 analysis_reference = data["analysis_reference"].as_str().map(str::to_string);
             }
             "workflow.completed" => report_url = data["report_url"].clone(),
@@ -269,7 +291,9 @@ async fn read(
         error_message: e.error_message.clone(),
         error_type: e.error_type.clone(),
     });
-    let approval_url = (!review_url.is_null()).then(|| approval_url(&s.rt, &record.id));
+    // The page the run's event linked; for a run started without a console, this host's.
+    let approval_url =
+        approval_url.or_else(|| (!review_url.is_null()).then(|| console_page(&s.rt, &record.id)));
     let view = Pipeline {
         approval_url,
         created_at: format_ts(record.created_at),
@@ -288,7 +312,7 @@ async fn read(
 }
 
 /// The console's approval page for run `id`: what a reviewer opens.
-pub fn approval_url(rt: &Runtime, id: &crate::ids::ExecutionId) -> String {
+fn console_page(rt: &Runtime, id: &crate::ids::ExecutionId) -> String {
     format!("{}/ui/approvals/{id}", rt.public_url())
 }
 
@@ -410,7 +434,7 @@ async fn rendered_analysis(
 
 #[cfg(test)]
 mod tests {
-    use super::{NOT_AWAITING_APPROVAL, view_status, with_default_approval};
+    use super::{NOT_AWAITING_APPROVAL, view_status, with_console, with_default_approval};
     use crate::api::Code;
     use crate::store::ExecutionStatus;
     use serde_json::json;
@@ -477,6 +501,26 @@ mod tests {
                 expected,
                 "{given}"
             );
+        }
+    }
+
+    #[test]
+    fn the_console_fills_only_a_missing_console_url() {
+        let console = "http://h:1/ui";
+        for (given, expected) in [
+            (json!({}), json!({"console_url": console})),
+            (
+                json!({"console_url": null, "depth": 2}),
+                json!({"console_url": console, "depth": 2}),
+            ),
+            (
+                json!({"console_url": "https://mine/ui"}),
+                json!({"console_url": "https://mine/ui"}),
+            ),
+            (json!(null), json!({"console_url": console})),
+            (json!("fast"), json!("fast")),
+        ] {
+            assert_eq!(with_console(given.clone(), console), expected, "{given}");
         }
     }
 

@@ -16,7 +16,9 @@ pub struct StartPipeline {
     /// Options handed to the pipeline as they are, e.g. `{"depth", "sources", "word_limit",
     /// "timeouts_seconds"}`; `{}` when left out or null. When `timeouts_seconds.approval` is left
     /// out, the host's configured default (`[pipeline] approval_timeout_hours`, alias
-    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured.
+    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured; when
+    /// `console_url` is left out, this host's web console (`<public url>/ui`) is, so that the
+    /// run's `approval.requested` event links its approval page.
     #[serde(default)]
     #[schema(value_type = AnyJson)]
     pub(super) parameters: Option<Value>,

@@ -132,6 +132,26 @@ async fn a_reviewer_approves_in_the_browser_through_the_approval_link() {
             link == format!("{}/ui/approvals/{id}", host.base_url()),
             "approval_url: {link}"
         );
+        // The event the pipeline sends (webhook, SNS, EventBridge) carries the same link, and
+        // so does the line it logs.
+        let events = pipeline::events(client, &id).await?;
+        let requested = events
+            .iter()
+            .find(|e| e["kind"] == "approval.requested")
+            .context("no approval.requested event")?;
+        ensure!(
+            requested["data"]["approval_url"] == link
+                && requested["data"]["review_url"] == waiting["review_url"],
+            "approval.requested: {requested}"
+        );
+        let logs = client
+            .get_path(&format!("/v1/executions/{id}/logs"))
+            .await?
+            .expect(200, "logs")?;
+        ensure!(
+            logs.to_string().contains(&format!("review {link}")),
+            "the approval's log line: {logs}"
+        );
 
         let comment = "Approved from the browser: keep the latency numbers <b>and</b> cite them.";
         let page = run_script(
