@@ -37,7 +37,7 @@ async fn get(router: &Router, path: &str) -> Answer {
     }
 }
 
-fn header<'a>(answer: &'a Answer, name: header::HeaderName) -> &'a str {
+fn header(answer: &Answer, name: header::HeaderName) -> &str {
     answer
         .headers
         .get(&name)
