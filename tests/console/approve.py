@@ -3,8 +3,9 @@ console asks for, reads the analysis rendered as a page, writes a comment and ap
 
 Usage: approve.py <approval url> <api key> <comment>
 
-Prints JSON: what the page showed (`headings`, `raw_json_shown`), the `decision` text, and the
-page's weight up to the decision (`weight`). The Rust test (tests/e2e/console.rs) checks it
+Prints JSON: what the page showed (`headings`, `raw_json_shown`), the runs the pending
+approvals page listed (`pending`) and where it led (`back_to`), the `decision` text, and the
+page's weight before any of that (`weight`). The Rust test (tests/e2e/console.rs) checks it
 and that the run completes with the comment."""
 
 import sys
@@ -27,6 +28,13 @@ def main(url, key, comment):
         page.wait_for_load_state("networkidle")
         loaded = weight.report()
         shot(page, "approval")
+        # The run is among the pending approvals, which lead back to its page.
+        page.click("nav >> text=Approvals")
+        page.wait_for_selector("#approvals")
+        pending = page.locator("#approvals tbody td:nth-child(2)").all_inner_texts()
+        page.click("#approvals tbody a")
+        page.wait_for_selector("#analysis h2")
+        back = page.url
         page.fill("#comment", comment)
         page.click("#approve")
         decision = page.inner_text("#decision-result")
@@ -38,6 +46,8 @@ def main(url, key, comment):
         "raw_json_shown": analysis_text.lstrip().startswith("{"),
         "analysis_chars": len(analysis_text),
         "decision": decision,
+        "pending": pending,
+        "back_to": back,
         "page_errors": errors,
         "weight": loaded,
     })

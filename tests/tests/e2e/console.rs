@@ -2,8 +2,8 @@
 //! Python (`tests/console/*.py`), against the real host in keyed mode.
 //!
 //! - a reviewer opens a research pipeline run's approval link cold, gives the key the page asks
-//!   for, reads the analysis rendered as a page, comments and approves: the run completes and
-//!   the comment is the decision the workflow got;
+//!   for, reads the analysis rendered as a page, finds the run among the pending approvals,
+//!   comments and approves: the run completes and the comment is the decision the workflow got;
 //! - the executions list (with its filters), one execution's timeline and the events, with the
 //!   owner's key; with another tenant's key, none of it.
 //!
@@ -172,6 +172,10 @@ async fn a_reviewer_approves_in_the_browser_through_the_approval_link() {
                 && headings.contains(&"Findings")
                 && page["raw_json_shown"] == false,
             "the analysis as the page showed it: {page}"
+        );
+        ensure!(
+            page["pending"] == json!([id]) && page["back_to"] == link,
+            "the pending approvals page: {page}"
         );
         ensure!(
             page["status"] == "AWAITING_APPROVAL"
