@@ -3,7 +3,7 @@
 Usage: browse.py <host url> <key of the owner> <key of another tenant> <execution id>
 
 With the owner's key: the executions page lists the execution; a filter on its status keeps
-it, one on another status drops it; its page shows the timeline of its operations; the events
+it, one on another status or on a creation time long past drops it; its page shows the timeline of its operations; the events
 page lists its events. With the other tenant's key: no execution, its page is not found, no
 event of it. Prints JSON for the Rust test (tests/e2e/console.rs), with the executions page's
 weight (cold cache)."""
@@ -32,6 +32,12 @@ def owner(b, base, key, execution):
     page.select_option("select[name=status]", "FAILED")
     page.click("form.filters button")
     page.wait_for_url("**/ui/executions?status=FAILED")
+    page.wait_for_selector("#no-executions")
+    # And the creation times: nothing was created before 2000.
+    page.select_option("select[name=status]", "")
+    page.fill("input[name=created_before]", "2000-01-01T00:00")
+    page.click("form.filters button")
+    page.wait_for_url("**/ui/executions?created_before=*")
     page.wait_for_selector("#no-executions")
     # One execution: its timeline.
     page.goto(f"{base}/ui/executions?workflow=demo")

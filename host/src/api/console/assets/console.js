@@ -176,16 +176,31 @@ const Aegis = (() => {
 
   const STATUSES = ["", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"];
 
+  /** An RFC 3339 time as a `datetime-local` input's value (local time), and back. */
+  const toLocal = (ts) => {
+    if (!ts) return "";
+    const d = new Date(ts);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  };
+  const fromLocal = (v) => (v ? new Date(v).toISOString() : "");
+
   async function executions(el, params) {
-    const filters = { workflow: params.get("workflow") || "", status: params.get("status") || "" };
+    const filters = {};
+    for (const name of ["workflow", "status", "created_after", "created_before"]) {
+      filters[name] = params.get(name) || "";
+    }
     const workflow = h("input", { name: "workflow", value: filters.workflow, placeholder: "any" });
     const statusSel = h("select", { name: "status" },
       STATUSES.map((s) => h("option", { value: s, selected: s === filters.status }, s || "any")));
+    const after = h("input", { type: "datetime-local", name: "created_after", value: toLocal(filters.created_after) });
+    const before = h("input", { type: "datetime-local", name: "created_before", value: toLocal(filters.created_before) });
     const form = h("form", { class: "filters", onsubmit: (e) => {
       e.preventDefault();
-      go(`/ui/executions${query({ workflow: workflow.value.trim(), status: statusSel.value })}`);
+      go(`/ui/executions${query({ workflow: workflow.value.trim(), status: statusSel.value,
+        created_after: fromLocal(after.value), created_before: fromLocal(before.value) })}`);
     } },
     h("label", {}, "Component", workflow), h("label", {}, "Status", statusSel),
+    h("label", {}, "Created after", after), h("label", {}, "Created before", before),
     h("button", { type: "submit" }, "Filter"));
     const list = await api(`/v1/executions${query({ ...filters, cursor: params.get("cursor"), limit: 50 })}`);
     const rows = list.executions.map((x) => h("tr", {},
