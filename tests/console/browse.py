@@ -1,6 +1,7 @@
 """Browses the console's executions with one tenant's key, then with another's.
 
 Usage: browse.py <host url> <key of the owner> <key of another tenant> <execution id>
+                 <id of an execution whose step was retried>
 
 With the owner's key: the executions page lists the execution; a filter on its status keeps
 it, one on another status or on a creation time long past drops it; its page shows the timeline of its operations; the events
@@ -13,7 +14,7 @@ import sys
 from browser import Weight, browser, done, enter_key, new_page, shot
 
 
-def owner(b, base, key, execution):
+def owner(b, base, key, execution, retried):
     context, page, errors = new_page(b)
     weight = Weight(page)
     page.goto(f"{base}/ui/")
@@ -50,6 +51,12 @@ def owner(b, base, key, execution):
     first_op_events = page.locator("#timeline .op details").first.inner_text()
     shot(page, "execution")
     execution_text = page.inner_text("main")
+    # A step retried: its attempts, and each failure with the delay before the next.
+    page.goto(f"{base}/ui/executions/{retried}")
+    page.wait_for_selector("#timeline .op")
+    retried_head = page.inner_text("#timeline .op .head")
+    page.locator("#timeline .op details summary").first.click()
+    retried_events = page.locator("#timeline .op details").first.inner_text()
     # The events page.
     page.click("nav >> text=Events")
     page.wait_for_selector("table.events")
@@ -65,6 +72,8 @@ def owner(b, base, key, execution):
         # What a value put on the page wrongly shows instead of itself.
         "stray_text": [t for t in ("[object ", "undefined", "NaN") if t in execution_text],
         "events_mention_execution": execution in events_text,
+        "retried_head": retried_head,
+        "retried_events": retried_events,
         "page_errors": errors,
         "weight": list_weight,
     }
@@ -91,10 +100,11 @@ def other(b, base, key, execution):
     }
 
 
-def main(base, key, other_key, execution):
+def main(base, key, other_key, execution, retried):
     with browser() as b:
-        done({"owner": owner(b, base, key, execution), "other": other(b, base, other_key, execution)})
+        done({"owner": owner(b, base, key, execution, retried),
+              "other": other(b, base, other_key, execution)})
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

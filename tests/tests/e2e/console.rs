@@ -4,8 +4,9 @@
 //! - a reviewer opens a research pipeline run's approval link cold, gives the key the page asks
 //!   for, reads the analysis rendered as a page, finds the run among the pending approvals,
 //!   comments and approves: the run completes and the comment is the decision the workflow got;
-//! - the executions list (with its filters), one execution's timeline and the events, with the
-//!   owner's key; with another tenant's key, none of it.
+//! - the executions list (with its filters), executions' timelines (a step retried, waits,
+//!   callbacks, a map and a child context) and the events, with the owner's key; with another
+//!   tenant's key, none of it.
 //!
 //! The browser checks need `/usr/bin/chromium` (or `AEGIS_CHROMIUM`) and `python3` with
 //! `playwright==1.65.2` (`make ui-deps`). Without them each test is skipped with a loud
@@ -229,6 +230,17 @@ async fn the_console_shows_a_tenant_its_executions_and_another_tenant_nothing() 
             .expect(200, "approve the demo")?;
         let done = owner.client.wait_done(&id, DONE).await?;
         ensure!(done["status"] == "SUCCEEDED", "the demo execution: {done}");
+        // A step that fails twice, then succeeds on its third attempt.
+        upload(&owner.client, &["retry"]).await?;
+        let retried = owner
+            .client
+            .start(
+                "retry",
+                json!({"fail_times": 2, "max_attempts": 5, "delay_ms": 10, "jitter": "none"}),
+            )
+            .await?;
+        let done = owner.client.wait_done(&retried, DONE).await?;
+        ensure!(done["status"] == "SUCCEEDED", "the retry execution: {done}");
 
         let seen = run_script(
             "browse.py",
@@ -237,14 +249,26 @@ async fn the_console_shows_a_tenant_its_executions_and_another_tenant_nothing() 
                 owner.key.clone(),
                 other.key.clone(),
                 id.clone(),
+                retried.clone(),
             ],
         )
         .await?;
         let mine = &seen["owner"];
         print_weight("executions", &mine["weight"]);
         ensure!(
-            mine["listed"] == json!([id]) && mine["succeeded"] == json!([id]),
-            "the owner's executions list: {mine}"
+            mine["listed"] == json!([retried, id]) && mine["succeeded"] == json!([retried, id]),
+            "the owner's executions list, newest first: {mine}"
+        );
+        let (head, events) = (
+            mine["retried_head"].as_str().unwrap_or_default(),
+            mine["retried_events"].as_str().unwrap_or_default(),
+        );
+        ensure!(
+            head.contains("flaky")
+                && head.contains("3 attempts")
+                && events.contains("attempt 1 · retry in ")
+                && events.contains("attempt 2 failed"),
+            "the retried step in the timeline: {head}\n{events}"
         );
         ensure!(
             mine["status"] == "SUCCEEDED" && mine["stray_text"] == json!([]),
