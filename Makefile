@@ -5,6 +5,7 @@
 #   make build       the host and the test crate (whose build.rs builds the guests too)
 #   make test        host + end-to-end tests (nextest when installed) and the guest SDK's tests
 #   make interop-deps the official Python A2A SDK the interop test's agent is built on (pip)
+#   make ui-deps     Debian's chromium and Playwright for Python, the web console's browser tests
 #   make lambda-deps boto3 and the AWS CLI, which drive the Lambda durable API's test (pip)
 #   make s3s-fs      the S3 server the presigned-URL expiry test runs against (cargo install)
 #   make lint        rustfmt --check and clippy -D warnings, both workspaces
@@ -37,7 +38,7 @@ HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # AEGIS_DYNAMODB_ENDPOINT names a server already.
 WITH_DYNAMODB := ./.ci/with-dynamodb
 
-.PHONY: all toolchain guests build test test-host test-guests interop-deps lambda-deps s3s-fs lint bench bench-hostile demo \
+.PHONY: all toolchain guests build test test-host test-guests interop-deps ui-deps lambda-deps s3s-fs lint bench bench-hostile demo \
 	soak contract-fuzz contract-fuzz-deps conformance conformance-deps
 
 all: build
@@ -51,7 +52,7 @@ guests: toolchain
 build: toolchain
 	$(CARGO) build --workspace --all-targets
 
-test: toolchain interop-deps lambda-deps conformance-deps s3s-fs contract-fuzz-deps test-host test-guests \
+test: toolchain interop-deps ui-deps lambda-deps conformance-deps s3s-fs contract-fuzz-deps test-host test-guests \
 	contract-fuzz conformance
 
 # The end-to-end tests run the host and the demo agents binaries.
@@ -67,6 +68,16 @@ endif
 # Python SDK (tests/interop/a2a_agent.py).
 interop-deps:
 	python3 -m pip install --quiet "a2a-sdk[http-server]==1.3.0" uvicorn
+
+# The web console's browser tests (tests/tests/e2e/console.rs) drive Debian's chromium with
+# Playwright for Python (tests/console/); Playwright's own browser download is not used.
+PLAYWRIGHT_VERSION := 1.65.2
+ui-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; \
+	fi
+	python3 -m pip install --quiet "playwright==$(PLAYWRIGHT_VERSION)"
 
 # The Lambda durable API's test (tests/tests/e2e/lambda.rs) drives the host with AWS's own
 # clients: boto3's lambda client and the AWS CLI, in releases whose service model has the

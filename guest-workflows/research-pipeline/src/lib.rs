@@ -2,7 +2,7 @@
 //!
 //! Input: `{"topic": str, "parameters": {"depth"?, "sources"?, "word_limit"?,
 //! "timeouts_seconds"?: {"research"?, "analysis"?, "approval"?, "writing"?},
-//! "agents"?: {"researcher"?, "analyst"?, "writer"?}}}` (see [`request`] for the defaults and the
+//! "agents"?: {"researcher"?, "analyst"?, "writer"?}, "console_url"?}}` (see [`request`] for the defaults and the
 //! accepted ranges; anything wrong fails with `Pipeline.InvalidInput`).
 //!
 //! | # | step | what happens |
@@ -10,7 +10,7 @@
 //! | 1 | `init_workflow` | a step validates the input into the record `{topic, parameters, started_at}` |
 //! | 2 | `research_phase` | the researcher gets `{topic, parameters: {depth, sources, word_limit}}` (4 h) |
 //! | 3 | `analysis_phase` | the analyst gets `{topic, research}` (2 h) |
-//! | 4 | `request_approval` | the analysis is stored as `analysis.json` and presigned; the status becomes `AWAITING_APPROVAL` and `approval.requested` carries the review URL |
+//! | 4 | `request_approval` | the analysis is stored as `analysis.json` and presigned; the status becomes `AWAITING_APPROVAL` and `approval.requested` carries the console's approval page (`approval_url`) and the raw analysis's URL (`review_url`) |
 //! | 5 | `human_approval` | a callback waits for `{"decision": "approve"\|"reject", "comment"?}` (24 h) |
 //! | 6 | `writing_phase` | on reject the pipeline ends `REJECTED`; on approve the writer gets `{topic, analysis, word_limit}` (1 h) |
 //! | 7 | `finalize_workflow` | the report is stored as `report.md`, presigned for 7 days, and returned |
@@ -22,7 +22,9 @@
 //! from the events published here, each recorded once however often the workflow replays:
 //! `workflow.status {status, current_step}` whenever either changes, `workflow.started {topic,
 //! parameters}` once the input is valid (the parameters with their defaults filled in),
-//! `workflow.step_completed {step}` after each step, `approval.requested {topic, review_url, analysis_reference}`,
+//! `workflow.step_completed {step}` after each step, `approval.requested {topic, approval_url,
+//! review_url, analysis_reference}` (`approval_url`: the console's approval page, `<console_url>/approvals/<execution id>`,
+//! when the input's `parameters.console_url` is given, as `POST /workflows` does; else null),
 //! `workflow.completed {topic, report_url, report_reference, word_count}`, `workflow.rejected
 //! {topic, comment}`, and, before any failure is returned, `workflow.status {"FAILED", step}`
 //! then `workflow.failed {step, error_type, error_message}`.
@@ -71,6 +73,13 @@ const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 /// The longest free text (a comment, an error message) an event carries, in bytes: the host takes
 /// at most 64 KiB of event data.
 const MAX_EVENT_TEXT: usize = 8 * 1024;
+
+/// The console's approval page for the run whose artifact `reference` is
+/// (`artifact://<execution>/<key>`): `<console>/approvals/<execution>`.
+fn approval_page(console: &str, reference: &str) -> Option<String> {
+    let execution = reference.strip_prefix("artifact://")?.split('/').next()?;
+    (!execution.is_empty()).then(|| format!("{console}/approvals/{execution}"))
+}
 
 /// How the pipeline ended, when it did not fail.
 #[derive(Debug, Serialize)]
@@ -189,11 +198,16 @@ impl Pipeline {
             timeouts.approval().min(MAX_URL_LIFETIME),
         )
         .map_err(at(REQUEST_APPROVAL))?;
+        let approval_url = parameters
+            .console_url
+            .as_deref()
+            .and_then(|console| approval_page(console, &analysis_reference));
         self.enter(HUMAN_APPROVAL, Status::AwaitingApproval);
         self.publish(
             "approval.requested",
             json!({
                 "topic": topic,
+                "approval_url": approval_url,
                 "review_url": review_url,
                 "analysis_reference": analysis_reference,
             }),
@@ -202,8 +216,8 @@ impl Pipeline {
 
         // 5. human_approval
         let log = ctx.clone();
-        let message =
-            format!("research-pipeline: {topic:?} awaits a decision; review {review_url}");
+        let link = approval_url.as_deref().unwrap_or(&review_url);
+        let message = format!("research-pipeline: {topic:?} awaits a decision; review {link}");
         let answer: Value = ctx
             .wait_for_callback(
                 HUMAN_APPROVAL,
@@ -386,6 +400,21 @@ fn at(step: &str) -> impl Fn(Error) -> Error + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_approval_page_is_the_consoles_page_of_the_run_that_stored_the_analysis() {
+        assert_eq!(
+            approval_page("https://h/ui", "artifact://ex_1/analysis.json").as_deref(),
+            Some("https://h/ui/approvals/ex_1")
+        );
+        for bad in [
+            "ex_1/analysis.json",
+            "artifact:///analysis.json",
+            "s3://b/k",
+        ] {
+            assert_eq!(approval_page("https://h/ui", bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn outputs_have_the_documented_shapes() {

@@ -15,6 +15,8 @@ pub const INVALID_INPUT: &str = "Pipeline.InvalidInput";
 
 /// The longest topic accepted, in characters.
 pub const MAX_TOPIC_CHARS: usize = 500;
+/// The longest `console_url` accepted, in bytes.
+const MAX_CONSOLE_URL: usize = 2048;
 /// The longest agent name accepted, in characters.
 const MAX_AGENT_NAME_CHARS: usize = 128;
 
@@ -53,6 +55,11 @@ pub struct Parameters {
     pub word_limit: u64,
     pub timeouts_seconds: Timeouts,
     pub agents: Agents,
+    /// The host's web console (`<public url>/ui`), which `POST /workflows` fills in: the
+    /// approval link a reviewer gets is its approval page for this run. Absent in records
+    /// checkpointed before it existed, and when the run was started without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 /// Per-phase timeouts, in seconds.
@@ -129,6 +136,7 @@ impl Request {
                     analyst: agent("analyst")?,
                     writer: agent("writer")?,
                 },
+                console_url: console_url(params.get("console_url"))?,
             },
             started_at,
         })
@@ -203,6 +211,30 @@ fn integer(
     }
 }
 
+/// An optional `parameters.console_url`: an `http(s)` URL without spaces, its trailing slash
+/// dropped.
+fn console_url(value: Option<&Value>) -> Result<Option<String>, Error> {
+    let bad = || {
+        invalid(format!(
+            "\"parameters.console_url\" must be an http(s) URL of at most {MAX_CONSOLE_URL} bytes"
+        ))
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(url)) => {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= MAX_CONSOLE_URL
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if ok {
+                Ok(Some(url.trim_end_matches('/').to_owned()))
+            } else {
+                Err(bad())
+            }
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
 /// An optional agent name (`parameters.agents.<role>`), the role itself by default.
 fn agent_name(agents: &Map<String, Value>, role: &str) -> Result<String, Error> {
     let bad = || {
@@ -261,6 +293,7 @@ mod tests {
                         analyst: "analyst".into(),
                         writer: "writer".into(),
                     },
+                    console_url: None,
                 },
                 started_at: 42,
             }
@@ -399,5 +432,33 @@ mod tests {
             json!({"topic": "t", "parameters": {"agents": "x"}}),
             "parameters.agents",
         );
+    }
+
+    #[test]
+    fn the_console_url_is_an_http_url() {
+        let url = |v: Value| parse(json!({"topic": "x", "parameters": {"console_url": v}}));
+        assert_eq!(
+            url(json!("https://aegis.example/ui/"))
+                .unwrap()
+                .parameters
+                .console_url,
+            Some("https://aegis.example/ui".into())
+        );
+        assert_eq!(url(Value::Null).unwrap().parameters.console_url, None);
+        for bad in [
+            json!("javascript:alert(1)"),
+            json!("http://a b"),
+            json!(3),
+            json!("ftp://x"),
+        ] {
+            let e = url(bad.clone()).unwrap_err();
+            assert!(e.message.contains("parameters.console_url"), "{bad}: {e:?}");
+        }
+        // A record checkpointed before the field existed still reads.
+        let old = json!({"topic": "x", "started_at": 1, "parameters": {"depth": 2, "sources": 5,
+            "word_limit": 500, "timeouts_seconds": {"research": 1, "analysis": 1, "approval": 1,
+            "writing": 1}, "agents": {"researcher": "r", "analyst": "a", "writer": "w"}}});
+        let record: Request = serde_json::from_value(old).unwrap();
+        assert_eq!(record.parameters.console_url, None);
     }
 }

@@ -264,12 +264,15 @@ impl Agents {
         self
     }
 
+    /// Where agents, presigned links and people reach this host (`public_url`, else the bound
+    /// address).
+    pub fn public_url(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
     /// The URL an agent posts its answer to for `callback_id`.
     pub fn callback_url(&self, callback_id: &str) -> String {
-        format!(
-            "{}/v1/agents/callbacks/{callback_id}",
-            self.public_url.trim_end_matches('/')
-        )
+        format!("{}/v1/agents/callbacks/{callback_id}", self.public_url())
     }
 
     /// Sends the task, retrying transient failures. The callback id doubles as the idempotency

@@ -33,4 +33,19 @@ pub trait Extension: Send + Sync {
 
     /// The tag of the served document after which this document's tags are listed.
     fn tags_after(&self) -> &'static str;
+
+    /// Pages the module adds to the web console at `/ui`, as a script the console loads after
+    /// its own (it registers its pages with `Aegis.page`). None by default.
+    fn console_script(&self) -> Option<ConsoleScript> {
+        None
+    }
+}
+
+/// A feature module's part of the web console: a plain script, embedded in the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleScript {
+    /// Its file name under the console's assets, e.g. `approvals.js`.
+    pub name: &'static str,
+    /// The script itself (`include_str!`).
+    pub source: &'static str,
 }

@@ -8,7 +8,8 @@
 //! Routes: see `router` below. Each handler carries its `#[utoipa::path]` description and
 //! answers typed bodies; `openapi.rs` assembles them into the OpenAPI document (served at
 //! `GET /v1/openapi.json`), which `openapi_tests.rs` keeps true to this router. Feature modules
-//! add their own routes and documents as [`Extension`]s (`extension.rs`).
+//! add their own routes and documents as [`Extension`]s (`extension.rs`). The web console at
+//! `/ui` (`console/`) is files only: a browser client of these routes, outside the document.
 
 mod admin;
 mod agents;
@@ -16,6 +17,7 @@ mod artifacts;
 mod body;
 mod callbacks;
 mod components;
+mod console;
 mod error;
 mod events;
 mod executions;
@@ -160,6 +162,11 @@ pub fn router_with_config(
             .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
         router = router.merge(routes);
     }
+    let scripts: Vec<_> = extensions
+        .iter()
+        .filter_map(|e| e.console_script())
+        .collect();
+    router = router.merge(console::routes(&scripts));
     // The fallback and the error layers come last, so that they cover the extensions' routes.
     let router = router.fallback(|uri: axum::http::Uri| async move {
         if lambda::is_lambda_path(uri.path()) {

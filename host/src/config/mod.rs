@@ -47,7 +47,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder for the embedded store, components and artifacts.
     pub data_dir: PathBuf,
-    /// Base URL agents and presigned links use to reach the host (default: the bound address).
+    /// Base URL agents, presigned links and the console's links (approval pages) use to reach
+    /// the host (default: the bound address).
     pub public_url: Option<String>,
     /// The operator key. Setting it turns on tenant API keys for every request.
     pub admin_key: Option<String>,

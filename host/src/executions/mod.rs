@@ -230,6 +230,12 @@ impl Runtime {
         &self.artifacts
     }
 
+    /// Where people and agents reach this host (no trailing slash): the links the API hands
+    /// out to its web console are made with it.
+    pub fn public_url(&self) -> &str {
+        self.agents.public_url()
+    }
+
     /// The folder components are kept in: the API spools uploads under it.
     pub fn components_dir(&self) -> &Path {
         self.engine.dir()

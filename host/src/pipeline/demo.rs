@@ -214,17 +214,27 @@ async fn follow_workflow(
                 progress
                     .say("waiting for approval (the execution is suspended and holds no memory)");
                 progress.say(&format!(
-                    "review the analysis: {}",
+                    "review the analysis (and approve there): {}",
+                    view["approval_url"].as_str().unwrap_or("?")
+                ));
+                progress.say(&format!(
+                    "the raw analysis: {}",
                     view["review_url"].as_str().unwrap_or("?")
                 ));
                 let approved = approve || ask("Approve the report? [y/N] ")?;
                 let decision = if approved { "approve" } else { "reject" };
-                http.post(format!("{base}/workflows/{id}/approval"))
+                let sent = http
+                    .post(format!("{base}/workflows/{id}/approval"))
                     .json(&json!({"decision": decision, "comment": "decided in aegis demo"}))
                     .send()
-                    .await?
-                    .error_for_status()?;
-                progress.say(&format!("decision sent: {decision}"));
+                    .await?;
+                // Decided meanwhile on the console's approval page: that decision stands.
+                if sent.status() == reqwest::StatusCode::CONFLICT {
+                    progress.say("the run was already decided (on the approval page)");
+                } else {
+                    sent.error_for_status()?;
+                    progress.say(&format!("decision sent: {decision}"));
+                }
                 approval_sent = true;
             }
             "COMPLETED" | "REJECTED" | "FAILED" | "CANCELLED" => return Ok(view),

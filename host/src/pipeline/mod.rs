@@ -2,7 +2,10 @@
 //! host offers the `research-pipeline` component's users beyond the generic API.
 //!
 //! - `routes`: its own REST routes (`POST /workflows`, `GET /workflows/{id}`,
-//!   `POST /workflows/{id}/approval`), with their wire shapes in `shapes`;
+//!   `POST /workflows/{id}/approval`, `GET /workflows/{id}/review`), with their wire shapes in
+//!   `shapes`;
+//! - `review`: the analysis rendered as HTML for the reviewer;
+//! - the console's approval pages (`console/approvals.js`), its [`Extension::console_script`];
 //! - `config`: its `[pipeline]` section (alias `APPROVAL_TIMEOUT_HOURS`);
 //! - [`demo`]: `aegis demo`, a run end to end on one machine.
 //!
@@ -14,6 +17,7 @@
 
 mod config;
 pub mod demo;
+mod review;
 mod routes;
 mod shapes;
 
@@ -21,6 +25,7 @@ pub use config::PipelineConfig;
 pub use routes::PIPELINE_WORKFLOW;
 
 use crate::api::Extension;
+use crate::api::extension::ConsoleScript;
 use crate::executions::Runtime;
 use axum::Router;
 use std::sync::Arc;
@@ -35,7 +40,7 @@ const TAGS_AFTER: &str = "events";
     tags(
         (name = "pipeline", description = "The research pipeline's own REST shapes: runs of the `research-pipeline` component."),
     ),
-    paths(routes::start, routes::view, routes::approve),
+    paths(routes::start, routes::view, routes::approve, routes::review),
     components(responses(routes::PipelineNotFound)),
 )]
 struct ApiDoc;
@@ -74,6 +79,13 @@ impl Extension for PipelineApi {
     fn tags_after(&self) -> &'static str {
         TAGS_AFTER
     }
+
+    fn console_script(&self) -> Option<ConsoleScript> {
+        Some(ConsoleScript {
+            name: "approvals.js",
+            source: include_str!("console/approvals.js"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +121,12 @@ mod tests {
                 "admin"
             ]
         );
-        for path in ["/workflows", "/workflows/{id}", "/workflows/{id}/approval"] {
+        for path in [
+            "/workflows",
+            "/workflows/{id}",
+            "/workflows/{id}/approval",
+            "/workflows/{id}/review",
+        ] {
             assert!(served["paths"][path].is_object(), "{path}");
         }
         assert!(served["components"]["responses"]["PipelineNotFound"].is_object());
@@ -118,6 +135,7 @@ mod tests {
             "Pipeline",
             "PipelineApproval",
             "PipelineDecision",
+            "PipelineReview",
         ] {
             assert!(
                 served["components"]["schemas"][schema].is_object(),

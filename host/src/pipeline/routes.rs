@@ -4,7 +4,12 @@
 //! - `GET /workflows/{id}` → `{"workflow_id", "topic", "status", "current_step", "created_at",
 //!   "updated_at", "steps_completed": [...]}` (plus `review_url`, `report_url`, `result`, `error`
 //!   when known);
-//! - `POST /workflows/{id}/approval {"decision": "approve"|"reject", "comment"}`.
+//! - `POST /workflows/{id}/approval {"decision": "approve"|"reject", "comment"}`;
+//! - `GET /workflows/{id}/review` → the view with the analysis rendered as HTML
+//!   (`analysis_html`, see `review`), which the console's approval page shows.
+//!
+//! `approval_url` is the console's approval page for the run (`<public url>/ui/approvals/<id>`),
+//! the link a reviewer opens; `review_url` stays the presigned link to the raw analysis JSON.
 //!
 //! A pipeline run is an execution of the `research-pipeline` component. Its status and steps are
 //! read from the workflow events it publishes (`workflow.status`, `workflow.step_completed`,
@@ -15,18 +20,23 @@
 //! run's input, so the run keeps the timeout it started with whatever the configuration says
 //! later; without one, the workflow's own default (24 h) applies.
 //!
+//! A start request that gives no `parameters.console_url` gets this host's console
+//! (`<public url>/ui`): the run's `approval.requested` event then carries `approval_url`, its
+//! approval page, which the webhook, SNS and EventBridge pass on and its log line names.
+//!
 //! The routes carry their own state; the API lays its key check on them ([`crate::api::Extension`]).
 
 use super::config::PipelineConfig;
 use super::shapes::{
-    Approval, Pipeline, PipelineDecision, PipelineError, PipelineStarted, Running, StartPipeline,
-    StepCompleted,
+    Approval, Pipeline, PipelineDecision, PipelineError, PipelineReview, PipelineStarted, Running,
+    StartPipeline, StepCompleted,
 };
 use crate::api::extension::{
     ENVELOPE, ErrorBody, FeatureCode, Schemas, Tenant, check_name, error_response, find_execution,
     read_body,
 };
 use crate::api::{ApiError, Code};
+use crate::artifacts::ArtifactRef;
 use crate::callbacks::Completion;
 use crate::executions::{Runtime, StartRequest};
 use crate::journal::format_ts;
@@ -70,6 +80,7 @@ pub(super) fn router(rt: Arc<Runtime>, pipeline: Arc<PipelineConfig>) -> Router 
         .route("/workflows", post(start))
         .route("/workflows/{id}", get(view))
         .route("/workflows/{id}/approval", post(approve))
+        .route("/workflows/{id}/review", get(review))
         .with_state(AppState { rt, pipeline })
 }
 
@@ -127,6 +138,7 @@ pub async fn start(
         req.parameters.unwrap_or_else(|| json!({})),
         s.pipeline.approval_timeout_seconds(),
     );
+    let parameters = with_console(parameters, &format!("{}/ui", s.rt.public_url()));
     let input = json!({"topic": req.topic, "parameters": parameters});
     let start = StartRequest {
         workflow: PIPELINE_WORKFLOW.into(),
@@ -188,6 +200,21 @@ fn with_default_approval(mut parameters: Value, default_seconds: Option<u64>) ->
     parameters
 }
 
+/// `parameters` with `console_url` set to this host's console where the request leaves it out,
+/// so the run's `approval.requested` event links its approval page. Parameters of the wrong
+/// shape are left as they are, for the workflow to refuse.
+fn with_console(mut parameters: Value, console: &str) -> Value {
+    if parameters.is_null() {
+        parameters = json!({});
+    }
+    if let Some(params) = parameters.as_object_mut()
+        && params.get("console_url").is_none_or(Value::is_null)
+    {
+        params.insert("console_url".into(), console.into());
+    }
+    parameters
+}
+
 /// A pipeline run of the caller's tenant; anything else is a 404.
 async fn load(s: &AppState, tenant: &Tenant, id: &str) -> Result<ExecutionRecord, ApiError> {
     find_execution(&s.rt, tenant, id)
@@ -210,16 +237,27 @@ pub async fn view(
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Json<Pipeline>, ApiError> {
-    let record = load(&s, &tenant, &id).await?;
+    Ok(Json(read(&s, &tenant, &id).await?.0))
+}
+
+/// The run's view, and the reference of its stored analysis once approval was requested.
+async fn read(
+    s: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<(Pipeline, Option<String>), ApiError> {
+    let record = load(s, tenant, id).await?;
     let events =
         s.rt.notifier()
-            .events(&tenant, Some(&record.id), 0, 10_000)
+            .events(tenant, Some(&record.id), 0, 10_000)
             .await?;
     let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
     let mut said: Option<String> = None;
     let mut current_step = Value::Null;
     let mut steps = Vec::new();
     let (mut review_url, mut report_url) = (Value::Null, Value::Null);
+    let mut analysis_reference = None;
+    let mut approval_url = None;
     for event in &events {
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         match event.kind.as_str() {
@@ -235,7 +273,11 @@ pub async fn view(
                     step: data["step"].clone(),
                 });
             }
-            "approval.requested" => review_url = data["review_url"].clone(),
+            "approval.requested" => {
+                review_url = data["review_url"].clone();
+                approval_url = data["approval_url"].as_str().map(str::to_string);
+                analysis_reference = data["analysis_reference"].as_str().map(str::to_string);
+            }
             "workflow.completed" => report_url = data["report_url"].clone(),
             _ => {}
         }
@@ -249,7 +291,11 @@ pub async fn view(
         error_message: e.error_message.clone(),
         error_type: e.error_type.clone(),
     });
-    Ok(Json(Pipeline {
+    // The page the run's event linked; for a run started without a console, this host's.
+    let approval_url =
+        approval_url.or_else(|| (!review_url.is_null()).then(|| console_page(&s.rt, &record.id)));
+    let view = Pipeline {
+        approval_url,
         created_at: format_ts(record.created_at),
         current_step,
         error,
@@ -261,7 +307,13 @@ pub async fn view(
         topic: input["topic"].clone(),
         updated_at: format_ts(record.updated_at),
         workflow_id: record.id,
-    }))
+    };
+    Ok((view, analysis_reference))
+}
+
+/// The console's approval page for run `id`: what a reviewer opens.
+fn console_page(rt: &Runtime, id: &crate::ids::ExecutionId) -> String {
+    format!("{}/ui/approvals/{id}", rt.public_url())
 }
 
 /// The status a view shows, from what the workflow last said and how its execution stands.
@@ -323,9 +375,66 @@ pub async fn approve(
     }))
 }
 
+#[utoipa::path(get, path = "/workflows/{id}/review", tag = "pipeline",
+    operation_id = "reviewPipeline",
+    summary = "A research pipeline run with its analysis rendered for review",
+    description = "The run's view, with the analysis the run stored for its approval (`analysis.json`) rendered as an HTML fragment: structured JSON as sections and lists, markdown text as HTML. Agent output is escaped and its raw HTML shown as text; links other than `http`, `https` and `mailto` are dropped, and images shown as links. The console's approval page (`approval_url`) shows it.",
+    params(("id" = String, Path, description = PIPELINE_ID)),
+    responses(
+        (status = 200, description = "The run and its rendered analysis (null before approval is requested).", body = PipelineReview),
+        (status = 404, response = PipelineNotFound),
+    ))]
+pub async fn review(
+    State(s): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<PipelineReview>, ApiError> {
+    let (view, reference) = read(&s, &tenant, &id).await?;
+    let analysis_html = match reference {
+        Some(reference) => Some(rendered_analysis(&s, &tenant, &reference).await?),
+        None => None,
+    };
+    let awaiting_decision = crate::callbacks::pending(&*s.rt, &view.workflow_id)
+        .await?
+        .iter()
+        .any(|c| c.name == APPROVAL_CALLBACK);
+    Ok(Json(PipelineReview {
+        analysis_html,
+        awaiting_decision,
+        run: view,
+    }))
+}
+
+/// The stored analysis as HTML; a missing one says so in the page.
+async fn rendered_analysis(
+    s: &AppState,
+    tenant: &Tenant,
+    reference: &str,
+) -> Result<String, ApiError> {
+    let missing = |why: String| format!("<p class=\"error\">{}</p>", super::review::escape(&why));
+    let Ok(parsed) = ArtifactRef::parse(reference) else {
+        return Ok(missing(format!(
+            "the analysis reference {reference:?} is not valid"
+        )));
+    };
+    let bytes = match s.rt.artifacts().get(tenant, &parsed).await {
+        Ok((bytes, _)) => bytes,
+        Err(crate::artifacts::Error::NotFound(_)) => {
+            return Ok(missing(format!("the analysis {reference} is gone")));
+        }
+        Err(e) => return Err(ApiError::unavailable(e)),
+    };
+    let analysis: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    // A large analysis takes a while to render: off the request threads.
+    tokio::task::spawn_blocking(move || super::review::render(&analysis))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("rendering the analysis: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{NOT_AWAITING_APPROVAL, view_status, with_default_approval};
+    use super::{NOT_AWAITING_APPROVAL, view_status, with_console, with_default_approval};
     use crate::api::Code;
     use crate::store::ExecutionStatus;
     use serde_json::json;
@@ -392,6 +501,26 @@ mod tests {
                 expected,
                 "{given}"
             );
+        }
+    }
+
+    #[test]
+    fn the_console_fills_only_a_missing_console_url() {
+        let console = "http://h:1/ui";
+        for (given, expected) in [
+            (json!({}), json!({"console_url": console})),
+            (
+                json!({"console_url": null, "depth": 2}),
+                json!({"console_url": console, "depth": 2}),
+            ),
+            (
+                json!({"console_url": "https://mine/ui"}),
+                json!({"console_url": "https://mine/ui"}),
+            ),
+            (json!(null), json!({"console_url": console})),
+            (json!("fast"), json!("fast")),
+        ] {
+            assert_eq!(with_console(given.clone(), console), expected, "{given}");
         }
     }
 

@@ -16,7 +16,9 @@ pub struct StartPipeline {
     /// Options handed to the pipeline as they are, e.g. `{"depth", "sources", "word_limit",
     /// "timeouts_seconds"}`; `{}` when left out or null. When `timeouts_seconds.approval` is left
     /// out, the host's configured default (`[pipeline] approval_timeout_hours`, alias
-    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured.
+    /// `APPROVAL_TIMEOUT_HOURS`) is written into the run's input, if one is configured; when
+    /// `console_url` is left out, this host's web console (`<public url>/ui`) is, so that the
+    /// run's `approval.requested` event links its approval page.
     #[serde(default)]
     #[schema(value_type = AnyJson)]
     pub(super) parameters: Option<Value>,
@@ -46,6 +48,10 @@ pub enum Running {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
+    /// The console's approval page for the run (`<public url>/ui/approvals/<id>`), once
+    /// approval is requested; null before. The link a reviewer opens.
+    #[schema(required = true)]
+    pub(super) approval_url: Option<String>,
     #[schema(value_type = Timestamp)]
     pub(super) created_at: String,
     /// The step the run last said it is in, or null.
@@ -57,7 +63,8 @@ pub struct Pipeline {
     /// The run's result once it succeeded; null otherwise.
     #[schema(value_type = AnyJson, required = true)]
     pub(super) result: Option<Value>,
-    /// Where to review the draft, once approval is requested; null before.
+    /// The presigned link to the raw analysis (`analysis.json`) under review, once approval is
+    /// requested; null before. People open `approval_url`.
     pub(super) review_url: Value,
     /// The last status the run published (e.g. `PENDING`, `RUNNING`, `AWAITING_APPROVAL`), or
     /// `FAILED` / `CANCELLED` once its execution failed, timed out or was stopped. An ending the
@@ -113,4 +120,18 @@ pub struct PipelineDecision {
     pub(super) status: Running,
     #[schema(value_type = String)]
     pub(super) workflow_id: ExecutionId,
+}
+
+/// A run with its analysis rendered for review: what the console's approval page shows.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineReview {
+    /// The analysis the run stored for its approval, as an HTML fragment safe to show
+    /// (agent output escaped, raw HTML shown as text); null before approval is requested.
+    #[schema(required = true)]
+    pub(super) analysis_html: Option<String>,
+    /// Whether the run waits for a decision now (`POST /workflows/{id}/approval`).
+    pub(super) awaiting_decision: bool,
+    /// The run, as `GET /workflows/{id}` shows it.
+    pub(super) run: Pipeline,
 }

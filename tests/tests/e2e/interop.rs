@@ -196,6 +196,18 @@ async fn the_pipeline_runs_on_a2a_sdk_agents_that_answer_only_with_text() {
                 && analysis.contains(&format!("Finding 3.2 on {topic} comes from source 3.")),
             "the analysis is not the analyst's reading of the research notes:\n{analysis}"
         );
+        // The approval page shows that markdown as a page: a heading and a list, not text.
+        let review = client
+            .get_path(&format!("/workflows/{approved}/review"))
+            .await?
+            .expect(200, "the run's review")?;
+        let html = review["analysis_html"].as_str().context("analysis_html")?;
+        ensure!(
+            html.starts_with(&format!("<h2>Analysis of {topic}</h2>"))
+                && html.contains(&format!("<ul>\n<li>Finding 1.1 on {topic} comes from source 1."))
+                && review["awaiting_decision"] == true,
+            "the analysis as the approval page shows it: {review}"
+        );
         pipeline::decide(&client, &approved, "approve", "fine")
             .await?
             .expect(200, "approve")?;

@@ -18,6 +18,7 @@ mod chained;
 mod cli;
 mod cluster;
 mod conditions;
+mod console;
 mod crash;
 mod crash_loop;
 mod flat;
